@@ -1,0 +1,349 @@
+"""The KPI engine: loads a team's records for a span of time in a few queries, then computes
+any KPI for any period inside that span in one pass over the rows.
+
+Nothing here reads the clock: callers pass periods built from their own ``now``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.metrics import bands, lagging, leading
+from bot.metrics.lagging import (
+    Attribution,
+    DeploymentFacts,
+    IncidentFacts,
+    RevertFacts,
+    SprintItemFacts,
+)
+from bot.metrics.patterns import BotFilter, PathFilter
+from bot.metrics.periods import Period
+from bot.metrics.registry import BY_ID
+from bot.metrics.timeline import PRFacts
+from bot.metrics.values import NO_DATA, MetricValue
+from bot.settings import TeamConfig
+from bot.store import queries as q
+from bot.store.models import Deployment
+
+
+@dataclass(frozen=True)
+class WaitingPR:
+    repository: str
+    number: int
+    title: str
+    url: str | None
+    waiting_since: datetime  # naive UTC
+
+
+class _Sorted:
+    """Records sorted by a time key, sliced by period with bisect."""
+
+    def __init__(self, items: Iterable[Any], key: Callable[[Any], datetime]) -> None:
+        self.items = sorted(items, key=key)
+        self.keys = [key(i) for i in self.items]
+
+    def between(self, start: datetime, end: datetime) -> list[Any]:
+        lo = bisect.bisect_left(self.keys, start)
+        hi = bisect.bisect_left(self.keys, end)
+        return self.items[lo:hi]
+
+
+class TeamEngine:
+    """Computes KPIs for one team from the store."""
+
+    def __init__(self, session: Session, team: TeamConfig) -> None:
+        self.session = session
+        self.team = team
+        self.repos = q.repositories(session, team.repos)
+        self.repo_ids = list(self.repos)
+        self.team_id = q.team_id(session, team.name)
+        self.envs = list(team.production_environments)
+        self.bots = BotFilter(team.bot_patterns)
+        self.paths = PathFilter(team.path_patterns)
+        self.branches = PathFilter(team.branches) if team.branches else None
+        self.window = timedelta(seconds=team.attribution_window)
+        self._span: tuple[datetime, datetime] | None = None
+        self._merged = _Sorted([], lambda p: p.merged)
+        self._deployed = _Sorted([], lambda p: p.deployed)
+        self._runs: list[DeploymentFacts] = []
+        self._incidents: list[IncidentFacts] = []
+        self._attribution = Attribution({}, {})
+        self._items = _Sorted([], lambda i: i[0])
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def prefetch(self, periods: Iterable[Period]) -> None:
+        ps = list(periods)
+        if not ps:
+            return
+        start = min(p.start for p in ps)
+        end = max(p.end for p in ps)
+        if self._span and self._span[0] <= start and end <= self._span[1]:
+            return
+        if self._span:
+            start, end = min(start, self._span[0]), max(end, self._span[1])
+        self._load(start, end)
+        self._span = (start, end)
+
+    def _ensure(self, period: Period) -> None:
+        self.prefetch([period])
+
+    def _load(self, start: datetime, end: datetime) -> None:
+        s = self.session
+        incidents = (
+            [
+                IncidentFacts(r.id, r.started_at, r.resolved_at, r.deployment_id, r.commit_sha)
+                for r in q.incident_rows(s, self.team_id, start - self.window)
+            ]
+            if self.team_id is not None
+            else []
+        )
+        # an incident resolved in the span may have started long before it: load every
+        # deployment it can be attributed to (the recovery time needs its finish)
+        runs_from = start
+        if incidents:
+            runs_from = min(runs_from, min(i.started for i in incidents))
+        runs_from -= self.window
+        linked = {i.deployment_id for i in incidents if i.deployment_id is not None}
+        if linked:
+            oldest = s.scalar(
+                select(func.min(Deployment.finished_at)).where(Deployment.id.in_(linked))
+            )
+            if oldest is not None:
+                runs_from = min(runs_from, oldest)
+        if self.repo_ids:
+            merged, deployed = self._populations(start, end)
+            runs = [
+                DeploymentFacts(
+                    r.id, r.repository_id, r.commit_sha, r.status, r.finished_at, r.rolled_back_at
+                )
+                for r in q.deployment_rows(
+                    s, self.repo_ids, self.envs, runs_from, end + self.window
+                )
+            ]
+            reverts = [
+                RevertFacts(r.repository_id, r.title, r.merged_at)
+                for r in q.revert_rows(s, self.repo_ids, start - self.window, end + self.window)
+            ]
+        else:
+            merged, deployed, runs, reverts = [], [], [], []
+        self._merged = _Sorted(merged, lambda p: p.merged)
+        self._deployed = _Sorted(deployed, lambda p: p.deployed)
+        self._runs = runs
+        self._incidents = incidents
+        if self.team_id is not None:
+            self._items = _Sorted(
+                [
+                    (
+                        r.ended_at,
+                        SprintItemFacts(r.sprint_id, r.committed, r.added, r.completed, r.points),
+                    )
+                    for r in q.sprint_item_rows(s, self.team_id, start, end)
+                ],
+                lambda i: i[0],
+            )
+        ok = [d for d in runs if d.succeeded]
+        needs_contents = bool(reverts) or any(i.commit_sha for i in self._incidents)
+        contained: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+        if needs_contents and ok:
+            for r in q.contained_rows(s, [d.id for d in ok]):
+                contained[r.deployment_id].append((r.title, r.merge_commit_sha))
+        self._attribution = lagging.attribute_failures(
+            ok, self._incidents, reverts, contained, self.window
+        )
+
+    def _branch_ok(self, repository_id: int, base: str) -> bool:
+        if self.branches is not None:
+            return self.branches(base)
+        return base == self.repos[repository_id][1]
+
+    def _populations(self, start: datetime, end: datetime) -> tuple[list[PRFacts], list[PRFacts]]:
+        """The PRs merged in ``[start, end)`` into the team's branches, and those whose first
+        successful production deployment finished in it (both without bots, by merge time).
+
+        Both come from one pass over the rows of the two together: a PR's facts do not depend
+        on the population it is counted in.
+        """
+        facts = self._pr_facts(q.merged_or_deployed_pr_ids(self.repo_ids, self.envs, start, end))
+        merged = [f for f, branch_ok in facts if branch_ok and start <= f.merged < end]
+        deployed = [f for f, _ in facts if f.deployed is not None and start <= f.deployed < end]
+        return merged, deployed
+
+    def _pr_facts(self, selection: Any) -> list[tuple[PRFacts, bool]]:
+        """Facts of the selection's non-bot merged PRs, each with whether its base branch is
+        one of the team's. Rows are unpacked by position (``bot.store.queries`` order)."""
+        s = self.session
+        rows = [r for r in q.pr_rows(s, selection, self.envs) if not self.bots(r[4], r[5])]
+        if not rows:
+            return []
+        authors = {r[0]: (r[4] or "").lower() for r in rows}
+        first_review: dict[int, datetime] = {}
+        approved: dict[int, datetime] = {}
+        for pr, login, is_bot, state, submitted, dismissed in q.review_rows(s, selection):
+            author = authors.get(pr)
+            if author is None or (login or "").lower() == author:
+                continue
+            if self.bots(login, is_bot):
+                continue
+            if pr not in first_review or submitted < first_review[pr]:
+                first_review[pr] = submitted
+            if (
+                state == "APPROVED"
+                and not dismissed
+                and (pr not in approved or submitted < approved[pr])
+            ):
+                approved[pr] = submitted
+        sized: dict[int, int] = {}
+        paths = self.paths
+        for pr, path, additions, deletions, generated in q.file_rows(s, selection):
+            if pr not in authors:
+                continue
+            lines = 0 if generated or paths(path) else (additions + deletions)
+            sized[pr] = sized.get(pr, 0) + lines
+        out = []
+        for (
+            pr,
+            repository_id,
+            number,
+            title,
+            author,
+            _is_bot,
+            created,
+            ready,
+            first_commit,
+            merged,
+            base,
+            additions,
+            deletions,
+            deployed,
+        ) in rows:
+            facts = PRFacts(
+                pr,
+                repository_id,
+                number,
+                title,
+                author,
+                created,
+                merged,
+                ready,
+                first_commit,
+                first_review.get(pr),
+                approved.get(pr),
+                deployed,
+                sized.get(pr, additions + deletions),
+            )
+            out.append((facts, self._branch_ok(repository_id, base)))
+        return out
+
+    # --- populations -----------------------------------------------------------------------
+
+    def merged_prs(self, period: Period) -> list[PRFacts]:
+        self._ensure(period)
+        return self._merged.between(period.start, period.end)
+
+    def deployed_prs(self, period: Period) -> list[PRFacts]:
+        self._ensure(period)
+        return self._deployed.between(period.start, period.end)
+
+    # --- KPIs ------------------------------------------------------------------------------
+
+    def value(self, metric_id: str, period: Period) -> MetricValue:
+        self._ensure(period)
+        match metric_id:
+            case "cycle-time":
+                return leading.cycle_time(self.merged_prs(period))
+            case "pr-size":
+                return leading.pr_size(self.merged_prs(period))
+            case "first-review":
+                return leading.first_review(self.merged_prs(period))
+            case "review-coverage":
+                return leading.review_coverage(self.merged_prs(period))
+            case "merge-frequency":
+                return leading.merge_frequency(self.merged_prs(period), period.days)
+            case "deploy-frequency":
+                return lagging.deploy_frequency(
+                    (d.finished for d in self._runs if d.succeeded), period
+                )
+            case "lead-time":
+                return lagging.lead_time(self.deployed_prs(period))
+            case "change-failure-rate":
+                return lagging.change_failure_rate(self._runs, self._attribution, period)
+            case "mttr":
+                return lagging.time_to_restore(self._incidents, period)
+            case "recovery-time":
+                finished = {d.id: d.finished for d in self._runs}
+                return lagging.recovery_time(self._incidents, self._attribution, finished, period)
+            case "predictability":
+                return lagging.predictability(self._sprint_items(period))
+            case "scope-creep":
+                return lagging.scope_creep(self._sprint_items(period))
+        raise KeyError(metric_id)
+
+    def values(self, metric_id: str, periods: Sequence[Period]) -> list[MetricValue]:
+        self.prefetch(periods)
+        return [self.value(metric_id, p) for p in periods]
+
+    def _sprint_items(self, period: Period) -> list[SprintItemFacts]:
+        self._ensure(period)
+        return [i for _, i in self._items.between(period.start, period.end)]
+
+    def band(self, metric_id: str, mv: MetricValue) -> str | None:
+        if not BY_ID[metric_id].dora or not mv.has_data or mv.value is None:
+            return None
+        edition = self.team.dora_edition
+        match metric_id:
+            case "deploy-frequency":
+                return bands.deploy_frequency_band(
+                    mv.value,
+                    mv.extra.get("deploy_days", 0),
+                    mv.extra.get("period_days", 0.0),
+                    edition,
+                )
+            case "lead-time":
+                return bands.lead_time_band(mv.value, edition)
+            case "change-failure-rate":
+                return bands.change_failure_band(mv.value, edition)
+            case "mttr":
+                return bands.restore_band(mv.value, edition)
+        return None
+
+    # --- work waiting now ------------------------------------------------------------------
+
+    def waiting_for_review(self, now: datetime, limit: int = 10) -> list[WaitingPR]:
+        """Open, non-draft, non-bot PRs with no review, waiting longer than the target."""
+        if not self.repo_ids:
+            return []
+        target = self.team.target_for("first-review").value
+        cutoff = now - timedelta(seconds=target)
+        selection = q.open_pr_ids(self.repo_ids, cutoff)
+        rows = [
+            r
+            for r in q.open_pr_rows(self.session, selection)
+            if not self.bots(r.author_login, r.author_is_bot)
+        ]
+        authors = {r.id: (r.author_login or "").lower() for r in rows}
+        reviewed = {
+            rv.pull_request_id
+            for rv in q.review_rows(self.session, selection)
+            if (rv.author_login or "").lower() != authors.get(rv.pull_request_id)
+            and not self.bots(rv.author_login, rv.author_is_bot)
+        }
+        out = []
+        for r in rows:
+            since = r.ready_at or r.created_at
+            if r.id in reviewed or since >= cutoff:
+                continue
+            out.append(WaitingPR(self.repos[r.repository_id][0], r.number, r.title, r.url, since))
+        out.sort(key=lambda w: w.waiting_since)
+        return out[:limit]
+
+
+__all__ = ["NO_DATA", "TeamEngine", "WaitingPR"]

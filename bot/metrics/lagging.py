@@ -1,0 +1,306 @@
+"""Lagging indicators (monthly): DORA keys, failure attribution, predictability.
+
+Pure functions over plain records; ``bot.metrics.engine`` loads the records from the store.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.metrics.periods import Period, week_of
+from bot.metrics.stats import median, summarise
+from bot.metrics.timeline import PRFacts, timeline
+from bot.metrics.values import NO_DATA, MetricValue
+
+REVERT_PREFIX = 'Revert "'
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentFacts:
+    """A production deployment run (naive UTC)."""
+
+    id: int
+    repository_id: int
+    sha: str
+    status: str
+    finished: datetime
+    rolled_back_at: datetime | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "success"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFacts:
+    id: int
+    started: datetime
+    resolved: datetime | None
+    deployment_id: int | None = None  # explicit link
+    commit_sha: str | None = None  # explicit link
+
+    @property
+    def linked(self) -> bool:
+        return self.deployment_id is not None or bool(self.commit_sha)
+
+
+@dataclass(frozen=True, slots=True)
+class RevertFacts:
+    repository_id: int
+    title: str
+    merged: datetime
+
+    @property
+    def reverted_title(self) -> str | None:
+        t = self.title
+        if t.startswith(REVERT_PREFIX) and t.endswith('"') and len(t) > len(REVERT_PREFIX) + 1:
+            return t[len(REVERT_PREFIX) : -1]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SprintItemFacts:
+    sprint_id: int
+    committed: bool
+    added: bool
+    completed: bool
+    points: float | None
+
+
+# --- deployment frequency ------------------------------------------------------------------
+
+
+def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValue:
+    """Median distinct deployment days (team zone) per ISO week overlapping the period.
+
+    ``finished``: finish times (naive UTC) of the successful production deployments.
+    """
+    zone = period.zone
+    times = [t for t in finished if period.contains(t)]
+    days = {(t.replace(tzinfo=UTC).astimezone(zone)).date() for t in times}
+    first_week = week_of(period.start_local.date(), zone)
+    last_day = (period.end_local - timedelta(microseconds=1)).date()
+    per_week: list[float] = []
+    w = first_week
+    while w.start_local.date() <= last_day:
+        ws, we = w.start_local.date(), w.end_local.date()
+        per_week.append(float(sum(1 for d in days if ws <= d < we)))
+        w = week_of(we, zone)
+    n = len(times)
+    if n == 0:
+        return MetricValue(0, None, breakdown={"deployments_per_week": None, "deploy_days": 0})
+    weeks = period.days / 7
+    return MetricValue(
+        n,
+        median(per_week),
+        breakdown={
+            "deployments_per_week": n / weeks if weeks else None,
+            "deploy_days": len(days),
+            "weeks": len(per_week),
+        },
+        extra={"deploy_days": len(days), "period_days": period.days},
+    )
+
+
+# --- lead time -----------------------------------------------------------------------------
+
+
+def lead_time(prs: Sequence[PRFacts]) -> MetricValue:
+    tls = [timeline(p) for p in prs if p.deployed is not None]
+    if not tls:
+        return NO_DATA
+    s = summarise(t.lead or 0.0 for t in tls)
+    breakdown = {
+        "coding": median(t.coding for t in tls),
+        "pickup": median(t.pickup for t in tls),
+        "review": median(t.review for t in tls),
+        "deploy": median(t.deploy or 0.0 for t in tls),
+    }
+    return MetricValue(s.n, s.p50, s.p50, s.p75, s.p90, breakdown)
+
+
+# --- failure attribution --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Why deployments failed, and which deployment each incident is attributed to."""
+
+    failed: Mapping[int, frozenset[str]]  # deployment id -> reasons
+    incident_deployment: Mapping[int, int]  # incident id -> deployment id
+
+
+def attribute_failures(
+    deployments: Sequence[DeploymentFacts],
+    incidents: Iterable[IncidentFacts],
+    reverts: Iterable[RevertFacts],
+    contained: Mapping[int, Sequence[tuple[str, str | None]]],
+    window: timedelta,
+) -> Attribution:
+    """Apply the three failure rules of METRICS.md to successful production deployments.
+
+    ``deployments``: the team's successful production deployments (any order);
+    ``contained``: deployment id -> [(PR title, merge commit SHA)] of the PRs it contains.
+    """
+    ok = sorted((d for d in deployments if d.succeeded), key=lambda d: (d.finished, d.id))
+    by_id = {d.id: d for d in ok}
+    reasons: dict[int, set[str]] = {}
+    incident_dep: dict[int, int] = {}
+
+    def mark(dep_id: int, reason: str) -> None:
+        reasons.setdefault(dep_id, set()).add(reason)
+
+    # SHA index: the deployed commit, and the merge commits of the PRs it contains
+    sha_index: list[tuple[str, int]] = []
+    for d in ok:
+        sha_index.append((d.sha.lower(), d.id))
+        for _title, merge_sha in contained.get(d.id, ()):
+            if merge_sha:
+                sha_index.append((merge_sha.lower(), d.id))
+
+    finishes = [d.finished for d in ok]
+    for inc in incidents:
+        if inc.linked:
+            # rule 1: the incident names the deployment (id, or a commit SHA it deployed)
+            target: int | None = None
+            if inc.deployment_id is not None and inc.deployment_id in by_id:
+                target = inc.deployment_id
+            elif inc.commit_sha and len(inc.commit_sha) >= 7:
+                sha = inc.commit_sha.lower()
+                hits = [dep for s, dep in sha_index if s.startswith(sha) or sha.startswith(s)]
+                if hits:
+                    # the first deployment that shipped it
+                    target = min(hits, key=lambda i: (by_id[i].finished, i))
+            if target is not None:
+                mark(target, "incident")
+                incident_dep[inc.id] = target
+            continue
+        # rule 2: the team's latest successful deployment before the incident, within window
+        i = bisect.bisect_left(finishes, inc.started) - 1
+        if i >= 0:
+            d = ok[i]
+            if d.finished < inc.started and inc.started - d.finished <= window:
+                mark(d.id, "incident")
+                incident_dep[inc.id] = d.id
+
+    # rule 3a: rolled back by a later deployment of a strict ancestor within the window
+    for d in ok:
+        if d.rolled_back_at is not None and timedelta(0) <= d.rolled_back_at - d.finished <= window:
+            mark(d.id, "rollback")
+
+    # rule 3b: a PR it contains is reverted (Revert "<title>") within the window
+    titles: dict[tuple[int, str], list[int]] = {}
+    for d in ok:
+        for title, _sha in contained.get(d.id, ()):
+            titles.setdefault((d.repository_id, title), []).append(d.id)
+    for rv in reverts:
+        inner = rv.reverted_title
+        if inner is None:
+            continue
+        for dep_id in titles.get((rv.repository_id, inner), ()):
+            d = by_id[dep_id]
+            if d.finished <= rv.merged and rv.merged - d.finished <= window:
+                mark(dep_id, "revert")
+
+    return Attribution({k: frozenset(v) for k, v in reasons.items()}, incident_dep)
+
+
+def change_failure_rate(
+    runs: Sequence[DeploymentFacts], attribution: Attribution, period: Period
+) -> MetricValue:
+    """Failed / successful production deployments finished in the period."""
+    in_period = [d for d in runs if period.contains(d.finished)]
+    ok = [d for d in in_period if d.succeeded]
+    unsuccessful = len(in_period) - len(ok)
+    failed = [d for d in ok if d.id in attribution.failed]
+    breakdown = {
+        "failed": len(failed),
+        "by_incident": sum(1 for d in failed if "incident" in attribution.failed[d.id]),
+        "by_rollback": sum(1 for d in failed if "rollback" in attribution.failed[d.id]),
+        "by_revert": sum(1 for d in failed if "revert" in attribution.failed[d.id]),
+        "deploy_failure_share": unsuccessful / len(in_period) if in_period else None,
+    }
+    if not ok:
+        return MetricValue(0, None, breakdown=breakdown)
+    return MetricValue(len(ok), len(failed) / len(ok), breakdown=breakdown)
+
+
+# --- restore --------------------------------------------------------------------------------
+
+
+def time_to_restore(incidents: Iterable[IncidentFacts], period: Period) -> MetricValue:
+    durations = [
+        max(0.0, (i.resolved - i.started).total_seconds())
+        for i in incidents
+        if i.resolved is not None and period.contains(i.resolved)
+    ]
+    s = summarise(durations)
+    if s.n == 0:
+        return NO_DATA
+    return MetricValue(s.n, s.p50, s.p50, s.p75, s.p90)
+
+
+def recovery_time(
+    incidents: Iterable[IncidentFacts],
+    attribution: Attribution,
+    finished: Mapping[int, datetime],
+    period: Period,
+) -> MetricValue:
+    """Failed deployment recovery time: incident resolved minus its deployment's finish."""
+    durations = []
+    for inc in incidents:
+        dep = attribution.incident_deployment.get(inc.id)
+        if dep is None or inc.resolved is None or not period.contains(inc.resolved):
+            continue
+        durations.append(max(0.0, (inc.resolved - finished[dep]).total_seconds()))
+    s = summarise(durations)
+    if s.n == 0:
+        return NO_DATA
+    return MetricValue(s.n, s.p50, s.p50, s.p75, s.p90)
+
+
+# --- sprints --------------------------------------------------------------------------------
+
+
+def _basis(items: Sequence[SprintItemFacts]) -> str:
+    return "points" if items and all(i.points is not None for i in items) else "items"
+
+
+def _weight(item: SprintItemFacts, basis: str) -> float:
+    return float(item.points or 0.0) if basis == "points" else 1.0
+
+
+def predictability(items: Sequence[SprintItemFacts]) -> MetricValue:
+    committed = [i for i in items if i.committed]
+    sprints = len({i.sprint_id for i in items})
+    if not committed:
+        return MetricValue(0, None, breakdown={"sprints": sprints} if sprints else None)
+    basis = _basis(committed)
+    total = sum(_weight(i, basis) for i in committed)
+    done = sum(_weight(i, basis) for i in committed if i.completed)
+    value = done / total if total else None
+    return MetricValue(
+        len(committed) if value is not None else 0,
+        value,
+        breakdown={"sprints": sprints, "basis": basis, "committed": total, "completed": done},
+    )
+
+
+def scope_creep(items: Sequence[SprintItemFacts]) -> MetricValue:
+    committed = [i for i in items if i.committed]
+    added = [i for i in items if i.added and not i.committed]
+    if not committed:
+        return NO_DATA
+    basis = _basis(committed + added)
+    total = sum(_weight(i, basis) for i in committed)
+    extra = sum(_weight(i, basis) for i in added)
+    if not total:
+        return NO_DATA
+    return MetricValue(
+        len(committed),
+        extra / total,
+        breakdown={"basis": basis, "committed": total, "added": extra},
+    )

@@ -1,0 +1,184 @@
+"""Periods: half-open ``[start, end)`` intervals in a team's time zone (METRICS.md, Time)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.errors import BadPeriod, did_you_mean
+
+NAMED = ("last-week", "this-week", "last-month", "this-month", "last-quarter", "this-quarter")
+EXAMPLES = "last-week, this-week, last-month, this-month, 2026-W46, 2026-10, 2026-Q3, 28d, 90d"
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # week | month | quarter | rolling
+    start_local: datetime  # aware, in the team's zone
+    end_local: datetime
+    days_rolling: int = 0  # for rolling periods: N
+
+    @property
+    def zone(self) -> ZoneInfo:
+        tz = self.start_local.tzinfo
+        assert isinstance(tz, ZoneInfo)
+        return tz
+
+    @property
+    def start(self) -> datetime:
+        """Start as a naive UTC datetime (the store's form)."""
+        return self.start_local.astimezone(UTC).replace(tzinfo=None)
+
+    @property
+    def end(self) -> datetime:
+        return self.end_local.astimezone(UTC).replace(tzinfo=None)
+
+    @property
+    def days(self) -> float:
+        """Calendar days in the team's zone."""
+        if self.kind == "rolling":
+            return float(self.days_rolling)
+        return float((self.end_local.date() - self.start_local.date()).days)
+
+    @property
+    def label(self) -> str:
+        d = self.start_local.date()
+        if self.kind == "week":
+            y, w, _ = d.isocalendar()
+            return f"{y}-W{w:02d}"
+        if self.kind == "month":
+            return f"{d.year}-{d.month:02d}"
+        if self.kind == "quarter":
+            return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+        return f"{self.days_rolling}d"
+
+    @property
+    def key(self) -> str:
+        """A stable identifier (used for digest runs)."""
+        if self.kind == "rolling":
+            return f"{self.days_rolling}d@{self.end.isoformat()}"
+        return self.label
+
+    def describe(self) -> str:
+        if self.kind == "rolling":
+            s = self.start_local.date().isoformat()
+            e = (self.end_local - timedelta(seconds=1)).date().isoformat()
+            return f"last {self.days_rolling} days ({s} to {e})"
+        if self.kind == "week":
+            s = self.start_local.date()
+            e = s + timedelta(days=6)
+            return f"week {self.label} ({s:%b} {s.day} – {e:%b} {e.day})"
+        if self.kind == "month":
+            return self.start_local.strftime("%B %Y")
+        return self.label
+
+    def previous(self, k: int = 1) -> Period:
+        """The period of equal kind and length ``k`` steps before this one."""
+        d = self.start_local.date()
+        if self.kind == "week":
+            return week_of(d - timedelta(days=7 * k), self.zone)
+        if self.kind == "month":
+            y, m = _add_months(d.year, d.month, -k)
+            return month_of(y, m, self.zone)
+        if self.kind == "quarter":
+            y, m = _add_months(d.year, d.month, -3 * k)
+            return quarter_of(y, (m - 1) // 3 + 1, self.zone)
+        shift = timedelta(days=self.days_rolling * k)
+        return Period(
+            "rolling",
+            _local(self.start_local.replace(tzinfo=None) - shift, self.zone),
+            _local(self.end_local.replace(tzinfo=None) - shift, self.zone),
+            self.days_rolling,
+        )
+
+    def contains(self, t: datetime) -> bool:
+        """``t`` is naive UTC."""
+        return self.start <= t < self.end
+
+
+def _local(naive_wall: datetime, zone: ZoneInfo) -> datetime:
+    return naive_wall.replace(tzinfo=zone)
+
+
+def _midnight(d: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(), tzinfo=zone)
+
+
+def _add_months(year: int, month: int, delta: int) -> tuple[int, int]:
+    idx = year * 12 + (month - 1) + delta
+    return idx // 12, idx % 12 + 1
+
+
+def week_of(d: date, zone: ZoneInfo) -> Period:
+    monday = d - timedelta(days=d.weekday())
+    return Period("week", _midnight(monday, zone), _midnight(monday + timedelta(days=7), zone))
+
+
+def month_of(year: int, month: int, zone: ZoneInfo) -> Period:
+    ny, nm = _add_months(year, month, 1)
+    return Period("month", _midnight(date(year, month, 1), zone), _midnight(date(ny, nm, 1), zone))
+
+
+def quarter_of(year: int, q: int, zone: ZoneInfo) -> Period:
+    m = 3 * (q - 1) + 1
+    ny, nm = _add_months(year, m, 3)
+    return Period("quarter", _midnight(date(year, m, 1), zone), _midnight(date(ny, nm, 1), zone))
+
+
+def rolling(days: int, now: datetime, zone: ZoneInfo) -> Period:
+    end = now.astimezone(zone).replace(microsecond=0)
+    wall = end.replace(tzinfo=None)
+    return Period("rolling", _local(wall - timedelta(days=days), zone), end, days)
+
+
+def last_complete_week(now: datetime, zone: ZoneInfo) -> Period:
+    return week_of(now.astimezone(zone).date(), zone).previous()
+
+
+def last_complete_month(now: datetime, zone: ZoneInfo) -> Period:
+    d = now.astimezone(zone).date()
+    return month_of(d.year, d.month, zone).previous()
+
+
+def parse_period(text: str, zone: ZoneInfo, now: datetime) -> Period:
+    """Parse a period word (PRODUCT.md, slash command) relative to ``now`` (aware)."""
+    word = text.strip().lower()
+    local_today = now.astimezone(zone).date()
+    if word == "this-week":
+        return week_of(local_today, zone)
+    if word == "last-week":
+        return week_of(local_today, zone).previous()
+    if word == "this-month":
+        return month_of(local_today.year, local_today.month, zone)
+    if word == "last-month":
+        return month_of(local_today.year, local_today.month, zone).previous()
+    if word in ("this-quarter", "last-quarter"):
+        p = quarter_of(local_today.year, (local_today.month - 1) // 3 + 1, zone)
+        return p if word == "this-quarter" else p.previous()
+    if m := re.fullmatch(r"(\d{4})-w(\d{1,2})", word):
+        year, wk = int(m.group(1)), int(m.group(2))
+        try:
+            return week_of(date.fromisocalendar(year, wk, 1), zone)
+        except ValueError:
+            raise BadPeriod(f"{year} has no ISO week {wk}. Valid periods: {EXAMPLES}.") from None
+    if m := re.fullmatch(r"(\d{4})-(\d{1,2})", word):
+        year, mon = int(m.group(1)), int(m.group(2))
+        if not 1 <= mon <= 12 or year < 1970:
+            raise BadPeriod(f"'{text}' is not a month. Valid periods: {EXAMPLES}.")
+        return month_of(year, mon, zone)
+    if m := re.fullmatch(r"(\d{4})-q([1-4])", word):
+        return quarter_of(int(m.group(1)), int(m.group(2)), zone)
+    if m := re.fullmatch(r"(\d{1,3})d", word):
+        n = int(m.group(1))
+        if not 1 <= n <= 366:
+            raise BadPeriod(f"rolling periods run from 1d to 366d, not '{text}'.")
+        return rolling(n, now, zone)
+    hint = did_you_mean(word, [*NAMED, "28d", "90d"])
+    raise BadPeriod(f"unknown period '{text}'.{hint} Valid periods: {EXAMPLES}.")
+
+
+def looks_like_period(word: str) -> bool:
+    w = word.strip().lower()
+    return w in NAMED or bool(re.fullmatch(r"\d{4}-w\d{1,2}|\d{4}-\d{1,2}|\d{4}-q\d|\d{1,3}d", w))

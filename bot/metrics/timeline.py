@@ -1,0 +1,86 @@
+"""The pull-request timeline and its phases (METRICS.md, The pull-request timeline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PRFacts:
+    """What the metrics need to know about one merged, non-bot PR (naive UTC times)."""
+
+    id: int
+    repository_id: int
+    number: int
+    title: str
+    author: str
+    created: datetime
+    merged: datetime
+    ready: datetime | None = None  # first ready_for_review; None when never a draft
+    first_commit: datetime | None = None  # earliest commit author date
+    first_review: datetime | None = None  # earliest non-author, non-bot, non-pending review
+    approved: datetime | None = None  # earliest non-dismissed approval by a non-author non-bot
+    deployed: datetime | None = None  # finish of the first successful production deployment
+    size: int = 0  # additions + deletions outside ignored paths
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    first_commit: datetime
+    ready: datetime
+    first_review: datetime | None  # clamped into [ready, merged]
+    merged: datetime
+    deployed: datetime | None
+    coding: float
+    pickup: float
+    review: float
+    deploy: float | None
+
+    @property
+    def cycle(self) -> float:
+        return (self.merged - self.first_commit).total_seconds()
+
+    @property
+    def lead(self) -> float | None:
+        if self.deployed is None:
+            return None
+        return self.cycle + (self.deploy or 0.0)
+
+    @property
+    def reviewed(self) -> bool:
+        return self.first_review is not None
+
+
+def _clamp(t: datetime, lo: datetime, hi: datetime) -> datetime:
+    return lo if t < lo else hi if t > hi else t
+
+
+def timeline(pr: PRFacts) -> Timeline:
+    """Timeline points and phases, each clipped so they never go negative and sum to cycle time.
+
+    - ``t_first_commit``: earliest commit author date, or ``t_created`` when missing or later;
+    - ``t_ready``: first ready_for_review, or ``t_created`` when never a draft;
+    - coding = ready - first commit; pickup = clamp(first review, ready, merged) - ready;
+      review = merged - clamp(first review, ready, merged); without a review pickup runs to
+      the merge and review is 0; deploy = deployed - merged.
+    """
+    merged = pr.merged
+    first = pr.first_commit if pr.first_commit is not None else pr.created
+    if first > pr.created:
+        first = pr.created
+    if first > merged:
+        first = merged
+    ready = _clamp(pr.ready if pr.ready is not None else pr.created, first, merged)
+    fr = _clamp(pr.first_review, ready, merged) if pr.first_review is not None else None
+    coding = (ready - first).total_seconds()
+    if fr is None:
+        pickup = (merged - ready).total_seconds()
+        review = 0.0
+    else:
+        pickup = (fr - ready).total_seconds()
+        review = (merged - fr).total_seconds()
+    deploy = None
+    if pr.deployed is not None:
+        deploy = max(0.0, (pr.deployed - merged).total_seconds())
+    return Timeline(first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy)

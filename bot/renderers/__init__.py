@@ -1,0 +1,1 @@
+"""Renderers: turn report objects into terminal text, JSON, or Slack Block Kit."""

@@ -1,0 +1,187 @@
+"""Slack Block Kit rendering. Slack's limits are enforced here, by truncating with a note and
+never by failing: 50 blocks per message, 100 per view, 3000 characters per section text,
+150 characters per header, 10 fields per section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.metrics.registry import BY_ID
+from bot.renderers import format as fmt
+from bot.reports.cards import MetricCard
+from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+
+Block = dict[str, Any]
+STATUS_ICON = {
+    "on target": ":white_check_mark:",
+    "off target": ":warning:",
+    "no data": ":grey_question:",
+}
+
+
+def _clip(s: str, limit: int, more: str = "…") -> str:
+    return s if len(s) <= limit else s[: limit - len(more)] + more
+
+
+def header(s: str) -> Block:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": _clip(s, MAX_HEADER_TEXT), "emoji": True},
+    }
+
+
+def section(markdown: str, more_url: str | None = None) -> Block:
+    if len(markdown) > MAX_SECTION_TEXT:
+        tail = f"… <{more_url}|more>" if more_url else "… (truncated)"
+        markdown = markdown[: MAX_SECTION_TEXT - len(tail)] + tail
+    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+
+
+def fields(items: list[str]) -> Block:
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": _clip(f, MAX_FIELD_TEXT)} for f in items[:MAX_FIELDS]
+        ],
+    }
+
+
+def context(markdown: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(markdown, 3000)}]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def limit_blocks(
+    blocks: list[Block], limit: int = MAX_MESSAGE_BLOCKS, more_url: str | None = None
+) -> list[Block]:
+    """Keep at most ``limit`` blocks; the last one says what was left out."""
+    if len(blocks) <= limit:
+        return blocks
+    left = len(blocks) - (limit - 1)
+    note = f"{left} more item{'s' if left > 1 else ''} not shown"
+    if more_url:
+        note += f": <{more_url}|see all>"
+    return [*blocks[: limit - 1], context(note)]
+
+
+def escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def card_line(c: MetricCard) -> str:
+    band = f" · {c.band}" if c.band else ""
+    return (
+        f"{STATUS_ICON[c.status]} *{c.name}*: {fmt.value(c.kind, c.value)} "
+        f"(n = {c.n}) · target {fmt.target(c.kind, c.target)}{band} · "
+        f"{fmt.trend(c.trend, c.change)}"
+    )
+
+
+def _item_line(i: ActionItemView) -> str:
+    due = f"due {i.due_on.isoformat()}" + (" *overdue*" if i.overdue else "")
+    kpi = f" · {i.kpi}" if i.kpi else ""
+    return f"• {escape(i.opportunity)} → {escape(i.resolution)} · <@{i.owner}> · {due}{kpi}"
+
+
+def _list_section(title: str, lines: list[str], empty: str) -> Block:
+    body = "\n".join(lines) if lines else empty
+    return section(f"*{title}*\n{body}")
+
+
+def weekly(d: WeeklyDigest) -> dict[str, Any]:
+    blocks: list[Block] = [
+        header(f"Weekly leading indicators · {d.team}"),
+        context(f"{d.period.description} · team time zone {d.period.timezone}"),
+    ]
+    blocks.extend(section(card_line(c)) for c in d.cards)
+    if d.biggest_phase:
+        phase, secs = d.biggest_phase
+        blocks.append(context(f"Biggest cycle-time phase: *{phase}* ({fmt.duration(secs)} p50)"))
+    blocks.append(divider())
+    waiting = [
+        f"• <{w.url}|{escape(w.repository)}#{w.number}> {escape(w.title)}"
+        if w.url
+        else f"• {escape(w.repository)}#{w.number} {escape(w.title)}"
+        for w in d.waiting
+    ]
+    blocks.append(
+        _list_section(f"PRs waiting for review ({len(d.waiting)})", waiting, "None :tada:")
+    )
+    blocks.append(
+        _list_section(
+            f"Open action items ({len(d.open_items)}, {len(d.overdue_items)} overdue)",
+            [_item_line(i) for i in d.open_items],
+            "None",
+        )
+    )
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Log action"},
+                    "action_id": "log_action",
+                    "value": f"{d.team}|",
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Details"},
+                    "action_id": "digest_details",
+                    "value": f"{d.team}|weekly|{d.period.label}",
+                },
+            ],
+        }
+    )
+    summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
+    return {
+        "text": f"Weekly leading indicators for {d.team}, {d.period.label}: {summary}",
+        "blocks": limit_blocks(blocks),
+    }
+
+
+def monthly(d: MonthlyDigest) -> dict[str, Any]:
+    blocks: list[Block] = [
+        header(f"Monthly lagging indicators · {d.team}"),
+        context(
+            f"{d.period.description} · DORA {d.edition} bands · team time zone {d.period.timezone}"
+        ),
+    ]
+    for c in (*d.dora, d.predictability, d.scope_creep):
+        three = d.three_month.get(c.metric)
+        spark = f" · 3 months `{fmt.sparkline([p.value for p in three])}`" if three else ""
+        blocks.append(section(card_line(c) + spark))
+    blocks.append(divider())
+    done = []
+    for i in d.completed_items:
+        kind = BY_ID[i.kpi].kind if i.kpi in BY_ID else None
+        moved = (
+            f" · {i.kpi}: {fmt.value(kind, i.baseline)} → {fmt.value(kind, i.after)}"
+            if kind is not None
+            else ""
+        )
+        done.append(f"• {escape(i.opportunity)} → {escape(i.resolution)}{moved}")
+    blocks.append(_list_section(f"Completed this month ({len(done)})", done, "None"))
+    blocks.append(
+        _list_section(
+            f"Overdue action items ({len(d.overdue_items)})",
+            [_item_line(i) for i in d.overdue_items],
+            "None",
+        )
+    )
+    summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.dora)
+    return {
+        "text": f"Monthly lagging indicators for {d.team}, {d.period.label}: {summary}",
+        "blocks": limit_blocks(blocks),
+    }

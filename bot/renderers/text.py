@@ -1,0 +1,144 @@
+"""Plain-text rendering for the terminal."""
+
+from __future__ import annotations
+
+from bot.metrics.registry import BY_ID, Kind
+from bot.renderers import format as fmt
+from bot.reports.cards import DoraCard, Health, MetricCard
+from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+
+STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data": "– no data"}
+
+
+def _breakdown_lines(card: MetricCard) -> list[str]:
+    b = card.breakdown or {}
+    out: list[str] = []
+    if card.metric in ("cycle-time", "lead-time") and card.n:
+        keys = ["coding", "pickup", "review"] + (["deploy"] if card.metric == "lead-time" else [])
+        parts = [f"{k} {fmt.duration(b.get(k))}" for k in keys]
+        out.append("  phases (p50): " + " · ".join(parts))
+        if b.get("merged_without_review"):
+            out.append(f"  merged without review: {b['merged_without_review']}")
+    elif card.metric == "pr-size" and card.n:
+        out.append(
+            f"  over 400 lines: {fmt.percent(b.get('over_400_share'))} ({b.get('over_400')})"
+        )
+    elif card.metric == "first-review" and b.get("without_review"):
+        out.append(f"  merged without review (not counted): {b['without_review']}")
+    elif card.metric == "review-coverage" and card.n:
+        out.append(f"  approved before merge: {b.get('approved')} of {card.n}")
+    elif card.metric == "merge-frequency" and card.n:
+        out.append(
+            f"  {b.get('merged')} merged PRs, {b.get('authors')} authors, "
+            f"{fmt.number(b.get('weeks') or 0)} weeks"
+        )
+    elif card.metric == "deploy-frequency" and card.n:
+        out.append(
+            f"  {fmt.number(b.get('deployments_per_week') or 0)} deployments/week, "
+            f"{b.get('deploy_days')} deployment days"
+        )
+    elif card.metric == "change-failure-rate" and (card.n or b.get("deploy_failure_share")):
+        out.append(
+            f"  failed: {b.get('failed', 0)} (incident {b.get('by_incident', 0)}, rollback "
+            f"{b.get('by_rollback', 0)}, revert {b.get('by_revert', 0)}); unsuccessful runs: "
+            f"{fmt.percent(b.get('deploy_failure_share'))}"
+        )
+    elif card.metric in ("predictability", "scope-creep") and card.n:
+        out.append(
+            f"  by {b.get('basis')}" + (f" over {b['sprints']} sprints" if "sprints" in b else "")
+        )
+    return out
+
+
+def card(c: MetricCard) -> str:
+    head = f"{c.name} · {c.team} · {c.period.description}"
+    lines = [head]
+    if c.status == "no data":
+        lines.append(f"  no data (n = 0) · target {fmt.target(c.kind, c.target)}")
+    else:
+        val = fmt.value(c.kind, c.value)
+        detail = ""
+        if c.p75 is not None and c.kind is not Kind.RATIO:
+            detail = f" (p75 {fmt.value(c.kind, c.p75)}, p90 {fmt.value(c.kind, c.p90)})"
+        lines.append(f"  {val}{detail} · n = {c.n}")
+        lines.append(f"  target {fmt.target(c.kind, c.target)} · {STATUS[c.status]}")
+    prev = fmt.value(c.kind, c.previous_value)
+    lines.append(f"  {fmt.trend(c.trend, c.change)} · previous {prev} (n = {c.previous_n})")
+    if c.band:
+        lines.append(f"  DORA {c.edition}: {c.band}")
+    lines.extend(_breakdown_lines(c))
+    if c.sparkline:
+        spark = fmt.sparkline([p.value for p in c.sparkline])
+        lines.append(f"  last {len(c.sparkline)} periods: {spark}")
+    return "\n".join(lines)
+
+
+def dora(d: DoraCard) -> str:
+    lines = [f"DORA · {d.team} · {d.period.description} · edition {d.edition}"]
+    for c in d.cards:
+        band = c.band or "no data"
+        lines.append(f"  {c.name:<24} {fmt.value(c.kind, c.value):>16}  n = {c.n:<5} {band}")
+    return "\n".join(lines)
+
+
+def health(h: Health) -> str:
+    lines = [
+        f"Health · {h.team} · {h.period.description}: {h.on_target} of {h.with_data} "
+        "KPIs with data on target"
+    ]
+    for c in h.cards:
+        lines.append(
+            f"  {STATUS[c.status]:<13} {c.name:<24} {fmt.value(c.kind, c.value):>16}  "
+            f"target {fmt.target(c.kind, c.target)}"
+        )
+    return "\n".join(lines)
+
+
+def _item(i: ActionItemView) -> str:
+    due = f"due {i.due_on.isoformat()}" + (" (overdue)" if i.overdue else "")
+    kpi = f" [{i.kpi}]" if i.kpi else ""
+    return f"  • {i.opportunity} → {i.resolution} · owner {i.owner} · {due}{kpi}"
+
+
+def weekly(d: WeeklyDigest) -> str:
+    lines = [f"Weekly leading indicators · {d.team} · {d.period.description}", ""]
+    for c in d.cards:
+        lines.append(
+            f"  {STATUS[c.status]:<13} {c.name:<18} {fmt.value(c.kind, c.value):>16}  "
+            f"n = {c.n:<4} {fmt.trend(c.trend, c.change)}"
+        )
+    if d.biggest_phase:
+        phase, secs = d.biggest_phase
+        lines += ["", f"Biggest cycle-time phase: {phase} ({fmt.duration(secs)} p50)"]
+    lines += ["", f"PRs waiting for review ({len(d.waiting)}):"]
+    lines += [f"  • {w.repository}#{w.number} {w.title}" for w in d.waiting] or ["  none"]
+    lines += ["", f"Open action items ({len(d.open_items)}, {len(d.overdue_items)} overdue):"]
+    lines += [_item(i) for i in d.open_items] or ["  none"]
+    return "\n".join(lines)
+
+
+def monthly(d: MonthlyDigest) -> str:
+    lines = [
+        f"Monthly lagging indicators · {d.team} · {d.period.description} · DORA {d.edition}",
+        "",
+    ]
+    for c in (*d.dora, d.predictability, d.scope_creep):
+        band = f" · {c.band}" if c.band else ""
+        three = d.three_month.get(c.metric)
+        spark = f" · 3 months {fmt.sparkline([p.value for p in three])}" if three else ""
+        lines.append(
+            f"  {c.name:<32} {fmt.value(c.kind, c.value):>16}  n = {c.n:<4}"
+            f"{band} · {fmt.trend(c.trend, c.change)}{spark}"
+        )
+    lines += ["", f"Action items completed this month ({len(d.completed_items)}):"]
+    for i in d.completed_items:
+        kind = BY_ID[i.kpi].kind if i.kpi in BY_ID else None
+        moved = ""
+        if kind is not None:
+            moved = f" · {i.kpi}: {fmt.value(kind, i.baseline)} → {fmt.value(kind, i.after)}"
+        lines.append(f"  • {i.opportunity} → {i.resolution}{moved}")
+    if not d.completed_items:
+        lines.append("  none")
+    lines += ["", f"Overdue action items ({len(d.overdue_items)}):"]
+    lines += [_item(i) for i in d.overdue_items] or ["  none"]
+    return "\n".join(lines)

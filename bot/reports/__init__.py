@@ -1,0 +1,1 @@
+"""Reports: frozen dataclasses built from the metrics, ready for any renderer."""

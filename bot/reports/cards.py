@@ -1,0 +1,163 @@
+"""Platform-neutral report objects: metric cards, the DORA card and the health view.
+
+Numbers stay in base units (seconds, fractions, lines); renderers do all formatting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.metrics.engine import TeamEngine
+from bot.metrics.periods import Period
+from bot.metrics.registry import BY_ID, DORA, HEADLINE, Kind, MetricSpec, Target
+from bot.metrics.stats import trend
+from bot.metrics.values import MetricValue
+
+SPARK_PERIODS = 8
+
+
+@dataclass(frozen=True)
+class PeriodInfo:
+    label: str
+    description: str
+    start: datetime  # aware UTC
+    end: datetime
+    timezone: str
+
+    @classmethod
+    def of(cls, p: Period) -> PeriodInfo:
+        return cls(
+            p.label,
+            p.describe(),
+            p.start.replace(tzinfo=UTC),
+            p.end.replace(tzinfo=UTC),
+            p.zone.key,
+        )
+
+
+@dataclass(frozen=True)
+class SparkPoint:
+    label: str
+    value: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class MetricCard:
+    metric: str
+    name: str
+    team: str
+    period: PeriodInfo
+    kind: Kind
+    unit: str
+    lower_is_better: bool
+    n: int
+    value: float | None
+    p50: float | None
+    p75: float | None
+    p90: float | None
+    target: Target
+    status: str  # on target | off target | no data
+    previous_n: int
+    previous_value: float | None
+    trend: str  # better | worse | flat | not enough data
+    change: float | None
+    band: str | None
+    edition: int | None
+    breakdown: dict[str, Any] | None
+    sparkline: tuple[SparkPoint, ...]
+    definition: str
+
+
+def status_of(mv: MetricValue, target: Target) -> str:
+    if not mv.has_data or mv.value is None:
+        return "no data"
+    return "on target" if target.met_by(mv.value) else "off target"
+
+
+def build_card(
+    engine: TeamEngine, metric_id: str, period: Period, spark: int = SPARK_PERIODS
+) -> MetricCard:
+    spec: MetricSpec = BY_ID[metric_id]
+    periods = [period.previous(k) for k in range(spark - 1, 0, -1)] + [period]
+    if spark < 2:
+        periods = [period.previous(), period]
+    engine.prefetch(periods)
+    values = engine.values(metric_id, periods)
+    current = values[-1]
+    prev = values[-2] if len(values) >= 2 else engine.value(metric_id, period.previous())
+    tr = trend(current.value, current.n, prev.value, prev.n, spec.lower_is_better)
+    target = engine.team.target_for(metric_id)
+    band = engine.band(metric_id, current)
+    return MetricCard(
+        metric=spec.id,
+        name=spec.name,
+        team=engine.team.name,
+        period=PeriodInfo.of(period),
+        kind=spec.kind,
+        unit=spec.unit,
+        lower_is_better=spec.lower_is_better,
+        n=current.n,
+        value=current.value if current.has_data else None,
+        p50=current.p50,
+        p75=current.p75,
+        p90=current.p90,
+        target=target,
+        status=status_of(current, target),
+        previous_n=prev.n,
+        previous_value=prev.value if prev.has_data else None,
+        trend=tr.direction,
+        change=tr.change,
+        band=band,
+        edition=engine.team.dora_edition if spec.dora else None,
+        breakdown=current.breakdown,
+        sparkline=tuple(
+            SparkPoint(p.label, v.value if v.has_data else None, v.n)
+            for p, v in zip(periods[-spark:], values[-spark:], strict=True)
+        )
+        if spark >= 2
+        else (),
+        definition=spec.definition,
+    )
+
+
+@dataclass(frozen=True)
+class DoraCard:
+    team: str
+    period: PeriodInfo
+    edition: int
+    cards: tuple[MetricCard, ...]
+
+
+def build_dora(engine: TeamEngine, period: Period) -> DoraCard:
+    return DoraCard(
+        engine.team.name,
+        PeriodInfo.of(period),
+        engine.team.dora_edition,
+        tuple(build_card(engine, m, period) for m in DORA),
+    )
+
+
+@dataclass(frozen=True)
+class Health:
+    team: str
+    period: PeriodInfo
+    cards: tuple[MetricCard, ...]
+
+    @property
+    def with_data(self) -> int:
+        return sum(1 for c in self.cards if c.status != "no data")
+
+    @property
+    def on_target(self) -> int:
+        return sum(1 for c in self.cards if c.status == "on target")
+
+
+def build_health(engine: TeamEngine, period: Period) -> Health:
+    return Health(
+        engine.team.name,
+        PeriodInfo.of(period),
+        tuple(build_card(engine, m, period, spark=2) for m in HEADLINE),
+    )

@@ -1,0 +1,615 @@
+"""Environment settings and the kpibot.yml team configuration, validated into typed objects.
+
+``load_env_settings`` reads the environment (and a ``.env`` file in the working directory);
+``load_config`` reads ``kpibot.yml`` and reports every problem with its line and a hint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import yaml
+from dotenv import dotenv_values
+
+from bot.errors import ConfigError, did_you_mean
+from bot.metrics import registry
+from bot.metrics.registry import Kind, Target
+
+# --- environment ---------------------------------------------------------------------------
+
+SECRET_FIELDS = {
+    "slack_bot_token",
+    "slack_app_token",
+    "slack_signing_secret",
+    "github_token",
+    "jira_api_token",
+    "webhook_secret",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///kpibot.db"
+    config_path: str = "kpibot.yml"
+    slack_bot_token: str | None = None
+    slack_app_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = None
+    webhook_secret: str | None = None
+    port: int = 3000
+
+    def __repr__(self) -> str:  # secrets never reach logs
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            parts.append(f"{f.name}={value!r}")
+        return "Settings(" + ", ".join(parts) + ")"
+
+    __str__ = __repr__
+
+
+ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "config_path": "KPIBOT_CONFIG",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_api_url": "SLACK_API_URL",
+    "github_token": "GITHUB_TOKEN",
+    "github_api_url": "GITHUB_API_URL",
+    "jira_url": "JIRA_URL",
+    "jira_email": "JIRA_EMAIL",
+    "jira_api_token": "JIRA_API_TOKEN",
+    "webhook_secret": "KPIBOT_WEBHOOK_SECRET",
+    "port": "PORT",
+}
+
+
+def load_env_settings(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+) -> Settings:
+    """Settings from the environment; a ``.env`` file fills in what the environment lacks."""
+    env: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for attr, name in ENV_NAMES.items():
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        if attr == "port":
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise ConfigError(f"PORT must be a port number (1-65535), not '{raw}'")
+            values[attr] = int(raw)
+        else:
+            values[attr] = raw
+    return Settings(**values)
+
+
+# --- units ---------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|hours?|d|days?|w|weeks?)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``48h``, ``30m``, ``2d``, ``1w``, ``90s``, ``1.5h`` -> seconds."""
+    m = _DURATION.match(str(text).lower())
+    if not m:
+        raise ValueError(f"'{text}' is not a duration: write e.g. 30m, 4h, 2d or 1w")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)[0]]
+
+
+def parse_target(text: Any, spec: registry.MetricSpec) -> Target:
+    """A target value with optional operator and unit, checked against the metric's kind."""
+    raw = str(text).strip()
+    m = re.match(r"^(<=|>=|<|>)?\s*(.+)$", raw)
+    assert m is not None
+    op = m.group(1) or spec.target.op
+    body = m.group(2).strip()
+    kind = spec.kind
+    if kind is Kind.DURATION:
+        value = parse_duration(body)
+    elif kind is Kind.RATIO:
+        if body.endswith("%"):
+            value = _number(body[:-1]) / 100
+        else:
+            value = _number(body)
+            if value > 1:
+                raise ValueError(f"'{raw}' for {spec.id}: write a percentage like 95% or 0.95")
+        if not 0 <= value <= 1:
+            raise ValueError(f"'{raw}' for {spec.id} must be between 0% and 100%")
+    else:
+        body = re.sub(r"\s*(lines?|per week|/week|/wk)$", "", body)
+        value = _number(body)
+    return Target(op, value)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+
+
+# --- kpibot.yml ----------------------------------------------------------------------------
+
+DEFAULT_PRODUCTION = ("production", "prod")
+DEFAULT_EXCLUDE_AUTHORS = (
+    "*[bot]",
+    "dependabot*",
+    "renovate*",
+    "github-actions*",
+    "snyk-*",
+    "*-bot",
+    "copilot*",
+    "coderabbit*",
+)
+DEFAULT_IGNORE_PATHS = (
+    "*.lock",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "pnpm-lock.yaml",
+    "go.sum",
+    "vendor/**",
+    "node_modules/**",
+    "dist/**",
+    "*.min.js",
+    "*.snap",
+)
+DEPLOYMENT_SOURCES = ("github-deployments", "workflow", "releases", "webhook")
+INCIDENT_SOURCES = ("github-issues", "jira", "pagerduty", "opsgenie", "webhook")
+SPRINT_SOURCES = ("jira", "github-milestones")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class DigestTimes:
+    weekly_day: int = 0  # Monday
+    weekly_time: tuple[int, int] = (9, 0)
+    monthly_day: int = 1
+    monthly_time: tuple[int, int] = (9, 0)
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    name: str
+    timezone: str = "UTC"
+    channel: str | None = None
+    repos: tuple[str, ...] = ()
+    branches: tuple[str, ...] = ()
+    production_environments: tuple[str, ...] = DEFAULT_PRODUCTION
+    deployments: Mapping[str, Any] = field(default_factory=lambda: {"source": "github-deployments"})
+    incidents: Mapping[str, Any] = field(
+        default_factory=lambda: {"source": "github-issues", "labels": ["incident"]}
+    )
+    sprints: Mapping[str, Any] | None = None
+    exclude_authors: tuple[str, ...] = ()
+    ignore_paths: tuple[str, ...] = ()
+    targets: Mapping[str, Target] = field(default_factory=dict)
+    digests: DigestTimes = DigestTimes()
+    dora_edition: int = 2023
+    attribution_window: float = 72 * 3600.0
+    line: int | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def bot_patterns(self) -> tuple[str, ...]:
+        return DEFAULT_EXCLUDE_AUTHORS + self.exclude_authors
+
+    @property
+    def path_patterns(self) -> tuple[str, ...]:
+        return DEFAULT_IGNORE_PATHS + self.ignore_paths
+
+    def target_for(self, metric_id: str) -> Target:
+        return self.targets.get(metric_id, registry.BY_ID[metric_id].target)
+
+
+@dataclass(frozen=True)
+class Config:
+    teams: tuple[TeamConfig, ...]
+    path: str = "kpibot.yml"
+
+    def team_names(self) -> list[str]:
+        return [t.name for t in self.teams]
+
+    def team(self, name: str) -> TeamConfig:
+        from bot.errors import UnknownTeam
+
+        for t in self.teams:
+            if t.name.lower() == name.lower():
+                return t
+        raise UnknownTeam(
+            f"unknown team '{name}'.{did_you_mean(name, self.team_names())} "
+            f"Teams in {self.path}: {', '.join(self.team_names()) or '(none)'}."
+        )
+
+
+TEAM_KEYS = {
+    "name",
+    "timezone",
+    "channel",
+    "repos",
+    "branches",
+    "production_environments",
+    "deployments",
+    "incidents",
+    "sprints",
+    "exclude_authors",
+    "ignore_paths",
+    "targets",
+    "digests",
+    "dora_edition",
+    "attribution_window",
+}
+DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
+TOP_KEYS = {"teams", "defaults"}
+
+
+class _Checker:
+    """Walks the YAML node tree, collecting problems with their line numbers."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def add(self, node: yaml.Node | None, message: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.problems.append(f"{self.path}{line}: {message}")
+
+    # node helpers -------------------------------------------------------------------------
+    def mapping(self, node: yaml.Node, what: str) -> list[tuple[yaml.ScalarNode, yaml.Node]] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.add(node, f"{what} must be a mapping (key: value lines)")
+            return None
+        seen: dict[str, yaml.Node] = {}
+        out = []
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                self.add(k, f"{what} has a key that is not a plain word")
+                continue
+            if k.value in seen:
+                self.add(k, f"duplicate key '{k.value}' in {what}")
+            seen[k.value] = v
+            out.append((k, v))
+        return out
+
+    def scalar(self, node: yaml.Node, what: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
+            self.add(node, f"{what} must be a single value")
+            return None
+        return str(node.value)
+
+    def str_list(self, node: yaml.Node, what: str) -> tuple[str, ...] | None:
+        if isinstance(node, yaml.ScalarNode) and not node.tag.endswith(":null"):
+            return (str(node.value),)
+        if not isinstance(node, yaml.SequenceNode):
+            self.add(node, f"{what} must be a list, e.g. [a, b]")
+            return None
+        out = []
+        for item in node.value:
+            s = self.scalar(item, f"each entry of {what}")
+            if s is not None:
+                out.append(s)
+        return tuple(out)
+
+    # sections -----------------------------------------------------------------------------
+    def team(self, node: yaml.Node, defaults: dict[str, Any], index: int) -> TeamConfig | None:
+        pairs = self.mapping(node, f"team #{index + 1}")
+        if pairs is None:
+            return None
+        values: dict[str, Any] = dict(defaults)
+        name_node = next((v for k, v in pairs if k.value == "name"), None)
+        name = self.scalar(name_node, "name") if name_node is not None else None
+        label = f"team '{name}'" if name else f"team #{index + 1}"
+        if name_node is None:
+            self.add(node, f"{label} has no 'name'")
+        elif name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+            self.add(
+                name_node, f"team name '{name}' may use only letters, digits, '-', '_' and '.'"
+            )
+            name = None
+        for k, v in pairs:
+            self.team_key(k, v, values, label, allowed=TEAM_KEYS)
+        if name is None:
+            return None
+        values["name"] = name
+        values["line"] = node.start_mark.line + 1
+        return TeamConfig(**values)
+
+    def team_key(
+        self,
+        k: yaml.ScalarNode,
+        v: yaml.Node,
+        values: dict[str, Any],
+        label: str,
+        allowed: set[str],
+    ) -> None:
+        key = k.value
+        if key not in allowed:
+            hint = did_you_mean(key, allowed)
+            extra = "" if hint else f" Allowed: {', '.join(sorted(allowed))}."
+            self.add(k, f"unknown key '{key}' in {label}.{hint}{extra}")
+            return
+        if key == "name":
+            return
+        if key == "timezone":
+            tz = self.scalar(v, "timezone")
+            if tz is not None:
+                if _valid_zone(tz):
+                    values[key] = tz
+                else:
+                    hint = did_you_mean(tz, _zone_names())
+                    self.add(
+                        v,
+                        f"unknown time zone '{tz}' in {label}: use an IANA name such as "
+                        f"Europe/Berlin or America/New_York.{hint}",
+                    )
+        elif key == "channel":
+            ch = self.scalar(v, "channel")
+            if ch is not None:
+                if not re.fullmatch(r"[CGD][A-Z0-9]{6,}", ch):
+                    self.add(
+                        v,
+                        f"channel '{ch}' in {label} is not a Slack channel id: use the id "
+                        "(e.g. C0123456789, from the channel's details), not its name",
+                    )
+                else:
+                    values[key] = ch
+        elif key == "repos":
+            repos = self.str_list(v, "repos")
+            if repos is not None:
+                for r in repos:
+                    if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", r):
+                        self.add(v, f"repo '{r}' in {label} must be written owner/name")
+                values[key] = repos
+        elif key in ("branches", "production_environments", "exclude_authors", "ignore_paths"):
+            items = self.str_list(v, key)
+            if items is not None:
+                values[key] = items
+        elif key == "deployments":
+            values[key] = self.source(v, key, label, DEPLOYMENT_SOURCES, {"workflow", "branch"})
+            dep = values[key]
+            if dep is not None and dep.get("source") == "workflow" and not dep.get("workflow"):
+                self.add(
+                    v,
+                    f"deployments of {label}: source 'workflow' needs 'workflow: "
+                    "deploy.yml' (the workflow file name)",
+                )
+        elif key == "incidents":
+            values[key] = self.source(
+                v,
+                key,
+                label,
+                INCIDENT_SOURCES,
+                {"labels", "project", "issue_type", "services", "service", "repos"},
+            )
+        elif key == "sprints":
+            values[key] = self.source(v, key, label, SPRINT_SOURCES, {"board", "repos"})
+            spr = values[key]
+            if spr is not None and spr.get("source") == "jira" and "board" not in spr:
+                self.add(v, f"sprints of {label}: source 'jira' needs 'board: <board id>'")
+        elif key == "targets":
+            values[key] = self.targets(v, label)
+        elif key == "digests":
+            values[key] = self.digests(v, label)
+        elif key == "dora_edition":
+            ed = self.scalar(v, "dora_edition")
+            if ed is not None:
+                if ed in ("2023", "2021"):
+                    values[key] = int(ed)
+                else:
+                    self.add(v, f"dora_edition of {label} must be 2023 or 2021, not '{ed}'")
+        elif key == "attribution_window":
+            w = self.scalar(v, key)
+            if w is not None:
+                try:
+                    values[key] = parse_duration(w)
+                except ValueError as exc:
+                    self.add(v, f"attribution_window of {label}: {exc}")
+
+    def source(
+        self, node: yaml.Node, what: str, label: str, sources: tuple[str, ...], extra: set[str]
+    ) -> dict[str, Any] | None:
+        if isinstance(node, yaml.ScalarNode):
+            pairs_dict: dict[str, Any] = {"source": node.value}
+            source_node: yaml.Node = node
+        else:
+            pairs = self.mapping(node, f"{what} of {label}")
+            if pairs is None:
+                return None
+            pairs_dict = {}
+            source_node = node
+            for k, v in pairs:
+                if k.value == "source":
+                    source_node = v
+                if k.value not in extra | {"source"}:
+                    hint = did_you_mean(k.value, extra | {"source"})
+                    self.add(k, f"unknown key '{k.value}' in {what} of {label}.{hint}")
+                    continue
+                if isinstance(v, yaml.SequenceNode):
+                    pairs_dict[k.value] = list(self.str_list(v, k.value) or ())
+                else:
+                    pairs_dict[k.value] = self.scalar(v, k.value)
+        src = pairs_dict.get("source")
+        if src not in sources:
+            hint = did_you_mean(str(src), sources)
+            self.add(
+                source_node,
+                f"{what} source of {label} must be one of {', '.join(sources)}, not '{src}'.{hint}",
+            )
+            return None
+        return pairs_dict
+
+    def targets(self, node: yaml.Node, label: str) -> dict[str, Target]:
+        out: dict[str, Target] = {}
+        pairs = self.mapping(node, f"targets of {label}")
+        for k, v in pairs or []:
+            try:
+                spec = registry.resolve(k.value)
+            except Exception:
+                hint = did_you_mean(k.value, registry.all_names()) or (
+                    " Metrics: " + ", ".join(registry.BY_ID) + "."
+                )
+                self.add(k, f"unknown metric '{k.value}' in targets of {label}.{hint}")
+                continue
+            raw = self.scalar(v, f"target for {spec.id}")
+            if raw is None:
+                continue
+            try:
+                out[spec.id] = parse_target(raw, spec)
+            except ValueError as exc:
+                self.add(v, f"target for {spec.id} in {label}: {exc}")
+        return out
+
+    def digests(self, node: yaml.Node, label: str) -> DigestTimes:
+        pairs = self.mapping(node, f"digests of {label}")
+        d = DigestTimes()
+        weekly_day, weekly_time = d.weekly_day, d.weekly_time
+        monthly_day, monthly_time = d.monthly_day, d.monthly_time
+        for k, v in pairs or []:
+            raw = self.scalar(v, f"digests.{k.value}")
+            if raw is None:
+                continue
+            if k.value == "weekly":
+                m = re.fullmatch(r"([a-z]{3})\w*\s+(\d{1,2}):(\d{2})", raw.strip().lower())
+                if not m or m.group(1) not in WEEKDAYS or not _valid_time(m):
+                    self.add(
+                        v, f"digests.weekly of {label} must look like 'mon 09:00', not '{raw}'"
+                    )
+                else:
+                    weekly_day = WEEKDAYS.index(m.group(1))
+                    weekly_time = (int(m.group(2)), int(m.group(3)))
+            elif k.value == "monthly":
+                m = re.fullmatch(r"(\d{1,2})\s+(\d{1,2}):(\d{2})", raw.strip())
+                if not m or not 1 <= int(m.group(1)) <= 28 or not _valid_time(m):
+                    self.add(
+                        v,
+                        f"digests.monthly of {label} must look like '1 09:00' (day 1-28, "
+                        f"then the time), not '{raw}'",
+                    )
+                else:
+                    monthly_day = int(m.group(1))
+                    monthly_time = (int(m.group(2)), int(m.group(3)))
+            else:
+                hint = did_you_mean(k.value, ["weekly", "monthly"])
+                self.add(
+                    k,
+                    f"unknown key '{k.value}' in digests of {label}.{hint} "
+                    "Allowed: weekly, monthly.",
+                )
+        return DigestTimes(weekly_day, weekly_time, monthly_day, monthly_time)
+
+
+def _valid_time(m: re.Match[str]) -> bool:
+    return int(m.group(2)) < 24 and int(m.group(3)) < 60
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+        return False
+    return True
+
+
+_ZONES: list[str] = []
+
+
+def _zone_names() -> list[str]:
+    if not _ZONES:
+        _ZONES.extend(sorted(available_timezones()))
+    return _ZONES
+
+
+def parse_config(text: str, path: str = "kpibot.yml") -> tuple[Config | None, list[str]]:
+    """Parse kpibot.yml text into a Config, with every problem found (empty when valid)."""
+    c = _Checker(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, [f"{path}{line}: not valid YAML ({problem}); check indentation and quotes"]
+    if root is None:
+        return None, [f"{path}: the file is empty; it needs a 'teams:' list (see README)"]
+    pairs = c.mapping(root, "the file")
+    if pairs is None:
+        return None, c.problems
+    teams_node = None
+    defaults: dict[str, Any] = {}
+    for k, v in pairs:
+        if k.value == "teams":
+            teams_node = v
+        elif k.value == "defaults":
+            for dk, dv in c.mapping(v, "defaults") or []:
+                c.team_key(dk, dv, defaults, "defaults", allowed=DEFAULTABLE_KEYS)
+        else:
+            c.add(
+                k,
+                f"unknown top-level key '{k.value}'.{did_you_mean(k.value, TOP_KEYS)} "
+                "Allowed: teams, defaults.",
+            )
+    teams: list[TeamConfig] = []
+    if teams_node is None:
+        c.add(root, "no 'teams:' list; add at least one team with a name and its repos")
+    elif not isinstance(teams_node, yaml.SequenceNode):
+        c.add(teams_node, "'teams' must be a list of teams, each starting with '- name: ...'")
+    else:
+        if not teams_node.value:
+            c.add(teams_node, "'teams' is empty; add at least one team")
+        seen: dict[str, int] = {}
+        for i, tn in enumerate(teams_node.value):
+            team = c.team(tn, defaults, i)
+            if team is None:
+                continue
+            key = team.name.lower()
+            if key in seen:
+                c.add(tn, f"duplicate team '{team.name}' (first defined on line {seen[key]})")
+                continue
+            seen[key] = tn.start_mark.line + 1
+            teams.append(team)
+    if c.problems:
+        return None, sorted(c.problems, key=_line_of)
+    return Config(tuple(teams), path), []
+
+
+def _line_of(problem: str) -> int:
+    m = re.match(r".*?:(\d+): ", problem)
+    return int(m.group(1)) if m else 0
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"no team configuration at {p}: run 'kpibot demo' to create a sample, or set "
+            "KPIBOT_CONFIG to your kpibot.yml"
+        )
+    config, problems = parse_config(p.read_text(encoding="utf-8"), str(path))
+    if config is None:
+        more = (
+            f" (and {len(problems) - 1} more; run 'kpibot config check')"
+            if len(problems) > 1
+            else ""
+        )
+        raise ConfigError(problems[0] + more, problems)
+    return config

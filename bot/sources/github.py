@@ -1,0 +1,517 @@
+"""GitHub ingestion, first step: the GraphQL queries and pure parsers from GitHub payloads
+(GraphQL nodes, REST responses, webhook bodies) to frozen domain records.
+
+Nothing here talks to the network. Every parser raises :class:`GitHubPayloadError` (a
+``ValueError``) with a message naming the bad field when the payload is malformed; they never
+leak ``KeyError``/``TypeError``. Timestamps become naive UTC datetimes at second precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.errors import KpibotError
+
+PULL_REQUESTS_QUERY = """
+query PullRequests($owner: String!, $name: String!, $pageSize: Int!, $cursor: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    pullRequests(
+      first: $pageSize
+      after: $cursor
+      orderBy: { field: UPDATED_AT, direction: DESC }
+    ) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        number
+        title
+        url
+        author { login __typename }
+        createdAt
+        updatedAt
+        isDraft
+        state
+        mergedAt
+        closedAt
+        mergeCommit { oid }
+        baseRefName
+        headRefName
+        additions
+        deletions
+        changedFiles
+        labels(first: 20) { nodes { name } }
+        timelineItems(first: 1, itemTypes: [READY_FOR_REVIEW_EVENT]) {
+          nodes { ... on ReadyForReviewEvent { createdAt } }
+        }
+        commits(first: 1) { nodes { commit { authoredDate } } }
+        reviews(first: 50) {
+          nodes { databaseId author { login __typename } state submittedAt }
+        }
+        files(first: 100) { nodes { path additions deletions } }
+      }
+    }
+  }
+}
+"""
+
+DEFAULT_BRANCH_QUERY = """
+query DefaultBranch($owner: String!, $name: String!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    defaultBranchRef { name }
+  }
+}
+"""
+
+#: Deployment states after which nothing more happens (GitHub deployment status states).
+TERMINAL_DEPLOYMENT_STATES = frozenset({"success", "failure", "error"})
+
+
+class GitHubPayloadError(KpibotError, ValueError):
+    """A GitHub payload is not shaped as expected (missing field, wrong type, bad timestamp)."""
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    provider_id: str
+    author_login: str
+    author_is_bot: bool
+    state: str  # uppercase: APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
+    submitted_at: datetime | None
+    dismissed: bool
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    additions: int
+    deletions: int
+
+
+@dataclass(frozen=True)
+class PullRequestRecord:
+    number: int
+    title: str
+    url: str | None
+    author_login: str
+    author_is_bot: bool
+    state: str  # open, closed (not merged) or merged
+    is_draft: bool
+    was_draft: bool  # known from the ready-for-review event (GraphQL) or the current draft flag
+    created_at: datetime
+    updated_at: datetime
+    ready_at: datetime | None
+    merged_at: datetime | None
+    closed_at: datetime | None
+    merge_commit_sha: str | None  # only for merged PRs
+    base_ref: str
+    head_ref: str
+    additions: int
+    deletions: int
+    changed_files: int
+    labels: tuple[str, ...] = ()
+    first_commit_at: datetime | None = None
+    reviews: tuple[ReviewRecord, ...] = ()
+    files: tuple[FileRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    source: str  # deployment, workflow_run or release
+    provider_id: str
+    environment: str
+    commit_sha: str | None  # None for releases: the tag still has to be resolved to a commit
+    ref: str | None
+    status: str  # success, failure, error, cancelled, in_progress, queued, pending, ...
+    started_at: datetime | None
+    finished_at: datetime | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    cost: int
+    remaining: int
+    reset_at: datetime
+
+
+@dataclass(frozen=True)
+class PullRequestPage:
+    pull_requests: tuple[PullRequestRecord, ...]
+    has_next_page: bool
+    end_cursor: str | None
+    rate_limit: RateLimit | None
+
+
+# --------------------------------------------------------------------------- field helpers
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise GitHubPayloadError(f"{what}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _field(obj: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in obj:
+        raise GitHubPayloadError(f"{what}: missing field '{key}'")
+    return obj[key]
+
+
+def _str(obj: Mapping[str, Any], key: str, what: str) -> str:
+    value = _field(obj, key, what)
+    if not isinstance(value, str):
+        raise GitHubPayloadError(f"{what}.{key}: expected a string, got {value!r}")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], key: str, what: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise GitHubPayloadError(f"{what}.{key}: expected a string or null, got {value!r}")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, what: str, default: int | None = None) -> int:
+    value = obj.get(key, default) if default is not None else _field(obj, key, what)
+    if value is None and default is not None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GitHubPayloadError(f"{what}.{key}: expected an integer, got {value!r}")
+    return value
+
+
+def _bool(obj: Mapping[str, Any], key: str, what: str, default: bool = False) -> bool:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise GitHubPayloadError(f"{what}.{key}: expected true/false, got {value!r}")
+    return value
+
+
+def parse_timestamp(value: Any, what: str = "timestamp") -> datetime:
+    """An ISO 8601 timestamp (``2019-05-15T15:20:33Z`` or with an offset) as naive UTC."""
+    if not isinstance(value, str):
+        raise GitHubPayloadError(f"{what}: expected an ISO 8601 timestamp, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00", 1))
+    except ValueError:
+        raise GitHubPayloadError(f"{what}: not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.replace(microsecond=0)
+
+
+def _ts(obj: Mapping[str, Any], key: str, what: str) -> datetime:
+    return parse_timestamp(_field(obj, key, what), f"{what}.{key}")
+
+
+def _opt_ts(obj: Mapping[str, Any], key: str, what: str) -> datetime | None:
+    value = obj.get(key)
+    return None if value is None else parse_timestamp(value, f"{what}.{key}")
+
+
+def _nodes(obj: Mapping[str, Any], key: str, what: str) -> list[Mapping[str, Any]]:
+    """``obj[key].nodes`` of a GraphQL connection; a null connection or null node is skipped."""
+    conn = obj.get(key)
+    if conn is None:
+        return []
+    nodes = _mapping(conn, f"{what}.{key}").get("nodes") or []
+    if not isinstance(nodes, list):
+        raise GitHubPayloadError(f"{what}.{key}.nodes: expected a list, got {nodes!r}")
+    return [_mapping(n, f"{what}.{key}.nodes[{i}]") for i, n in enumerate(nodes) if n is not None]
+
+
+def _actor(value: Any, what: str, type_key: str) -> tuple[str, bool]:
+    """(login, is_bot) of a GraphQL actor (``__typename``) or REST user (``type``).
+
+    A deleted account comes back as null; it is reported as login ``ghost`` like GitHub does.
+    """
+    if value is None:
+        return "ghost", False
+    actor = _mapping(value, what)
+    login = _str(actor, "login", what)
+    kind = actor.get(type_key)
+    return login, kind == "Bot" or login.lower().endswith("[bot]")
+
+
+def _pr_state(state: str, merged: bool, what: str) -> str:
+    lowered = state.lower()
+    if lowered not in {"open", "closed", "merged"}:
+        raise GitHubPayloadError(f"{what}.state: unknown pull request state {state!r}")
+    if lowered == "closed" and merged:
+        return "merged"
+    return lowered
+
+
+# --------------------------------------------------------------------------- pull requests
+
+
+def parse_review_node(node: Any) -> ReviewRecord:
+    """A review from the GraphQL ``reviews`` connection."""
+    what = "review"
+    n = _mapping(node, what)
+    login, is_bot = _actor(n.get("author"), f"{what}.author", "__typename")
+    state = _str(n, "state", what).upper()
+    return ReviewRecord(
+        provider_id=str(_int(n, "databaseId", what)),
+        author_login=login,
+        author_is_bot=is_bot,
+        state=state,
+        submitted_at=_opt_ts(n, "submittedAt", what),
+        dismissed=state == "DISMISSED",
+    )
+
+
+def parse_pr_node(node: Any) -> PullRequestRecord:
+    """A pull request node as returned by :data:`PULL_REQUESTS_QUERY`."""
+    n = _mapping(node, "pull request node")
+    what = f"pull request #{n.get('number', '?')}"
+    login, is_bot = _actor(n.get("author"), f"{what}.author", "__typename")
+    merged_at = _opt_ts(n, "mergedAt", what)
+    state = _pr_state(_str(n, "state", what), merged_at is not None, what)
+    merge_commit = n.get("mergeCommit")
+    merge_sha = None
+    if merge_commit is not None and state == "merged":
+        mc_what = f"{what}.mergeCommit"
+        merge_sha = _str(_mapping(merge_commit, mc_what), "oid", mc_what)
+    ready_events = [e for e in _nodes(n, "timelineItems", what) if e.get("createdAt") is not None]
+    ready_at = _ts(ready_events[0], "createdAt", f"{what}.timelineItems") if ready_events else None
+    first_commit_at = None
+    commits = _nodes(n, "commits", what)
+    if commits:
+        commit = _mapping(_field(commits[0], "commit", f"{what}.commits"), f"{what}.commits.commit")
+        first_commit_at = _opt_ts(commit, "authoredDate", f"{what}.commits.commit")
+    is_draft = _bool(n, "isDraft", what)
+    return PullRequestRecord(
+        number=_int(n, "number", what),
+        title=_str(n, "title", what),
+        url=_opt_str(n, "url", what),
+        author_login=login,
+        author_is_bot=is_bot,
+        state=state,
+        is_draft=is_draft,
+        was_draft=is_draft or ready_at is not None,
+        created_at=_ts(n, "createdAt", what),
+        updated_at=_ts(n, "updatedAt", what),
+        ready_at=ready_at,
+        merged_at=merged_at,
+        closed_at=_opt_ts(n, "closedAt", what),
+        merge_commit_sha=merge_sha,
+        base_ref=_str(n, "baseRefName", what),
+        head_ref=_str(n, "headRefName", what),
+        additions=_int(n, "additions", what, 0),
+        deletions=_int(n, "deletions", what, 0),
+        changed_files=_int(n, "changedFiles", what, 0),
+        labels=tuple(_str(lbl, "name", f"{what}.labels") for lbl in _nodes(n, "labels", what)),
+        first_commit_at=first_commit_at,
+        reviews=tuple(parse_review_node(r) for r in _nodes(n, "reviews", what)),
+        files=tuple(
+            FileRecord(
+                path=_str(f, "path", f"{what}.files"),
+                additions=_int(f, "additions", f"{what}.files", 0),
+                deletions=_int(f, "deletions", f"{what}.files", 0),
+            )
+            for f in _nodes(n, "files", what)
+        ),
+    )
+
+
+def parse_pull_requests_response(response: Any) -> PullRequestPage:
+    """One page of :data:`PULL_REQUESTS_QUERY` (the whole body, or just its ``data``)."""
+    body = _mapping(response, "GraphQL response")
+    errors = body.get("errors")
+    if errors:
+        raise GitHubPayloadError(f"GraphQL response has errors: {errors!r}")
+    data = _mapping(body["data"], "GraphQL data") if "data" in body else body
+    repo = data.get("repository")
+    if repo is None:
+        raise GitHubPayloadError("GraphQL data: repository is null (not found or no access)")
+    conn = _mapping(
+        _field(_mapping(repo, "repository"), "pullRequests", "repository"),
+        "repository.pullRequests",
+    )
+    page_info = _mapping(_field(conn, "pageInfo", "pullRequests"), "pullRequests.pageInfo")
+    rate = data.get("rateLimit")
+    rate_limit = None
+    if rate is not None:
+        r = _mapping(rate, "rateLimit")
+        rate_limit = RateLimit(
+            cost=_int(r, "cost", "rateLimit"),
+            remaining=_int(r, "remaining", "rateLimit"),
+            reset_at=_ts(r, "resetAt", "rateLimit"),
+        )
+    return PullRequestPage(
+        pull_requests=tuple(
+            parse_pr_node(p) for p in _nodes(data["repository"], "pullRequests", "repository")
+        ),
+        has_next_page=_bool(page_info, "hasNextPage", "pageInfo"),
+        end_cursor=_opt_str(page_info, "endCursor", "pageInfo"),
+        rate_limit=rate_limit,
+    )
+
+
+def parse_rest_pull(payload: Any) -> PullRequestRecord:
+    """A REST ``pull request`` object (also the webhook ``pull_request``).
+
+    REST has no ready-for-review time, so ``ready_at`` is None and ``was_draft`` is the current
+    draft flag. ``merge_commit_sha`` is kept only for merged PRs (REST fills it with a test merge
+    for open ones). A PR is merged when it is closed and ``merged`` or ``merged_at`` says so.
+    """
+    p = _mapping(payload, "pull request")
+    what = f"pull request #{p.get('number', '?')}"
+    login, is_bot = _actor(p.get("user"), f"{what}.user", "type")
+    merged_at = _opt_ts(p, "merged_at", what)
+    merged = _bool(p, "merged", what) or merged_at is not None
+    state = _pr_state(_str(p, "state", what), merged, what)
+    base = _mapping(_field(p, "base", what), f"{what}.base")
+    head = _mapping(_field(p, "head", what), f"{what}.head")
+    labels = _field(p, "labels", what) if "labels" in p else []
+    if not isinstance(labels, list):
+        raise GitHubPayloadError(f"{what}.labels: expected a list, got {labels!r}")
+    is_draft = _bool(p, "draft", what)
+    return PullRequestRecord(
+        number=_int(p, "number", what),
+        title=_str(p, "title", what),
+        url=_opt_str(p, "html_url", what),
+        author_login=login,
+        author_is_bot=is_bot,
+        state=state,
+        is_draft=is_draft,
+        was_draft=is_draft,
+        created_at=_ts(p, "created_at", what),
+        updated_at=_ts(p, "updated_at", what),
+        ready_at=None,
+        merged_at=merged_at,
+        closed_at=_opt_ts(p, "closed_at", what),
+        merge_commit_sha=_opt_str(p, "merge_commit_sha", what) if state == "merged" else None,
+        base_ref=_str(base, "ref", f"{what}.base"),
+        head_ref=_str(head, "ref", f"{what}.head"),
+        additions=_int(p, "additions", what, 0),
+        deletions=_int(p, "deletions", what, 0),
+        changed_files=_int(p, "changed_files", what, 0),
+        labels=tuple(
+            _str(_mapping(lbl, f"{what}.labels"), "name", f"{what}.labels") for lbl in labels
+        ),
+    )
+
+
+def parse_rest_review(payload: Any) -> ReviewRecord:
+    """A REST review, or the webhook ``review`` (whose states are lowercase)."""
+    what = "review"
+    r = _mapping(payload, what)
+    login, is_bot = _actor(r.get("user"), f"{what}.user", "type")
+    state = _str(r, "state", what).upper()
+    return ReviewRecord(
+        provider_id=str(_int(r, "id", what)),
+        author_login=login,
+        author_is_bot=is_bot,
+        state=state,
+        submitted_at=_opt_ts(r, "submitted_at", what),
+        dismissed=state == "DISMISSED",
+    )
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+def deployment_outcome(statuses: Iterable[Any]) -> tuple[str, datetime | None]:
+    """(state, finished_at) of a deployment from its statuses, in any order.
+
+    METRICS.md: the outcome is the latest status other than ``inactive``; it finished at that
+    status's time. A latest status that is not terminal (``queued``, ``in_progress``...) gives
+    that state and no finish time; no status at all gives ``("pending", None)``. Ties in time
+    are broken by status id, then by position (later wins).
+    """
+    best: tuple[datetime, int, int] | None = None
+    best_state = "pending"
+    for pos, raw in enumerate(statuses):
+        s = _mapping(raw, "deployment status")
+        state = _str(s, "state", "deployment status").lower()
+        if state == "inactive":
+            continue
+        at = _ts(s, "created_at", "deployment status")
+        sid = s.get("id")
+        key = (at, sid if isinstance(sid, int) and not isinstance(sid, bool) else 0, pos)
+        if best is None or key > best:
+            best, best_state = key, state
+    if best is None:
+        return "pending", None
+    return best_state, best[0] if best_state in TERMINAL_DEPLOYMENT_STATES else None
+
+
+def parse_deployment(payload: Any, statuses: Sequence[Any] = ()) -> DeploymentRecord:
+    """A REST/webhook ``deployment`` with its statuses (see :func:`deployment_outcome`)."""
+    what = "deployment"
+    d = _mapping(payload, what)
+    status, finished_at = deployment_outcome(statuses)
+    return DeploymentRecord(
+        source="deployment",
+        provider_id=str(_int(d, "id", what)),
+        environment=_str(d, "environment", what),
+        commit_sha=_str(d, "sha", what),
+        ref=_opt_str(d, "ref", what),
+        status=status,
+        started_at=_opt_ts(d, "created_at", what),
+        finished_at=finished_at,
+        url=_opt_str(d, "url", what),
+    )
+
+
+def parse_workflow_run(payload: Any, environment: str = "production") -> DeploymentRecord:
+    """A workflow run (REST or webhook ``workflow_run``) used as a deployment.
+
+    A completed run's status is its conclusion and it finished at ``updated_at``; a run still
+    going keeps its status (``queued``, ``in_progress``) and has no finish time.
+    """
+    w = _mapping(payload, "workflow run")
+    what = f"workflow run {w.get('id', '?')}"
+    run_status = _str(w, "status", what)
+    finished_at = None
+    if run_status == "completed":
+        conclusion = _opt_str(w, "conclusion", what)
+        if conclusion is None:
+            raise GitHubPayloadError(f"{what}: completed run without a conclusion")
+        status = conclusion
+        finished_at = _ts(w, "updated_at", what)
+    else:
+        status = run_status
+    started_at = _opt_ts(w, "run_started_at", what) or _opt_ts(w, "created_at", what)
+    return DeploymentRecord(
+        source="workflow_run",
+        provider_id=str(_int(w, "id", what)),
+        environment=environment,
+        commit_sha=_str(w, "head_sha", what),
+        ref=_opt_str(w, "head_branch", what),
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at,
+        url=_opt_str(w, "html_url", what),
+    )
+
+
+def parse_release(payload: Any, environment: str = "production") -> DeploymentRecord:
+    """A release (REST or webhook ``release``) used as a deployment.
+
+    A published, non-draft release succeeded at ``published_at``; a draft is ``pending``. The
+    commit is unknown until the tag is resolved, so ``commit_sha`` is None and ``ref`` is the tag.
+    """
+    r = _mapping(payload, "release")
+    what = f"release {r.get('id', '?')}"
+    published_at = _opt_ts(r, "published_at", what)
+    done = not _bool(r, "draft", what) and published_at is not None
+    return DeploymentRecord(
+        source="release",
+        provider_id=str(_int(r, "id", what)),
+        environment=environment,
+        commit_sha=None,
+        ref=_str(r, "tag_name", what),
+        status="success" if done else "pending",
+        started_at=_opt_ts(r, "created_at", what),
+        finished_at=published_at if done else None,
+        url=_opt_str(r, "html_url", what),
+    )

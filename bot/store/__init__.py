@@ -1,0 +1,1 @@
+"""The store layer: models, engine and sessions, migrations, and the queries metrics use."""

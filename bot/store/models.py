@@ -1,0 +1,352 @@
+"""The store: SQLAlchemy 2 typed models.
+
+Every timestamp is a naive ``datetime`` in UTC with second precision (see ``bot.store.utc``).
+Provider ids are kept so that ingestion can upsert idempotently.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- teams and repositories -------------------------------------------------------------
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+    repositories: Mapped[list[Repository]] = relationship(
+        secondary="team_repositories", back_populates="teams", lazy="selectin"
+    )
+
+
+class Repository(Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(255), unique=True)
+    provider: Mapped[str] = mapped_column(String(32), default="github")
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    default_branch: Mapped[str] = mapped_column(String(255), default="main")
+
+    teams: Mapped[list[Team]] = relationship(
+        secondary="team_repositories", back_populates="repositories", lazy="selectin"
+    )
+
+
+class TeamRepository(Base):
+    __tablename__ = "team_repositories"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+# --- pull requests ------------------------------------------------------------------------
+
+
+class PullRequest(Base):
+    __tablename__ = "pull_requests"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "number", name="uq_pull_requests_repo_number"),
+        Index("ix_pull_requests_repo_merged", "repository_id", "merged_at"),
+        Index("ix_pull_requests_repo_state_created", "repository_id", "state", "created_at"),
+        Index("ix_pull_requests_repo_merge_sha", "repository_id", "merge_commit_sha"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(Text)
+    author_login: Mapped[str] = mapped_column(String(255), default="")
+    author_is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # open | closed | merged
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    is_draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    was_draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # first ready_for_review event; NULL when the PR was never a draft
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # earliest author date among the PR's commits, as the provider reports it
+    first_commit_at: Mapped[datetime | None] = mapped_column(DateTime)
+    merged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    merge_commit_sha: Mapped[str | None] = mapped_column(String(64))
+    base_branch: Mapped[str] = mapped_column(String(255), default="main")
+    head_branch: Mapped[str | None] = mapped_column(String(255))
+    additions: Mapped[int] = mapped_column(Integer, default=0)
+    deletions: Mapped[int] = mapped_column(Integer, default=0)
+    changed_files: Mapped[int | None] = mapped_column(Integer)
+    labels: Mapped[str | None] = mapped_column(Text)  # comma-separated
+
+
+class PullRequestFile(Base):
+    __tablename__ = "pull_request_files"
+    __table_args__ = (UniqueConstraint("pull_request_id", "path", name="uq_pr_files_pr_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    additions: Mapped[int] = mapped_column(Integer, default=0)
+    deletions: Mapped[int] = mapped_column(Integer, default=0)
+    # marked linguist-generated in .gitattributes (ignored for PR size)
+    generated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("pull_request_id", "provider_id", name="uq_reviews_pr_provider"),
+        Index("ix_reviews_pr_submitted", "pull_request_id", "submitted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id", ondelete="CASCADE"))
+    provider_id: Mapped[str] = mapped_column(String(100))
+    author_login: Mapped[str] = mapped_column(String(255), default="")
+    author_is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING (upper case)
+    state: Mapped[str] = mapped_column(String(32))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    dismissed: Mapped[bool] = mapped_column(Boolean, default=False)
+    dismissed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Commit(Base):
+    """Commits of a repository's deployed history, for deployment contents and rollbacks."""
+
+    __tablename__ = "commits"
+    __table_args__ = (UniqueConstraint("repository_id", "sha", name="uq_commits_repo_sha"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    sha: Mapped[str] = mapped_column(String(64))
+    authored_at: Mapped[datetime | None] = mapped_column(DateTime)
+    committed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # space-separated parent SHAs
+    parents: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- deployments and incidents ------------------------------------------------------------
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "source", "provider_id", name="uq_deployments_provider"),
+        Index("ix_deployments_repo_finished", "repository_id", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    # github-deployments | workflow | releases | webhook | demo
+    source: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str] = mapped_column(String(100))
+    environment: Mapped[str] = mapped_column(String(100))
+    commit_sha: Mapped[str] = mapped_column(String(64))
+    # final outcome: success | failure | error | cancelled | in_progress | queued | pending
+    status: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    url: Mapped[str | None] = mapped_column(Text)
+    # derived (bot.store.derive): when contents were last computed, and the finish time of the
+    # earliest later successful deployment of the same repository that deploys a strict
+    # ancestor of this one's commit (a rollback)
+    contents_computed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DeploymentPullRequest(Base):
+    """The merged PRs a deployment contains (METRICS.md, Deployments)."""
+
+    __tablename__ = "deployment_pull_requests"
+    __table_args__ = (Index("ix_deployment_prs_pr", "pull_request_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    pull_request_id: Mapped[int] = mapped_column(
+        ForeignKey("pull_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("source", "provider_id", name="uq_incidents_source_provider"),
+        Index("ix_incidents_team_started", "team_id", "started_at"),
+        Index("ix_incidents_team_resolved", "team_id", "resolved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    # github-issues | jira | pagerduty | opsgenie | webhook | demo
+    source: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # explicit link named by the incident's data
+    deployment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="SET NULL")
+    )
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- sprints ------------------------------------------------------------------------------
+
+
+class Sprint(Base):
+    __tablename__ = "sprints"
+    __table_args__ = (
+        UniqueConstraint("team_id", "source", "provider_id", name="uq_sprints_provider"),
+        Index("ix_sprints_team_ended", "team_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))  # jira | github-milestones | demo
+    provider_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    state: Mapped[str] = mapped_column(String(16), default="closed")
+
+
+class SprintItem(Base):
+    __tablename__ = "sprint_items"
+    __table_args__ = (UniqueConstraint("sprint_id", "key", name="uq_sprint_items_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sprint_id: Mapped[int] = mapped_column(ForeignKey("sprints.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text, default="")
+    # in the sprint when it started
+    committed: Mapped[bool] = mapped_column(Boolean, default=True)
+    # added after the sprint started
+    added: Mapped[bool] = mapped_column(Boolean, default=False)
+    # removed before the sprint ended
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # done by the sprint's end
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    points: Mapped[float | None] = mapped_column(Float)
+
+
+# --- Slack-side state ---------------------------------------------------------------------
+
+
+class ActionItem(Base):
+    __tablename__ = "action_items"
+    __table_args__ = (
+        Index("ix_action_items_team_due", "team_id", "due_on"),
+        Index("ix_action_items_owner", "owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    opportunity: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(32))  # Slack user id
+    due_on: Mapped[date] = mapped_column(Date)
+    completed_on: Mapped[date | None] = mapped_column(Date)
+    kpi: Mapped[str | None] = mapped_column(String(64))
+    baseline_value: Mapped[float | None] = mapped_column(Float)
+    baseline_n: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ChannelTeam(Base):
+    __tablename__ = "channel_teams"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    set_by: Mapped[str | None] = mapped_column(String(32))
+    set_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DigestSubscription(Base):
+    __tablename__ = "digest_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "team_id", "kind", name="uq_digest_subscriptions_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # weekly | monthly
+    schedule: Mapped[str | None] = mapped_column(String(32))  # "mon 09:00", "1 09:00"
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    broken_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestRun(Base):
+    """One digest for one subscription and period: claimed once, posted at most once."""
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("subscription_id", "period_key", name="uq_digest_runs_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("digest_subscriptions.id", ondelete="CASCADE")
+    )
+    period_key: Mapped[str] = mapped_column(String(16))  # 2026-W46 | 2026-10
+    status: Mapped[str] = mapped_column(String(16))  # claimed | posted | skipped | failed
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncCursor(Base):
+    """Where an incremental sync of (source, scope, kind) got to; moved after a page commits."""
+
+    __tablename__ = "sync_cursors"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)  # e.g. acme/payments-api
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # pulls | deployments | ...
+    cursor: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

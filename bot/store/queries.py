@@ -1,0 +1,304 @@
+"""Read queries the metrics use. Each returns plain rows filtered and sorted in the database,
+along the indexes declared in ``bot.store.models``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Exists, ScalarSelect, Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.store.models import (
+    Deployment,
+    DeploymentPullRequest,
+    Incident,
+    PullRequest,
+    PullRequestFile,
+    Repository,
+    Review,
+    Sprint,
+    SprintItem,
+    Team,
+)
+
+
+def repositories(session: Session, full_names: Sequence[str]) -> dict[int, tuple[str, str]]:
+    """id -> (full name, default branch) for the named repositories that exist in the store."""
+    if not full_names:
+        return {}
+    lowered = [n.lower() for n in full_names]
+    rows = session.execute(
+        select(Repository.id, Repository.full_name, Repository.default_branch).where(
+            func.lower(Repository.full_name).in_(lowered)
+        )
+    )
+    return {r.id: (r.full_name, r.default_branch) for r in rows}
+
+
+def team_id(session: Session, name: str) -> int | None:
+    return session.scalar(select(Team.id).where(Team.name == name))
+
+
+def merged_pr_ids(repo_ids: Sequence[int], start: datetime, end: datetime) -> Select[Any]:
+    """Selection: PRs of these repositories merged in ``[start, end)``."""
+    return select(PullRequest.id).where(
+        PullRequest.repository_id.in_(repo_ids),
+        PullRequest.merged_at >= start,
+        PullRequest.merged_at < end,
+    )
+
+
+def _shipped(envs: Sequence[str], *when: ColumnElement[bool]) -> Exists:
+    """The enclosing query's PR is in a successful production deployment finished ``when``.
+
+    Correlated on ``pull_requests``, so the database follows ``ix_deployment_prs_pr`` from each
+    PR instead of grouping every deployment link in the store.
+    """
+    return (
+        select(DeploymentPullRequest.deployment_id)
+        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
+        .where(
+            DeploymentPullRequest.pull_request_id == PullRequest.id,
+            Deployment.status == "success",
+            Deployment.environment.in_(envs),
+            Deployment.finished_at.is_not(None),
+            *when,
+        )
+        .correlate(PullRequest)
+        .exists()
+    )
+
+
+def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
+    """Per PR row of the enclosing query: finish of its first successful production deployment
+    (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
+    return (
+        select(func.min(Deployment.finished_at))
+        .select_from(DeploymentPullRequest)
+        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
+        .where(
+            DeploymentPullRequest.pull_request_id == PullRequest.id,
+            Deployment.status == "success",
+            Deployment.environment.in_(envs),
+            Deployment.finished_at.is_not(None),
+        )
+        .correlate(PullRequest)
+        .scalar_subquery()
+    )
+
+
+def deployed_pr_ids(
+    repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
+) -> Select[Any]:
+    """Selection: PRs whose first successful production deployment finished in ``[start, end)``.
+
+    The first one finished in the period exactly when one finished in the period and none
+    before it.
+    """
+    return select(PullRequest.id).where(
+        PullRequest.repository_id.in_(repo_ids),
+        _shipped(envs, Deployment.finished_at >= start, Deployment.finished_at < end),
+        ~_shipped(envs, Deployment.finished_at < start),
+    )
+
+
+def merged_or_deployed_pr_ids(
+    repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
+) -> Select[Any]:
+    """Selection: merged PRs of these repositories merged in ``[start, end)`` or contained in a
+    successful production deployment finished in it.
+
+    A superset of ``merged_pr_ids`` and ``deployed_pr_ids`` together, so that both populations
+    come from one pass over PR, review and file rows; the caller tells them apart by
+    ``merged_at`` and by the first deployment ``pr_rows`` returns.
+    """
+    return select(PullRequest.id).where(
+        PullRequest.repository_id.in_(repo_ids),
+        PullRequest.merged_at.is_not(None),
+        or_(
+            and_(PullRequest.merged_at >= start, PullRequest.merged_at < end),
+            _shipped(envs, Deployment.finished_at >= start, Deployment.finished_at < end),
+        ),
+    )
+
+
+def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> list[Any]:
+    """Merged PRs of the selection with their first successful production deployment, by
+    merge time. The engine unpacks the rows by position: keep the column order."""
+    q = (
+        select(
+            PullRequest.id,
+            PullRequest.repository_id,
+            PullRequest.number,
+            PullRequest.title,
+            PullRequest.author_login,
+            PullRequest.author_is_bot,
+            PullRequest.created_at,
+            PullRequest.ready_at,
+            PullRequest.first_commit_at,
+            PullRequest.merged_at,
+            PullRequest.base_branch,
+            PullRequest.additions,
+            PullRequest.deletions,
+            first_deployed(envs).label("deployed"),
+        )
+        .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
+        .order_by(PullRequest.merged_at, PullRequest.id)
+    )
+    return list(session.execute(q))
+
+
+def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
+    """Unpacked by position in the engine: keep the column order."""
+    q = (
+        select(
+            Review.pull_request_id,
+            Review.author_login,
+            Review.author_is_bot,
+            Review.state,
+            Review.submitted_at,
+            Review.dismissed,
+        )
+        .where(
+            Review.pull_request_id.in_(selection),
+            Review.submitted_at.is_not(None),
+            Review.state != "PENDING",
+        )
+        .order_by(Review.pull_request_id, Review.submitted_at)
+    )
+    return list(session.execute(q))
+
+
+def file_rows(session: Session, selection: Select[Any]) -> list[Any]:
+    """Unpacked by position in the engine: keep the column order."""
+    q = select(
+        PullRequestFile.pull_request_id,
+        PullRequestFile.path,
+        PullRequestFile.additions,
+        PullRequestFile.deletions,
+        PullRequestFile.generated,
+    ).where(PullRequestFile.pull_request_id.in_(selection))
+    return list(session.execute(q))
+
+
+def deployment_rows(
+    session: Session, repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
+) -> list[Any]:
+    """Production deployments of these repositories finished in ``[start, end)``."""
+    q = (
+        select(
+            Deployment.id,
+            Deployment.repository_id,
+            Deployment.commit_sha,
+            Deployment.status,
+            Deployment.finished_at,
+            Deployment.rolled_back_at,
+        )
+        .where(
+            Deployment.repository_id.in_(repo_ids),
+            Deployment.environment.in_(envs),
+            Deployment.finished_at >= start,
+            Deployment.finished_at < end,
+        )
+        .order_by(Deployment.finished_at, Deployment.id)
+    )
+    return list(session.execute(q))
+
+
+def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]:
+    """(deployment id, PR title, merge SHA) for the PRs the deployments contain."""
+    out: list[Any] = []
+    ids = list(deployment_ids)
+    for i in range(0, len(ids), 900):
+        chunk = ids[i : i + 900]
+        q = (
+            select(
+                DeploymentPullRequest.deployment_id,
+                PullRequest.title,
+                PullRequest.merge_commit_sha,
+            )
+            .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
+            .where(DeploymentPullRequest.deployment_id.in_(chunk))
+        )
+        out.extend(session.execute(q))
+    return out
+
+
+def incident_rows(session: Session, team: int, start: datetime) -> list[Any]:
+    """The team's incidents that started or were resolved at or after ``start``."""
+    q = (
+        select(
+            Incident.id,
+            Incident.started_at,
+            Incident.resolved_at,
+            Incident.deployment_id,
+            Incident.commit_sha,
+        )
+        .where(
+            Incident.team_id == team,
+            or_(Incident.started_at >= start, Incident.resolved_at >= start),
+        )
+        .order_by(Incident.started_at, Incident.id)
+    )
+    return list(session.execute(q))
+
+
+def revert_rows(
+    session: Session, repo_ids: Sequence[int], start: datetime, end: datetime
+) -> list[Any]:
+    q = select(PullRequest.repository_id, PullRequest.title, PullRequest.merged_at).where(
+        PullRequest.repository_id.in_(repo_ids),
+        PullRequest.merged_at >= start,
+        PullRequest.merged_at < end,
+        PullRequest.title.like('Revert "%'),
+    )
+    return list(session.execute(q))
+
+
+def sprint_item_rows(session: Session, team: int, start: datetime, end: datetime) -> list[Any]:
+    """Items of the team's sprints that ended in ``[start, end)``, with the sprint's end."""
+    q = (
+        select(
+            SprintItem.sprint_id,
+            Sprint.ended_at,
+            SprintItem.committed,
+            SprintItem.added,
+            SprintItem.completed,
+            SprintItem.points,
+        )
+        .join(Sprint, Sprint.id == SprintItem.sprint_id)
+        .where(and_(Sprint.team_id == team, Sprint.ended_at >= start, Sprint.ended_at < end))
+    )
+    return list(session.execute(q))
+
+
+def open_pr_ids(repo_ids: Sequence[int], created_before: datetime) -> Select[Any]:
+    """Selection: open, non-draft PRs of these repositories created before the cut-off."""
+    return select(PullRequest.id).where(
+        PullRequest.repository_id.in_(repo_ids),
+        PullRequest.state == "open",
+        PullRequest.is_draft.is_(False),
+        PullRequest.created_at < created_before,
+    )
+
+
+def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
+    q = (
+        select(
+            PullRequest.id,
+            PullRequest.repository_id,
+            PullRequest.number,
+            PullRequest.title,
+            PullRequest.url,
+            PullRequest.author_login,
+            PullRequest.author_is_bot,
+            PullRequest.created_at,
+            PullRequest.ready_at,
+        )
+        .where(PullRequest.id.in_(selection))
+        .order_by(PullRequest.created_at, PullRequest.id)
+    )
+    return list(session.execute(q))

@@ -1,0 +1,98 @@
+"""Engines and sessions.
+
+``DATABASE_URL`` defaults to ``sqlite:///kpibot.db``. SQLite runs in WAL mode with a busy
+timeout so that the bot, a sync and the scheduler can share one file. ``postgresql://`` URLs
+use psycopg 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import DatabaseNotReady, KpibotError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalise_url(url: str) -> str:
+    """Map the plain driver names users write onto the drivers kpibot ships with."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    try:
+        sa_url = make_url(normalise_url(url))
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
+        raise KpibotError(
+            "DATABASE_URL is not a valid database URL: use e.g. sqlite:///kpibot.db or "
+            "postgresql://user@host:5432/db"
+        ) from exc
+    if sa_url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            sa_url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **kwargs,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(sa_url, pool_pre_ping=True, **kwargs)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One session per unit of work: committed on success, rolled back on error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def require_schema(engine: Engine) -> None:
+    """Fail with advice when the database has not been initialised."""
+    if not inspect(engine).has_table("pull_requests"):
+        raise DatabaseNotReady(
+            "the database has no kpibot tables yet: run 'kpibot db upgrade' "
+            "(or 'kpibot demo' to load demo data)"
+        )
+
+
+def utc(dt: datetime) -> datetime:
+    """A naive UTC datetime with second precision, as the store keeps them."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt.replace(microsecond=0)
+
+
+def aware(dt: datetime) -> datetime:
+    """A stored (naive UTC) datetime as an aware one."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt

@@ -1,0 +1,1 @@
+"""Surfaces: the command line now; Slack listeners and scheduler jobs build on the same reports."""

@@ -1,0 +1,326 @@
+"""The ``kpibot`` command line: report, digest, demo, db upgrade, config check.
+
+Bad input (an unknown metric, team or period, a broken kpibot.yml) prints one line saying
+what is wrong and what is valid, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from bot import __version__
+from bot.errors import KpibotError, UnknownMetric
+from bot.metrics import registry
+from bot.metrics.engine import TeamEngine
+from bot.metrics.periods import (
+    Period,
+    last_complete_month,
+    last_complete_week,
+    parse_period,
+)
+from bot.renderers import jsonout, text
+from bot.settings import Config, Settings, TeamConfig, load_config, load_env_settings, parse_config
+from bot.store.session import make_engine, require_schema, session_factory, unit_of_work
+
+log = logging.getLogger("kpibot")
+
+EXIT_USAGE = 2
+
+SPECIAL_REPORTS = ("dora", "health")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that says what is wrong in one line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"kpibot: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="kpibot",
+        description="Engineering KPIs for teams: cycle time, review health, DORA, predictability.",
+    )
+    p.add_argument("--version", action="version", version=f"kpibot {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    metrics = ", ".join(m.id for m in registry.METRICS)
+    r = sub.add_parser(
+        "report",
+        help="show one KPI (or 'dora', 'health') for a team",
+        description=f"Show a metric card. METRIC is one of: {metrics}, dora, health "
+        "(aliases accepted).",
+    )
+    r.add_argument("metric", metavar="METRIC")
+    _common(r, "28d")
+    r.add_argument("--format", choices=("text", "json"), default="text")
+
+    d = sub.add_parser("digest", help="render the weekly or monthly digest")
+    d.add_argument("kind", choices=("weekly", "monthly", "leading", "lagging"))
+    _common(d, "the last complete week or month")
+    d.add_argument("--format", choices=("text", "json", "blocks"), default="text")
+
+    demo = sub.add_parser("demo", help="load a demo organisation (three teams, six months)")
+    demo.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="last day of the demo history (default today)"
+    )
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_sub.add_parser("upgrade", help="apply database migrations")
+
+    cfg = sub.add_parser("config", help="team configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    check = cfg_sub.add_parser("check", help="validate kpibot.yml, line by line")
+    check.add_argument("path", nargs="?", help="file to check (default $KPIBOT_CONFIG)")
+    return p
+
+
+def _common(p: argparse.ArgumentParser, period_default: str) -> None:
+    p.add_argument("--team", "-t", help="team name (default: the first team in kpibot.yml)")
+    p.add_argument(
+        "--period",
+        "-p",
+        help=f"last-week, this-week, last-month, this-month, 2026-W46, 2026-10, 2026-Q3, 28d, "
+        f"90d (default {period_default})",
+    )
+    p.add_argument(
+        "--now",
+        metavar="ISO-TIME",
+        help="compute as of this moment instead of the current time (e.g. 2026-11-20T09:00Z)",
+    )
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _now(arg: str | None) -> datetime:
+    if not arg:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        dt = datetime.fromisoformat(arg.replace("Z", "+00:00"))
+    except ValueError:
+        raise KpibotError(
+            f"--now '{arg}' is not an ISO 8601 time; write e.g. 2026-11-20T09:00:00Z"
+        ) from None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def _team(config: Config, name: str | None) -> TeamConfig:
+    if name:
+        return config.team(name)
+    if not config.teams:
+        raise KpibotError(f"{config.path} has no teams")
+    return config.teams[0]
+
+
+class Context:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.factory = session_factory(self.engine)
+
+    def config(self) -> Config:
+        return load_config(self.settings.config_path)
+
+
+def _print(out: str) -> None:
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.config()
+    team = _team(config, args.team)
+    word = args.metric.strip().lower()
+    try:
+        metric_id = word if word in SPECIAL_REPORTS else registry.resolve(word).id
+    except UnknownMetric as exc:
+        raise UnknownMetric(str(exc).rstrip(".") + ", dora, health.") from None
+    now = _now(args.now)
+    period = parse_period(args.period or "28d", team.zone, now)
+    require_schema(ctx.engine)
+    from bot.reports.cards import build_card, build_dora, build_health
+
+    with unit_of_work(ctx.factory) as session:
+        engine = TeamEngine(session, team)
+        out: Any
+        if metric_id == "dora":
+            dora = build_dora(engine, period)
+            out = jsonout.dora(dora) if args.format == "json" else text.dora(dora)
+        elif metric_id == "health":
+            health = build_health(engine, period)
+            out = jsonout.health(health) if args.format == "json" else text.health(health)
+        else:
+            card = build_card(engine, metric_id, period)
+            out = jsonout.card(card) if args.format == "json" else text.card(card)
+    _print(json.dumps(out, indent=2) if args.format == "json" else out)
+    return 0
+
+
+def _digest_period(kind: str, team: TeamConfig, word: str | None, now: datetime) -> Period:
+    if word:
+        p = parse_period(word, team.zone, now)
+        return p
+    if kind == "weekly":
+        return last_complete_week(now, team.zone)
+    return last_complete_month(now, team.zone)
+
+
+def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
+    config = ctx.config()
+    team = _team(config, args.team)
+    kind = {"leading": "weekly", "lagging": "monthly"}.get(args.kind, args.kind)
+    now = _now(args.now)
+    period = _digest_period(kind, team, args.period, now)
+    require_schema(ctx.engine)
+    from bot.renderers import blocks
+    from bot.reports.digests import build_monthly, build_weekly
+
+    now_naive = now.astimezone(UTC).replace(tzinfo=None)
+    with unit_of_work(ctx.factory) as session:
+        engine = TeamEngine(session, team)
+        if kind == "weekly":
+            wd = build_weekly(engine, period, now_naive)
+            rendered: Any = {
+                "text": lambda: text.weekly(wd),
+                "json": lambda: jsonout.weekly(wd),
+                "blocks": lambda: blocks.weekly(wd),
+            }[args.format]()
+        else:
+            md = build_monthly(engine, period, now_naive)
+            rendered = {
+                "text": lambda: text.monthly(md),
+                "json": lambda: jsonout.monthly(md),
+                "blocks": lambda: blocks.monthly(md),
+            }[args.format]()
+    _print(rendered if args.format == "text" else json.dumps(rendered, indent=2))
+    return 0
+
+
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
+    from bot import demo
+    from bot.store.migrate import upgrade
+
+    as_of = date.today()
+    if args.as_of:
+        try:
+            as_of = date.fromisoformat(args.as_of)
+        except ValueError:
+            raise KpibotError(f"--as-of '{args.as_of}' is not a date; write YYYY-MM-DD") from None
+    path = Path(ctx.settings.config_path)
+    if demo.write_config(path):
+        _print(f"wrote {path} with three demo teams (payments, mobile, platform)")
+    else:
+        _print(f"keeping the existing {path}")
+    config = ctx.config()
+    upgrade(ctx.engine)
+    started = time.monotonic()
+    _print(f"loading the demo organisation (six months up to {as_of.isoformat()})...")
+    with unit_of_work(ctx.factory) as session:
+        summary = demo.load(session, config, as_of, progress=_print)
+    _print(
+        f"loaded {summary.teams} teams, {summary.pull_requests} pull requests, "
+        f"{summary.deployments} production deployments, {summary.incidents} incidents, "
+        f"{summary.sprints} sprints and {summary.action_items} action items "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+    _print(
+        "next: kpibot report cycle-time   ·   kpibot report dora --team mobile   ·   "
+        "kpibot digest weekly"
+    )
+    return 0
+
+
+def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
+    if args.db_command != "upgrade":
+        raise KpibotError("say what to do with the database: 'kpibot db upgrade'")
+    from bot.store.migrate import current_revision, upgrade
+
+    upgrade(ctx.engine)
+    path = Path(ctx.settings.config_path)
+    if path.is_file():
+        from bot.store.teams import sync_teams
+
+        config = ctx.config()
+        with unit_of_work(ctx.factory) as session:
+            sync_teams(session, config)
+    _print(f"database is at revision {current_revision(ctx.engine)} (latest)")
+    return 0
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.config_command != "check":
+        raise KpibotError("say what to do with the configuration: 'kpibot config check'")
+    path = Path(args.path or settings.config_path)
+    if not path.is_file():
+        raise KpibotError(
+            f"no team configuration at {path}: run 'kpibot demo' to create a sample, or set "
+            "KPIBOT_CONFIG"
+        )
+    config, problems = parse_config(path.read_text(encoding="utf-8"), str(path))
+    if problems:
+        for p in problems:
+            sys.stderr.write(p + "\n")
+        sys.stderr.write(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found\n")
+        return EXIT_USAGE
+    assert config is not None
+    teams = ", ".join(f"{t.name} ({len(t.repos)} repos, {t.timezone})" for t in config.teams)
+    _print(f"{path}: OK, {len(config.teams)} team{'s' if len(config.teams) > 1 else ''}: {teams}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
+    "report": cmd_report,
+    "digest": cmd_digest,
+    "demo": cmd_demo,
+    "db": cmd_db,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (2 for bad input)."""
+    logging.basicConfig(
+        level=os.environ.get("KPIBOT_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        settings = load_env_settings()
+        if args.command == "config":
+            return cmd_config(settings, args)
+        return COMMANDS[args.command](Context(settings), args)
+    except KpibotError as exc:
+        sys.stderr.write(f"kpibot: {exc}\n")
+        return EXIT_USAGE
+    except (OperationalError, ProgrammingError) as exc:
+        log.debug("database error", exc_info=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        sys.stderr.write(
+            f"kpibot: the database could not be used ({reason}); check DATABASE_URL and that "
+            "the database is running, then run 'kpibot db upgrade'\n"
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("kpibot: interrupted\n")
+        return 130

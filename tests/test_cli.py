@@ -1,0 +1,216 @@
+"""The command line as a user runs it: demo data, reports, digests, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.metrics import registry
+from bot.surfaces.cli import main
+
+AS_OF = "2026-11-20"
+NOW = "2026-11-20T12:00:00Z"
+REPORT_KEYS = {
+    "metric",
+    "team",
+    "period",
+    "n",
+    "value",
+    "unit",
+    "p50",
+    "p75",
+    "p90",
+    "target",
+    "status",
+    "previous",
+    "trend",
+    "band",
+    "breakdown",
+}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("KPIBOT_CONFIG", str(tmp_path / "kpibot.yml"))
+    return tmp_path
+
+
+@pytest.fixture
+def demo(workdir: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    assert main(["demo", "--as-of", AS_OF]) == 0
+    capsys.readouterr()
+    return workdir
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main([*argv, "--format", "json", "--now", NOW]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_demo_writes_config_and_loads_every_team(workdir, capsys):
+    assert main(["demo", "--as-of", AS_OF]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "loaded 3 teams" in out
+    assert (workdir / "kpibot.yml").is_file()
+    # a second run keeps the file and gives the same data
+    assert main(["demo", "--as-of", AS_OF]) == 0
+    again = capsys.readouterr().out
+    assert "keeping the existing" in again
+    assert out.splitlines()[-2].split(" in ")[0] == again.splitlines()[-2].split(" in ")[0]
+
+
+@pytest.mark.parametrize("team", ["payments", "mobile", "platform"])
+def test_every_metric_has_data_for_every_demo_team(demo, capsys, team):
+    for spec in registry.METRICS:
+        out = run_json(capsys, "report", spec.id, "--team", team, "--period", "90d")
+        assert set(out) == REPORT_KEYS
+        assert out["n"] > 0, f"{spec.id} has no data for {team}"
+        assert out["value"] is not None
+        assert out["status"] in ("on target", "off target")
+
+
+def test_report_json_shape(demo, capsys):
+    out = run_json(capsys, "report", "ct", "--team", "payments", "--period", "2026-10")
+    assert set(out) == REPORT_KEYS
+    assert out["metric"] == "cycle-time"
+    assert out["unit"] == "seconds"
+    # October 2026 in Europe/Berlin: CEST at the start, CET at the end
+    assert out["period"] == {
+        "label": "2026-10",
+        "start": "2026-09-30T22:00:00Z",
+        "end": "2026-10-31T23:00:00Z",
+    }
+    assert out["target"] == {"op": "<", "value": 48 * 3600}
+    assert set(out["previous"]) == {"n", "value"}
+    assert out["trend"] in ("better", "worse", "flat", "not enough data")
+    assert set(out["breakdown"]) >= {"coding", "pickup", "review"}
+    assert out["p50"] == out["value"] and out["p50"] <= out["p75"] <= out["p90"]
+    rate = run_json(capsys, "report", "coverage", "--team", "payments")
+    assert 0 <= rate["value"] <= 1 and rate["p50"] is None and rate["unit"] == "fraction"
+
+
+def test_dora_and_health(demo, capsys):
+    dora = run_json(capsys, "report", "dora", "--team", "mobile", "--period", "last-month")
+    assert dora["edition"] == 2021
+    assert [m["metric"] for m in dora["metrics"]] == list(registry.DORA)
+    assert all(m["band"] in ("elite", "high", "medium", "low") for m in dora["metrics"])
+    health = run_json(capsys, "report", "health", "--team", "platform")
+    assert health["with_data"] == len(registry.HEADLINE)
+    assert health["on_target"] == sum(m["status"] == "on target" for m in health["metrics"])
+    assert main(["report", "health", "--team", "platform", "--now", NOW]) == 0
+    text = capsys.readouterr().out
+    assert f"{health['on_target']} of {health['with_data']} KPIs with data on target" in text
+
+
+def test_text_card(demo, capsys):
+    assert main(["report", "cycle-time", "--now", NOW]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Cycle time · payments · last 28 days")
+    assert "n = " in out and "phases (p50): coding" in out and "last 8 periods:" in out
+
+
+@pytest.mark.parametrize("kind", ["weekly", "monthly"])
+@pytest.mark.parametrize("fmt", ["text", "json", "blocks"])
+def test_digests_render(demo, capsys, kind, fmt):
+    assert main(["digest", kind, "--team", "payments", "--format", fmt, "--now", NOW]) == 0
+    out = capsys.readouterr().out
+    if fmt == "text":
+        assert ("Weekly leading" if kind == "weekly" else "Monthly lagging") in out
+        return
+    data = json.loads(out)
+    if fmt == "json":
+        assert data["digest"] == kind
+        expected = "2026-W46" if kind == "weekly" else "2026-10"
+        assert data["period"]["label"] == expected
+    else:
+        assert data["text"] and 0 < len(data["blocks"]) <= 50
+        for b in data["blocks"]:
+            if b["type"] == "section" and "text" in b:
+                assert len(b["text"]["text"]) <= 3000
+
+
+def test_weekly_digest_lists_waiting_prs_and_overdue_items(demo, capsys):
+    data = run_json(capsys, "digest", "weekly", "--team", "payments")
+    overdue = [i for i in data["open_action_items"] if i["overdue"]]
+    assert overdue and all(i["due_on"] < AS_OF for i in overdue)
+    assert len(data["waiting_for_review"]) <= 10
+    assert data["biggest_phase"]["phase"] in ("coding", "pickup", "review")
+
+
+def one_line_error(capsys, argv: list[str], *expected: str) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in captured.err + captured.out
+    for e in expected:
+        assert e in err
+    return err
+
+
+def test_bad_input_is_one_line_and_exit_2(demo, capsys):
+    one_line_error(capsys, ["report", "cyle-time"], "unknown metric 'cyle-time'", "cycle-time")
+    one_line_error(capsys, ["report", "ct", "--team", "paymnts"], "unknown team", "'payments'")
+    one_line_error(capsys, ["report", "ct", "--period", "last-wek"], "unknown period", "last-week")
+    one_line_error(capsys, ["report", "ct", "--period", "2026-W60"], "no ISO week 60")
+    one_line_error(capsys, ["report", "ct", "--period", "2026-13"], "not a month")
+    one_line_error(capsys, ["report", "ct", "--now", "yesterday"], "not an ISO 8601 time")
+    one_line_error(capsys, ["report", "ct", "--format", "xml"], "invalid choice")
+    one_line_error(capsys, ["digest", "daily"], "invalid choice")
+    one_line_error(capsys, ["bogus"], "invalid choice")
+
+
+def test_broken_config_is_one_line(demo, capsys):
+    (demo / "kpibot.yml").write_text("teams:\n  - name: payments\n    timezone: Mars/Base\n")
+    err = one_line_error(capsys, ["report", "ct"], "kpibot.yml:3", "unknown time zone")
+    assert "Mars/Base" in err
+    (demo / "kpibot.yml").write_text("teams: [\n")
+    one_line_error(capsys, ["report", "ct"], "not valid YAML")
+    (demo / "kpibot.yml").unlink()
+    one_line_error(capsys, ["report", "ct"], "no team configuration", "kpibot demo")
+
+
+def test_missing_database_says_what_to_do(workdir, capsys, monkeypatch, tmp_path):
+    (workdir / "kpibot.yml").write_text("teams:\n  - name: a\n    repos: [o/r]\n")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    one_line_error(capsys, ["report", "ct"], "kpibot db upgrade")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    one_line_error(capsys, ["report", "ct"], "check DATABASE_URL")
+
+
+def test_db_upgrade_syncs_teams(workdir, capsys, monkeypatch, tmp_path):
+    (workdir / "kpibot.yml").write_text("teams:\n  - name: a\n    repos: [o/r]\n")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert main(["db", "upgrade"]) == 0
+    assert "latest" in capsys.readouterr().out
+    out = run_json(capsys, "report", "ct")
+    assert out["n"] == 0 and out["value"] is None and out["status"] == "no data"
+
+
+def test_console_script_quickstart(tmp_path):
+    """The README's quickstart, as a user types it."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'kpibot.db'}"}
+    env.pop("KPIBOT_CONFIG", None)
+    exe = Path(sys.executable).parent / "kpibot"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bot"]
+    demo = subprocess.run(
+        [*cmd, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert demo.returncode == 0, demo.stderr
+    rep = subprocess.run(
+        [*cmd, "report", "cycle-time"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rep.returncode == 0, rep.stderr
+    assert rep.stdout.startswith("Cycle time · payments")

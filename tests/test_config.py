@@ -1,0 +1,186 @@
+"""kpibot.yml validation: every problem with its line and a hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import (
+    DEFAULT_EXCLUDE_AUTHORS,
+    load_config,
+    load_env_settings,
+    parse_config,
+    parse_duration,
+)
+from bot.surfaces.cli import main
+
+GOOD = """\
+teams:
+  - name: payments
+    timezone: Europe/Berlin
+    channel: C0123456789
+    repos: [acme/payments-api, acme/payments-web]
+    production_environments: [production]
+    deployments: {source: workflow, workflow: deploy.yml}
+    incidents: {source: github-issues, labels: [incident]}
+    sprints: {source: jira, board: 12}
+    exclude_authors: ["*[bot]", "release-robot"]
+    ignore_paths: ["**/*.lock", "vendor/**"]
+    targets: {cycle-time: 48h, first-review: 4h, review-coverage: 95%, pr-size: 300,
+              cfr: "<= 10%", df: ">= 3"}
+    digests: {weekly: "mon 09:00", monthly: "1 09:00"}
+    dora_edition: 2021
+    attribution_window: 48h
+"""
+
+
+def test_good_config_parses_every_key():
+    config, problems = parse_config(GOOD)
+    assert problems == []
+    assert config is not None
+    t = config.team("PAYMENTS")
+    assert t.timezone == "Europe/Berlin"
+    assert t.repos == ("acme/payments-api", "acme/payments-web")
+    assert t.deployments == {"source": "workflow", "workflow": "deploy.yml"}
+    assert t.target_for("cycle-time").value == 48 * 3600
+    assert t.target_for("cycle-time").op == "<"
+    assert t.target_for("review-coverage").value == pytest.approx(0.95)
+    assert t.target_for("change-failure-rate").op == "<="
+    assert t.target_for("change-failure-rate").value == pytest.approx(0.10)
+    assert t.target_for("deploy-frequency").value == 3
+    assert t.target_for("mttr").value == 3600  # default
+    assert t.dora_edition == 2021
+    assert t.attribution_window == 48 * 3600
+    assert t.digests.weekly_day == 0 and t.digests.monthly_time == (9, 0)
+    assert t.bot_patterns[: len(DEFAULT_EXCLUDE_AUTHORS)] == DEFAULT_EXCLUDE_AUTHORS
+    assert "release-robot" in t.bot_patterns
+
+
+def test_defaults_apply_to_every_team():
+    config, problems = parse_config(
+        "defaults:\n  timezone: Asia/Tokyo\n  dora_edition: 2021\n"
+        "teams:\n  - name: a\n  - name: b\n    timezone: UTC\n"
+    )
+    assert problems == [] and config is not None
+    assert config.team("a").timezone == "Asia/Tokyo"
+    assert config.team("b").timezone == "UTC"
+    assert config.team("b").dora_edition == 2021
+
+
+BAD = """\
+teams:
+  - name: payments
+    timezon: Europe/Berlin
+    timezone: Europe/Berlinn
+    repos: [acme]
+    targets: {cycle-time: 2 dayz, review-coverage: 150%, velocity: 30}
+    digests: {weekly: "someday 9", monthly: "31 09:00"}
+    dora_edition: 2020
+    deployments: {source: jenkins}
+    attribution_window: soon
+  - name: payments
+  - timezone: UTC
+extra: 1
+"""
+
+
+def test_every_problem_has_its_line_and_a_hint():
+    config, problems = parse_config(BAD, "kpibot.yml")
+    assert config is None
+    text = "\n".join(problems)
+    expect = [
+        ("kpibot.yml:3:", "unknown key 'timezon'", "Did you mean 'timezone'"),
+        ("kpibot.yml:4:", "unknown time zone 'Europe/Berlinn'", "Europe/Berlin"),
+        ("kpibot.yml:5:", "repo 'acme'", "owner/name"),
+        ("kpibot.yml:6:", "target for cycle-time", "30m, 4h"),
+        ("kpibot.yml:6:", "review-coverage", "between 0% and 100%"),
+        (
+            "kpibot.yml:6:",
+            "unknown metric 'velocity'",
+        ),
+        ("kpibot.yml:7:", "digests.weekly", "mon 09:00"),
+        ("kpibot.yml:7:", "digests.monthly", "day 1-28"),
+        ("kpibot.yml:8:", "dora_edition", "2023 or 2021"),
+        ("kpibot.yml:9:", "deployments source", "github-deployments"),
+        ("kpibot.yml:10:", "attribution_window"),
+        ("kpibot.yml:11:", "duplicate team 'payments'", "line 2"),
+        ("kpibot.yml:12:", "has no 'name'"),
+        ("kpibot.yml:13:", "unknown top-level key 'extra'"),
+    ]
+    for parts in expect:
+        assert any(all(p in line for p in parts) for line in problems), (parts, text)
+    assert len(problems) == len(expect)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        ("teams: [\n", "not valid YAML"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("teams: {}\n", "must be a list"),
+        ("teams: []\n", "is empty"),
+        ("other: 1\n", "no 'teams:' list"),
+        ("teams:\n  - name: a\n    channel: general\n", "not a Slack channel id"),
+        ("teams:\n  - name: a b\n", "may use only letters"),
+        ("teams:\n  - name: a\n    sprints: {source: jira}\n", "needs 'board"),
+        ("teams:\n  - name: a\n    deployments: {source: workflow}\n", "workflow: deploy.yml"),
+        (
+            "teams:\n  - name: a\n    timezone: Europe/Berlin\n    timezone: UTC\n",
+            "duplicate key 'timezone'",
+        ),
+    ],
+)
+def test_structural_problems(text, fragment):
+    config, problems = parse_config(text)
+    assert config is None
+    assert any(fragment in p for p in problems), problems
+
+
+def test_config_check_command(tmp_path: Path, capsys, monkeypatch):
+    path = tmp_path / "kpibot.yml"
+    path.write_text(BAD)
+    monkeypatch.setenv("KPIBOT_CONFIG", str(path))
+    assert main(["config", "check"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "14 problems found"
+    assert all(line.startswith(str(path)) for line in err[:-1])
+    path.write_text(GOOD)
+    assert main(["config", "check"]) == 0
+    assert "OK, 1 team" in capsys.readouterr().out
+    assert main(["config", "check", str(tmp_path / "missing.yml")]) == 2
+    assert "no team configuration" in capsys.readouterr().err
+
+
+def test_load_config_raises_first_problem_with_count(tmp_path: Path):
+    path = tmp_path / "kpibot.yml"
+    path.write_text(BAD)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "kpibot.yml:3" in str(info.value) and "13 more" in str(info.value)
+    assert len(info.value.problems) == 14
+
+
+def test_durations():
+    assert parse_duration("48h") == 172800
+    assert parse_duration("30m") == 1800
+    assert parse_duration("1.5h") == 5400
+    assert parse_duration("2d") == 172800
+    assert parse_duration("1w") == 604800
+    with pytest.raises(ValueError):
+        parse_duration("two days")
+
+
+def test_env_settings_and_dotenv(tmp_path: Path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DATABASE_URL=sqlite:///from-dotenv.db\nGITHUB_TOKEN=ghp_secret\nPORT=8080\n")
+    s = load_env_settings({"PORT": "9000"}, dotenv)
+    assert s.database_url == "sqlite:///from-dotenv.db"
+    assert s.port == 9000  # the environment wins over .env
+    assert s.github_token == "ghp_secret"
+    assert "ghp_secret" not in repr(s) and "ghp_secret" not in str(s)
+    assert load_env_settings({}, None).database_url == "sqlite:///kpibot.db"
+    with pytest.raises(ConfigError, match="PORT"):
+        load_env_settings({"PORT": "http"}, None)
