@@ -338,6 +338,44 @@ class DigestRun(Base):
     posted_at: Mapped[datetime | None] = mapped_column(DateTime)
     message_ts: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
+    # posting attempts so far; a re-claim after a failed or abandoned attempt first looks in
+    # the channel for the message (bot.scheduler.posting)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ReminderRun(Base):
+    """One action-item reminder DM for one owner, team and local day: sent at most once."""
+
+    __tablename__ = "reminder_runs"
+    __table_args__ = (
+        UniqueConstraint("team_id", "owner", "day", name="uq_reminder_runs_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    owner: Mapped[str] = mapped_column(String(32))  # Slack user id
+    day: Mapped[date] = mapped_column(Date)  # the team's local date
+    status: Mapped[str] = mapped_column(String(16))  # claimed | posted | failed
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SchedulerLease(Base):
+    """Which scheduler process is active: held until ``expires_at``, renewed while alive."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)
+    renewed_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # incremented on every change of holder
+    generation: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class SyncCursor(Base):
