@@ -1,0 +1,70 @@
+"""Channel -> team mappings made in Slack (``/kpi team set``), and team look-ups by name.
+
+A mapping stored here wins over the ``channel:`` of a team in kpibot.yml.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from bot.store.models import ActionItem, ChannelTeam, Team
+
+
+def team_ids(session: Session) -> dict[str, int]:
+    """Team name -> id for every stored team."""
+    return {name: tid for tid, name in session.execute(select(Team.id, Team.name)).all()}
+
+
+def team_name(session: Session, team_id: int) -> str | None:
+    return session.scalar(select(Team.name).where(Team.id == team_id))
+
+
+def set_channel_team(
+    session: Session, *, channel_id: str, team_id: int, set_by: str | None, now: datetime
+) -> None:
+    row = session.get(ChannelTeam, channel_id)
+    if row is None:
+        session.add(ChannelTeam(channel_id=channel_id, team_id=team_id, set_by=set_by, set_at=now))
+    else:
+        row.team_id = team_id
+        row.set_by = set_by
+        row.set_at = now
+    session.flush()
+
+
+def channel_team(session: Session, channel_id: str) -> str | None:
+    """The name of the team mapped to a channel in Slack, if any."""
+    return session.scalar(
+        select(Team.name)
+        .join(ChannelTeam, ChannelTeam.team_id == Team.id)
+        .where(ChannelTeam.channel_id == channel_id)
+    )
+
+
+def channels_of_team(session: Session, team_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(ChannelTeam.channel_id)
+            .where(ChannelTeam.team_id == team_id)
+            .order_by(ChannelTeam.channel_id)
+        )
+    )
+
+
+def user_teams(session: Session, user_id: str) -> list[str]:
+    """Teams a Slack user works with: those whose action items they own or created, and
+    those they mapped a channel to; alphabetical."""
+    from_items = select(ActionItem.team_id).where(
+        or_(ActionItem.owner == user_id, ActionItem.created_by == user_id)
+    )
+    from_channels = select(ChannelTeam.team_id).where(ChannelTeam.set_by == user_id)
+    return list(
+        session.scalars(
+            select(Team.name)
+            .where(or_(Team.id.in_(from_items), Team.id.in_(from_channels)))
+            .order_by(Team.name)
+        )
+    )

@@ -1,0 +1,182 @@
+"""Digest subscriptions of Slack channels: written by ``/kpi subscribe``, read by the scheduler.
+
+A subscription is (channel, team, kind) with kind ``weekly`` or ``monthly``. Unsubscribing
+keeps the row inactive (its digest runs stay, so a digest is still posted at most once per
+period after a re-subscribe). The scheduler marks a subscription broken when Slack refuses
+to post to its channel (``channel_not_found``, ``not_in_channel``); subscribing again clears it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from bot.store.models import DigestSubscription, Team
+
+KINDS = ("weekly", "monthly")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription as the scheduler and the Slack views read it."""
+
+    id: int
+    channel_id: str
+    team_id: int
+    team: str
+    kind: str  # weekly | monthly
+    schedule: str | None  # "mon 09:00" / "1 09:00"; None = the team's configured time
+    active: bool
+    broken_reason: str | None
+    created_by: str | None
+    created_at: datetime
+
+    @property
+    def broken(self) -> bool:
+        return self.broken_reason is not None
+
+
+def _view(sub: DigestSubscription, team: str) -> Subscription:
+    return Subscription(
+        sub.id,
+        sub.channel_id,
+        sub.team_id,
+        team,
+        sub.kind,
+        sub.schedule,
+        sub.active,
+        sub.broken_reason,
+        sub.created_by,
+        sub.created_at,
+    )
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"digest kind must be weekly or monthly, not {kind!r}")
+
+
+def subscribe(
+    session: Session,
+    *,
+    channel_id: str,
+    team_id: int,
+    kind: str,
+    created_by: str | None,
+    now: datetime,
+    schedule: str | None = None,
+) -> tuple[Subscription, bool]:
+    """Subscribe a channel to a team's digest; returns (subscription, newly active).
+
+    Subscribing again reactivates an inactive row and clears a broken flag.
+    """
+    _check_kind(kind)
+    sub = session.scalar(
+        select(DigestSubscription).where(
+            DigestSubscription.channel_id == channel_id,
+            DigestSubscription.team_id == team_id,
+            DigestSubscription.kind == kind,
+        )
+    )
+    created = False
+    if sub is None:
+        sub = DigestSubscription(
+            channel_id=channel_id,
+            team_id=team_id,
+            kind=kind,
+            schedule=schedule,
+            created_by=created_by,
+            created_at=now,
+            active=True,
+        )
+        session.add(sub)
+        created = True
+    else:
+        created = not sub.active or sub.broken_reason is not None
+        sub.active = True
+        sub.broken_reason = None
+        if schedule is not None:
+            sub.schedule = schedule
+    session.flush()
+    team = session.get(Team, team_id)
+    return _view(sub, team.name if team else "?"), created
+
+
+def unsubscribe(
+    session: Session, *, channel_id: str, kind: str | None = None, team_id: int | None = None
+) -> list[Subscription]:
+    """Deactivate the channel's matching active subscriptions; returns those changed."""
+    if kind is not None:
+        _check_kind(kind)
+    q = select(DigestSubscription, Team.name).join(Team, Team.id == DigestSubscription.team_id)
+    q = q.where(DigestSubscription.channel_id == channel_id, DigestSubscription.active.is_(True))
+    if kind is not None:
+        q = q.where(DigestSubscription.kind == kind)
+    if team_id is not None:
+        q = q.where(DigestSubscription.team_id == team_id)
+    changed = []
+    for sub, team in session.execute(q).all():
+        sub.active = False
+        changed.append(_view(sub, team))
+    session.flush()
+    return changed
+
+
+def _select() -> Select[tuple[DigestSubscription, str]]:
+    return (
+        select(DigestSubscription, Team.name)
+        .join(Team, Team.id == DigestSubscription.team_id)
+        .where(DigestSubscription.active.is_(True))
+        .order_by(DigestSubscription.channel_id, Team.name, DigestSubscription.kind)
+    )
+
+
+def for_channel(session: Session, channel_id: str) -> list[Subscription]:
+    """The channel's active subscriptions (broken ones included)."""
+    rows = session.execute(_select().where(DigestSubscription.channel_id == channel_id)).all()
+    return [_view(s, t) for s, t in rows]
+
+
+def for_channels(session: Session, channel_ids: Iterable[str]) -> list[Subscription]:
+    ids = list(channel_ids)
+    if not ids:
+        return []
+    rows = session.execute(_select().where(DigestSubscription.channel_id.in_(ids))).all()
+    return [_view(s, t) for s, t in rows]
+
+
+def for_team(session: Session, team_id: int) -> list[Subscription]:
+    rows = session.execute(_select().where(DigestSubscription.team_id == team_id)).all()
+    return [_view(s, t) for s, t in rows]
+
+
+def active_subscriptions(
+    session: Session, kind: str | None = None, include_broken: bool = False
+) -> list[Subscription]:
+    """Every active subscription (for the scheduler), without broken ones unless asked."""
+    q = _select()
+    if kind is not None:
+        _check_kind(kind)
+        q = q.where(DigestSubscription.kind == kind)
+    if not include_broken:
+        q = q.where(DigestSubscription.broken_reason.is_(None))
+    return [_view(s, t) for s, t in session.execute(q).all()]
+
+
+def mark_broken(session: Session, subscription_id: int, reason: str) -> None:
+    """Flag a subscription whose channel cannot be posted to (shown in ``/kpi subscriptions``)."""
+    sub = session.get(DigestSubscription, subscription_id)
+    if sub is not None:
+        sub.broken_reason = reason
+        session.flush()
+
+
+def clear_broken(session: Session, subscription_id: int) -> None:
+    sub = session.get(DigestSubscription, subscription_id)
+    if sub is not None:
+        sub.broken_reason = None
+        session.flush()

@@ -1,0 +1,215 @@
+"""HTTP mode: one WSGI app serving Slack's requests and the health check, run by waitress.
+
+Routes are a plain table of (method, path) -> handler; a handler takes an :class:`HttpRequest`
+and returns an :class:`HttpResponse`. Adding an endpoint is one entry::
+
+    http_app.add_route("POST", "/webhooks/github", handle_github)
+
+``POST /slack/events`` goes through Bolt (request verification included: unsigned, badly
+signed or stale requests get 401 and reach no listener). ``GET /healthz`` checks the
+database and answers ``{"ok": true, ...}`` (503 when the database is unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_bolt import App, BoltRequest
+
+log = logging.getLogger("kpibot.http")
+
+MAX_BODY = 1024 * 1024  # Slack payloads are far smaller; anything bigger is refused
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass
+class HttpResponse:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200) -> HttpResponse:
+        return cls(
+            status,
+            json.dumps(payload).encode("utf-8"),
+            {"Content-Type": "application/json; charset=utf-8"},
+        )
+
+    @classmethod
+    def text(cls, text: str, status: int = 200) -> HttpResponse:
+        return cls(status, text.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8"})
+
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class HttpApp:
+    """The WSGI application of ``kpibot run --mode http``."""
+
+    def __init__(
+        self, bolt_app: App | None = None, health: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
+        self.bolt_app = bolt_app
+        self.health = health
+        self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): self.healthz}
+        if bolt_app is not None:
+            self.routes[("POST", "/slack/events")] = self.slack_events
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        self.routes[(method.upper(), path)] = handler
+
+    # -------------------------------------------------------------------- handlers
+
+    def slack_events(self, req: HttpRequest) -> HttpResponse:
+        assert self.bolt_app is not None
+        bolt_req = BoltRequest(
+            body=req.text(),
+            query=req.query,
+            headers={k: [v] for k, v in req.headers.items()},
+        )
+        resp = self.bolt_app.dispatch(bolt_req)
+        headers = {k: v[0] for k, v in resp.headers.items() if v}
+        return HttpResponse(resp.status, (resp.body or "").encode("utf-8"), headers)
+
+    def healthz(self, req: HttpRequest) -> HttpResponse:
+        report: dict[str, Any] = {"ok": True}
+        if self.health is not None:
+            try:
+                report.update(self.health())
+            except Exception as exc:
+                log.warning("health check failed: %s", type(exc).__name__)
+                return HttpResponse.json({"ok": False, "error": type(exc).__name__}, status=503)
+        return HttpResponse.json(report, status=200 if report.get("ok") else 503)
+
+    # ------------------------------------------------------------------------ WSGI
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        resp = self.handle(environ)
+        reason = REASONS.get(resp.status, "Unknown")
+        headers = [*resp.headers.items(), ("Content-Length", str(len(resp.body)))]
+        start_response(f"{resp.status} {reason}", headers)
+        return [resp.body]
+
+    def handle(self, environ: Environ) -> HttpResponse:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        path = str(environ.get("PATH_INFO") or "/")
+        handler = self.routes.get((method, path))
+        if handler is None:
+            if any(p == path for _, p in self.routes):
+                return HttpResponse.text("method not allowed", 405)
+            return HttpResponse.text("not found", 404)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return HttpResponse.text("bad Content-Length", 400)
+        if length > MAX_BODY:
+            return HttpResponse.text("request body too large", 413)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = {
+            k[5:].replace("_", "-").lower(): str(v)
+            for k, v in environ.items()
+            if k.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = str(environ["CONTENT_TYPE"])
+        req = HttpRequest(
+            method,
+            path,
+            parse_qs(str(environ.get("QUERY_STRING") or ""), keep_blank_values=True),
+            headers,
+            body,
+        )
+        try:
+            return handler(req)
+        except Exception:
+            log.exception("unhandled error serving %s %s", method, path)
+            return HttpResponse.text("internal error", 500)
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+class Server:
+    """A waitress server for an :class:`HttpApp`; ``serve_forever()`` or ``start()``/``stop()``."""
+
+    def __init__(
+        self, app: HttpApp, host: str = "0.0.0.0", port: int = 3000, threads: int = 16
+    ) -> None:
+        from waitress.server import create_server
+
+        self.app = app
+        self._server: Any = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="kpibot",
+            asyncore_loop_timeout=0.2,
+            channel_timeout=120,
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def url(self) -> str:
+        host = self._server.effective_host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def start(self) -> Server:
+        self._thread = threading.Thread(target=self._server.run, name="kpibot-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server = self._server
+        server.task_dispatcher.shutdown(timeout=5)
+        for channel in list(server._map.values()):
+            channel.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
