@@ -1,0 +1,460 @@
+"""Idempotent writes keyed by the provider's ids: running any of these twice stores the same rows.
+
+Every function works inside the caller's session and never commits: the caller commits a page
+(and moves its sync cursor) in one transaction. Timestamps are naive UTC (``bot.store.utc``).
+
+Signatures (all keyword arguments after ``session`` are optional unless shown)::
+
+    upsert_repository(session, full_name, *, provider_id=None, default_branch=None) -> int
+    upsert_pull_requests(session, repository_id, records: Sequence[PullRequestRecord])
+        -> dict[int, int]
+        # number -> pull_requests.id; also replaces each PR's files, upserts its reviews
+        # (keyed by review id) and marks deployments that may now contain it for recompute
+    upsert_pull_request(session, repository_id, record: PullRequestRecord) -> int
+    upsert_reviews(session, pull_request_id, reviews: Sequence[ReviewRecord]) -> int
+    upsert_commits(session, repository_id, commits: Sequence[CommitRecord]) -> int
+    upsert_deployments(session, repository_id, records: Sequence[DeploymentRecord])
+        -> dict[str, int]
+        # provider_id -> deployments.id; records without a commit SHA are skipped
+    upsert_deployment(session, repository_id, record: DeploymentRecord) -> int | None
+    upsert_incidents(session, team_id, records: Sequence[IncidentRecord]) -> dict[str, int]
+        # provider_id -> incidents.id, keyed by (record.source, record.provider_id)
+    upsert_incident(session, team_id, record: IncidentRecord) -> int
+    invalidate_contents(session, repository_id, since: datetime) -> int
+        # deployments finished at or after ``since`` get their contents recomputed by derive
+
+``PullRequestRecord``, ``ReviewRecord`` and ``DeploymentRecord`` are the frozen records of
+``bot.sources.github``; ``DeploymentRecord.source`` may be a store value (``github-deployments``,
+``workflow``, ``releases``, ``webhook``) or the parser's (``deployment``, ``workflow_run``,
+``release``), which map onto the first three. ``CommitRecord`` and ``IncidentRecord`` are
+defined here, for every source.
+
+A deployment whose status, finish time or commit changes, and every deployment finished at or
+after a stored merged PR or commit, is marked for ``bot.store.derive`` to recompute (its
+``contents_computed_at`` is cleared), so run ``derive_repository`` after writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot.sources.github import DeploymentRecord, PullRequestRecord, ReviewRecord
+from bot.store.models import (
+    Commit,
+    Deployment,
+    Incident,
+    PullRequest,
+    PullRequestFile,
+    Repository,
+    Review,
+)
+
+CHUNK = 400
+
+#: parser record sources -> ``deployments.source`` values
+DEPLOYMENT_SOURCES = {
+    "deployment": "github-deployments",
+    "workflow_run": "workflow",
+    "release": "releases",
+}
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    sha: str
+    parents: tuple[str, ...] = ()
+    authored_at: datetime | None = None
+    committed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    source: str  # github-issues | jira | pagerduty | opsgenie | webhook
+    provider_id: str  # unique within the source, e.g. "acme/api#12" for a GitHub issue
+    title: str
+    started_at: datetime
+    resolved_at: datetime | None = None
+    url: str | None = None
+    deployment_id: int | None = None  # explicit link to deployments.id
+    commit_sha: str | None = None  # explicit link by commit (full or at least 7 characters)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _insert(session: Session, table: Table) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are not implemented for the {name} database")
+
+
+def _chunks(rows: Sequence[dict[str, Any]]) -> Iterable[Sequence[dict[str, Any]]]:
+    for i in range(0, len(rows), CHUNK):
+        yield rows[i : i + CHUNK]
+
+
+def _upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    extra_set: dict[str, Any] | None = None,
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other given column."""
+    if not rows:
+        return
+    for chunk in _chunks(rows):
+        stmt = _insert(session, table).values(list(chunk))
+        cols = [c for c in chunk[0] if c not in keys]
+        set_: dict[str, Any] = {c: stmt.excluded[c] for c in cols}
+        if extra_set:
+            set_.update({k: v(stmt) if callable(v) else v for k, v in extra_set.items()})
+        if set_:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=set_)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        session.execute(stmt)
+
+
+def _dedupe(rows: Iterable[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The last row per key (one statement may not touch a row twice)."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        out[tuple(r[k] for k in keys)] = r
+    return list(out.values())
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+def upsert_repository(
+    session: Session,
+    full_name: str,
+    *,
+    provider_id: str | None = None,
+    default_branch: str | None = None,
+) -> int:
+    """The repository's id, creating it (matched case-insensitively by ``owner/name``)."""
+    from sqlalchemy import func
+
+    repo = session.scalar(
+        select(Repository).where(func.lower(Repository.full_name) == full_name.lower())
+    )
+    if repo is None:
+        repo = Repository(full_name=full_name)
+        session.add(repo)
+    if provider_id is not None:
+        repo.provider_id = provider_id
+    if default_branch:
+        repo.default_branch = default_branch
+    session.flush()
+    return repo.id
+
+
+# --------------------------------------------------------------------------- pull requests
+
+
+def _pr_row(repository_id: int, r: PullRequestRecord) -> dict[str, Any]:
+    return {
+        "repository_id": repository_id,
+        "number": r.number,
+        "title": r.title,
+        "url": r.url,
+        "author_login": r.author_login,
+        "author_is_bot": r.author_is_bot,
+        "state": r.state,
+        "is_draft": r.is_draft,
+        "was_draft": r.was_draft,
+        "created_at": r.created_at,
+        "ready_at": r.ready_at,
+        "first_commit_at": r.first_commit_at,
+        "merged_at": r.merged_at,
+        "closed_at": r.closed_at,
+        "updated_at": r.updated_at,
+        "merge_commit_sha": r.merge_commit_sha,
+        "base_branch": r.base_ref,
+        "head_branch": r.head_ref,
+        "additions": r.additions,
+        "deletions": r.deletions,
+        "changed_files": r.changed_files,
+        "labels": ",".join(r.labels) if r.labels else None,
+    }
+
+
+def upsert_pull_requests(
+    session: Session, repository_id: int, records: Sequence[PullRequestRecord]
+) -> dict[int, int]:
+    """Store pull requests with their reviews and files; returns number -> pull_requests.id.
+
+    A record with no files (a REST or webhook payload) keeps the files already stored; one
+    with files replaces them. Reviews are upserted by their provider id and never removed.
+    """
+    if not records:
+        return {}
+    latest: dict[int, PullRequestRecord] = {}
+    for r in records:
+        latest[r.number] = r
+    prs = list(latest.values())
+    rows = [_pr_row(repository_id, r) for r in prs]
+    table: Table = PullRequest.__table__  # type: ignore[assignment]
+    _upsert(session, table, rows, ["repository_id", "number"])
+    ids: dict[int, int] = {}
+    numbers = [r.number for r in prs]
+    for i in range(0, len(numbers), CHUNK):
+        ids.update(
+            session.execute(
+                select(PullRequest.number, PullRequest.id).where(
+                    PullRequest.repository_id == repository_id,
+                    PullRequest.number.in_(numbers[i : i + CHUNK]),
+                )
+            )
+            .tuples()
+            .all()
+        )
+    with_files = [ids[r.number] for r in prs if r.files]
+    for i in range(0, len(with_files), CHUNK):
+        session.execute(
+            delete(PullRequestFile).where(
+                PullRequestFile.pull_request_id.in_(with_files[i : i + CHUNK])
+            )
+        )
+    file_rows = _dedupe(
+        (
+            {
+                "pull_request_id": ids[r.number],
+                "path": f.path,
+                "additions": f.additions,
+                "deletions": f.deletions,
+            }
+            for r in prs
+            for f in r.files
+        ),
+        ["pull_request_id", "path"],
+    )
+    for chunk in _chunks(file_rows):
+        session.execute(PullRequestFile.__table__.insert(), list(chunk))
+    review_rows = [
+        _review_row(ids[r.number], rv) for r in prs for rv in r.reviews if rv.provider_id
+    ]
+    _upsert_review_rows(session, review_rows)
+    merged = [r.merged_at for r in prs if r.merged_at is not None]
+    if merged:
+        invalidate_contents(session, repository_id, min(merged))
+    return ids
+
+
+def upsert_pull_request(session: Session, repository_id: int, record: PullRequestRecord) -> int:
+    return upsert_pull_requests(session, repository_id, [record])[record.number]
+
+
+def _review_row(pull_request_id: int, r: ReviewRecord) -> dict[str, Any]:
+    return {
+        "pull_request_id": pull_request_id,
+        "provider_id": r.provider_id,
+        "author_login": r.author_login,
+        "author_is_bot": r.author_is_bot,
+        "state": r.state,
+        "submitted_at": r.submitted_at,
+        "dismissed": r.dismissed,
+    }
+
+
+def _upsert_review_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    table: Table = Review.__table__  # type: ignore[assignment]
+    _upsert(
+        session,
+        table,
+        _dedupe(rows, ["pull_request_id", "provider_id"]),
+        ["pull_request_id", "provider_id"],
+    )
+
+
+def upsert_reviews(session: Session, pull_request_id: int, reviews: Sequence[ReviewRecord]) -> int:
+    """Store reviews of one pull request (a webhook review event, a REST reviews page)."""
+    rows = [_review_row(pull_request_id, r) for r in reviews]
+    _upsert_review_rows(session, rows)
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- commits
+
+
+def upsert_commits(session: Session, repository_id: int, commits: Sequence[CommitRecord]) -> int:
+    """Store commits with their parents (the graph ``bot.store.derive`` walks)."""
+    rows = _dedupe(
+        (
+            {
+                "repository_id": repository_id,
+                "sha": c.sha,
+                "authored_at": c.authored_at,
+                "committed_at": c.committed_at,
+                "parents": " ".join(c.parents),
+            }
+            for c in commits
+        ),
+        ["repository_id", "sha"],
+    )
+    table: Table = Commit.__table__  # type: ignore[assignment]
+    _upsert(session, table, rows, ["repository_id", "sha"])
+    times = [c.committed_at or c.authored_at for c in commits]
+    known = [t for t in times if t is not None]
+    if known:
+        invalidate_contents(session, repository_id, min(known))
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+def invalidate_contents(session: Session, repository_id: int, since: datetime) -> int:
+    """Mark deployments finished at or after ``since`` for ``derive`` to recompute."""
+    result = session.execute(
+        update(Deployment)
+        .where(
+            Deployment.repository_id == repository_id,
+            Deployment.finished_at >= since,
+            Deployment.contents_computed_at.is_not(None),
+        )
+        .values(contents_computed_at=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _deployment_row(repository_id: int, r: DeploymentRecord) -> dict[str, Any]:
+    return {
+        "repository_id": repository_id,
+        "source": DEPLOYMENT_SOURCES.get(r.source, r.source),
+        "provider_id": r.provider_id,
+        "environment": r.environment,
+        "commit_sha": r.commit_sha,
+        "status": r.status,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "url": r.url,
+    }
+
+
+def upsert_deployments(
+    session: Session, repository_id: int, records: Sequence[DeploymentRecord]
+) -> dict[str, int]:
+    """Store deployments; returns provider_id -> deployments.id (records with no commit SHA,
+    such as a release whose tag is not resolved yet, are skipped)."""
+    rows = _dedupe(
+        (_deployment_row(repository_id, r) for r in records if r.commit_sha),
+        ["repository_id", "source", "provider_id"],
+    )
+    if not rows:
+        return {}
+    table: Table = Deployment.__table__  # type: ignore[assignment]
+    before: dict[tuple[str, str], tuple[Any, ...]] = {}
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r["provider_id"])
+    for source, pids in by_source.items():
+        for i in range(0, len(pids), CHUNK):
+            for row in session.execute(
+                select(
+                    Deployment.provider_id,
+                    Deployment.status,
+                    Deployment.finished_at,
+                    Deployment.commit_sha,
+                    Deployment.environment,
+                ).where(
+                    Deployment.repository_id == repository_id,
+                    Deployment.source == source,
+                    Deployment.provider_id.in_(pids[i : i + CHUNK]),
+                )
+            ):
+                before[(source, row[0])] = tuple(row[1:])
+    changed = [
+        r
+        for r in rows
+        if before.get((r["source"], r["provider_id"]))
+        != (r["status"], r["finished_at"], r["commit_sha"], r["environment"])
+    ]
+    _upsert(session, table, rows, ["repository_id", "source", "provider_id"])
+    finished = [r["finished_at"] for r in changed if r["finished_at"] is not None]
+    if finished:
+        # a new or changed deployment changes its own contents and those of the ones after it
+        invalidate_contents(session, repository_id, min(finished))
+    out: dict[str, int] = {}
+    for source, pids in by_source.items():
+        for i in range(0, len(pids), CHUNK):
+            out.update(
+                session.execute(
+                    select(Deployment.provider_id, Deployment.id).where(
+                        and_(
+                            Deployment.repository_id == repository_id,
+                            Deployment.source == source,
+                            Deployment.provider_id.in_(pids[i : i + CHUNK]),
+                        )
+                    )
+                )
+                .tuples()
+                .all()
+            )
+    return out
+
+
+def upsert_deployment(session: Session, repository_id: int, record: DeploymentRecord) -> int | None:
+    return upsert_deployments(session, repository_id, [record]).get(record.provider_id)
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def upsert_incidents(
+    session: Session, team_id: int, records: Sequence[IncidentRecord]
+) -> dict[str, int]:
+    """Store incidents of one team; returns provider_id -> incidents.id."""
+    rows = _dedupe(
+        (
+            {
+                "team_id": team_id,
+                "source": r.source,
+                "provider_id": r.provider_id,
+                "title": r.title,
+                "url": r.url,
+                "started_at": r.started_at,
+                "resolved_at": r.resolved_at,
+                "deployment_id": r.deployment_id,
+                "commit_sha": r.commit_sha,
+            }
+            for r in records
+        ),
+        ["source", "provider_id"],
+    )
+    if not rows:
+        return {}
+    table: Table = Incident.__table__  # type: ignore[assignment]
+    _upsert(session, table, rows, ["source", "provider_id"])
+    out: dict[str, int] = {}
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r["provider_id"])
+    for source, pids in by_source.items():
+        for i in range(0, len(pids), CHUNK):
+            out.update(
+                session.execute(
+                    select(Incident.provider_id, Incident.id).where(
+                        Incident.source == source, Incident.provider_id.in_(pids[i : i + CHUNK])
+                    )
+                )
+                .tuples()
+                .all()
+            )
+    return out
+
+
+def upsert_incident(session: Session, team_id: int, record: IncidentRecord) -> int:
+    return upsert_incidents(session, team_id, [record])[record.provider_id]
