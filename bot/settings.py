@@ -30,6 +30,8 @@ SECRET_FIELDS = {
     "github_token",
     "jira_api_token",
     "webhook_secret",
+    "pagerduty_api_token",
+    "opsgenie_api_key",
 }
 
 
@@ -48,6 +50,10 @@ class Settings:
     jira_api_token: str | None = None
     webhook_secret: str | None = None
     port: int = 3000
+    pagerduty_api_token: str | None = None
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    opsgenie_api_key: str | None = None
+    opsgenie_api_url: str = "https://api.opsgenie.com"
 
     def __repr__(self) -> str:  # secrets never reach logs
         parts = []
@@ -75,6 +81,10 @@ ENV_NAMES = {
     "jira_api_token": "JIRA_API_TOKEN",
     "webhook_secret": "KPIBOT_WEBHOOK_SECRET",
     "port": "PORT",
+    "pagerduty_api_token": "PAGERDUTY_API_TOKEN",
+    "pagerduty_api_url": "PAGERDUTY_API_URL",
+    "opsgenie_api_key": "OPSGENIE_API_KEY",
+    "opsgenie_api_url": "OPSGENIE_API_URL",
 }
 
 
@@ -401,8 +411,27 @@ class _Checker:
                 INCIDENT_SOURCES,
                 {"labels", "project", "issue_type", "services", "service", "repos"},
             )
+            inc = values[key]
+            if inc is not None and inc.get("source") == "jira" and not inc.get("project"):
+                self.add(
+                    v,
+                    f"incidents of {label}: source 'jira' needs 'project: <key>' (and "
+                    "optionally 'issue_type', default Incident)",
+                )
+            if (
+                inc is not None
+                and inc.get("source") in ("pagerduty", "opsgenie")
+                and not (inc.get("services") or inc.get("service"))
+            ):
+                self.add(
+                    v,
+                    f"incidents of {label}: source '{inc.get('source')}' needs 'services: "
+                    "[<service id>, ...]' (the services whose incidents are the team's)",
+                )
         elif key == "sprints":
-            values[key] = self.source(v, key, label, SPRINT_SOURCES, {"board", "repos"})
+            values[key] = self.source(
+                v, key, label, SPRINT_SOURCES, {"board", "repos", "points_field"}
+            )
             spr = values[key]
             if spr is not None and spr.get("source") == "jira" and "board" not in spr:
                 self.add(v, f"sprints of {label}: source 'jira' needs 'board: <board id>'")
