@@ -8,14 +8,53 @@ leak ``KeyError``/``TypeError``. Timestamps become naive UTC datetimes at second
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bot.errors import KpibotError
 
-PULL_REQUESTS_QUERY = """
+T = TypeVar("T")
+
+#: Every field the store keeps of a pull request; shared by the queries below.
+PULL_REQUEST_FIELDS = """
+fragment PullRequestFields on PullRequest {
+  number
+  title
+  url
+  author { login __typename }
+  createdAt
+  updatedAt
+  isDraft
+  state
+  mergedAt
+  closedAt
+  mergeCommit { oid }
+  baseRefName
+  headRefName
+  additions
+  deletions
+  changedFiles
+  labels(first: 20) { nodes { name } }
+  timelineItems(first: 1, itemTypes: [READY_FOR_REVIEW_EVENT]) {
+    nodes { ... on ReadyForReviewEvent { createdAt } }
+  }
+  commits(first: 30) { nodes { commit { authoredDate } } }
+  reviews(first: 50) {
+    pageInfo { hasNextPage endCursor }
+    nodes { databaseId author { login __typename } state submittedAt }
+  }
+  files(first: 100) {
+    pageInfo { hasNextPage endCursor }
+    nodes { path additions deletions }
+  }
+}
+"""
+
+PULL_REQUESTS_QUERY = (
+    """
 query PullRequests($owner: String!, $name: String!, $pageSize: Int!, $cursor: String) {
   rateLimit { cost remaining resetAt }
   repository(owner: $owner, name: $name) {
@@ -25,32 +64,151 @@ query PullRequests($owner: String!, $name: String!, $pageSize: Int!, $cursor: St
       orderBy: { field: UPDATED_AT, direction: DESC }
     ) {
       pageInfo { hasNextPage endCursor }
+      nodes { ...PullRequestFields }
+    }
+  }
+}
+"""
+    + PULL_REQUEST_FIELDS
+)
+
+#: One request fetches the next page of every connection a repository still needs: pull
+#: requests (newest update first), the default branch's history (with parents, for the commit
+#: graph), deployments (newest first), releases and labelled issues (oldest update first).
+#: ``@include`` drops the connections that are done, so the requests per repository are the
+#: pages of its longest connection, not the sum.
+REPOSITORY_SYNC_QUERY = (
+    """
+query RepositorySync(
+  $owner: String!
+  $name: String!
+  $withPulls: Boolean!
+  $pullsPageSize: Int!
+  $pullsCursor: String
+  $withHistory: Boolean!
+  $historyPageSize: Int!
+  $historyCursor: String
+  $historySince: GitTimestamp
+  $withDeployments: Boolean!
+  $deploymentsPageSize: Int!
+  $deploymentsCursor: String
+  $environments: [String!]
+  $withReleases: Boolean!
+  $releasesPageSize: Int!
+  $releasesCursor: String
+  $withIssues: Boolean!
+  $issuesPageSize: Int!
+  $issuesCursor: String
+  $issueLabels: [String!]
+  $issuesSince: DateTime
+) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    databaseId
+    nameWithOwner
+    defaultBranchRef {
+      name
+      target @include(if: $withHistory) {
+        ... on Commit {
+          history(first: $historyPageSize, after: $historyCursor, since: $historySince) {
+            pageInfo { hasNextPage endCursor }
+            nodes {
+              oid
+              authoredDate
+              committedDate
+              parents(first: 5) { nodes { oid } }
+            }
+          }
+        }
+      }
+    }
+    pullRequests(
+      first: $pullsPageSize
+      after: $pullsCursor
+      orderBy: { field: UPDATED_AT, direction: DESC }
+    ) @include(if: $withPulls) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...PullRequestFields }
+    }
+    deployments(
+      first: $deploymentsPageSize
+      after: $deploymentsCursor
+      environments: $environments
+      orderBy: { field: CREATED_AT, direction: DESC }
+    ) @include(if: $withDeployments) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        databaseId
+        environment
+        commitOid
+        createdAt
+        ref { name }
+        latestStatus { state createdAt }
+        statuses(first: 50) { nodes { state createdAt } }
+      }
+    }
+    releases(
+      first: $releasesPageSize
+      after: $releasesCursor
+      orderBy: { field: CREATED_AT, direction: DESC }
+    ) @include(if: $withReleases) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        databaseId
+        tagName
+        tagCommit { oid }
+        createdAt
+        publishedAt
+        isDraft
+        url
+      }
+    }
+    issues(
+      first: $issuesPageSize
+      after: $issuesCursor
+      labels: $issueLabels
+      filterBy: { since: $issuesSince }
+      orderBy: { field: UPDATED_AT, direction: ASC }
+    ) @include(if: $withIssues) {
+      pageInfo { hasNextPage endCursor }
       nodes {
         number
         title
         url
-        author { login __typename }
+        body
         createdAt
         updatedAt
-        isDraft
-        state
-        mergedAt
         closedAt
-        mergeCommit { oid }
-        baseRefName
-        headRefName
-        additions
-        deletions
-        changedFiles
         labels(first: 20) { nodes { name } }
-        timelineItems(first: 1, itemTypes: [READY_FOR_REVIEW_EVENT]) {
-          nodes { ... on ReadyForReviewEvent { createdAt } }
-        }
-        commits(first: 1) { nodes { commit { authoredDate } } }
-        reviews(first: 50) {
-          nodes { databaseId author { login __typename } state submittedAt }
-        }
-        files(first: 100) { nodes { path additions deletions } }
+      }
+    }
+  }
+}
+"""
+    + PULL_REQUEST_FIELDS
+)
+
+#: The rest of one pull request's reviews and files, when a page had more than it carried.
+PULL_REQUEST_DETAILS_QUERY = """
+query PullRequestDetails(
+  $owner: String!
+  $name: String!
+  $number: Int!
+  $withReviews: Boolean!
+  $reviewsCursor: String
+  $withFiles: Boolean!
+  $filesCursor: String
+) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      reviews(first: 100, after: $reviewsCursor) @include(if: $withReviews) {
+        pageInfo { hasNextPage endCursor }
+        nodes { databaseId author { login __typename } state submittedAt }
+      }
+      files(first: 100, after: $filesCursor) @include(if: $withFiles) {
+        pageInfo { hasNextPage endCursor }
+        nodes { path additions deletions }
       }
     }
   }
@@ -281,11 +439,13 @@ def parse_pr_node(node: Any) -> PullRequestRecord:
         merge_sha = _str(_mapping(merge_commit, mc_what), "oid", mc_what)
     ready_events = [e for e in _nodes(n, "timelineItems", what) if e.get("createdAt") is not None]
     ready_at = _ts(ready_events[0], "createdAt", f"{what}.timelineItems") if ready_events else None
-    first_commit_at = None
-    commits = _nodes(n, "commits", what)
-    if commits:
-        commit = _mapping(_field(commits[0], "commit", f"{what}.commits"), f"{what}.commits.commit")
-        first_commit_at = _opt_ts(commit, "authoredDate", f"{what}.commits.commit")
+    authored = []
+    for c in _nodes(n, "commits", what):
+        commit = _mapping(_field(c, "commit", f"{what}.commits"), f"{what}.commits.commit")
+        at = _opt_ts(commit, "authoredDate", f"{what}.commits.commit")
+        if at is not None:
+            authored.append(at)
+    first_commit_at = min(authored) if authored else None
     is_draft = _bool(n, "isDraft", what)
     return PullRequestRecord(
         number=_int(n, "number", what),
@@ -515,3 +675,347 @@ def parse_release(payload: Any, environment: str = "production") -> DeploymentRe
         finished_at=published_at if done else None,
         url=_opt_str(r, "html_url", what),
     )
+
+
+# --------------------------------------------------------------------------- repository sync
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    sha: str
+    parents: tuple[str, ...] = ()
+    authored_at: datetime | None = None
+    committed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    number: int
+    title: str
+    url: str | None
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    labels: tuple[str, ...]
+    is_pull_request: bool = False
+
+
+@dataclass(frozen=True)
+class Connection(Generic[T]):
+    """One page of a GraphQL connection (or REST list)."""
+
+    items: tuple[T, ...]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True)
+class IncompletePull:
+    """A pull request whose reviews or files did not fit on its page: where to go on."""
+
+    number: int
+    reviews_cursor: str | None
+    files_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RepositoryPage:
+    """One answer to :data:`REPOSITORY_SYNC_QUERY`; a connection not asked for is None."""
+
+    database_id: int | None
+    full_name: str | None
+    default_branch: str | None
+    pulls: Connection[PullRequestRecord] | None
+    incomplete_pulls: tuple[IncompletePull, ...]
+    history: Connection[CommitRecord] | None
+    deployments: Connection[DeploymentRecord] | None
+    releases: Connection[DeploymentRecord] | None
+    issues: Connection[IssueRecord] | None
+    rate_limit: RateLimit | None
+
+
+@dataclass(frozen=True)
+class PullRequestDetails:
+    reviews: Connection[ReviewRecord] | None
+    files: Connection[FileRecord] | None
+
+
+def _page_info(conn: Mapping[str, Any], what: str) -> tuple[bool, str | None]:
+    info = conn.get("pageInfo")
+    if info is None:
+        return False, None
+    pi = _mapping(info, f"{what}.pageInfo")
+    return _bool(pi, "hasNextPage", f"{what}.pageInfo"), _opt_str(
+        pi, "endCursor", f"{what}.pageInfo"
+    )
+
+
+def _connection(
+    parent: Mapping[str, Any], key: str, what: str, parse: Callable[[Any], T]
+) -> Connection[T] | None:
+    if key not in parent:
+        return None
+    raw = parent[key]
+    if raw is None:
+        return Connection((), False, None)
+    conn = _mapping(raw, f"{what}.{key}")
+    has_next, cursor = _page_info(conn, f"{what}.{key}")
+    return Connection(tuple(parse(n) for n in _nodes(parent, key, what)), has_next, cursor)
+
+
+def _rate_limit(data: Mapping[str, Any]) -> RateLimit | None:
+    rate = data.get("rateLimit")
+    if rate is None:
+        return None
+    r = _mapping(rate, "rateLimit")
+    return RateLimit(
+        cost=_int(r, "cost", "rateLimit"),
+        remaining=_int(r, "remaining", "rateLimit"),
+        reset_at=_ts(r, "resetAt", "rateLimit"),
+    )
+
+
+def parse_commit_node(node: Any) -> CommitRecord:
+    """A commit of the default branch's ``history`` (GraphQL), with its parents."""
+    n = _mapping(node, "commit")
+    what = f"commit {n.get('oid', '?')}"
+    return CommitRecord(
+        sha=_str(n, "oid", what),
+        parents=tuple(_str(p, "oid", f"{what}.parents") for p in _nodes(n, "parents", what)),
+        authored_at=_opt_ts(n, "authoredDate", what),
+        committed_at=_opt_ts(n, "committedDate", what),
+    )
+
+
+def parse_rest_commit(payload: Any) -> CommitRecord:
+    """A REST commit (list commits, compare ``commits``), with its parents."""
+    c = _mapping(payload, "commit")
+    what = f"commit {c.get('sha', '?')}"
+    inner = _mapping(_field(c, "commit", what), f"{what}.commit")
+    author = inner.get("author")
+    committer = inner.get("committer")
+    parents = _field(c, "parents", what)
+    if not isinstance(parents, list):
+        raise GitHubPayloadError(f"{what}.parents: expected a list, got {parents!r}")
+    return CommitRecord(
+        sha=_str(c, "sha", what),
+        parents=tuple(
+            _str(_mapping(p, f"{what}.parents"), "sha", f"{what}.parents") for p in parents
+        ),
+        authored_at=_opt_ts(_mapping(author, f"{what}.author"), "date", f"{what}.author")
+        if author is not None
+        else None,
+        committed_at=_opt_ts(_mapping(committer, f"{what}.committer"), "date", f"{what}.committer")
+        if committer is not None
+        else None,
+    )
+
+
+def parse_deployment_node(node: Any) -> DeploymentRecord:
+    """A GraphQL ``Deployment`` with its statuses (outcome as :func:`deployment_outcome`)."""
+    n = _mapping(node, "deployment")
+    what = f"deployment {n.get('databaseId', '?')}"
+    statuses: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    raw = list(_nodes(n, "statuses", what))
+    latest = n.get("latestStatus")
+    if latest is not None:
+        raw.append(_mapping(latest, f"{what}.latestStatus"))
+    for s in raw:
+        key = (_str(s, "state", f"{what}.statuses"), _str(s, "createdAt", f"{what}.statuses"))
+        if key in seen:
+            continue
+        seen.add(key)
+        statuses.append({"state": key[0].lower(), "created_at": key[1]})
+    status, finished_at = deployment_outcome(statuses)
+    ref = n.get("ref")
+    return DeploymentRecord(
+        source="deployment",
+        provider_id=str(_int(n, "databaseId", what)),
+        environment=_opt_str(n, "environment", what) or "",
+        commit_sha=_str(n, "commitOid", what),
+        ref=_opt_str(_mapping(ref, f"{what}.ref"), "name", f"{what}.ref") if ref else None,
+        status=status,
+        started_at=_opt_ts(n, "createdAt", what),
+        finished_at=finished_at,
+        url=None,
+    )
+
+
+def parse_release_node(node: Any, environment: str = "production") -> DeploymentRecord:
+    """A GraphQL ``Release`` as a deployment of its tag's commit (like :func:`parse_release`)."""
+    n = _mapping(node, "release")
+    what = f"release {n.get('databaseId', '?')}"
+    published_at = _opt_ts(n, "publishedAt", what)
+    done = not _bool(n, "isDraft", what) and published_at is not None
+    tag_commit = n.get("tagCommit")
+    sha = None
+    if tag_commit is not None:
+        sha = _str(_mapping(tag_commit, f"{what}.tagCommit"), "oid", f"{what}.tagCommit")
+    return DeploymentRecord(
+        source="release",
+        provider_id=str(_int(n, "databaseId", what)),
+        environment=environment,
+        commit_sha=sha,
+        ref=_str(n, "tagName", what),
+        status="success" if done else "pending",
+        started_at=_opt_ts(n, "createdAt", what),
+        finished_at=published_at if done else None,
+        url=_opt_str(n, "url", what),
+    )
+
+
+def parse_issue_node(node: Any) -> IssueRecord:
+    """A GraphQL ``Issue`` (an incident candidate)."""
+    n = _mapping(node, "issue")
+    what = f"issue #{n.get('number', '?')}"
+    return IssueRecord(
+        number=_int(n, "number", what),
+        title=_str(n, "title", what),
+        url=_opt_str(n, "url", what),
+        body=_opt_str(n, "body", what) or "",
+        created_at=_ts(n, "createdAt", what),
+        updated_at=_ts(n, "updatedAt", what),
+        closed_at=_opt_ts(n, "closedAt", what),
+        labels=tuple(_str(lbl, "name", f"{what}.labels") for lbl in _nodes(n, "labels", what)),
+    )
+
+
+def parse_rest_issue(payload: Any) -> IssueRecord:
+    """A REST issue (list issues, the webhook ``issue``); pull requests are flagged."""
+    i = _mapping(payload, "issue")
+    what = f"issue #{i.get('number', '?')}"
+    labels = i.get("labels") or []
+    if not isinstance(labels, list):
+        raise GitHubPayloadError(f"{what}.labels: expected a list, got {labels!r}")
+    names = []
+    for lbl in labels:
+        if isinstance(lbl, str):  # the REST API accepts and sometimes returns plain names
+            names.append(lbl)
+        else:
+            names.append(_str(_mapping(lbl, f"{what}.labels"), "name", f"{what}.labels"))
+    return IssueRecord(
+        number=_int(i, "number", what),
+        title=_str(i, "title", what),
+        url=_opt_str(i, "html_url", what),
+        body=_opt_str(i, "body", what) or "",
+        created_at=_ts(i, "created_at", what),
+        updated_at=_ts(i, "updated_at", what),
+        closed_at=_opt_ts(i, "closed_at", what),
+        labels=tuple(names),
+        is_pull_request=i.get("pull_request") is not None,
+    )
+
+
+def parse_repository_sync_response(data: Any, environment: str = "production") -> RepositoryPage:
+    """The ``data`` of one :data:`REPOSITORY_SYNC_QUERY` answer.
+
+    ``environment`` is the one releases are recorded in (the team's production environment).
+    """
+    d = _mapping(data, "GraphQL data")
+    repo = d.get("repository")
+    if repo is None:
+        raise GitHubPayloadError("GraphQL data: repository is null (not found or no access)")
+    r = _mapping(repo, "repository")
+    what = "repository"
+    branch = r.get("defaultBranchRef")
+    default_branch = None
+    history = None
+    if branch is not None:
+        b = _mapping(branch, f"{what}.defaultBranchRef")
+        default_branch = _opt_str(b, "name", f"{what}.defaultBranchRef")
+        if "target" in b:
+            target = b["target"]
+            t = _mapping(target, f"{what}.defaultBranchRef.target") if target is not None else {}
+            history = _connection(t, "history", "defaultBranchRef.target", parse_commit_node)
+            if history is None:
+                history = Connection((), False, None)
+    elif "pullRequests" in r or "deployments" in r:
+        history = None
+    incomplete: list[IncompletePull] = []
+    pulls_raw = r.get("pullRequests")
+    if pulls_raw is not None:
+        for n in _nodes(r, "pullRequests", what):
+            more_reviews = _page_info(_mapping(n.get("reviews") or {}, "reviews"), "reviews")
+            more_files = _page_info(_mapping(n.get("files") or {}, "files"), "files")
+            if more_reviews[0] or more_files[0]:
+                incomplete.append(
+                    IncompletePull(
+                        _int(n, "number", "pull request"),
+                        more_reviews[1] if more_reviews[0] else None,
+                        more_files[1] if more_files[0] else None,
+                    )
+                )
+    return RepositoryPage(
+        database_id=r.get("databaseId") if isinstance(r.get("databaseId"), int) else None,
+        full_name=_opt_str(r, "nameWithOwner", what),
+        default_branch=default_branch,
+        pulls=_connection(r, "pullRequests", what, parse_pr_node),
+        incomplete_pulls=tuple(incomplete),
+        history=history,
+        deployments=_connection(r, "deployments", what, parse_deployment_node),
+        releases=_connection(r, "releases", what, lambda n: parse_release_node(n, environment)),
+        issues=_connection(r, "issues", what, parse_issue_node),
+        rate_limit=_rate_limit(d),
+    )
+
+
+def parse_pull_request_details_response(data: Any) -> PullRequestDetails:
+    """The ``data`` of one :data:`PULL_REQUEST_DETAILS_QUERY` answer."""
+    d = _mapping(data, "GraphQL data")
+    repo = _mapping(d.get("repository"), "repository")
+    pr = repo.get("pullRequest")
+    if pr is None:
+        return PullRequestDetails(None, None)
+    p = _mapping(pr, "pullRequest")
+    return PullRequestDetails(
+        reviews=_connection(p, "reviews", "pullRequest", parse_review_node),
+        files=_connection(
+            p,
+            "files",
+            "pullRequest",
+            lambda f: FileRecord(
+                path=_str(f, "path", "pullRequest.files"),
+                additions=_int(f, "additions", "pullRequest.files", 0),
+                deletions=_int(f, "deletions", "pullRequest.files", 0),
+            ),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- incident links
+
+_SHA = re.compile(r"(?<![0-9A-Za-z])([0-9a-f]{7,40})(?![0-9A-Za-z])", re.IGNORECASE)
+_DEPLOYMENT_REF = re.compile(
+    r"/deployments/(\d+)|/actions/runs/(\d+)|\bdeploy(?:ment)?\s*(?:id\s*)?[#:]\s*(\d+)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class References:
+    shas: tuple[str, ...]  # lower case, 7 to 40 hex digits
+    deployment_ids: tuple[str, ...]  # GitHub deployment or workflow run ids
+
+
+def find_references(text: str) -> References:
+    """Commit SHAs and deployment (or workflow run) ids an issue body names.
+
+    A SHA is 7-40 hex digits standing alone; shorter than 40 it must mix digits and letters
+    (so plain numbers and words like ``defaced`` are not taken for commits). Deployments are
+    named by URL (``.../deployments/123``, ``.../actions/runs/456``) or as ``deployment #123``.
+    """
+    shas: list[str] = []
+    ids: list[str] = []
+    for m in _DEPLOYMENT_REF.finditer(text):
+        ident = next(g for g in m.groups() if g)
+        if ident not in ids:
+            ids.append(ident)
+    for m in _SHA.finditer(text):
+        s = m.group(1).lower()
+        if len(s) < 40 and (s.isdigit() or s.isalpha()):
+            continue
+        if s not in shas:
+            shas.append(s)
+    return References(tuple(shas), tuple(ids))

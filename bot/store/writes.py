@@ -23,11 +23,11 @@ Signatures (all keyword arguments after ``session`` are optional unless shown)::
     invalidate_contents(session, repository_id, since: datetime) -> int
         # deployments finished at or after ``since`` get their contents recomputed by derive
 
-``PullRequestRecord``, ``ReviewRecord`` and ``DeploymentRecord`` are the frozen records of
-``bot.sources.github``; ``DeploymentRecord.source`` may be a store value (``github-deployments``,
-``workflow``, ``releases``, ``webhook``) or the parser's (``deployment``, ``workflow_run``,
-``release``), which map onto the first three. ``CommitRecord`` and ``IncidentRecord`` are
-defined here, for every source.
+``PullRequestRecord``, ``ReviewRecord``, ``DeploymentRecord`` and ``CommitRecord`` are the
+frozen records of ``bot.sources.github`` (``CommitRecord`` is re-exported here).
+``DeploymentRecord.source`` may be a store value (``github-deployments``, ``workflow``,
+``releases``, ``webhook``) or the parser's (``deployment``, ``workflow_run``, ``release``),
+which map onto the first three. ``IncidentRecord`` is defined here, for every source.
 
 A deployment whose status, finish time or commit changes, and every deployment finished at or
 after a stored merged PR or commit, is marked for ``bot.store.derive`` to recompute (its
@@ -45,7 +45,7 @@ from sqlalchemy import Table, and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.sources.github import DeploymentRecord, PullRequestRecord, ReviewRecord
+from bot.sources.github import CommitRecord, DeploymentRecord, PullRequestRecord, ReviewRecord
 from bot.store.models import (
     Commit,
     Deployment,
@@ -58,20 +58,27 @@ from bot.store.models import (
 
 CHUNK = 400
 
+__all__ = [
+    "CommitRecord",
+    "IncidentRecord",
+    "invalidate_contents",
+    "upsert_commits",
+    "upsert_deployment",
+    "upsert_deployments",
+    "upsert_incident",
+    "upsert_incidents",
+    "upsert_pull_request",
+    "upsert_pull_requests",
+    "upsert_repository",
+    "upsert_reviews",
+]
+
 #: parser record sources -> ``deployments.source`` values
 DEPLOYMENT_SOURCES = {
     "deployment": "github-deployments",
     "workflow_run": "workflow",
     "release": "releases",
 }
-
-
-@dataclass(frozen=True)
-class CommitRecord:
-    sha: str
-    parents: tuple[str, ...] = ()
-    authored_at: datetime | None = None
-    committed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
