@@ -1,0 +1,522 @@
+"""The scheduler's jobs: digests on their schedules, daily reminders, the periodic sync.
+
+:class:`DigestJobs` does the work for a given ``now`` (it never reads the clock itself, so
+tests drive it through a simulated week); :class:`SchedulerService` runs it under APScheduler
+with a clock, holding the :class:`~bot.scheduler.lease.Lease` so that only one process in a
+deployment posts.
+
+A digest is due at the latest scheduled moment at or before ``now`` (in the team's zone). It
+is posted when that moment is at most ``grace`` ago and no run for (subscription, period)
+is settled; later than that it is recorded as skipped with a log line. Every job is
+idempotent, so a catch-up pass every ``tick`` both recovers from downtime and backs up the
+per-subscription cron jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import KpibotError
+from bot.metrics.periods import Period
+from bot.scheduler.lease import new_holder_id
+from bot.scheduler.posting import ChannelUnavailable, SlackError, SlackPoster, SlackUnavailable
+from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
+from bot.settings import Config, Settings, TeamConfig
+from bot.store import digest_runs
+from bot.store import subscriptions as subs
+from bot.store.models import ActionItem, DigestRun, ReminderRun, Team
+from bot.store.session import aware, utc
+
+log = logging.getLogger("kpibot.scheduler")
+
+Clock = Callable[[], datetime]
+Message = dict[str, Any]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class SchedulerOptions:
+    grace: timedelta = timedelta(hours=12)  # a missed digest is still posted this late
+    tick_every: timedelta = timedelta(seconds=30)  # lease renewal and catch-up
+    lease_ttl: timedelta = timedelta(seconds=90)  # takeover this long after a holder died
+    claim_ttl: timedelta = timedelta(minutes=10)  # an unfinished claim is retried after this
+    sync_every: timedelta | None = timedelta(hours=1)  # None: no periodic sync
+    reminder_time: DailyTime = field(default_factory=DailyTime)  # 09:00 team time
+    history_margin: timedelta = timedelta(hours=1)  # how far before a claim to look in Slack
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one subscription's digest for one period."""
+
+    subscription_id: int
+    channel: str
+    team: str
+    kind: str
+    period: str
+    # posted | found (an earlier attempt had posted it) | skipped | failed | broken | busy
+    # (another process holds the claim) | done (posted before)
+    status: str
+    ts: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class _Renders:
+    """Digests rendered in one pass, shared by every subscription of a team."""
+
+    items: dict[tuple[str, str, str], Message] = field(default_factory=dict)
+
+
+def render_digest(
+    session: Session, team: TeamConfig, kind: str, period: Period, now: datetime
+) -> Message:
+    """The Slack message (``text`` fallback and ``blocks``) of a team's digest."""
+    from bot.metrics.engine import TeamEngine
+    from bot.renderers import blocks
+    from bot.reports.digests import build_monthly, build_weekly
+
+    engine = TeamEngine(session, team)
+    now_naive = utc(now)
+    if kind == "weekly":
+        return blocks.weekly(build_weekly(engine, period, now_naive))
+    return blocks.monthly(build_monthly(engine, period, now_naive))
+
+
+class DigestJobs:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        config: Config | Callable[[], Config],
+        poster: SlackPoster,
+        *,
+        holder: str | None = None,
+        options: SchedulerOptions | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory = factory
+        self._config = config
+        self.poster = poster
+        self.holder = holder or new_holder_id()
+        self.options = options or SchedulerOptions()
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._reminded: set[tuple[int, date]] = set()
+
+    @property
+    def config(self) -> Config:
+        return self._config() if callable(self._config) else self._config
+
+    # ------------------------------------------------------------------ digests
+
+    def schedule_of(self, sub: subs.Subscription, team: TeamConfig) -> DigestSchedule:
+        try:
+            return subscription_schedule(sub.kind, sub.schedule, team.digests)
+        except BadSchedule as exc:
+            log.warning(
+                "subscription %s has an unreadable time (%s); using the team's", sub.id, exc
+            )
+            return subscription_schedule(sub.kind, None, team.digests)
+
+    def _team(self, name: str) -> TeamConfig | None:
+        try:
+            return self.config.team(name)
+        except KpibotError:
+            return None
+
+    def run_due(self, now: datetime, only: Iterable[int] | None = None) -> list[Outcome]:
+        """Post every digest due at ``now`` (aware); ``only``: these subscription ids."""
+        wanted = set(only) if only is not None else None
+        with self._lock:
+            with self.factory() as s:
+                active = subs.active_subscriptions(s)
+            if wanted is not None:
+                active = [a for a in active if a.id in wanted]
+            due: list[tuple[subs.Subscription, TeamConfig, datetime, Period]] = []
+            for sub in active:
+                team = self._team(sub.team)
+                if team is None:
+                    log.warning(
+                        "subscription %s is for team '%s', which is not in kpibot.yml; not posting",
+                        sub.id,
+                        sub.team,
+                    )
+                    continue
+                sched = self.schedule_of(sub, team)
+                fire = sched.latest_fire(now, team.zone)
+                if fire < aware(sub.created_at):
+                    continue  # due before the channel subscribed
+                due.append((sub, team, fire, sched.period(fire, team.zone)))
+            with self.factory() as s:
+                settled = digest_runs.settled_keys(s, [d[0].id for d in due])
+            renders = _Renders()
+            out = []
+            for sub, team, fire, period in due:
+                if (sub.id, period.key) in settled:
+                    continue
+                out.append(self._one(sub, team, fire, period, now, renders))
+            return out
+
+    def _one(
+        self,
+        sub: subs.Subscription,
+        team: TeamConfig,
+        fire: datetime,
+        period: Period,
+        now: datetime,
+        renders: _Renders,
+    ) -> Outcome:
+        late = now - fire
+        if late > self.options.grace:
+            with self.factory() as s:
+                run = digest_runs.digest_run(s, sub.id, period.key)
+            if run is None:
+                detail = (
+                    f"due {fire.isoformat()}, {_hours(late)} h ago, beyond the "
+                    f"{_hours(self.options.grace)} h grace window"
+                )
+                if digest_runs.skip_digest(
+                    self.factory, sub.id, period.key, self.holder, now, detail
+                ):
+                    log.warning(
+                        "skipped the %s digest of %s for %s to %s: %s",
+                        sub.kind,
+                        sub.team,
+                        period.key,
+                        sub.channel_id,
+                        detail,
+                    )
+                return self._outcome(sub, period, "skipped", detail=detail)
+            # an unfinished earlier attempt: settle it (found in Slack, else skipped)
+            return self.post(sub, team, period, now, renders=renders, give_up=True)
+        return self.post(sub, team, period, now, renders=renders)
+
+    def post(
+        self,
+        sub: subs.Subscription,
+        team: TeamConfig,
+        period: Period,
+        now: datetime,
+        *,
+        renders: _Renders | None = None,
+        give_up: bool = False,
+    ) -> Outcome:
+        """Post one subscription's digest for ``period`` through the exactly-once claim.
+
+        ``give_up``: only settle an earlier attempt (record it posted when Slack has it,
+        else skipped); never post anew.
+        """
+        opts = self.options
+        claim = digest_runs.claim_digest(
+            self.factory, sub.id, period.key, self.holder, now, opts.claim_ttl
+        )
+        if claim is None:
+            with self.factory() as s:
+                run = digest_runs.digest_run(s, sub.id, period.key)
+            status = "done" if run is not None and run.status in digest_runs.DONE else "busy"
+            return self._outcome(
+                sub,
+                period,
+                status,
+                ts=run.message_ts if run else None,
+                detail=run.detail if run else None,
+            )
+        deadline = self._monotonic() + opts.claim_ttl.total_seconds() * 0.8
+        key = f"digest:{sub.id}:{period.key}"
+        oldest = _claims_oldest(self.factory, claim.run_id, opts)
+        try:
+            if give_up:
+                ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                if ts is None:
+                    detail = "an earlier attempt did not finish and the grace window has passed"
+                    self._finish(DigestRun, claim, "skipped", now, detail=detail)
+                    log.warning(
+                        "skipped the %s digest of %s for %s: %s",
+                        sub.kind,
+                        sub.team,
+                        period.key,
+                        detail,
+                    )
+                    return self._outcome(sub, period, "skipped", detail=detail)
+                self._finish(DigestRun, claim, "posted", now, ts=ts)
+                return self._outcome(sub, period, "found", ts=ts)
+            if claim.retry:
+                ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                if ts is not None:
+                    self._finish(DigestRun, claim, "posted", now, ts=ts)
+                    log.info(
+                        "the %s digest of %s for %s was already in %s",
+                        sub.kind,
+                        sub.team,
+                        period.key,
+                        sub.channel_id,
+                    )
+                    return self._outcome(sub, period, "found", ts=ts)
+            cache_key = (team.name, sub.kind, period.key)
+            message = renders.items.get(cache_key) if renders else None
+            if message is None:
+                with self.factory() as s:
+                    message = render_digest(s, team, sub.kind, period, now)
+                if renders is not None:
+                    renders.items[cache_key] = message
+            ts = self.poster.post(
+                sub.channel_id, message, key=key, deadline=deadline, oldest=oldest
+            )
+        except ChannelUnavailable as exc:
+            self._finish(DigestRun, claim, "failed", now, detail=exc.error)
+            self._broken(sub, exc.error)
+            return self._outcome(sub, period, "broken", detail=exc.error)
+        except (SlackUnavailable, SlackError) as exc:
+            # not known whether it arrived: the next attempt looks in the channel first
+            self._finish(DigestRun, claim, "failed", now, detail=str(exc))
+            log.error(
+                "could not post the %s digest of %s for %s to %s: %s",
+                sub.kind,
+                sub.team,
+                period.key,
+                sub.channel_id,
+                exc,
+            )
+            return self._outcome(sub, period, "failed", detail=str(exc))
+        except Exception as exc:
+            self._finish(DigestRun, claim, "failed", now, detail=f"{type(exc).__name__}: {exc}")
+            log.exception("the %s digest of %s for %s failed", sub.kind, sub.team, period.key)
+            return self._outcome(sub, period, "failed", detail=str(exc))
+        self._finish(DigestRun, claim, "posted", now, ts=ts)
+        log.info(
+            "posted the %s digest of %s for %s to %s",
+            sub.kind,
+            sub.team,
+            period.key,
+            sub.channel_id,
+        )
+        return self._outcome(sub, period, "posted", ts=ts)
+
+    def _finish(
+        self,
+        model: type[DigestRun] | type[ReminderRun],
+        claim: digest_runs.Claim,
+        status: str,
+        now: datetime,
+        *,
+        ts: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if not digest_runs.finish(
+            self.factory,
+            model,
+            claim,
+            self.holder,
+            status=status,
+            now=now,
+            message_ts=ts,
+            detail=detail,
+        ):
+            log.warning(
+                "run %s was taken over by another process before it was recorded", claim.run_id
+            )
+
+    def _broken(self, sub: subs.Subscription, error: str) -> None:
+        reason = {
+            "channel_not_found": "the channel no longer exists (or is private and I was "
+            "never added to it)",
+            "not_in_channel": "the bot is not a member of the channel",
+            "is_archived": "the channel is archived",
+        }.get(error, error)
+        with self.factory() as s:
+            subs.mark_broken(s, sub.id, f"{error}: {reason}")
+            s.commit()
+        log.error(
+            "subscription %s (%s digest of %s to %s) is broken: %s",
+            sub.id,
+            sub.kind,
+            sub.team,
+            sub.channel_id,
+            reason,
+        )
+        if sub.created_by and sub.created_by[:1] in ("U", "W"):
+            text = (
+                f"I could not post the {sub.kind} digest of *{sub.team}* to <#{sub.channel_id}>: "
+                f"{reason}. I have paused that subscription. Invite me to the channel "
+                f"(`/invite @kpibot`) and run `/kpi subscribe {sub.kind} {sub.team}` there "
+                "again, or subscribe another channel."
+            )
+            try:
+                self.poster.dm(sub.created_by, text)
+            except (SlackError, SlackUnavailable) as exc:
+                log.warning(
+                    "could not tell %s that subscription %s is broken: %s",
+                    sub.created_by,
+                    sub.id,
+                    exc,
+                )
+
+    @staticmethod
+    def _outcome(
+        sub: subs.Subscription,
+        period: Period,
+        status: str,
+        *,
+        ts: str | None = None,
+        detail: str | None = None,
+    ) -> Outcome:
+        return Outcome(sub.id, sub.channel_id, sub.team, sub.kind, period.key, status, ts, detail)
+
+    # ---------------------------------------------------------------- reminders
+
+    def send_reminders(self, now: datetime) -> int:
+        """DM owners of open action items due tomorrow (or today) or overdue; returns DMs sent.
+
+        Once per owner, team and local day, at ``reminder_time`` team time (or later within
+        the grace window).
+        """
+        sent = 0
+        with self._lock:
+            with self.factory() as s:
+                ids = dict(s.execute(select(Team.name, Team.id)).tuples().all())
+            for team in self.config.teams:
+                team_id = ids.get(team.name)
+                if team_id is None:
+                    continue
+                fire = self.options.reminder_time.latest_fire(now, team.zone)
+                if now - fire > self.options.grace:
+                    continue
+                day = fire.astimezone(team.zone).date()
+                if (team_id, day) in self._reminded:
+                    continue
+                with self.factory() as s:
+                    items = list(
+                        s.scalars(
+                            select(ActionItem)
+                            .where(
+                                ActionItem.team_id == team_id,
+                                ActionItem.completed_on.is_(None),
+                                ActionItem.due_on <= day + timedelta(days=1),
+                            )
+                            .order_by(ActionItem.owner, ActionItem.due_on, ActionItem.id)
+                        )
+                    )
+                by_owner: dict[str, list[ActionItem]] = {}
+                for it in items:
+                    by_owner.setdefault(it.owner, []).append(it)
+                complete = True
+                for owner, owned in by_owner.items():
+                    ok = self._remind(team, team_id, owner, owned, day, now)
+                    sent += ok is True
+                    complete = complete and ok is not None
+                if complete:
+                    self._reminded.add((team_id, day))
+        return sent
+
+    def _remind(
+        self,
+        team: TeamConfig,
+        team_id: int,
+        owner: str,
+        items: list[ActionItem],
+        day: date,
+        now: datetime,
+    ) -> bool | None:
+        """True: sent; False: sent before (or by another process); None: failed."""
+        claim = digest_runs.claim_reminder(
+            self.factory, team_id, owner, day, self.holder, now, self.options.claim_ttl
+        )
+        if claim is None:
+            return False
+        key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
+        text = reminder_text(team.name, items, day)
+        oldest = _claims_oldest(self.factory, claim.run_id, self.options, ReminderRun)
+        try:
+            channel = self.poster.open_dm(owner)
+            if claim.retry:
+                ts = self.poster.find_post(channel, key, oldest=oldest)
+                if ts is not None:
+                    self._finish(ReminderRun, claim, "posted", now, ts=ts)
+                    return False
+            ts = self.poster.post(channel, {"text": text}, key=key, oldest=oldest)
+        except (SlackError, SlackUnavailable) as exc:
+            self._finish(ReminderRun, claim, "failed", now, detail=str(exc))
+            log.error("could not remind %s of %s action items: %s", owner, team.name, exc)
+            return None
+        self._finish(ReminderRun, claim, "posted", now, ts=ts)
+        return True
+
+    # ---------------------------------------------------------------- sync
+
+    def sync(self, settings: Settings, out: Callable[[str], None] | None = None) -> bool:
+        """Run an incremental sync of every team; False when it failed (it is logged)."""
+        try:
+            from bot.sources.sync import sync_all
+        except ImportError:
+            log.warning("the periodic sync is not available in this build; skipping it")
+            return False
+        try:
+            sync_all(
+                settings,
+                self.factory,
+                team=None,
+                full=False,
+                out=out or (lambda line: log.info("sync: %s", line)),
+            )
+        except Exception:
+            log.exception("the periodic sync failed; it runs again in the next period")
+            return False
+        return True
+
+
+def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
+    lines = []
+    for it in items:
+        if it.due_on < day:
+            when = f"*overdue* since {it.due_on.isoformat()}"
+        elif it.due_on == day:
+            when = "due *today*"
+        else:
+            when = "due *tomorrow*"
+        kpi = f" ({it.kpi})" if it.kpi else ""
+        lines.append(f"• {_esc(it.opportunity)} → {_esc(it.resolution)}{kpi}: {when}")
+    n = len(items)
+    head = (
+        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{team}* "
+        f"need{'s' if n == 1 else ''} you"
+    )
+    return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _hours(td: timedelta) -> str:
+    return f"{td.total_seconds() / 3600:.1f}".rstrip("0").rstrip(".")
+
+
+def _claims_oldest(
+    factory: sessionmaker[Session],
+    run_id: int,
+    options: SchedulerOptions,
+    model: type[DigestRun] | type[ReminderRun] = DigestRun,
+) -> float | None:
+    """How far back to look in Slack for an earlier attempt of a run (a Unix time).
+
+    Earlier attempts are retried only within the grace window, each within its claim's
+    lifetime, so they all lie within grace + claim lifetime (plus a margin for clock skew)
+    before the current claim."""
+    with factory() as s:
+        claimed_at = s.scalar(select(model.claimed_at).where(model.id == run_id))
+    if claimed_at is None:
+        return None
+    back = options.grace + options.claim_ttl + options.history_margin
+    return (aware(claimed_at) - back).timestamp()

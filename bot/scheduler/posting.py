@@ -1,0 +1,301 @@
+"""Posting to Slack from the scheduler: retries, pacing, and finding an earlier attempt.
+
+``SlackPoster`` calls the Web API over httpx:
+
+- HTTP 429 waits for ``Retry-After`` (capped) and tries again;
+- HTTP 5xx, timeouts and dropped connections back off exponentially, up to ``max_attempts``;
+- ``channel_not_found``, ``not_in_channel`` and ``is_archived`` raise :class:`ChannelUnavailable`
+  at once (the caller marks the subscription broken); other Slack errors raise
+  :class:`SlackError`;
+- posts to one channel are spaced by ``pace`` seconds (Slack allows about one message per
+  second per channel);
+- no attempt starts after the caller's ``deadline`` (a monotonic time), so that a claim
+  given up as stale can never be posted late by the process that held it.
+
+Every scheduled message carries Slack message metadata (``event_type`` ``kpibot_post``, the
+run's key in ``event_payload``); :meth:`SlackPoster.find_post` looks for it in the channel's
+history, which is how a retry learns that an earlier attempt did reach Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("kpibot.scheduler")
+
+EVENT_TYPE = "kpibot_post"
+CHANNEL_ERRORS = ("channel_not_found", "not_in_channel", "is_archived")
+
+
+class SlackError(Exception):
+    """Slack answered ``ok: false``."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+
+
+class ChannelUnavailable(SlackError):
+    """The channel cannot be posted to (gone, archived, or the bot is not in it)."""
+
+
+class SlackUnavailable(Exception):
+    """Slack did not answer usefully within the attempts or the deadline; nothing is known
+    about whether a post arrived."""
+
+
+class Unclear(SlackUnavailable):
+    """One attempt ended without a clear answer (5xx, timeout, dropped connection)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5  # for 5xx and transport errors
+    backoff: float = 1.0  # first wait, doubled each time
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0  # longest 429 wait honoured
+    max_rate_limited: int = 10  # 429s in a row before giving up
+    timeout: float = 10.0  # per request
+    pace: float = 1.0  # seconds between posts to one channel
+
+
+class SlackPoster:
+    def __init__(
+        self,
+        token: str,
+        api_url: str = "https://slack.com/api/",
+        *,
+        policy: RetryPolicy | None = None,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._token = token
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self.policy = policy or RetryPolicy()
+        self._client = client or httpx.Client(timeout=self.policy.timeout)
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._last_post: dict[str, float] = {}
+        self._pace_lock = threading.Lock()
+
+    def __repr__(self) -> str:  # the token never reaches logs
+        return f"SlackPoster(api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------------ calls
+
+    def call(
+        self,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        deadline: float | None = None,
+        retry_unclear: bool = True,
+    ) -> dict[str, Any]:
+        """One Web API method with retries; returns the ``ok`` body.
+
+        ``retry_unclear=False``: a 5xx, timeout or dropped connection (after which the call
+        may or may not have taken effect) raises :class:`Unclear` instead of being repeated.
+        """
+        p = self.policy
+        failures = 0
+        limited = 0
+        while True:
+            if deadline is not None and self._monotonic() + p.timeout > deadline:
+                raise SlackUnavailable(f"Slack {method}: gave up, the claim's time ran out")
+            try:
+                resp = self._client.post(
+                    self.api_url + method,
+                    json=payload,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    timeout=p.timeout,
+                )
+            except httpx.TransportError as exc:
+                failures += 1
+                reason = type(exc).__name__
+                if not retry_unclear:
+                    raise Unclear(f"Slack {method}: {reason}") from None
+                if failures >= p.max_attempts:
+                    raise SlackUnavailable(
+                        f"Slack {method}: {reason} ({failures} attempts)"
+                    ) from None
+                wait = min(p.backoff * 2 ** (failures - 1), p.max_backoff)
+                log.warning("Slack %s: %s; retrying in %.1fs", method, reason, wait)
+                self._sleep(wait)
+                continue
+            if resp.status_code == 429:
+                limited += 1
+                if limited > p.max_rate_limited:
+                    raise SlackUnavailable(
+                        f"Slack {method}: still rate limited after {limited} tries"
+                    )
+                wait = min(_retry_after(resp), p.max_retry_after)
+                log.warning("Slack %s: rate limited; waiting %.1fs (Retry-After)", method, wait)
+                self._sleep(wait)
+                continue
+            if resp.status_code >= 500:
+                failures += 1
+                if not retry_unclear:
+                    raise Unclear(f"Slack {method}: HTTP {resp.status_code}")
+                if failures >= p.max_attempts:
+                    raise SlackUnavailable(
+                        f"Slack {method}: HTTP {resp.status_code} ({failures} attempts)"
+                    )
+                wait = min(p.backoff * 2 ** (failures - 1), p.max_backoff)
+                log.warning("Slack %s: HTTP %s; retrying in %.1fs", method, resp.status_code, wait)
+                self._sleep(wait)
+                continue
+            try:
+                body = resp.json()
+            except ValueError:
+                raise SlackUnavailable(
+                    f"Slack {method}: HTTP {resp.status_code} without a JSON body"
+                ) from None
+            if not isinstance(body, dict):
+                raise SlackUnavailable(f"Slack {method}: unexpected answer")
+            if body.get("ok"):
+                return body
+            error = str(body.get("error") or "unknown_error")
+            if error == "ratelimited":  # some proxies answer 200 with this
+                limited += 1
+                if limited > p.max_rate_limited:
+                    raise SlackUnavailable(f"Slack {method}: still rate limited")
+                self._sleep(min(_retry_after(resp), p.max_retry_after))
+                continue
+            if error in CHANNEL_ERRORS:
+                raise ChannelUnavailable(method, error)
+            raise SlackError(method, error)
+
+    def _pace(self, channel: str) -> None:
+        with self._pace_lock:
+            last = self._last_post.get(channel)
+            now = self._monotonic()
+            if last is not None and now - last < self.policy.pace:
+                self._sleep(self.policy.pace - (now - last))
+            self._last_post[channel] = self._monotonic()
+
+    def post(
+        self,
+        channel: str,
+        message: dict[str, Any],
+        *,
+        key: str,
+        deadline: float | None = None,
+        look_first: bool = False,
+        oldest: float | None = None,
+    ) -> str:
+        """Post ``message`` (``text`` and ``blocks``) once; returns the message ``ts``.
+
+        With ``look_first`` (a retry of an earlier attempt) the channel's history is searched
+        for the message first; an attempt that failed without a clear answer is looked for
+        again before it is repeated.
+        """
+        if look_first:
+            ts = self.find_post(channel, key, oldest=oldest, deadline=deadline)
+            if ts is not None:
+                log.info("found the earlier post of %s in %s (ts %s)", key, channel, ts)
+                return ts
+        payload = {
+            **message,
+            "channel": channel,
+            "unfurl_links": False,
+            "unfurl_media": False,
+            "metadata": {"event_type": EVENT_TYPE, "event_payload": {"key": key}},
+        }
+        p = self.policy
+        for attempt in range(1, p.max_attempts + 1):
+            self._pace(channel)
+            try:
+                body = self.call(
+                    "chat.postMessage", payload, deadline=deadline, retry_unclear=False
+                )
+            except Unclear as exc:
+                if attempt >= p.max_attempts:
+                    raise SlackUnavailable(f"{exc} ({attempt} attempts)") from None
+                wait = min(p.backoff * 2 ** (attempt - 1), p.max_backoff)
+                log.warning("%s; looking for the message, then retrying in %.1fs", exc, wait)
+                self._sleep(wait)
+                ts = self.find_post(channel, key, oldest=oldest, deadline=deadline)
+                if ts is not None:
+                    return ts
+                continue
+            return str(body.get("ts") or body.get("message", {}).get("ts") or "")
+        raise SlackUnavailable("Slack chat.postMessage: no attempt made")  # pragma: no cover
+
+    def find_post(
+        self,
+        channel: str,
+        key: str,
+        *,
+        oldest: float | None = None,
+        deadline: float | None = None,
+        max_pages: int = 20,
+    ) -> str | None:
+        """The ``ts`` of the bot's message carrying ``key`` in the channel, if there is one."""
+        cursor: str | None = None
+        for _ in range(max_pages):
+            args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
+            if oldest is not None:
+                args["oldest"] = f"{oldest:.6f}"
+            if cursor:
+                args["cursor"] = cursor
+            body = self.call("conversations.history", args, deadline=deadline)
+            for m in body.get("messages") or []:
+                meta = m.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == EVENT_TYPE and payload.get("key") == key:
+                    return str(m.get("ts"))
+            cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
+            if not body.get("has_more") or not cursor:
+                return None
+        return None
+
+    def open_dm(self, user: str) -> str:
+        """The id of the bot's direct-message channel with a user (``conversations.open``)."""
+        body = self.call("conversations.open", {"users": user, "return_im": False})
+        channel = (body.get("channel") or {}).get("id")
+        if not channel:
+            raise SlackError("conversations.open", "no_channel_returned")
+        return str(channel)
+
+    def dm(self, user: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> str:
+        """A direct message to a user (the bot's DM with them)."""
+        message: dict[str, Any] = {"channel": user, "text": text}
+        if blocks:
+            message["blocks"] = blocks
+        self._pace(user)
+        body = self.call("chat.postMessage", message)
+        return str(body.get("ts") or "")
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    raw = resp.headers.get("Retry-After", "1")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 1.0
+
+
+def metadata_key(payload: Any) -> str | None:
+    """The run key in a posted message's metadata (for tests and diagnostics)."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    if not isinstance(payload, dict) or payload.get("event_type") != EVENT_TYPE:
+        return None
+    key = (payload.get("event_payload") or {}).get("key")
+    return str(key) if key is not None else None

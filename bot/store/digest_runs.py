@@ -1,0 +1,205 @@
+"""Exactly-once claims for scheduled posts: digest runs and reminder runs.
+
+A run is keyed by what it posts ((subscription, period) or (team, owner, day)). Claiming
+inserts the row with status ``claimed`` (the unique key lets only one process win) or takes
+over a row whose earlier attempt ``failed`` or was abandoned (``claimed`` longer ago than
+``stale_after``, i.e. its process died). ``attempts`` counts claims; a claim with
+``attempts > 1`` must first look in Slack for the message an earlier attempt may have posted.
+Statuses: ``claimed`` -> ``posted`` | ``failed`` (may be claimed again) | ``skipped``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.store.models import DigestRun, ReminderRun
+from bot.store.session import utc
+
+RunModel = type[DigestRun] | type[ReminderRun]
+DONE = ("posted", "skipped")
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    attempts: int  # including this one
+
+    @property
+    def retry(self) -> bool:
+        """An earlier attempt may have reached Slack: look before posting."""
+        return self.attempts > 1
+
+
+def _key_filter(model: RunModel, key: dict[str, Any]) -> Any:
+    return and_(*(getattr(model, k) == v for k, v in key.items()))
+
+
+def _claim(
+    factory: sessionmaker[Session],
+    model: RunModel,
+    key: dict[str, Any],
+    holder: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> Claim | None:
+    now = utc(now)
+    with factory() as s:
+        s.add(model(**key, status="claimed", claimed_by=holder, claimed_at=now, attempts=1))
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+        else:
+            run_id = s.scalar(select(model.id).where(_key_filter(model, key)))
+            assert run_id is not None
+            return Claim(run_id, 1)
+        row = s.execute(
+            select(model.id, model.status, model.claimed_at, model.attempts).where(
+                _key_filter(model, key)
+            )
+        ).one_or_none()
+        if row is None:  # deleted in between (its subscription went away)
+            return None
+        run_id, status, claimed_at, attempts = row
+        if status in DONE:
+            return None
+        if status == "claimed" and claimed_at > now - stale_after:
+            return None  # another process is posting it right now
+        res = s.execute(
+            update(model)
+            .where(
+                model.id == run_id,
+                model.attempts == attempts,
+                or_(
+                    model.status == "failed",
+                    and_(model.status == "claimed", model.claimed_at <= now - stale_after),
+                ),
+            )
+            .values(status="claimed", claimed_by=holder, claimed_at=now, attempts=attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            s.rollback()
+            return None
+        s.commit()
+        return Claim(run_id, attempts + 1)
+
+
+def claim_digest(
+    factory: sessionmaker[Session],
+    subscription_id: int,
+    period_key: str,
+    holder: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> Claim | None:
+    """Claim the digest of a subscription for a period; None when it is not ours to post."""
+    key = {"subscription_id": subscription_id, "period_key": period_key}
+    return _claim(factory, DigestRun, key, holder, now, stale_after)
+
+
+def claim_reminder(
+    factory: sessionmaker[Session],
+    team_id: int,
+    owner: str,
+    day: date,
+    holder: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> Claim | None:
+    key = {"team_id": team_id, "owner": owner, "day": day}
+    return _claim(factory, ReminderRun, key, holder, now, stale_after)
+
+
+def finish(
+    factory: sessionmaker[Session],
+    model: RunModel,
+    claim: Claim,
+    holder: str,
+    *,
+    status: str,
+    now: datetime,
+    message_ts: str | None = None,
+    detail: str | None = None,
+) -> bool:
+    """Record the outcome of a claim; False when the claim was taken over meanwhile."""
+    values: dict[str, Any] = {"status": status, "detail": detail}
+    if status == "posted":
+        values.update(posted_at=utc(now), message_ts=message_ts)
+    with factory() as s:
+        res = s.execute(
+            update(model)
+            .where(
+                model.id == claim.run_id,
+                model.claimed_by == holder,
+                model.attempts == claim.attempts,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        s.commit()
+        return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def skip_digest(
+    factory: sessionmaker[Session],
+    subscription_id: int,
+    period_key: str,
+    holder: str,
+    now: datetime,
+    detail: str,
+) -> bool:
+    """Record a digest as skipped (missed beyond the grace window) unless it has a run."""
+    with factory() as s:
+        s.add(
+            DigestRun(
+                subscription_id=subscription_id,
+                period_key=period_key,
+                status="skipped",
+                claimed_by=holder,
+                claimed_at=utc(now),
+                attempts=0,
+                detail=detail,
+            )
+        )
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            return False
+        return True
+
+
+def digest_run(session: Session, subscription_id: int, period_key: str) -> DigestRun | None:
+    return session.scalar(
+        select(DigestRun).where(
+            DigestRun.subscription_id == subscription_id, DigestRun.period_key == period_key
+        )
+    )
+
+
+def runs_since(session: Session, since: datetime) -> list[DigestRun]:
+    """Digest runs claimed at or after ``since`` (naive UTC), oldest first."""
+    return list(
+        session.scalars(
+            select(DigestRun).where(DigestRun.claimed_at >= since).order_by(DigestRun.id)
+        )
+    )
+
+
+def settled_keys(session: Session, subscription_ids: list[int]) -> set[tuple[int, str]]:
+    """(subscription, period) pairs whose digest is posted or skipped."""
+    if not subscription_ids:
+        return set()
+    rows = session.execute(
+        select(DigestRun.subscription_id, DigestRun.period_key).where(
+            DigestRun.subscription_id.in_(subscription_ids), DigestRun.status.in_(DONE)
+        )
+    )
+    return {(sid, key) for sid, key in rows}

@@ -1,0 +1,101 @@
+"""The fake Slack Web API plus what the scheduler needs: kept messages, channel history with
+message metadata, DM channels, archived channels, and a hold after a post (to kill a process
+between Slack accepting a message and the process recording it)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from tests.fakes.slack import FakeSlack
+
+
+class SchedulerSlack(FakeSlack):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.hold_after_post = 0.0  # seconds to wait before answering a successful post
+        self.posted = threading.Event()
+        self._msg_lock = threading.Lock()
+
+    def archive(self, channel_id: str) -> None:
+        if channel_id not in self.channels:
+            self.add_channel(channel_id)
+        self.channels[channel_id]["is_archived"] = True
+
+    def _channel_error(self, channel: str | None) -> str | None:
+        error = super()._channel_error(channel)
+        if error is None and channel in self.channels and self.channels[channel]["is_archived"]:
+            return "is_archived"
+        return error
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages kept, oldest first (every channel, or one)."""
+        with self._msg_lock:
+            if channel is not None:
+                return list(self.messages.get(channel, []))
+            return [m for ms in self.messages.values() for m in ms]
+
+    def keys(self) -> list[str]:
+        """The kpibot run keys of every kept message, in posting order."""
+        out = []
+        for m in sorted(self.posts(), key=lambda m: float(m["ts"])):
+            meta = m.get("metadata") or {}
+            out.append(str((meta.get("event_payload") or {}).get("key")))
+        return out
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        result = super()._m_chat_postMessage(args)
+        if result.get("ok"):
+            meta = args.get("metadata")
+            if isinstance(meta, str):
+                meta = json.loads(meta)
+            msg = {
+                "type": "message",
+                "ts": result["ts"],
+                "user": "UBOT0001",
+                "bot_id": "BFAKE001",
+                "text": args.get("text"),
+                "blocks": args.get("blocks"),
+                "metadata": meta,
+                "channel": result["channel"],
+            }
+            with self._msg_lock:
+                self.messages.setdefault(result["channel"], []).append(msg)
+            self.posted.set()
+            if self.hold_after_post:
+                time.sleep(self.hold_after_post)
+        return result
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("users") or "")
+        if not user or "," in user:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": "D" + user.lstrip("UW")}}
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        error = self._channel_error(channel) if not channel.startswith("D") else None
+        if error and error != "is_archived":
+            return {"ok": False, "error": error}
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        start = int(args.get("cursor") or 0)
+        with_meta = str(args.get("include_all_metadata")).lower() in ("true", "1")
+        msgs = [m for m in reversed(self.posts(channel)) if float(m["ts"]) > oldest]
+        page = msgs[start : start + limit]
+        out = []
+        for m in page:
+            shown = {k: v for k, v in m.items() if k != "channel"}
+            if not with_meta:
+                shown.pop("metadata", None)
+            out.append(shown)
+        more = start + limit < len(msgs)
+        return {
+            "ok": True,
+            "messages": out,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
