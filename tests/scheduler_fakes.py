@@ -7,9 +7,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, date, datetime
 from typing import Any
 
-from tests.fakes.slack import FakeSlack
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.scheduler.posting import RetryPolicy, SlackPoster
+from bot.settings import Config, TeamConfig
+from bot.store import subscriptions
+from bot.store.models import ActionItem, DigestRun
+from bot.store.teams import sync_teams
+from tests.fakes.slack import BOT_TOKEN, FakeSlack
 
 
 class SchedulerSlack(FakeSlack):
@@ -99,3 +108,76 @@ class SchedulerSlack(FakeSlack):
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+
+# --- a two-zone organisation for scheduler tests ---------------------------------------------
+
+BERLIN_TEAM = TeamConfig(name="berlin", timezone="Europe/Berlin", repos=("acme/berlin-api",))
+NYC_TEAM = TeamConfig(name="nyc", timezone="America/New_York", repos=("acme/nyc-api",))
+ORG = Config((BERLIN_TEAM, NYC_TEAM))
+
+
+def fast_policy(**kw: Any) -> RetryPolicy:
+    """Short waits for tests."""
+    base: dict[str, Any] = {"backoff": 0.01, "max_backoff": 0.05, "pace": 0.0, "timeout": 5.0}
+    base.update(kw)
+    return RetryPolicy(**base)
+
+
+def poster_for(slack: FakeSlack, **kw: Any) -> SlackPoster:
+    return SlackPoster(BOT_TOKEN, slack.api_url, policy=fast_policy(**kw))
+
+
+def setup_org(factory: sessionmaker[Session], config: Config = ORG) -> dict[str, int]:
+    with factory() as s:
+        ids = sync_teams(s, config)
+        s.commit()
+    return ids
+
+
+def subscribe(
+    factory: sessionmaker[Session],
+    team_id: int,
+    channel: str,
+    kind: str,
+    at: datetime,
+    *,
+    schedule: str | None = None,
+    by: str | None = "UADMIN1",
+) -> int:
+    with factory() as s:
+        sub, _ = subscriptions.subscribe(
+            s,
+            channel_id=channel,
+            team_id=team_id,
+            kind=kind,
+            created_by=by,
+            now=at.astimezone(UTC).replace(tzinfo=None),
+            schedule=schedule,
+        )
+        s.commit()
+    return sub.id
+
+
+def add_item(
+    factory: sessionmaker[Session], team_id: int, owner: str, due: date, text: str = "Slow reviews"
+) -> int:
+    with factory() as s:
+        item = ActionItem(
+            team_id=team_id,
+            opportunity=text,
+            resolution="Review rota",
+            owner=owner,
+            due_on=due,
+            kpi="first-review",
+            created_by="ULEAD1",
+            created_at=datetime(2026, 10, 1, 9, 0),
+        )
+        s.add(item)
+        s.commit()
+        return item.id
+
+
+def runs(factory: sessionmaker[Session]) -> list[DigestRun]:
+    with factory() as s:
+        return list(s.scalars(select(DigestRun).order_by(DigestRun.id)))
