@@ -1,0 +1,611 @@
+"""Webhooks of HTTP mode, framework-neutral: verify, parse, validate, store idempotently.
+
+``POST /webhooks/deployments`` and ``POST /webhooks/incidents`` take the JSON documented in
+the README from any CI/CD or incident tool, authenticated by ``X-Kpibot-Signature-256:
+sha256=<hex HMAC-SHA256 of the body with KPIBOT_WEBHOOK_SECRET>`` or ``Authorization: Bearer
+<KPIBOT_WEBHOOK_SECRET>``. ``POST /webhooks/github`` takes GitHub's ``pull_request``,
+``pull_request_review``, ``deployment_status``, ``workflow_run`` and ``issues`` events signed
+with ``X-Hub-Signature-256`` (the same secret).
+
+Every write is an upsert keyed by the provider's ids, so a redelivered event changes nothing.
+A bad or missing signature is 401, a body that does not follow the schema 400 with the reason;
+neither stores anything. Answers are ``(status, JSON object)`` in a :class:`WebhookResult`;
+``install`` mounts the three routes on the HTTP-mode app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.settings import Config, TeamConfig
+from bot.sources.github import (
+    DeploymentRecord,
+    GitHubPayloadError,
+    find_references,
+    parse_deployment,
+    parse_rest_issue,
+    parse_rest_pull,
+    parse_rest_review,
+    parse_workflow_run,
+)
+from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
+from bot.store.session import unit_of_work
+from bot.store.writes import (
+    IncidentRecord,
+    upsert_deployment,
+    upsert_incident,
+    upsert_pull_request,
+    upsert_repository,
+    upsert_reviews,
+)
+
+if TYPE_CHECKING:
+    from bot.surfaces.http import HttpApp
+
+log = logging.getLogger("kpibot.webhooks")
+
+SIGNATURE_HEADER = "x-kpibot-signature-256"
+GITHUB_SIGNATURE_HEADER = "x-hub-signature-256"
+DEPLOYMENT_STATUSES = (
+    "success",
+    "failure",
+    "error",
+    "cancelled",
+    "in_progress",
+    "queued",
+    "pending",
+)
+FINISHED_STATUSES = frozenset({"success", "failure", "error", "cancelled"})
+GITHUB_EVENTS = (
+    "pull_request",
+    "pull_request_review",
+    "deployment_status",
+    "workflow_run",
+    "issues",
+)
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+_ID = re.compile(r"[^\s]{1,100}")
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def json(self) -> bytes:
+        return json.dumps(self.body).encode("utf-8")
+
+
+class BadRequest(ValueError):
+    """The body does not follow the schema; the message is the reason given back."""
+
+
+def _ok(**body: Any) -> WebhookResult:
+    return WebhookResult(200, {"ok": True, **body})
+
+
+def _bad(reason: str) -> WebhookResult:
+    return WebhookResult(400, {"ok": False, "error": reason})
+
+
+def _unauthorized(reason: str) -> WebhookResult:
+    return WebhookResult(401, {"ok": False, "error": reason})
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``sha256=<hex>`` signature of ``body`` (as GitHub and kpibot's webhooks expect)."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def _signature_ok(secret: str, body: bytes, given: str | None) -> bool:
+    if not given:
+        return False
+    return hmac.compare_digest(sign(secret, body), given.strip())
+
+
+def verify(
+    secret: str | None, headers: Mapping[str, str], body: bytes, *, github: bool
+) -> str | None:
+    """``None`` when the request is authentic, else the reason it is refused."""
+    if not secret:
+        return "webhooks are disabled: set KPIBOT_WEBHOOK_SECRET on the server"
+    if github:
+        if _signature_ok(secret, body, headers.get(GITHUB_SIGNATURE_HEADER)):
+            return None
+        return (
+            "bad or missing X-Hub-Signature-256: set the webhook's secret to KPIBOT_WEBHOOK_SECRET"
+        )
+    if _signature_ok(secret, body, headers.get(SIGNATURE_HEADER)):
+        return None
+    auth = headers.get("authorization") or ""
+    if auth.lower().startswith("bearer ") and hmac.compare_digest(
+        auth[7:].strip().encode("utf-8"), secret.encode("utf-8")
+    ):
+        return None
+    return (
+        "bad or missing signature: send X-Kpibot-Signature-256: sha256=<HMAC-SHA256 of the body> "
+        "or Authorization: Bearer <secret>"
+    )
+
+
+# --------------------------------------------------------------------------- body checks
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise BadRequest("empty body: send a JSON object")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"body is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+def _text(
+    data: Mapping[str, Any], key: str, *, required: bool = True, limit: int = 255
+) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"'{key}' is required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"'{key}' must be a string, not {type(value).__name__}")
+    if len(value) > limit:
+        raise BadRequest(f"'{key}' is longer than {limit} characters")
+    return value
+
+
+def _time(data: Mapping[str, Any], key: str, *, required: bool = False) -> datetime | None:
+    raw = _text(data, key, required=required, limit=64)
+    if raw is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"'{key}' is not an ISO 8601 time: {raw!r}") from None
+    if parsed.tzinfo is None:
+        raise BadRequest(f"'{key}' needs a time zone, e.g. 2026-11-20T09:00:00Z")
+    return parsed.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _sha(data: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+    value = _text(data, key, required=required, limit=64)
+    if value is not None and not _SHA.fullmatch(value):
+        raise BadRequest(f"'{key}' must be a hexadecimal commit SHA (7 to 64 characters)")
+    return value.lower() if value else None
+
+
+def _provider_id(data: Mapping[str, Any], key: str = "id") -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRequest(f"'{key}' must be a string or a number")
+    text = str(value)
+    if not _ID.fullmatch(text):
+        raise BadRequest(f"'{key}' must be 1 to 100 characters without spaces")
+    return text
+
+
+# --------------------------------------------------------------------------- the handler
+
+
+class Webhooks:
+    """The three webhook endpoints over one session factory and the team configuration."""
+
+    def __init__(self, sessions: sessionmaker[Session], config: Config, secret: str | None) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.secret = secret
+
+    # configuration lookups ----------------------------------------------------------------
+
+    def teams_of(self, full_name: str) -> list[TeamConfig]:
+        lowered = full_name.lower()
+        return [t for t in self.config.teams if lowered in (r.lower() for r in t.repos)]
+
+    def _repo_id(self, s: Session, full_name: str) -> int:
+        rid = s.scalar(
+            select(Repository.id).where(func.lower(Repository.full_name) == full_name.lower())
+        )
+        return rid if rid is not None else upsert_repository(s, full_name)
+
+    @staticmethod
+    def _team_id(s: Session, team: TeamConfig) -> int:
+        tid = s.scalar(select(Team.id).where(Team.name == team.name))
+        if tid is None:
+            row = Team(name=team.name, timezone=team.timezone)
+            s.add(row)
+            s.flush()
+            tid = row.id
+        return tid
+
+    # entry points ------------------------------------------------------------------------
+
+    def deployments(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        return self._guarded(headers, body, github=False, handler=self._deployment)
+
+    def incidents(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        return self._guarded(headers, body, github=False, handler=self._incident)
+
+    def github(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        def handle(data: dict[str, Any]) -> WebhookResult:
+            event = headers.get("x-github-event")
+            if not event:
+                raise BadRequest("missing X-GitHub-Event header")
+            return self._github(event, data)
+
+        return self._guarded(headers, body, github=True, handler=handle)
+
+    def _guarded(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        github: bool,
+        handler: Callable[[dict[str, Any]], WebhookResult],
+    ) -> WebhookResult:
+        headers = {k.lower(): v for k, v in headers.items()}
+        reason = verify(self.secret, headers, body, github=github)
+        if reason is not None:
+            if not self.secret:
+                return WebhookResult(503, {"ok": False, "error": reason})
+            return _unauthorized(reason)
+        try:
+            return handler(_json_object(body))
+        except BadRequest as exc:
+            return _bad(str(exc))
+        except GitHubPayloadError as exc:
+            return _bad(f"not a GitHub event payload: {exc}")
+
+    # deployments -------------------------------------------------------------------------
+
+    def _deployment(self, data: dict[str, Any]) -> WebhookResult:
+        repo = _text(data, "repository")
+        assert repo is not None
+        if not self.teams_of(repo):
+            raise BadRequest(
+                f"repository '{repo}' is not in any team's repos in kpibot.yml; add it there "
+                "or send the repository's owner/name as configured"
+            )
+        environment = _text(data, "environment", limit=100)
+        sha = _sha(data, "commit_sha", required=True)
+        status = _text(data, "status", limit=32)
+        assert environment is not None and sha is not None and status is not None
+        status = status.lower()
+        if status not in DEPLOYMENT_STATUSES:
+            raise BadRequest(
+                f"'status' must be one of {', '.join(DEPLOYMENT_STATUSES)}, not {status!r}"
+            )
+        started = _time(data, "started_at")
+        finished = _time(data, "finished_at", required=status in FINISHED_STATUSES)
+        if status not in FINISHED_STATUSES and finished is not None:
+            raise BadRequest(f"'finished_at' must be empty while the status is {status}")
+        if started and finished and finished < started:
+            raise BadRequest("'finished_at' is before 'started_at'")
+        url = _text(data, "url", required=False, limit=2000)
+        pid = _provider_id(data)
+        if pid is None:
+            key = f"{repo.lower()}|{environment}|{sha}|{started.isoformat() if started else ''}"
+            pid = "h" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+        record = DeploymentRecord(
+            source="webhook",
+            provider_id=pid,
+            environment=environment,
+            commit_sha=sha,
+            ref=None,
+            status=status,
+            started_at=started,
+            finished_at=finished,
+            url=url,
+        )
+        with unit_of_work(self.sessions) as s:
+            rid = self._repo_id(s, repo)
+            before = _deployment_state(s, rid, "webhook", pid)
+            upsert_deployment(s, rid, record)
+        same = before == (environment, sha, status, started, finished, url)
+        return _ok(stored="deployment", id=pid, duplicate=same)
+
+    # incidents ---------------------------------------------------------------------------
+
+    def _incident(self, data: dict[str, Any]) -> WebhookResult:
+        pid = _provider_id(data)
+        if pid is None:
+            raise BadRequest("'id' is required (the incident's id in your tool)")
+        team = self._incident_team(data)
+        started = _time(data, "started_at", required=True)
+        resolved = _time(data, "resolved_at")
+        assert started is not None
+        if resolved is not None and resolved < started:
+            raise BadRequest("'resolved_at' is before 'started_at'")
+        title = _text(data, "title", required=False, limit=1000) or pid
+        url = _text(data, "url", required=False, limit=2000)
+        sha = _sha(data, "commit_sha", required=False)
+        dep_ref = _provider_id(data, "deployment_id")
+        with unit_of_work(self.sessions) as s:
+            tid = self._team_id(s, team)
+            dep_id = None
+            if dep_ref is not None:
+                dep_id = self._deployment_id(s, team, dep_ref)
+            before = s.execute(
+                select(
+                    Incident.team_id,
+                    Incident.title,
+                    Incident.url,
+                    Incident.started_at,
+                    Incident.resolved_at,
+                    Incident.deployment_id,
+                    Incident.commit_sha,
+                ).where(Incident.source == "webhook", Incident.provider_id == pid)
+            ).first()
+            upsert_incident(
+                s,
+                tid,
+                IncidentRecord(
+                    source="webhook",
+                    provider_id=pid,
+                    title=title,
+                    started_at=started,
+                    resolved_at=resolved,
+                    url=url,
+                    deployment_id=dep_id,
+                    commit_sha=sha,
+                ),
+            )
+        same = before is not None and tuple(before) == (
+            tid,
+            title,
+            url,
+            started,
+            resolved,
+            dep_id,
+            sha,
+        )
+        return _ok(stored="incident", id=pid, team=team.name, duplicate=same)
+
+    def _incident_team(self, data: Mapping[str, Any]) -> TeamConfig:
+        name = _text(data, "team", required=False, limit=100)
+        if name is not None:
+            for t in self.config.teams:
+                if t.name.lower() == name.lower():
+                    return t
+            known = ", ".join(self.config.team_names()) or "(none)"
+            raise BadRequest(f"unknown team '{name}'; teams in kpibot.yml: {known}")
+        repo = _text(data, "repository", required=False)
+        if repo is None:
+            raise BadRequest("say whose incident it is: 'team' (a team name) or 'repository'")
+        teams = self.teams_of(repo)
+        if not teams:
+            raise BadRequest(f"repository '{repo}' is not in any team's repos in kpibot.yml")
+        if len(teams) > 1:
+            names = ", ".join(t.name for t in teams)
+            raise BadRequest(f"repository '{repo}' belongs to several teams ({names}): send 'team'")
+        return teams[0]
+
+    def _deployment_id(self, s: Session, team: TeamConfig, ref: str) -> int:
+        repo_ids = [
+            rid
+            for rid in s.scalars(
+                select(Repository.id).where(
+                    func.lower(Repository.full_name).in_([r.lower() for r in team.repos])
+                )
+            )
+        ]
+        dep = s.scalar(
+            select(Deployment.id)
+            .where(Deployment.repository_id.in_(repo_ids), Deployment.provider_id == ref)
+            .order_by(Deployment.id)
+            .limit(1)
+        )
+        if dep is None:
+            raise BadRequest(
+                f"no deployment '{ref}' of team '{team.name}' is known yet: send it to "
+                "/webhooks/deployments first, or link the incident by 'commit_sha'"
+            )
+        return dep
+
+    # GitHub ------------------------------------------------------------------------------
+
+    def _github(self, event: str, data: dict[str, Any]) -> WebhookResult:
+        if event == "ping":
+            return _ok(event="ping")
+        if event not in GITHUB_EVENTS:
+            return _ok(ignored=f"event '{event}' is not used by kpibot")
+        repo_obj = data.get("repository")
+        if not isinstance(repo_obj, Mapping) or not isinstance(repo_obj.get("full_name"), str):
+            raise BadRequest("payload has no repository.full_name")
+        full_name = str(repo_obj["full_name"])
+        teams = self.teams_of(full_name)
+        if not teams:
+            return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
+        match event:
+            case "pull_request":
+                return self._gh_pull_request(full_name, data)
+            case "pull_request_review":
+                return self._gh_review(full_name, data)
+            case "deployment_status":
+                return self._gh_deployment_status(full_name, data)
+            case "workflow_run":
+                return self._gh_workflow_run(full_name, teams, data)
+            case _:
+                return self._gh_issue(full_name, teams, data)
+
+    def _gh_pull_request(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
+        record = parse_rest_pull(data.get("pull_request"))
+        action = data.get("action")
+        with unit_of_work(self.sessions) as s:
+            rid = self._repo_id(s, full_name)
+            old = s.execute(
+                select(
+                    PullRequest.ready_at, PullRequest.first_commit_at, PullRequest.was_draft
+                ).where(PullRequest.repository_id == rid, PullRequest.number == record.number)
+            ).first()
+            ready_at = old.ready_at if old is not None else None
+            if ready_at is None and action == "ready_for_review":
+                ready_at = record.updated_at
+            record = replace(
+                record,
+                ready_at=ready_at,
+                first_commit_at=old.first_commit_at if old is not None else None,
+                was_draft=record.was_draft
+                or ready_at is not None
+                or bool(old is not None and old.was_draft),
+            )
+            upsert_pull_request(s, rid, record)
+        return _ok(stored="pull_request", number=record.number)
+
+    def _gh_review(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
+        review = parse_rest_review(data.get("review"))
+        pr_obj = data.get("pull_request")
+        if not isinstance(pr_obj, Mapping) or not isinstance(pr_obj.get("number"), int):
+            raise BadRequest("payload has no pull_request.number")
+        with unit_of_work(self.sessions) as s:
+            rid = self._repo_id(s, full_name)
+            pr_id = s.scalar(
+                select(PullRequest.id).where(
+                    PullRequest.repository_id == rid, PullRequest.number == pr_obj["number"]
+                )
+            )
+            if pr_id is None:  # first seen through its review: store what the event has
+                pr_id = upsert_pull_request(s, rid, parse_rest_pull(pr_obj))
+            upsert_reviews(s, pr_id, [review])
+        return _ok(stored="review", id=review.provider_id)
+
+    def _gh_deployment_status(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
+        status = data.get("deployment_status")
+        if not isinstance(status, Mapping):
+            raise BadRequest("payload has no deployment_status")
+        if str(status.get("state", "")).lower() == "inactive":
+            return _ok(ignored="inactive statuses do not change a deployment's outcome")
+        record = parse_deployment(data.get("deployment"), [status])
+        with unit_of_work(self.sessions) as s:
+            rid = self._repo_id(s, full_name)
+            before = _deployment_state(s, rid, "github-deployments", record.provider_id)
+            if _outdated(before, record):
+                return _ok(ignored="an outcome with a later time is already stored")
+            upsert_deployment(s, rid, record)
+        return _ok(stored="deployment", id=record.provider_id, status=record.status)
+
+    def _gh_workflow_run(
+        self, full_name: str, teams: list[TeamConfig], data: Mapping[str, Any]
+    ) -> WebhookResult:
+        run = data.get("workflow_run")
+        if not isinstance(run, Mapping):
+            raise BadRequest("payload has no workflow_run")
+        path = str(run.get("path") or "")
+        name = str(run.get("name") or "")
+        for team in teams:
+            dep = team.deployments
+            wanted = str(dep.get("workflow") or "")
+            if dep.get("source") != "workflow" or not wanted:
+                continue
+            if path.split("@")[0].endswith("/" + wanted) or path == wanted or name == wanted:
+                env = (
+                    team.production_environments[0]
+                    if team.production_environments
+                    else "production"
+                )
+                record = parse_workflow_run(run, environment=env)
+                with unit_of_work(self.sessions) as s:
+                    rid = self._repo_id(s, full_name)
+                    before = _deployment_state(s, rid, "workflow", record.provider_id)
+                    if _outdated(before, record):
+                        return _ok(ignored="an outcome with a later time is already stored")
+                    upsert_deployment(s, rid, record)
+                return _ok(stored="deployment", id=record.provider_id, status=record.status)
+        return _ok(ignored=f"workflow '{name or path}' is not a deployment workflow in kpibot.yml")
+
+    def _gh_issue(
+        self, full_name: str, teams: list[TeamConfig], data: Mapping[str, Any]
+    ) -> WebhookResult:
+        issue = parse_rest_issue(data.get("issue"))
+        if issue.is_pull_request:
+            return _ok(ignored="pull requests are not incidents")
+        labels = {lbl.lower() for lbl in issue.labels}
+        for team in teams:
+            inc = team.incidents
+            if inc.get("source") != "github-issues":
+                continue
+            wanted = {str(x).lower() for x in (inc.get("labels") or ["incident"])}
+            if not labels & wanted:
+                continue
+            refs = find_references(issue.body)
+            record = IncidentRecord(
+                source="github-issues",
+                provider_id=f"{full_name}#{issue.number}",
+                title=issue.title,
+                started_at=issue.created_at,
+                resolved_at=issue.closed_at,
+                url=issue.url,
+                commit_sha=refs.shas[0] if refs.shas else None,
+            )
+            with unit_of_work(self.sessions) as s:
+                upsert_incident(s, self._team_id(s, team), record)
+            return _ok(stored="incident", id=record.provider_id, team=team.name)
+        return _ok(ignored="the issue has none of the teams' incident labels")
+
+
+def _outdated(before: tuple[Any, ...] | None, record: DeploymentRecord) -> bool:
+    """A redelivered or late event must not undo a finished outcome stored already."""
+    if before is None or before[4] is None:
+        return False
+    return record.finished_at is None or record.finished_at < before[4]
+
+
+def _deployment_state(s: Session, rid: int, source: str, pid: str) -> tuple[Any, ...] | None:
+    row = s.execute(
+        select(
+            Deployment.environment,
+            Deployment.commit_sha,
+            Deployment.status,
+            Deployment.started_at,
+            Deployment.finished_at,
+            Deployment.url,
+        ).where(
+            Deployment.repository_id == rid,
+            Deployment.source == source,
+            Deployment.provider_id == pid,
+        )
+    ).first()
+    return tuple(row) if row is not None else None
+
+
+# --------------------------------------------------------------------------- mounting
+
+
+def install(app: HttpApp, hooks: Webhooks) -> None:
+    """Mount ``/webhooks/deployments``, ``/webhooks/incidents`` and ``/webhooks/github``."""
+    from bot.surfaces.http import HttpRequest, HttpResponse
+
+    def route(fn: Callable[[Mapping[str, str], bytes], WebhookResult]) -> Any:
+        def handler(req: HttpRequest) -> HttpResponse:
+            result = fn(req.headers, req.body)
+            if result.status >= 400:
+                log.info(
+                    "webhook %s refused (%s): %s", req.path, result.status, result.body["error"]
+                )
+            return HttpResponse.json(result.body, status=result.status)
+
+        return handler
+
+    app.add_route("POST", "/webhooks/deployments", route(hooks.deployments))
+    app.add_route("POST", "/webhooks/incidents", route(hooks.incidents))
+    app.add_route("POST", "/webhooks/github", route(hooks.github))

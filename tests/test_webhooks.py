@@ -1,0 +1,346 @@
+"""Webhooks over real HTTP (the HTTP-mode app on loopback): signatures, schema errors,
+idempotent redeliveries, and GitHub events from the recorded octokit examples."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.settings import Config, TeamConfig
+from bot.store.models import Deployment, Incident, PullRequest, Review
+from bot.store.session import session_factory
+from bot.store.teams import sync_teams
+from bot.surfaces.http import HttpApp, Server
+from bot.surfaces.webhooks import Webhooks, install, sign
+from tests.conftest import fixtures_dir
+
+SECRET = "whsec-test-1234"
+TEAMS = (
+    TeamConfig(
+        name="payments",
+        repos=("acme/api", "Codertocat/Hello-World"),
+        incidents={"source": "github-issues", "labels": ["bug", "incident"]},
+    ),
+    TeamConfig(
+        name="octo",
+        repos=("octo-org/octo-repo",),
+        deployments={"source": "workflow", "workflow": "test.yml"},
+    ),
+)
+CONFIG = Config(TEAMS)
+
+DEPLOY = {
+    "id": "deploy-4711",
+    "repository": "acme/api",
+    "environment": "production",
+    "commit_sha": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "status": "success",
+    "started_at": "2026-11-20T09:00:00Z",
+    "finished_at": "2026-11-20T09:04:00+00:00",
+    "url": "https://ci.example.com/runs/4711",
+}
+INCIDENT = {
+    "id": "INC-42",
+    "team": "payments",
+    "title": "Checkout errors",
+    "started_at": "2026-11-20T10:00:00Z",
+    "resolved_at": "2026-11-20T10:45:00Z",
+    "deployment_id": "deploy-4711",
+}
+
+
+@pytest.fixture
+def server(engine, session) -> Iterator[str]:
+    sync_teams(session, CONFIG)
+    session.commit()
+    app = HttpApp()
+    install(app, Webhooks(session_factory(engine), CONFIG, SECRET))
+    with Server(app, host="127.0.0.1", port=0, threads=8) as srv:
+        yield srv.url
+
+
+def post(
+    url: str, path: str, payload: Any, *, secret: str | None = SECRET, **headers: str
+) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    h = {"Content-Type": "application/json", **headers}
+    if secret is not None:
+        h.setdefault("X-Kpibot-Signature-256", sign(secret, body))
+    return httpx.post(url + path, content=body, headers=h)
+
+
+def count(session, model) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model))
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+def test_deployment_stored_once_and_redelivery_changes_nothing(server, session):
+    r = post(server, "/webhooks/deployments", DEPLOY)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ok": True, "stored": "deployment", "id": "deploy-4711", "duplicate": False}
+    again = post(server, "/webhooks/deployments", DEPLOY)
+    assert again.json()["duplicate"] is True
+    assert count(session, Deployment) == 1
+    d = session.scalars(select(Deployment)).one()
+    assert (d.source, d.status, d.environment) == ("webhook", "success", "production")
+    assert d.finished_at.isoformat() == "2026-11-20T09:04:00"
+    # a later update of the same deployment id changes that row
+    failed = {**DEPLOY, "status": "failure"}
+    assert post(server, "/webhooks/deployments", failed).json()["duplicate"] is False
+    assert count(session, Deployment) == 1
+    assert session.scalars(select(Deployment.status)).one() == "failure"
+
+
+def test_deployment_without_id_is_keyed_by_its_content(server, session):
+    body = {k: v for k, v in DEPLOY.items() if k != "id"}
+    first = post(server, "/webhooks/deployments", body).json()
+    second = post(server, "/webhooks/deployments", body).json()
+    assert first["id"] == second["id"] and second["duplicate"] is True
+    assert count(session, Deployment) == 1
+
+
+def test_bearer_token_is_accepted(server, session):
+    body = json.dumps(DEPLOY).encode()
+    r = httpx.post(
+        server + "/webhooks/deployments",
+        content=body,
+        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 200
+    assert count(session, Deployment) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Kpibot-Signature-256": "sha256=" + "0" * 64},
+        {"X-Kpibot-Signature-256": sign("other-secret", json.dumps(DEPLOY).encode())},
+        {"Authorization": "Bearer wrong"},
+    ],
+)
+def test_bad_signatures_are_401_and_store_nothing(server, session, headers):
+    r = post(server, "/webhooks/deployments", DEPLOY, secret=None, **headers)
+    assert r.status_code == 401
+    assert r.json()["ok"] is False and "signature" in r.json()["error"]
+    assert SECRET not in r.text
+    assert count(session, Deployment) == 0
+
+
+def test_signature_covers_the_exact_body(server, session):
+    body = json.dumps(DEPLOY).encode()
+    tampered = body.replace(b"success", b"failure")
+    r = post(server, "/webhooks/deployments", tampered, secret=None,
+             **{"X-Kpibot-Signature-256": sign(SECRET, body)})  # fmt: skip
+    assert r.status_code == 401
+    assert count(session, Deployment) == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "empty body"),
+        (b"[1, 2]", "JSON object"),
+        ({**DEPLOY, "repository": None}, "'repository' is required"),
+        ({**DEPLOY, "repository": "acme/unknown"}, "not in any team's repos"),
+        ({**DEPLOY, "commit_sha": "not-a-sha"}, "hexadecimal commit SHA"),
+        ({**DEPLOY, "status": "done"}, "'status' must be one of"),
+        ({**DEPLOY, "finished_at": None}, "'finished_at' is required"),
+        ({**DEPLOY, "finished_at": "2026-11-20 09:04"}, "needs a time zone"),
+        ({**DEPLOY, "finished_at": "yesterday"}, "not an ISO 8601 time"),
+        ({**DEPLOY, "finished_at": "2026-11-20T08:00:00Z"}, "before 'started_at'"),
+        ({**DEPLOY, "status": "in_progress"}, "must be empty while the status is in_progress"),
+        ({**DEPLOY, "id": "has space"}, "without spaces"),
+        ({**DEPLOY, "environment": 5}, "'environment' must be a string"),
+    ],
+)
+def test_malformed_deployments_are_400_with_the_reason(server, session, payload, reason):
+    r = post(server, "/webhooks/deployments", payload)
+    assert r.status_code == 400
+    assert reason in r.json()["error"]
+    assert count(session, Deployment) == 0
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def test_incident_linked_to_a_deployment_and_idempotent(server, session):
+    post(server, "/webhooks/deployments", DEPLOY)
+    r = post(server, "/webhooks/incidents", INCIDENT)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "ok": True,
+        "stored": "incident",
+        "id": "INC-42",
+        "team": "payments",
+        "duplicate": False,
+    }
+    assert post(server, "/webhooks/incidents", INCIDENT).json()["duplicate"] is True
+    assert count(session, Incident) == 1
+    inc = session.scalars(select(Incident)).one()
+    dep = session.scalars(select(Deployment)).one()
+    assert (inc.source, inc.deployment_id, inc.title) == ("webhook", dep.id, "Checkout errors")
+    # an open incident, resolved by a later delivery
+    opened = {**INCIDENT, "id": "INC-43", "resolved_at": None, "deployment_id": None}
+    assert post(server, "/webhooks/incidents", opened).status_code == 200
+    closed = {**opened, "resolved_at": "2026-11-21T08:00:00Z"}
+    assert post(server, "/webhooks/incidents", closed).json()["duplicate"] is False
+    assert count(session, Incident) == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({**INCIDENT, "id": None}, "'id' is required"),
+        ({**INCIDENT, "team": "nobody"}, "unknown team 'nobody'"),
+        ({k: v for k, v in INCIDENT.items() if k != "team"}, "'team' (a team name) or"),
+        ({**INCIDENT, "started_at": None}, "'started_at' is required"),
+        ({**INCIDENT, "resolved_at": "2026-11-20T09:00:00Z"}, "before 'started_at'"),
+        ({**INCIDENT, "deployment_id": "never-sent"}, "no deployment 'never-sent'"),
+        ({**INCIDENT, "commit_sha": "xyz"}, "hexadecimal"),
+    ],
+)
+def test_malformed_incidents_are_400(server, session, payload, reason):
+    r = post(server, "/webhooks/incidents", payload)
+    assert r.status_code == 400
+    assert reason in r.json()["error"]
+    assert count(session, Incident) == 0
+
+
+def test_incident_by_repository_and_commit(server, session):
+    body = {
+        "id": 77,
+        "repository": "acme/api",
+        "started_at": "2026-11-20T10:00:00Z",
+        "commit_sha": "9FCEB02",
+    }
+    r = post(server, "/webhooks/incidents", body)
+    assert r.status_code == 200 and r.json()["team"] == "payments"
+    inc = session.scalars(select(Incident)).one()
+    assert (inc.provider_id, inc.commit_sha, inc.title) == ("77", "9fceb02", "77")
+
+
+def test_disabled_without_a_secret(engine, session):
+    app = HttpApp()
+    install(app, Webhooks(session_factory(engine), CONFIG, None))
+    with Server(app, host="127.0.0.1", port=0) as srv:
+        r = post(srv.url, "/webhooks/incidents", INCIDENT)
+    assert r.status_code == 503 and "KPIBOT_WEBHOOK_SECRET" in r.json()["error"]
+
+
+# --------------------------------------------------------------------------- GitHub
+
+
+def octokit(path: str) -> bytes:
+    return (
+        fixtures_dir() / "octokit-webhooks" / "payload-examples" / "api.github.com" / path
+    ).read_bytes()
+
+
+def gh(url: str, event: str, body: bytes, *, secret: str = SECRET) -> httpx.Response:
+    return httpx.post(
+        url + "/webhooks/github",
+        content=body,
+        headers={
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            "X-Hub-Signature-256": sign(secret, body),
+            "Content-Type": "application/json",
+        },
+    )
+
+
+def test_github_pull_request_and_reviews(server, session):
+    for name in ("opened", "ready_for_review", "closed"):
+        r = gh(server, "pull_request", octokit(f"pull_request/{name}.payload.json"))
+        assert r.status_code == 200 and r.json()["stored"] == "pull_request", r.text
+    for _ in range(2):  # a redelivery
+        r = gh(server, "pull_request_review", octokit("pull_request_review/submitted.payload.json"))
+        assert r.json() == {"ok": True, "stored": "review", "id": "237895671"}
+    assert count(session, PullRequest) == 1 and count(session, Review) == 1
+    pr = session.scalars(select(PullRequest)).one()
+    # closed without merging; ready_for_review set the ready time and keeps it
+    assert (pr.number, pr.state, pr.additions) == (2, "closed", 1)
+    assert pr.ready_at is not None and pr.ready_at.isoformat() == "2019-05-15T15:21:18"
+    r = gh(server, "pull_request_review", octokit("pull_request_review/dismissed.payload.json"))
+    assert r.status_code == 200
+    review = session.scalars(select(Review)).one()
+    assert (review.state, review.dismissed) == ("DISMISSED", True)
+
+
+def test_github_review_before_its_pull_request(server, session):
+    r = gh(server, "pull_request_review", octokit("pull_request_review/submitted.payload.json"))
+    assert r.status_code == 200
+    assert count(session, PullRequest) == 1 and count(session, Review) == 1
+
+
+def test_github_deployment_status(server, session):
+    body = octokit("deployment_status/payload.json")
+    assert gh(server, "deployment_status", body).json()["status"] == "success"
+    assert gh(server, "deployment_status", body).status_code == 200
+    assert count(session, Deployment) == 1
+    d = session.scalars(select(Deployment)).one()
+    assert (d.source, d.provider_id, d.status) == ("github-deployments", "145988746", "success")
+    assert d.finished_at.isoformat() == "2019-05-15T15:20:55"
+    # a late "in_progress" for the same deployment does not undo its outcome
+    late = json.loads(body)
+    late["deployment_status"]["state"] = "in_progress"
+    late["deployment_status"]["created_at"] = "2019-05-15T15:20:50Z"
+    r = gh(server, "deployment_status", json.dumps(late).encode())
+    assert "ignored" in r.json()
+    session.expire_all()
+    assert session.scalars(select(Deployment.status)).one() == "success"
+
+
+def test_github_workflow_run_of_the_deployment_workflow(server, session):
+    requested = gh(server, "workflow_run", octokit("workflow_run/requested.payload.json"))
+    assert requested.json()["status"] == "queued"
+    done = gh(server, "workflow_run", octokit("workflow_run/completed.payload.json"))
+    assert done.json()["status"] == "success"
+    # redelivery of the earlier event changes nothing
+    assert (
+        "ignored"
+        in gh(server, "workflow_run", octokit("workflow_run/requested.payload.json")).json()
+    )
+    d = session.scalars(select(Deployment)).one()
+    assert (d.source, d.status, d.environment) == ("workflow", "success", "production")
+
+
+def test_github_issues_become_incidents(server, session):
+    for name in ("opened", "labeled"):
+        r = gh(server, "issues", octokit(f"issues/{name}.payload.json"))
+        assert r.json()["stored"] == "incident"
+    inc = session.scalars(select(Incident)).one()
+    assert (inc.source, inc.provider_id) == ("github-issues", "Codertocat/Hello-World#1")
+    assert inc.resolved_at is None
+
+
+def test_github_signature_unknown_repos_and_events(server, session):
+    body = octokit("pull_request/opened.payload.json")
+    r = gh(server, "pull_request", body, secret="not-it")
+    assert r.status_code == 401 and "X-Hub-Signature-256" in r.json()["error"]
+    r = httpx.post(
+        server + "/webhooks/github",
+        content=body,
+        headers={"X-Hub-Signature-256": sign(SECRET, body)},
+    )
+    assert r.status_code == 400 and "X-GitHub-Event" in r.json()["error"]
+    assert gh(server, "ping", b'{"zen": "Keep it logically awesome."}').json()["event"] == "ping"
+    assert "ignored" in gh(server, "push", octokit("push/payload.json")).json()
+    other = json.loads(body)
+    other["repository"]["full_name"] = "someone/else"
+    assert "ignored" in gh(server, "pull_request", json.dumps(other).encode()).json()
+    broken = json.loads(body)
+    del broken["pull_request"]["created_at"]
+    r = gh(server, "pull_request", json.dumps(broken).encode())
+    assert r.status_code == 400 and "created_at" in r.json()["error"]
+    assert count(session, PullRequest) == 0
