@@ -1,0 +1,209 @@
+"""Slack faults while posting digests, through the fake Slack Web API on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bot.scheduler.jobs import DigestJobs, SchedulerOptions, render_digest
+from bot.scheduler.posting import SlackPoster, SlackUnavailable
+from bot.store import subscriptions as subs
+from bot.store.session import session_factory
+from tests.fakes.slack import BOT_TOKEN
+from tests.scheduler_fakes import (
+    BERLIN_TEAM,
+    ORG,
+    SchedulerSlack,
+    add_item,
+    fast_policy,
+    poster_for,
+    runs,
+    setup_org,
+    subscribe,
+)
+
+BEFORE = datetime(2026, 10, 20, 12, tzinfo=UTC)
+MONDAY = datetime(2026, 10, 26, 14, 0, tzinfo=UTC)  # both weekly digests are due
+
+
+@pytest.fixture
+def slack():
+    with SchedulerSlack() as s:
+        yield s
+
+
+@pytest.fixture
+def f(engine):
+    return session_factory(engine)
+
+
+def _org(f):
+    ids = setup_org(f)
+    b = subscribe(f, ids["berlin"], "CBERLIN1", "weekly", BEFORE)
+    n = subscribe(f, ids["nyc"], "CNYC0001", "weekly", BEFORE)
+    return ids, b, n
+
+
+def test_429_waits_for_retry_after(f, slack):
+    _, b, n = _org(f)
+    slack.rate_limit("chat.postMessage", retry_after=7, times=2)
+    waits: list[float] = []
+    poster = SlackPoster(BOT_TOKEN, slack.api_url, policy=fast_policy(), sleep=waits.append)
+    out = DigestJobs(f, ORG, poster).run_due(MONDAY)
+    assert {o.status for o in out} == {"posted"}
+    assert waits.count(7.0) == 2
+    assert sorted(slack.keys()) == sorted([f"digest:{b}:2026-W43", f"digest:{n}:2026-W43"])
+
+
+def test_429_wait_is_capped(slack):
+    slack.rate_limit("chat.postMessage", retry_after=3600)
+    waits: list[float] = []
+    poster = SlackPoster(
+        BOT_TOKEN, slack.api_url, policy=fast_policy(max_retry_after=30), sleep=waits.append
+    )
+    assert poster.post("C1", {"text": "hi"}, key="k1")
+    assert waits == [30.0]
+
+
+def test_5xx_is_retried_with_backoff_and_never_doubles_a_post(f, slack):
+    _org(f)
+    slack.server_error("chat.postMessage", status=503, times=2)
+    waits: list[float] = []
+    poster = SlackPoster(
+        BOT_TOKEN,
+        slack.api_url,
+        policy=fast_policy(backoff=0.5, max_backoff=10),
+        sleep=waits.append,
+    )
+    out = DigestJobs(f, ORG, poster).run_due(MONDAY)
+    assert {o.status for o in out} == {"posted"}
+    assert waits[:2] == [0.5, 1.0]  # exponential
+    # before each repeat the channel was searched for the message
+    assert len(slack.calls_to("conversations.history")) == 2
+    assert len(slack.keys()) == 2
+
+
+def test_5xx_until_attempts_run_out_fails_the_run_and_the_next_pass_posts_it(f, slack):
+    _org(f)
+    slack.server_error("chat.postMessage", status=500, times=3)
+    jobs = DigestJobs(f, ORG, poster_for(slack, max_attempts=3))
+    out = {o.subscription_id: o for o in jobs.run_due(MONDAY)}
+    failed = [o for o in out.values() if o.status == "failed"]
+    assert len(failed) == 1 and "HTTP 500" in (failed[0].detail or "")
+    assert sorted(r.status for r in runs(f)) == ["failed", "posted"]
+    out2 = jobs.run_due(MONDAY.replace(minute=1))
+    assert [o.status for o in out2] == ["posted"]
+    assert len(slack.keys()) == 2 == len(set(slack.keys()))
+    assert {r.status for r in runs(f)} == {"posted"}
+    assert max(r.attempts for r in runs(f)) == 2
+
+
+def test_a_post_whose_answer_is_lost_is_found_instead_of_repeated(f, slack):
+    _org(f)
+    slack.hold_after_post = 1.0  # Slack keeps the message but the answer comes too late
+    jobs = DigestJobs(f, ORG, poster_for(slack, timeout=0.3))
+    out = jobs.run_due(MONDAY)
+    assert {o.status for o in out} == {"posted"}
+    assert len(slack.keys()) == 2 == len(set(slack.keys()))
+    by_key = {m["metadata"]["event_payload"]["key"]: m["ts"] for m in slack.posts()}
+    for r in runs(f):
+        assert r.message_ts == by_key[f"digest:{r.subscription_id}:{r.period_key}"]
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
+def test_channel_errors_break_the_subscription_tell_the_subscriber_and_others_go_on(
+    f, slack, error, caplog
+):
+    ids, b, n = _org(f)
+    slack.add_channel("CNYC0001")
+    if error == "channel_not_found":
+        pass  # CBERLIN1 is unknown to Slack
+    elif error == "not_in_channel":
+        slack.add_channel("CBERLIN1", member=False)
+    else:
+        slack.archive("CBERLIN1")
+    jobs = DigestJobs(f, ORG, poster_for(slack))
+    with caplog.at_level(logging.ERROR, logger="kpibot.scheduler"):
+        out = {o.subscription_id: o for o in jobs.run_due(MONDAY)}
+    assert out[b].status == "broken" and out[b].detail == error
+    assert out[n].status == "posted"
+    assert [m["channel"] for m in slack.posts() if m["channel"].startswith("C")] == ["CNYC0001"]
+    with f() as s:
+        broken = [x for x in subs.active_subscriptions(s, include_broken=True) if x.broken]
+    assert [x.id for x in broken] == [b]
+    assert broken[0].broken_reason.startswith(error)
+    dm = [c for c in slack.calls_to("chat.postMessage") if c.args["channel"] == "UADMIN1"]
+    assert len(dm) == 1
+    assert "weekly digest of *berlin*" in dm[0].args["text"]
+    assert "/kpi subscribe weekly berlin" in dm[0].args["text"]
+    assert any("is broken" in r.message for r in caplog.records)
+    # a broken subscription is left alone until someone subscribes again
+    assert jobs.run_due(MONDAY.replace(minute=30)) == []
+    assert len(slack.calls_to("chat.postMessage")) == 3  # two posts tried, one DM
+    # re-subscribing clears it; the digest (still in its grace window) is then posted
+    slack.add_channel("CBERLIN1")
+    slack.channels["CBERLIN1"]["is_archived"] = False
+    subscribe(f, ids["berlin"], "CBERLIN1", "weekly", MONDAY)
+    later = jobs.run_due(MONDAY.replace(hour=15))
+    assert [(o.subscription_id, o.status) for o in later] == [(b, "posted")]
+
+
+def test_a_failing_dm_to_the_subscriber_does_not_stop_the_others(f, slack):
+    _org(f)
+    slack.add_channel("CNYC0001")
+    slack.slack_error("chat.postMessage", "channel_not_found", times=1)  # the first post
+    slack.slack_error("chat.postMessage", "cannot_dm_bot", times=1)  # ... and the DM
+    out = {
+        o.subscription_id: o.status for o in DigestJobs(f, ORG, poster_for(slack)).run_due(MONDAY)
+    }
+    assert sorted(out.values()) == ["broken", "posted"]
+
+
+def test_posts_to_one_channel_are_paced(slack):
+    poster = poster_for(slack, pace=0.2)
+    for i in range(3):
+        poster.post("CSAME001", {"text": f"m{i}"}, key=f"k{i}")
+    poster.post("COTHER01", {"text": "other"}, key="k3")
+    at = [c.at for c in slack.calls_to("chat.postMessage")]
+    assert at[1] - at[0] >= 0.19 and at[2] - at[1] >= 0.19
+    assert at[3] - at[2] < 0.15  # another channel does not wait
+
+
+def test_transport_errors_are_retried_then_reported_without_the_token(slack, caplog):
+    slack.fail("POST", r"/api/auth\.test", drop=True, times=10)
+    poster = poster_for(slack, max_attempts=3)
+    with caplog.at_level(logging.DEBUG), pytest.raises(SlackUnavailable) as exc:
+        poster.call("auth.test", {})
+    assert "3 attempts" in str(exc.value)
+    assert BOT_TOKEN not in str(exc.value) and BOT_TOKEN not in caplog.text
+    assert BOT_TOKEN not in repr(poster)
+
+
+def test_digests_stay_within_block_kit_limits_at_any_size(f, slack):
+    ids = setup_org(f)
+    for i in range(300):
+        add_item(f, ids["berlin"], f"U{i:07d}", date(2026, 10, 1 + i % 28), text="x" * 400 + "<&>")
+    period_week = BERLIN_TEAM
+    from bot.metrics.periods import last_complete_month, last_complete_week
+
+    with f() as s:
+        for kind, period in (
+            ("weekly", last_complete_week(MONDAY, period_week.zone)),
+            ("monthly", last_complete_month(MONDAY, period_week.zone)),
+        ):
+            msg = render_digest(s, BERLIN_TEAM, kind, period, MONDAY)
+            assert msg["text"]
+            assert len(msg["blocks"]) <= 50
+            assert len(json.dumps(msg["blocks"])) < 40_000
+            for block in msg["blocks"]:
+                if block["type"] == "section" and "text" in block:
+                    assert len(block["text"]["text"]) <= 3000
+                if block["type"] == "header":
+                    assert len(block["text"]["text"]) <= 150
+    # and Slack takes it
+    jobs = DigestJobs(f, ORG, poster_for(slack), options=SchedulerOptions())
+    subscribe(f, ids["berlin"], "CBERLIN1", "weekly", BEFORE)
+    assert [o.status for o in jobs.run_due(MONDAY)] == ["posted"]
