@@ -80,6 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     db_sub.add_parser("upgrade", help="apply database migrations")
 
+    run = sub.add_parser(
+        "run",
+        help="run the Slack app (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)",
+        description="Run the Slack app. Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+        "(no public URL); HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and serves "
+        "POST /slack/events and GET /healthz on PORT.",
+    )
+    run.add_argument(
+        "--mode",
+        choices=RUN_MODES,
+        help="socket or http (default: socket when SLACK_APP_TOKEN is set, else http)",
+    )
+    run.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
+    run.add_argument(
+        "--no-scheduler", action="store_true", help="do not post digests and reminders"
+    )
+
     cfg = sub.add_parser("config", help="team configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     check = cfg_sub.add_parser("check", help="validate kpibot.yml, line by line")
@@ -283,11 +300,53 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_MODES = ["socket", "http"]
+HTTP_THREADS = 32
+
+
+def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[], None]]:
+    """Start the services that run beside the Slack app in ``kpibot run`` (the scheduler,
+    unless --no-scheduler); returns their stop functions, called in reverse order on exit."""
+    stops: list[Callable[[], None]] = []
+    return stops
+
+
+def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    from bot.slack.app import create_app, missing
+
+    settings = ctx.settings
+    mode = args.mode or ("socket" if settings.slack_app_token else "http")
+    if mode == "socket" and not settings.slack_app_token:
+        raise missing("SLACK_APP_TOKEN")
+    require_schema(ctx.engine)
+    kpi = create_app(settings, mode=mode)
+    stops = start_background(ctx, args)
+    try:
+        if mode == "http":
+            from bot.surfaces.http import Server, slack_http_app
+
+            port = args.port or settings.port
+            server = Server(slack_http_app(kpi.bolt, ctx.engine), port=port, threads=HTTP_THREADS)
+            _print(f"kpibot listening on port {server.port}: POST /slack/events, GET /healthz")
+            server.serve_forever()
+        else:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            _print("kpibot connected over Socket Mode; press Ctrl+C to stop")
+            SocketModeHandler(kpi.bolt, settings.slack_app_token).start()
+    finally:
+        for stop in reversed(stops):
+            stop()
+        kpi.close()
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "report": cmd_report,
     "digest": cmd_digest,
     "demo": cmd_demo,
     "db": cmd_db,
+    "run": cmd_run,
 }
 
 

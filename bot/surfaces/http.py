@@ -213,3 +213,19 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def slack_http_app(bolt_app: App, engine: Any | None = None) -> HttpApp:
+    """The HTTP app of ``kpibot run --mode http``: Slack events plus a health check that
+    pings the database."""
+
+    def health() -> dict[str, Any]:
+        if engine is None:
+            return {}
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"database": "ok"}
+
+    return HttpApp(bolt_app, health=health)

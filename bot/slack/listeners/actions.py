@@ -1,0 +1,287 @@
+"""Buttons: Share in channel, How is this computed?, Log action, Show chart, Mark done, Edit,
+Reopen, the team picker and the digest's Details. Every one acks first."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import KpibotError
+from bot.metrics import registry
+from bot.renderers import format as fmt
+from bot.renderers.charts import trend_png
+from bot.slack import blocks, replies
+from bot.slack.listeners.common import OOPS, Deps, open_item_modal, reply, run_command
+from bot.slack.parse import ParseError, parse
+from bot.slack.permissions import may_change, not_allowed_text
+
+log = logging.getLogger("kpibot.slack")
+
+
+def _ids(body: dict[str, Any]) -> tuple[str, str | None]:
+    user = str((body.get("user") or {}).get("id") or "")
+    channel = (body.get("channel") or {}).get("id")
+    return user, channel
+
+
+def _value(body: dict[str, Any]) -> str:
+    acts = body.get("actions") or [{}]
+    return str(acts[0].get("value") or "")
+
+
+def register(app: App, deps: Deps) -> None:
+    svc = deps.service
+
+    def guarded(fn: Any) -> Any:
+        """Run a button's work after ack; domain errors and crashes become an ephemeral note."""
+
+        def listener(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+            ack()
+            user, channel = _ids(body)
+            try:
+                fn(body, respond, client, user, channel)
+            except KpibotError as exc:
+                reply(
+                    deps,
+                    respond,
+                    client,
+                    blocks.error_payload(str(exc)),
+                    channel=channel,
+                    user=user,
+                    replace_original=False,
+                )
+            except Exception:
+                log.exception("button %s failed", fn.__name__)
+                reply(
+                    deps,
+                    respond,
+                    client,
+                    blocks.error_payload(OOPS),
+                    channel=channel,
+                    user=user,
+                    replace_original=False,
+                )
+
+        listener.__name__ = fn.__name__
+        return listener
+
+    def share_card(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        metric, team, period = svc.card_ref(_value(body))
+        if not channel:
+            raise KpibotError("there's no channel to share this in")
+        card = svc.card(team, metric, period)
+        problem = replies.post(client, channel, blocks.shared_card_payload(card, user))
+        if problem:
+            reply(
+                deps,
+                respond,
+                client,
+                blocks.message(problem),
+                channel=channel,
+                user=user,
+                replace_original=False,
+            )
+
+    def how_computed(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        metric = _value(body)
+        team = svc.channel_team(channel)
+        reply(
+            deps,
+            respond,
+            client,
+            svc.definition(metric, team),
+            channel=channel,
+            user=user,
+            replace_original=False,
+        )
+
+    def log_action(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        team, _, kpi = _value(body).partition("|")
+        problem = open_item_modal(
+            deps,
+            client,
+            trigger_id=str(body.get("trigger_id") or ""),
+            user=user,
+            channel=channel,
+            team=team if team in svc.team_names() else None,
+            kpi=kpi if kpi in registry.BY_ID else None,
+        )
+        if problem:
+            reply(
+                deps,
+                respond,
+                client,
+                blocks.message(problem),
+                channel=channel,
+                user=user,
+                replace_original=False,
+            )
+
+    def show_chart(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        metric, team, period = svc.card_ref(_value(body))
+        card = svc.card(team, metric, period)
+        values = [p.value for p in card.sparkline]
+        png = trend_png(values, card.target.value, card.lower_is_better)
+        labels = " · ".join(f"{p.label} {fmt.value(card.kind, p.value)}" for p in card.sparkline)
+        target = fmt.target(card.kind, card.target)
+        comment = (
+            f"{card.name} · {card.team}, last {len(values)} periods (target {target}): {labels}"
+        )
+        try:
+            client.files_upload_v2(
+                channel=channel,
+                content=png,
+                filename=f"{card.metric}-{card.team}.png",
+                title=f"{card.name} · {card.team}",
+                alt_txt=comment[:1000],
+                initial_comment=comment[:3000],
+            )
+        except SlackApiError as exc:
+            log.warning("chart upload failed: %s", exc.response.get("error"))
+            reply(
+                deps,
+                respond,
+                client,
+                blocks.message(replies.advice(exc)),
+                channel=channel,
+                user=user,
+                replace_original=False,
+            )
+
+    def _change(
+        body: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+        user: str,
+        channel: str | None,
+        done: bool | None,
+    ) -> None:
+        raw_id, _, scope = _value(body).partition("|")
+        if not raw_id.isdigit():
+            raise KpibotError("that button is from an older message: run `/kpi actions` again")
+        item = svc.item(int(raw_id))
+        if item is None:
+            raise KpibotError("that action item no longer exists")
+        if not (
+            may_change(item, user, False) or may_change(item, user, deps.admins.is_admin(user))
+        ):
+            if respond is not None and body.get("response_url"):
+                reply(
+                    deps,
+                    respond,
+                    client,
+                    blocks.message(not_allowed_text(item)),
+                    channel=channel,
+                    user=user,
+                    replace_original=False,
+                )
+            else:
+                client.chat_postMessage(channel=user, text=not_allowed_text(item))
+            return
+        if done is None:
+            problem = open_item_modal(
+                deps,
+                client,
+                trigger_id=str(body.get("trigger_id") or ""),
+                user=user,
+                channel=channel,
+                team=item.team,
+                kpi=item.kpi,
+                item_id=item.id,
+            )
+            if problem:
+                reply(
+                    deps,
+                    respond,
+                    client,
+                    blocks.message(problem),
+                    channel=channel,
+                    user=user,
+                    replace_original=False,
+                )
+            return
+        svc.set_done(item.id, done)
+        container = body.get("container") or {}
+        if scope == "home" or container.get("type") == "view":
+            client.views_publish(user_id=user, view=svc.home(user))
+            return
+        refreshed = svc.actions_list(item.team, scope == "all")
+        reply(deps, respond, client, refreshed, channel=channel, user=user, replace_original=True)
+
+    def item_done(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        _change(body, respond, client, user, channel, True)
+
+    def item_reopen(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        _change(body, respond, client, user, channel, False)
+
+    def item_edit(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        _change(body, respond, client, user, channel, None)
+
+    def pick_team(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        try:
+            data = json.loads(_value(body))
+            text = f"{data['text']} {data['team']}"
+        except (ValueError, KeyError, TypeError):
+            raise KpibotError(
+                "that button is from an older message: run the command again"
+            ) from None
+        try:
+            cmd = parse(text, svc.team_names())
+        except ParseError as exc:
+            payload = blocks.error_payload(str(exc), exc.suggestions)
+        else:
+            payload = run_command(deps, cmd, text, user, channel)
+        reply(deps, respond, client, payload, channel=channel, user=user, replace_original=True)
+
+    def digest_details(
+        body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
+    ) -> None:
+        team, _kind, label = [*_value(body).split("|"), "", "", ""][:3]
+        if team not in svc.team_names():
+            raise KpibotError("that digest's team is no longer configured")
+        text = f"health {team} {label}".strip()
+        cmd = parse(text, svc.team_names())
+        reply(
+            deps,
+            respond,
+            client,
+            run_command(deps, cmd, text, user, channel),
+            channel=channel,
+            user=user,
+            replace_original=False,
+        )
+
+    for fn in (
+        share_card,
+        how_computed,
+        log_action,
+        show_chart,
+        item_done,
+        item_reopen,
+        item_edit,
+        digest_details,
+    ):
+        app.action(fn.__name__)(guarded(fn))
+    app.action(re.compile(r"^pick_team_\d+$"))(guarded(pick_team))

@@ -1,0 +1,147 @@
+"""What every listener shares: the service, admin look-ups and reply settings, plus the
+steps that more than one kind of listener takes (running a command, opening the modal)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import KpibotError
+from bot.slack import blocks, replies
+from bot.slack.parse import Command
+from bot.slack.permissions import AdminCache
+from bot.slack.replies import Respond
+from bot.slack.service import NeedTeam, Service
+
+log = logging.getLogger("kpibot.slack")
+
+OOPS = (
+    "Something went wrong on my side while answering that. Please try again; if it keeps "
+    "happening, ask whoever runs kpibot to look at its log."
+)
+
+
+@dataclass
+class Deps:
+    service: Service
+    admins: AdminCache
+    backoff: float = 0.5  # response_url retry backoff (seconds)
+
+
+def reply(
+    deps: Deps,
+    respond: Respond | None,
+    client: WebClient,
+    payload: dict[str, Any],
+    *,
+    channel: str | None,
+    user: str | None,
+    replace_original: bool | None = None,
+) -> None:
+    replies.send(
+        respond,
+        client,
+        payload,
+        channel=channel,
+        user=user,
+        backoff=deps.backoff,
+        replace_original=replace_original,
+    )
+
+
+def run_command(
+    deps: Deps, cmd: Command, text: str, user: str, channel: str | None
+) -> dict[str, Any]:
+    """The answer to a parsed command (after ack): report, write, or a clear error."""
+    svc = deps.service
+    try:
+        if cmd.kind == "team_set":
+            assert cmd.team is not None
+            if not channel:
+                raise KpibotError("run `/kpi team set` in the channel you want to map")
+            return svc.set_channel_team(channel, cmd.team, user)
+        if cmd.kind == "subscribe":
+            if not channel:
+                raise KpibotError("run `/kpi subscribe` in the channel that should get the digest")
+            team = svc.resolve_team(cmd.team, channel, user)
+            return svc.subscribe(channel, team, cmd.digest or "weekly", user)
+        if cmd.kind == "unsubscribe":
+            return svc.unsubscribe(channel or "", cmd.team, cmd.digest)
+        return svc.answer(cmd, user, channel)
+    except NeedTeam:
+        return blocks.which_team_payload(text, svc.team_names())
+    except KpibotError as exc:
+        return blocks.error_payload(_sentence(str(exc)), channel_team=None)
+    except Exception:
+        log.exception("answering /kpi %s failed", cmd.kind)
+        return blocks.error_payload(OOPS)
+
+
+def _sentence(s: str) -> str:
+    s = s.strip()
+    return s[:1].upper() + s[1:] if s else s
+
+
+def open_item_modal(
+    deps: Deps,
+    client: WebClient,
+    *,
+    trigger_id: str,
+    user: str,
+    channel: str | None,
+    team: str | None,
+    kpi: str | None,
+    item_id: int | None = None,
+) -> str | None:
+    """Open the action-item modal at once (Slack's trigger lasts 3 s), then add the KPI's
+    baseline with ``views.update``. Returns advice when the modal could not be opened."""
+    svc = deps.service
+    item = svc.item(item_id) if item_id is not None else None
+    if team is None and item is None:
+        try:
+            team = svc.resolve_team(None, channel, user)
+        except KpibotError:
+            team = None
+    view = blocks.action_modal(
+        teams=svc.team_names(),
+        team=team,
+        kpi=kpi,
+        owner=user,
+        metadata={"channel": channel, "item": item_id},
+        item=item,
+    )
+    try:
+        opened = client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        log.warning("views.open failed: %s", error)
+        if error in ("expired_trigger_id", "invalid_trigger_id"):
+            return "That took too long and Slack closed the form; please try again."
+        return replies.advice(exc)
+    chosen_team = item.team if item else team
+    chosen_kpi = item.kpi if item else kpi
+    if chosen_team and chosen_kpi:
+        try:
+            if item is not None:
+                text = blocks.baseline_text(item.kpi, item.baseline)
+            else:
+                value, n = svc.baseline(chosen_team, chosen_kpi)
+                text = blocks.baseline_text(chosen_kpi, value, n) + " over the last 28 days"
+            updated = blocks.action_modal(
+                teams=svc.team_names(),
+                team=team,
+                kpi=kpi,
+                owner=user,
+                metadata={"channel": channel, "item": item_id},
+                item=item,
+                baseline=text,
+            )
+            v = opened.get("view") or {}
+            client.views_update(view_id=v.get("id"), hash=v.get("hash"), view=updated)
+        except (SlackApiError, KpibotError) as exc:
+            log.info("could not add the baseline to the modal: %s", type(exc).__name__)
+    return None

@@ -1,0 +1,32 @@
+"""Events: App Home (``app_home_opened`` -> ``views.publish``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.slack.listeners.common import Deps
+
+log = logging.getLogger("kpibot.slack")
+
+
+def register(app: App, deps: Deps) -> None:
+    svc = deps.service
+
+    @app.event("app_home_opened")
+    def home(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = str(event.get("user") or "")
+        try:
+            client.views_publish(user_id=user, view=svc.home(user))
+        except SlackApiError as exc:
+            log.warning("views.publish failed: %s", exc.response.get("error"))
+
+    @app.event("message")
+    def ignore_messages() -> None:  # the Messages tab is read-only; nothing to answer
+        return

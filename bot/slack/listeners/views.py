@@ -1,0 +1,82 @@
+"""The action-item modal's submission: validate (errors inline, nothing stored), store,
+close the modal, then confirm in the channel (or by direct message when that fails)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.errors import KpibotError
+from bot.slack import blocks, replies
+from bot.slack.listeners.common import Deps
+from bot.slack.permissions import may_change, not_allowed_text
+from bot.slack.service import ItemInput
+
+log = logging.getLogger("kpibot.slack")
+
+
+def read_input(values: dict[str, Any]) -> ItemInput:
+    """The modal's state (``view.state.values``) as plain fields."""
+
+    def el(block: str) -> dict[str, Any]:
+        v = values.get(block) or {}
+        return dict(v.get("value") or next(iter(v.values()), {}) or {})
+
+    def selected(block: str) -> str | None:
+        opt = el(block).get("selected_option") or {}
+        return opt.get("value")
+
+    return ItemInput(
+        team=selected(blocks.B_TEAM),
+        kpi=selected(blocks.B_KPI),
+        opportunity=str(el(blocks.B_OPPORTUNITY).get("value") or ""),
+        resolution=str(el(blocks.B_RESOLUTION).get("value") or ""),
+        owner=el(blocks.B_OWNER).get("selected_user"),
+        due_on=el(blocks.B_DUE).get("selected_date"),
+    )
+
+
+def register(app: App, deps: Deps) -> None:
+    svc = deps.service
+
+    @app.view(blocks.MODAL_CALLBACK)
+    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        channel = meta.get("channel")
+        item_id = meta.get("item") if isinstance(meta.get("item"), int) else None
+        data = read_input((view.get("state") or {}).get("values") or {})
+        existing = svc.item(item_id) if item_id is not None else None
+        if item_id is not None and existing is None:
+            ack(response_action="errors", errors={blocks.B_OPPORTUNITY: "This item was deleted."})
+            return
+        if existing is not None and not (
+            may_change(existing, user, False)
+            or may_change(existing, user, deps.admins.is_admin(user))
+        ):
+            ack(
+                response_action="errors",
+                errors={blocks.B_OPPORTUNITY: not_allowed_text(existing)[:150]},
+            )
+            return
+        errors = svc.validate(data, existing)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        try:
+            row = svc.save_item(data, user, channel, item_id)
+        except KpibotError as exc:
+            ack(response_action="errors", errors={blocks.B_OPPORTUNITY: str(exc)[:150]})
+            return
+        ack()
+        note = blocks.item_confirmation(row, user, edited=existing is not None)
+        problem = replies.post(client, channel, note) if channel else "no channel"
+        if problem:
+            replies.post(client, user, note)

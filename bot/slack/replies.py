@@ -1,0 +1,174 @@
+"""Sending answers to Slack reliably: ``respond()`` with retries and a ``chat.postEphemeral``
+fallback, channel posts whose Slack errors become advice, and the retry policy every
+``WebClient`` of the app uses (429 with Retry-After, 5xx, dropped connections).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import (
+    ConnectionErrorRetryHandler,
+    HttpRequest,
+    HttpResponse,
+    RetryHandler,
+    RetryState,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+
+log = logging.getLogger("kpibot.slack")
+
+CHANNEL_ADVICE = {
+    "not_in_channel": "I'm not in this channel yet: invite me with `/invite @kpibot`, then try "
+    "again.",
+    "channel_not_found": "I can't see this channel (private channels need an invite: "
+    "`/invite @kpibot`).",
+    "is_archived": "This channel is archived, so I can't post here.",
+    "restricted_action": "This workspace doesn't let apps post in this channel.",
+    "msg_too_long": "That answer was too long for Slack; try a shorter period or one team.",
+    "ratelimited": "Slack is rate-limiting me right now; please try again in a minute.",
+}
+
+
+def advice(exc: SlackApiError) -> str:
+    error = str(exc.response.get("error") or "")
+    return CHANNEL_ADVICE.get(
+        error, f"Slack refused that ({error or exc.response.status_code}); please try again."
+    )
+
+
+class RetryAfterHandler(RetryHandler):
+    """Retry a 429 after the server's Retry-After seconds, capped at ``max_wait``."""
+
+    def __init__(self, max_retry_count: int = 3, max_wait: float = 30.0) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code == 429
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        wait = 1.0
+        if response is not None:
+            for k, v in response.headers.items():
+                if k.lower() == "retry-after":
+                    raw = v[0] if isinstance(v, list) else v
+                    try:
+                        wait = float(raw)
+                    except ValueError:
+                        wait = 1.0
+        state.next_attempt_requested = True
+        time.sleep(min(max(wait, 0.0), self.max_wait))
+        state.increment_current_attempt()
+
+
+class ServerErrorHandler(RetryHandler):
+    """Retry 5xx answers with exponential backoff."""
+
+    def __init__(self, max_retry_count: int = 2, backoff: float = 0.5) -> None:
+        super().__init__(
+            max_retry_count=max_retry_count,
+            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff),
+        )
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code >= 500
+
+
+def retry_handlers(backoff: float = 0.5, max_wait: float = 30.0) -> list[RetryHandler]:
+    return [
+        ConnectionErrorRetryHandler(
+            max_retry_count=2,
+            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff),
+        ),
+        RetryAfterHandler(max_retry_count=3, max_wait=max_wait),
+        ServerErrorHandler(max_retry_count=2, backoff=backoff),
+    ]
+
+
+Respond = Callable[..., Any]
+
+
+def send(
+    respond: Respond | None,
+    client: WebClient,
+    payload: dict[str, Any],
+    *,
+    channel: str | None,
+    user: str | None,
+    retries: int = 2,
+    backoff: float = 0.5,
+    replace_original: bool | None = None,
+) -> bool:
+    """Answer through ``respond()`` (the response_url), retrying 429/5xx; when that keeps
+    failing, fall back to ``chat.postEphemeral``. True when the user got the answer."""
+    body = dict(payload)
+    if replace_original is not None:
+        body["replace_original"] = replace_original
+    if respond is not None:
+        for attempt in range(retries + 1):
+            try:
+                resp = respond(**body)
+                status = getattr(resp, "status_code", 200)
+                if status < 300:
+                    return True
+                log.warning("response_url answered %s (attempt %d)", status, attempt + 1)
+                if status < 500 and status != 429:
+                    break
+            except Exception as exc:  # network errors from the webhook client
+                log.warning("response_url failed: %s (attempt %d)", type(exc).__name__, attempt + 1)
+            time.sleep(backoff * (2**attempt))
+    if channel and user:
+        try:
+            client.chat_postEphemeral(
+                channel=channel, user=user, text=body.get("text", ""), blocks=body.get("blocks")
+            )
+            return True
+        except SlackApiError as exc:
+            log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
+        try:  # last resort: a direct message
+            client.chat_postMessage(
+                channel=user, text=body.get("text", ""), blocks=body.get("blocks")
+            )
+            return True
+        except SlackApiError as exc:
+            log.warning("direct message failed: %s", exc.response.get("error"))
+    return False
+
+
+def post(client: WebClient, channel: str, payload: dict[str, Any], **extra: Any) -> str | None:
+    """Post to a channel; returns None on success, else advice for the user."""
+    try:
+        client.chat_postMessage(
+            channel=channel, text=payload.get("text", ""), blocks=payload.get("blocks"), **extra
+        )
+        return None
+    except SlackApiError as exc:
+        log.warning("chat.postMessage to %s failed: %s", channel, exc.response.get("error"))
+        return advice(exc)

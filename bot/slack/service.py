@@ -1,0 +1,477 @@
+"""What the Slack listeners ask for: team resolution, reports rendered as Block Kit, action
+items and subscriptions. One unit of work (session) per call; no Slack API calls here, so
+every answer is plain data the listeners send.
+
+The clock is read only through ``clock`` (the surface's), so tests pick the moment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import KpibotError
+from bot.metrics import registry
+from bot.metrics.engine import TeamEngine
+from bot.metrics.periods import Period, last_complete_month, last_complete_week, parse_period
+from bot.renderers import blocks as kit
+from bot.renderers import format as fmt
+from bot.reports.cards import build_card, build_dora, build_health
+from bot.reports.digests import build_monthly, build_weekly
+from bot.settings import Config, TeamConfig
+from bot.slack import blocks
+from bot.slack.blocks import ItemRow, Payload
+from bot.slack.parse import Command
+from bot.store import channels, subscriptions
+from bot.store.models import ActionItem, Team
+from bot.store.session import unit_of_work
+from bot.store.teams import sync_teams
+
+log = logging.getLogger("kpibot.slack")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class NeedTeam(KpibotError):
+    """No team given, none mapped to the channel and the user is in several (or none)."""
+
+
+class NotAllowed(KpibotError):
+    pass
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    """The fields of the action-item modal, as submitted."""
+
+    team: str | None
+    kpi: str | None
+    opportunity: str
+    resolution: str
+    owner: str | None
+    due_on: str | None  # YYYY-MM-DD
+
+
+class Service:
+    def __init__(self, factory: sessionmaker[Session], config: Config, clock: Clock) -> None:
+        self.factory = factory
+        self.config = config
+        self.clock = clock
+        self._synced = False
+
+    # ------------------------------------------------------------------ basics
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with unit_of_work(self.factory) as s:
+            if not self._synced:
+                sync_teams(s, self.config)
+                s.flush()
+                self._synced = True
+            yield s
+
+    def team_names(self) -> list[str]:
+        return self.config.team_names()
+
+    def team(self, name: str) -> TeamConfig:
+        return self.config.team(name)
+
+    def now(self) -> datetime:
+        now = self.clock()
+        return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+    def now_naive(self) -> datetime:
+        return self.now().astimezone(UTC).replace(tzinfo=None)
+
+    def today(self, team: str | None) -> date:
+        zone = self.team(team).zone if team else UTC
+        return self.now().astimezone(zone).date()
+
+    def _team_id(self, s: Session, name: str) -> int:
+        tid = s.scalar(select(Team.id).where(Team.name == name))
+        if tid is None:
+            tid = sync_teams(s, self.config)[name]
+        return tid
+
+    # ------------------------------------------------------------- resolution
+
+    def channel_team(self, channel: str | None) -> str | None:
+        """The team of a channel: a Slack mapping first, else the channel in kpibot.yml."""
+        if not channel:
+            return None
+        with self.session() as s:
+            mapped = channels.channel_team(s, channel)
+        if mapped and mapped in self.team_names():
+            return mapped
+        for t in self.config.teams:
+            if t.channel == channel:
+                return t.name
+        return None
+
+    def user_teams(self, user: str) -> list[str]:
+        with self.session() as s:
+            names = channels.user_teams(s, user)
+        known = set(self.team_names())
+        return [n for n in names if n in known]
+
+    def resolve_team(self, explicit: str | None, channel: str | None, user: str) -> str:
+        """Explicit team, else the channel's, else the user's only team, else the only team."""
+        if explicit:
+            return self.team(explicit).name
+        found = self.channel_team(channel)
+        if found:
+            return found
+        mine = self.user_teams(user)
+        if len(mine) == 1:
+            return mine[0]
+        if len(self.team_names()) == 1:
+            return self.team_names()[0]
+        if not self.team_names():
+            raise KpibotError("no teams are configured: add them to kpibot.yml (see README)")
+        raise NeedTeam("which team?")
+
+    def period(self, team: str, word: str | None, default: str = "28d") -> Period:
+        return parse_period(word or default, self.team(team).zone, self.now())
+
+    # ---------------------------------------------------------------- reports
+
+    def card(self, team: str, metric: str, period_word: str | None) -> Any:
+        period = self.period(team, period_word)
+        with self.session() as s:
+            return build_card(TeamEngine(s, self.team(team)), metric, period)
+
+    def answer(self, cmd: Command, user: str, channel: str | None) -> Payload:
+        """The reply to a parsed read-only command (cards, dora, health, digests, lists)."""
+        if cmd.kind == "help":
+            return blocks.help_payload(self.channel_team(channel), self.team_names())
+        if cmd.kind == "teams":
+            return self.teams(channel)
+        if cmd.kind == "subscriptions":
+            return self.channel_subscriptions(channel or "")
+        team = self.resolve_team(cmd.team, channel, user)
+        if cmd.kind == "card":
+            assert cmd.metric is not None
+            return blocks.card_payload(self.card(team, cmd.metric, cmd.period))
+        if cmd.kind == "dora":
+            period = self.period(team, cmd.period)
+            with self.session() as s:
+                return blocks.dora_payload(build_dora(TeamEngine(s, self.team(team)), period))
+        if cmd.kind == "health":
+            period = self.period(team, cmd.period)
+            with self.session() as s:
+                return blocks.health_payload(build_health(TeamEngine(s, self.team(team)), period))
+        if cmd.kind == "digest":
+            return self.digest(team, cmd.digest or "weekly", cmd.period)
+        if cmd.kind == "actions":
+            return self.actions_list(team, cmd.all)
+        raise KpibotError(f"'{cmd.kind}' is not answered here")
+
+    def digest(self, team: str, kind: str, period_word: str | None) -> Payload:
+        tc = self.team(team)
+        now = self.now()
+        if period_word:
+            period = parse_period(period_word, tc.zone, now)
+        elif kind == "weekly":
+            period = last_complete_week(now, tc.zone)
+        else:
+            period = last_complete_month(now, tc.zone)
+        with self.session() as s:
+            engine = TeamEngine(s, tc)
+            if kind == "weekly":
+                out = kit.weekly(build_weekly(engine, period, self.now_naive()))
+            else:
+                out = kit.monthly(build_monthly(engine, period, self.now_naive()))
+        note = kit.context(
+            f"Preview of the {kind} digest, only visible to you. "
+            f"`/kpi subscribe {kind}` posts it in this channel on schedule."
+        )
+        return blocks.message(out["text"], kit.limit_blocks([*out["blocks"], note]))
+
+    def health(self, team: str) -> Any:
+        period = self.period(team, None)
+        with self.session() as s:
+            return build_health(TeamEngine(s, self.team(team)), period)
+
+    def teams(self, channel: str | None) -> Payload:
+        rows = []
+        with self.session() as s:
+            ids = channels.team_ids(s)
+            for t in self.config.teams:
+                chans = set(channels.channels_of_team(s, ids[t.name])) if t.name in ids else set()
+                if t.channel:
+                    chans.add(t.channel)
+                rows.append(blocks.TeamRow(t.name, t.timezone, len(t.repos), tuple(sorted(chans))))
+        return blocks.teams_payload(rows, self.channel_team(channel))
+
+    def definition(self, metric: str, team: str | None) -> Payload:
+        spec = registry.resolve(metric)
+        target = None
+        if team and team in self.team_names():
+            target = fmt.target(spec.kind, self.team(team).target_for(spec.id))
+        return blocks.definition_payload(spec, target)
+
+    # ------------------------------------------------------------ channel state
+
+    def set_channel_team(self, channel: str, team: str, user: str) -> Payload:
+        name = self.team(team).name
+        with self.session() as s:
+            channels.set_channel_team(
+                s,
+                channel_id=channel,
+                team_id=self._team_id(s, name),
+                set_by=user,
+                now=self.now_naive(),
+            )
+        return blocks.message(
+            f"<#{channel}> now belongs to *{name}*: `/kpi` here answers for {name} unless you "
+            "name another team."
+        )
+
+    def channel_subscriptions(self, channel: str) -> Payload:
+        with self.session() as s:
+            subs = subscriptions.for_channel(s, channel)
+        return blocks.subscriptions_payload(subs, channel)
+
+    def subscribe(self, channel: str, team: str, kind: str, user: str) -> Payload:
+        tc = self.team(team)
+        d = tc.digests
+        schedule = (
+            f"{('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')[d.weekly_day]} "
+            f"{d.weekly_time[0]:02d}:{d.weekly_time[1]:02d}"
+            if kind == "weekly"
+            else f"{d.monthly_day} {d.monthly_time[0]:02d}:{d.monthly_time[1]:02d}"
+        )
+        with self.session() as s:
+            sub, created = subscriptions.subscribe(
+                s,
+                channel_id=channel,
+                team_id=self._team_id(s, tc.name),
+                kind=kind,
+                created_by=user,
+                now=self.now_naive(),
+                schedule=schedule,
+            )
+        when = (
+            f"every {schedule.split()[0].capitalize()} at {schedule.split()[1]}"
+            if kind == "weekly"
+            else f"on day {schedule.split()[0]} of each month at {schedule.split()[1]}"
+        )
+        verb = "will now receive" if created else "already receives"
+        return blocks.message(
+            f"<#{channel}> {verb} the {kind} digest of *{sub.team}* {when} ({tc.timezone}). "
+            f"`/kpi {'weekly' if kind == 'weekly' else 'monthly'}` previews it."
+        )
+
+    def unsubscribe(self, channel: str, team: str | None, kind: str | None) -> Payload:
+        with self.session() as s:
+            tid = self._team_id(s, self.team(team).name) if team else None
+            gone = subscriptions.unsubscribe(s, channel_id=channel, kind=kind, team_id=tid)
+        if not gone:
+            return blocks.message(
+                "Nothing to stop: this channel has no such digest subscription. "
+                "`/kpi subscriptions` lists them."
+            )
+        what = ", ".join(f"the {g.kind} digest of {g.team}" for g in gone)
+        return blocks.message(f"Stopped {what} in <#{channel}>.")
+
+    # ------------------------------------------------------------- action items
+
+    @staticmethod
+    def _row(item: ActionItem, team: str) -> ItemRow:
+        return ItemRow(
+            item.id,
+            team,
+            item.opportunity,
+            item.resolution,
+            item.owner,
+            item.due_on,
+            item.completed_on,
+            item.kpi,
+            item.baseline_value,
+            item.created_by,
+        )
+
+    def item(self, item_id: int) -> ItemRow | None:
+        with self.session() as s:
+            row = s.execute(
+                select(ActionItem, Team.name)
+                .join(Team, Team.id == ActionItem.team_id)
+                .where(ActionItem.id == item_id)
+            ).first()
+            return self._row(row[0], row[1]) if row else None
+
+    def items(self, team: str, include_done: bool) -> list[ItemRow]:
+        with self.session() as s:
+            q = (
+                select(ActionItem)
+                .where(ActionItem.team_id == self._team_id(s, team))
+                .order_by(ActionItem.completed_on.is_not(None), ActionItem.due_on, ActionItem.id)
+            )
+            if not include_done:
+                q = q.where(ActionItem.completed_on.is_(None))
+            return [self._row(i, team) for i in s.scalars(q)]
+
+    def actions_list(self, team: str, include_done: bool) -> Payload:
+        return blocks.actions_payload(
+            self.items(team, include_done), team, include_done, self.today(team)
+        )
+
+    def open_items_of(self, user: str) -> list[ItemRow]:
+        with self.session() as s:
+            rows = s.execute(
+                select(ActionItem, Team.name)
+                .join(Team, Team.id == ActionItem.team_id)
+                .where(ActionItem.owner == user, ActionItem.completed_on.is_(None))
+                .order_by(ActionItem.due_on, ActionItem.id)
+            ).all()
+            return [self._row(i, t) for i, t in rows]
+
+    def baseline(self, team: str, kpi: str | None) -> tuple[float | None, int | None]:
+        if not kpi or kpi not in registry.BY_ID:
+            return None, None
+        with self.session() as s:
+            mv = TeamEngine(s, self.team(team)).value(kpi, self.period(team, None))
+        return (mv.value if mv.has_data else None), mv.n
+
+    def validate(self, data: ItemInput, existing: ItemRow | None) -> dict[str, str]:
+        """Inline errors by modal block id; empty when the input can be stored."""
+        errors: dict[str, str] = {}
+        if not data.team or data.team not in self.team_names():
+            errors[blocks.B_TEAM] = "Pick the team this action is for."
+        if data.kpi and data.kpi not in registry.BY_ID:
+            errors[blocks.B_KPI] = "Pick a KPI from the list, or leave it empty."
+        for block_id, value, limit, what in (
+            (blocks.B_OPPORTUNITY, data.opportunity, blocks.MAX_OPPORTUNITY, "opportunity"),
+            (blocks.B_RESOLUTION, data.resolution, blocks.MAX_RESOLUTION, "resolution"),
+        ):
+            if not value.strip():
+                errors[block_id] = f"Describe the {what}."
+            elif len(value) > limit:
+                errors[block_id] = f"Keep it under {limit} characters (now {len(value)})."
+        if not data.owner:
+            errors[blocks.B_OWNER] = "Pick the owner."
+        if not data.due_on:
+            errors[blocks.B_DUE] = "Pick a due date."
+        else:
+            try:
+                due = date.fromisoformat(data.due_on)
+            except ValueError:
+                errors[blocks.B_DUE] = "Pick a date from the calendar."
+            else:
+                today = self.today(data.team if blocks.B_TEAM not in errors else None)
+                unchanged = existing is not None and existing.due_on == due
+                if due < today and not unchanged:
+                    errors[blocks.B_DUE] = f"The due date can't be in the past (today is {today})."
+        return errors
+
+    def save_item(
+        self, data: ItemInput, user: str, channel: str | None, item_id: int | None
+    ) -> ItemRow:
+        """Store a validated item (new, or an edit of ``item_id``); new ones get the baseline."""
+        assert data.team and data.owner and data.due_on
+        due = date.fromisoformat(data.due_on)
+        with self.session() as s:
+            team_id = self._team_id(s, data.team)
+            if item_id is None:
+                value, n = self.baseline(data.team, data.kpi)
+                item = ActionItem(
+                    team_id=team_id,
+                    opportunity=data.opportunity.strip(),
+                    resolution=data.resolution.strip(),
+                    owner=data.owner,
+                    due_on=due,
+                    kpi=data.kpi or None,
+                    baseline_value=value,
+                    baseline_n=n,
+                    created_by=user,
+                    created_at=self.now_naive(),
+                    channel_id=channel,
+                )
+                s.add(item)
+            else:
+                found = s.get(ActionItem, item_id)
+                if found is None:
+                    raise KpibotError("that action item no longer exists")
+                item = found
+                kpi_changed = (data.kpi or None) != item.kpi or team_id != item.team_id
+                item.team_id = team_id
+                item.opportunity = data.opportunity.strip()
+                item.resolution = data.resolution.strip()
+                item.owner = data.owner
+                item.due_on = due
+                if kpi_changed:
+                    item.kpi = data.kpi or None
+                    item.baseline_value, item.baseline_n = self.baseline(data.team, data.kpi)
+            s.flush()
+            return self._row(item, data.team)
+
+    def set_done(self, item_id: int, done: bool) -> ItemRow:
+        with self.session() as s:
+            row = s.execute(
+                select(ActionItem, Team.name)
+                .join(Team, Team.id == ActionItem.team_id)
+                .where(ActionItem.id == item_id)
+            ).first()
+            if row is None:
+                raise KpibotError("that action item no longer exists")
+            item, team = row
+            item.completed_on = (
+                self.today(team if team in self.team_names() else None) if done else None
+            )
+            s.flush()
+            return self._row(item, team)
+
+    # ----------------------------------------------------------------- App Home
+
+    def home(self, user: str) -> dict[str, Any]:
+        mine = self.user_teams(user)
+        note = None
+        teams = mine
+        if not teams:
+            teams = self.team_names()[:5]
+            if teams:
+                note = (
+                    "Showing every team: you'll see your own once you own an action item or map "
+                    "a channel with `/kpi team set`."
+                )
+        healths = [self.health(t) for t in teams[:10]]
+        items = self.open_items_of(user)
+        with self.session() as s:
+            subs = []
+            ids = channels.team_ids(s)
+            for t in teams:
+                if t in ids:
+                    subs.extend(subscriptions.for_team(s, ids[t]))
+        return blocks.home_view(
+            user=user,
+            healths=healths,
+            items=items,
+            subscriptions=subs,
+            today=self.today(None),
+            note=note,
+        )
+
+    # ------------------------------------------------------------------- values
+
+    @staticmethod
+    def card_ref(value: str) -> tuple[str, str, str]:
+        """(metric, team, period) from a card button's value."""
+        try:
+            data = json.loads(value)
+            return str(data["m"]), str(data["t"]), str(data["p"])
+        except (ValueError, KeyError, TypeError):
+            raise KpibotError(
+                "that button is from an older message: run the command again"
+            ) from None
