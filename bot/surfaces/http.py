@@ -196,17 +196,25 @@ class Server:
         self._server.run()
 
     def start(self) -> Server:
-        self._thread = threading.Thread(target=self._server.run, name="kpibot-http", daemon=True)
+        """Serve on a background thread until :meth:`stop`."""
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kpibot-http", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def _loop(self) -> None:
         server = self._server
-        server.task_dispatcher.shutdown(timeout=5)
-        for channel in list(server._map.values()):
-            channel.close()
+        while not self._stopping.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
+
+    def stop(self) -> None:
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        server = self._server
+        for channel in list(server._map.values()):
+            channel.close()
+        server.task_dispatcher.shutdown(timeout=5)
 
     def __enter__(self) -> Server:
         return self.start()
