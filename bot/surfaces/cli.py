@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("kind", choices=("weekly", "monthly", "leading", "lagging"))
     _common(d, "the last complete week or month")
     d.add_argument("--format", choices=("text", "json", "blocks"), default="text")
+    d.add_argument(
+        "--post",
+        action="store_true",
+        help="post it to the team's subscribed channels (once per channel and period)",
+    )
+    d.add_argument(
+        "--channel", metavar="C…", help="with --post: this channel (subscribing it if needed)"
+    )
 
     demo = sub.add_parser("demo", help="load a demo organisation (three teams, six months)")
     demo.add_argument(
@@ -95,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
     run.add_argument(
         "--no-scheduler", action="store_true", help="do not post digests and reminders"
+    )
+
+    sync = sub.add_parser(
+        "sync",
+        help="ingest pull requests, deployments and incidents from GitHub and the teams' "
+        "other sources",
+        description="Fill the store from GitHub (GITHUB_TOKEN, GITHUB_API_URL) for every team: "
+        "incremental by default, resumable, with progress per repository.",
+    )
+    sync.add_argument("--team", "-t", help="only this team (default: every team)")
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="re-read everything instead of only what changed since the last sync",
     )
 
     cfg = sub.add_parser("config", help="team configuration")
@@ -204,6 +226,14 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
     now = _now(args.now)
     period = _digest_period(kind, team, args.period, now)
     require_schema(ctx.engine)
+    if args.post:
+        from bot.scheduler.commands import post_now
+
+        return post_now(
+            ctx.settings, ctx.factory, config, team, kind, period, now, channel=args.channel, out=_print
+        )
+    if args.channel:
+        raise KpibotError("--channel goes with --post: add --post to post the digest there")
     from bot.renderers import blocks
     from bot.reports.digests import build_monthly, build_weekly
 
@@ -300,7 +330,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_MODES = ["socket", "http"]
+RUN_MODES = ["socket", "http", "scheduler"]
 HTTP_THREADS = 32
 
 
@@ -308,6 +338,10 @@ def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[]
     """Start the services that run beside the Slack app in ``kpibot run`` (the scheduler,
     unless --no-scheduler); returns their stop functions, called in reverse order on exit."""
     stops: list[Callable[[], None]] = []
+    if not args.no_scheduler:
+        from bot.scheduler.commands import start_in_background
+
+        stops.append(start_in_background(ctx.settings, ctx.factory, ctx.config))
     return stops
 
 
@@ -316,6 +350,11 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
 
     settings = ctx.settings
     mode = args.mode or ("socket" if settings.slack_app_token else "http")
+    if mode == "scheduler":
+        from bot.scheduler.commands import run_blocking
+
+        require_schema(ctx.engine)
+        return run_blocking(settings, ctx.factory, ctx.config, _print)
     if mode == "socket" and not settings.slack_app_token:
         raise missing("SLACK_APP_TOKEN")
     require_schema(ctx.engine)
@@ -324,10 +363,16 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         if mode == "http":
             from bot.surfaces.http import Server, slack_http_app
+            from bot.surfaces.webhooks import Webhooks, install
 
             port = args.port or settings.port
-            server = Server(slack_http_app(kpi.bolt, ctx.engine), port=port, threads=HTTP_THREADS)
-            _print(f"kpibot listening on port {server.port}: POST /slack/events, GET /healthz")
+            http_app = slack_http_app(kpi.bolt, ctx.engine)
+            install(http_app, Webhooks(ctx.factory, ctx.config(), settings.webhook_secret))
+            server = Server(http_app, port=port, threads=HTTP_THREADS)
+            _print(
+                f"kpibot listening on port {server.port}: POST /slack/events, GET /healthz, "
+                "POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"
+            )
             server.serve_forever()
         else:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -341,12 +386,29 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
+    from bot.sources.sync import LineProgress, Progress, TerminalProgress, sync_all
+
+    config = ctx.config()
+    if args.team:
+        config.team(args.team)  # an unknown team is bad input
+    require_schema(ctx.engine)
+    progress: Progress = (
+        TerminalProgress(sys.stdout) if sys.stdout.isatty() else LineProgress(_print)
+    )
+    summary = sync_all(
+        ctx.settings, ctx.factory, team=args.team, full=args.full, out=progress, config=config
+    )
+    return 0 if summary.ok else 1
+
+
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "report": cmd_report,
     "digest": cmd_digest,
     "demo": cmd_demo,
     "db": cmd_db,
     "run": cmd_run,
+    "sync": cmd_sync,
 }
 
 
