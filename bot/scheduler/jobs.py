@@ -212,20 +212,30 @@ class DigestJobs:
         *,
         renders: _Renders | None = None,
         give_up: bool = False,
+        manual: bool = False,
     ) -> Outcome:
         """Post one subscription's digest for ``period`` through the exactly-once claim.
 
         ``give_up``: only settle an earlier attempt (record it posted when Slack has it,
-        else skipped); never post anew.
+        else skipped); never post anew. ``manual``: a post asked for by hand, which may also
+        post a digest the scheduler skipped.
         """
         opts = self.options
         claim = digest_runs.claim_digest(
-            self.factory, sub.id, period.key, self.holder, now, opts.claim_ttl
+            self.factory,
+            sub.id,
+            period.key,
+            self.holder,
+            now,
+            opts.claim_ttl,
+            reclaim_skipped=manual,
         )
         if claim is None:
             with self.factory() as s:
                 run = digest_runs.digest_run(s, sub.id, period.key)
-            status = "done" if run is not None and run.status in digest_runs.DONE else "busy"
+            status = "busy"
+            if run is not None and run.status in digest_runs.DONE:
+                status = "done" if run.status == "posted" else "skipped"
             return self._outcome(
                 sub,
                 period,

@@ -47,6 +47,7 @@ def _claim(
     holder: str,
     now: datetime,
     stale_after: timedelta,
+    reclaim_skipped: bool = False,
 ) -> Claim | None:
     now = utc(now)
     with factory() as s:
@@ -67,7 +68,7 @@ def _claim(
         if row is None:  # deleted in between (its subscription went away)
             return None
         run_id, status, claimed_at, attempts = row
-        if status in DONE:
+        if status == "posted" or (status == "skipped" and not reclaim_skipped):
             return None
         if status == "claimed" and claimed_at > now - stale_after:
             return None  # another process is posting it right now
@@ -78,6 +79,7 @@ def _claim(
                 model.attempts == attempts,
                 or_(
                     model.status == "failed",
+                    and_(model.status == "skipped", reclaim_skipped),
                     and_(model.status == "claimed", model.claimed_at <= now - stale_after),
                 ),
             )
@@ -98,10 +100,14 @@ def claim_digest(
     holder: str,
     now: datetime,
     stale_after: timedelta,
+    *,
+    reclaim_skipped: bool = False,
 ) -> Claim | None:
-    """Claim the digest of a subscription for a period; None when it is not ours to post."""
+    """Claim the digest of a subscription for a period; None when it is not ours to post.
+
+    ``reclaim_skipped``: a digest skipped by the scheduler may be claimed (a manual post)."""
     key = {"subscription_id": subscription_id, "period_key": period_key}
-    return _claim(factory, DigestRun, key, holder, now, stale_after)
+    return _claim(factory, DigestRun, key, holder, now, stale_after, reclaim_skipped)
 
 
 def claim_reminder(

@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--mode",
         choices=RUN_MODES,
-        help="socket or http (default: socket when SLACK_APP_TOKEN is set, else http)",
+        help="socket or http (default: socket when SLACK_APP_TOKEN is set, else http); "
+        "scheduler: only the scheduler (digests, reminders, sync), for a worker process",
     )
     run.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
     run.add_argument(
@@ -230,7 +231,15 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
         from bot.scheduler.commands import post_now
 
         return post_now(
-            ctx.settings, ctx.factory, config, team, kind, period, now, channel=args.channel, out=_print
+            ctx.settings,
+            ctx.factory,
+            config,
+            team,
+            kind,
+            period,
+            now,
+            channel=args.channel,
+            out=_print,
         )
     if args.channel:
         raise KpibotError("--channel goes with --post: add --post to post the digest there")

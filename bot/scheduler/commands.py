@@ -1,0 +1,265 @@
+"""The scheduler's command-line parts: ``kpibot run --mode scheduler``, the scheduler inside
+``kpibot run``, and ``kpibot digest ... --post``.
+
+Scheduler settings come from the environment (or ``.env``):
+
+| variable | meaning | default |
+|---|---|---|
+| ``KPIBOT_DIGEST_GRACE`` | how late a missed digest is still posted | ``12h`` |
+| ``KPIBOT_SYNC_INTERVAL`` | how often the periodic sync runs (``off``: never) | ``1h`` |
+| ``KPIBOT_REMINDER_TIME`` | daily action-item reminders, team time | ``09:00`` |
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from dotenv import dotenv_values
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import KpibotError
+from bot.metrics.periods import Period
+from bot.scheduler.jobs import DigestJobs, Outcome, SchedulerOptions
+from bot.scheduler.posting import SlackPoster
+from bot.scheduler.schedule import DailyTime
+from bot.scheduler.service import SchedulerService
+from bot.settings import Config, Settings, TeamConfig, parse_duration
+from bot.store import subscriptions as subs
+from bot.store.session import utc
+
+log = logging.getLogger("kpibot.scheduler")
+
+ENV = {
+    "grace": "KPIBOT_DIGEST_GRACE",
+    "sync": "KPIBOT_SYNC_INTERVAL",
+    "reminder": "KPIBOT_REMINDER_TIME",
+}
+
+
+def options_from_env(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+) -> SchedulerOptions:
+    env: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    opts = SchedulerOptions()
+    grace = env.get(ENV["grace"], "").strip()
+    if grace:
+        opts = replace(opts, grace=timedelta(seconds=_duration(ENV["grace"], grace)))
+    sync = env.get(ENV["sync"], "").strip()
+    if sync:
+        if sync.lower() in ("off", "0", "never", "none"):
+            opts = replace(opts, sync_every=None)
+        else:
+            secs = _duration(ENV["sync"], sync)
+            if secs < 60:
+                raise KpibotError(f"{ENV['sync']} must be at least 1m, not '{sync}'")
+            opts = replace(opts, sync_every=timedelta(seconds=secs))
+    rt = env.get(ENV["reminder"], "").strip()
+    if rt:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", rt)
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise KpibotError(f"{ENV['reminder']} must be a time like 09:00, not '{rt}'")
+        opts = replace(opts, reminder_time=DailyTime(int(m.group(1)), int(m.group(2))))
+    return opts
+
+
+def _duration(name: str, raw: str) -> float:
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise KpibotError(f"{name}: {exc}") from None
+
+
+def make_poster(settings: Settings) -> SlackPoster:
+    if not settings.slack_bot_token:
+        raise KpibotError(
+            "SLACK_BOT_TOKEN is not set: the scheduler posts as the bot. Put the Bot User OAuth "
+            "Token (xoxb-...) in the environment or .env (see README, Connecting Slack)"
+        )
+    return SlackPoster(settings.slack_bot_token, settings.slack_api_url)
+
+
+def make_service(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    config: Callable[[], Config],
+    *,
+    options: SchedulerOptions | None = None,
+) -> SchedulerService:
+    return SchedulerService(
+        settings, factory, config, make_poster(settings), options=options or options_from_env()
+    )
+
+
+def start_in_background(
+    settings: Settings, factory: sessionmaker[Session], config: Callable[[], Config]
+) -> Callable[[], None]:
+    """The scheduler in a background thread of ``kpibot run``; returns its stop function."""
+    config()  # fail early on a broken kpibot.yml
+    service = make_service(settings, factory, _cached(config))
+    service.run(blocking=False)
+    log.info("scheduler started in the background (holder %s)", service.holder)
+    return service.stop
+
+
+def run_blocking(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    config: Callable[[], Config],
+    out: Callable[[str], None],
+) -> int:
+    """``kpibot run --mode scheduler``: the scheduler alone, until SIGTERM or Ctrl+C."""
+    config()
+    service = make_service(settings, factory, _cached(config))
+    opts = service.options
+    sync = "off" if opts.sync_every is None else f"every {_span(opts.sync_every)}"
+    out(
+        f"kpibot scheduler {service.holder}: digests and reminders (grace "
+        f"{_span(opts.grace)}), sync {sync}; press Ctrl+C to stop"
+    )
+
+    def _term(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _term)
+    service.run(blocking=True)
+    out("kpibot scheduler stopped")
+    return 0
+
+
+def _cached(config: Callable[[], Config]) -> Callable[[], Config]:
+    """kpibot.yml read once: team changes need a restart, like the Slack app's."""
+    holder: list[Config] = []
+
+    def get() -> Config:
+        if not holder:
+            holder.append(config())
+        return holder[0]
+
+    return get
+
+
+def _span(td: timedelta) -> str:
+    secs = int(td.total_seconds())
+    if secs % 3600 == 0:
+        return f"{secs // 3600}h"
+    if secs % 60 == 0:
+        return f"{secs // 60}m"
+    return f"{secs}s"
+
+
+# --- kpibot digest ... --post ------------------------------------------------------------------
+
+
+def post_now(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    config: Config,
+    team: TeamConfig,
+    kind: str,
+    period: Period,
+    now: datetime,
+    *,
+    channel: str | None,
+    out: Callable[[str], None],
+    err: Callable[[str], None] = lambda s: sys.stderr.write(s + "\n"),
+    poster: SlackPoster | None = None,
+) -> int:
+    """Post a team's digest for ``period`` to its subscribed channels (or ``channel``) through
+    the scheduler's exactly-once path; returns the exit code (0, or 1 when a post failed)."""
+    expected = "week" if kind == "weekly" else "month"
+    if period.kind != expected:
+        raise KpibotError(
+            f"a {kind} digest covers a {expected}: use --period "
+            + ("last-week or 2026-W46" if kind == "weekly" else "last-month or 2026-10")
+            + f", not {period.label}"
+        )
+    if channel is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", channel):
+        raise KpibotError(
+            f"--channel '{channel}' is not a Slack channel id: use the id (e.g. C0123456789, "
+            "from the channel's details), not its name"
+        )
+    poster = poster or make_poster(settings)
+    with factory() as s:
+        from sqlalchemy import select
+
+        from bot.store.models import Team
+
+        team_id = s.scalar(select(Team.id).where(Team.name == team.name))
+        if team_id is None:
+            raise KpibotError(
+                f"team '{team.name}' is not in the database yet: run 'kpibot db upgrade'"
+            )
+        targets = [x for x in subs.for_team(s, team_id) if x.kind == kind]
+        if channel is not None:
+            targets = [x for x in targets if x.channel_id == channel]
+            if not targets:
+                sub, _ = subs.subscribe(
+                    s,
+                    channel_id=channel,
+                    team_id=team_id,
+                    kind=kind,
+                    created_by=None,
+                    now=utc(now),
+                )
+                s.commit()
+                targets = [sub]
+                out(
+                    f"subscribed {channel} to the {kind} digest of {team.name} (stop with "
+                    f"'/kpi unsubscribe {kind} {team.name}' in the channel)"
+                )
+    if not targets:
+        raise KpibotError(
+            f"no channel is subscribed to the {kind} digest of {team.name}: run "
+            f"'/kpi subscribe {kind} {team.name}' in a channel, or pass --channel C0123456789"
+        )
+    jobs = DigestJobs(factory, config, poster, options=options_from_env())
+    code = 0
+    for sub in targets:
+        if sub.broken:
+            err(
+                f"kpibot: not posting to {sub.channel_id}: {sub.broken_reason}. Fix the "
+                f"channel, then run '/kpi subscribe {kind} {team.name}' there again"
+            )
+            code = 1
+            continue
+        outcome = jobs.post(sub, team, period, now, manual=True)
+        line, ok = describe(outcome)
+        (out if ok else err)(line)
+        code = code if ok else 1
+    return code
+
+
+def describe(o: Outcome) -> tuple[str, bool]:
+    what = f"the {o.kind} digest of {o.team} for {o.period} to {o.channel}"
+    match o.status:
+        case "posted":
+            return f"posted {what} (message {o.ts})", True
+        case "found":
+            return f"{what} had already reached Slack (message {o.ts}); recorded it", True
+        case "done":
+            return f"{what} was posted before (message {o.ts}); not posting it again", True
+        case "busy":
+            return f"{what} is being posted by another process right now; not posting it", True
+        case "skipped":
+            return f"{what} was skipped: {o.detail}", True
+        case "broken":
+            return (
+                f"kpibot: could not post {what}: {o.detail}. The subscription is paused; invite "
+                f"the bot to the channel and subscribe again",
+                False,
+            )
+    return f"kpibot: could not post {what}: {o.detail}. Run the command again to retry", False
