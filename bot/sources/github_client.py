@@ -187,6 +187,22 @@ class GitHubClient:
                 rate_waits += 1
                 self._wait_primary(resp, repo)
                 continue
+            missing = [
+                e
+                for e in errors
+                if isinstance(e, dict)
+                and str(e.get("type", "")).upper() in ("NOT_FOUND", "FORBIDDEN")
+                and isinstance(e.get("path"), list)
+                and len(e["path"]) == 1
+                and (not isinstance(data, dict) or data.get(str(e["path"][0])) is None)
+            ]
+            if missing:
+                text = str(missing[0].get("message", ""))
+                if str(missing[0].get("type")).upper() == "FORBIDDEN":
+                    raise GitHubAuthError(
+                        self._forbidden_message(repo, text), repo=repo, status=403
+                    )
+                raise GitHubNotFound(self._not_found_message(repo, text), repo=repo, status=404)
             if isinstance(data, dict) and any(v is not None for v in data.values()):
                 if errors:
                     log.warning("GraphQL partial data%s: %s", _what(repo), errors)

@@ -1,0 +1,865 @@
+"""``kpibot sync``: fill the store from GitHub (and the other configured sources) for every team.
+
+Per repository, one GraphQL query (:data:`bot.sources.github.REPOSITORY_SYNC_QUERY`) fetches the
+next page of every connection the repository still needs: pull requests (newest update
+first, with reviews, files, labels, the ready-for-review event and commit dates), the default
+branch's history with parents, deployments or releases, and issues with the incident labels.
+Runs of a deployment workflow come from the REST API. A connection that is done drops out of
+the query, so a repository costs as many requests as its longest connection has pages, and an
+incremental sync with little new costs one request per repository (two with a workflow).
+
+Resumable: each page is written with idempotent upserts and its cursor (``sync_cursors``: where
+the traversal is, and the high-water mark of the last complete one) in one transaction, so a
+sync killed at any point and started again ends with the same store as an uninterrupted one.
+
+After the repositories, ``bot.store.derive`` recomputes deployment contents and rollbacks, and
+the teams' non-GitHub sources (Jira, PagerDuty, Opsgenie, GitHub milestones) are synced by
+their modules' ``sync_team`` when those modules are installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any, Protocol, runtime_checkable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import KpibotError
+from bot.settings import Config, Settings, TeamConfig, load_config
+from bot.sources.github import (
+    PULL_REQUEST_DETAILS_QUERY,
+    REPOSITORY_SYNC_QUERY,
+    DeploymentRecord,
+    GitHubPayloadError,
+    IssueRecord,
+    PullRequestRecord,
+    RepositoryPage,
+    find_references,
+    parse_pull_request_details_response,
+    parse_repository_sync_response,
+    parse_workflow_run,
+)
+from bot.sources.github_client import GitHubClient, GitHubError
+from bot.store import writes
+from bot.store.derive import derive_repository
+from bot.store.models import Commit, Deployment, PullRequest, Repository, SyncCursor
+from bot.store.session import unit_of_work, utc
+from bot.store.teams import sync_teams
+
+log = logging.getLogger(__name__)
+
+SOURCE = "github"
+HISTORY_DAYS = 400  # how far back a first (or --full) sync reads
+DEPLOYMENT_SETTLE = timedelta(days=2)  # deployments re-read after their creation
+HISTORY_OVERLAP = timedelta(days=1)  # commits re-read before the last one seen
+PARTIAL_RETRIES = 2
+
+#: teams' non-GitHub sources -> the module syncing them (``sync_team``)
+OTHER_SOURCES = {
+    "jira": "bot.sources.jira",
+    "pagerduty": "bot.sources.pagerduty",
+    "opsgenie": "bot.sources.opsgenie",
+    "github-milestones": "bot.sources.milestones",
+}
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@runtime_checkable
+class Progress(Protocol):
+    def line(self, text: str) -> None:
+        """A line that stays (a repository's summary, a warning)."""
+
+    def status(self, text: str) -> None:
+        """A transient line (counts while a repository syncs); may be ignored."""
+
+
+class LineProgress:
+    """Only lasting lines, to a callable (logs, the scheduler, a pipe)."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+
+    def line(self, text: str) -> None:
+        self.out(text)
+
+    def status(self, text: str) -> None:
+        pass
+
+
+class TerminalProgress:
+    """A live status line per repository and phase, overwritten in place."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._shown = False
+
+    def line(self, text: str) -> None:
+        self._clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def status(self, text: str) -> None:
+        self._clear()
+        self.stream.write(text[:150])
+        self.stream.flush()
+        self._shown = True
+
+    def _clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self._shown = False
+
+
+def as_progress(out: Callable[[str], None] | Progress | None) -> Progress:
+    if out is None:
+        return LineProgress(lambda _text: None)
+    if isinstance(out, Progress):
+        return out
+    return LineProgress(out)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class RepoSummary:
+    repo: str
+    pulls: int = 0
+    commits: int = 0
+    deployments: int = 0
+    incidents: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.repo}: failed: {self.error}"
+        text = (
+            f"{self.repo}: {self.pulls} pull requests, {self.commits} commits, "
+            f"{self.deployments} deployments, {self.incidents} incidents "
+            f"({self.requests} requests, {self.seconds:.1f}s)"
+        )
+        if self.warnings:
+            text += f"; {len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}"
+        return text
+
+
+@dataclass
+class SyncSummary:
+    repos: list[RepoSummary] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)  # "team: source" -> records stored
+    problems: list[str] = field(default_factory=list)  # sources that could not be synced
+    requests: int = 0
+    derived: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(r.error is None for r in self.repos)
+
+    @property
+    def failed(self) -> list[RepoSummary]:
+        return [r for r in self.repos if r.error is not None]
+
+    def line(self) -> str:
+        pulls = sum(r.pulls for r in self.repos)
+        deps = sum(r.deployments for r in self.repos)
+        incs = sum(r.incidents for r in self.repos)
+        text = (
+            f"synced {len(self.repos) - len(self.failed)} of {len(self.repos)} repositories: "
+            f"{pulls} pull requests, {deps} deployments, {incs} incidents in "
+            f"{self.requests} GitHub requests, {self.seconds:.1f}s"
+        )
+        if self.failed:
+            text += f"; {len(self.failed)} failed (see above), run 'kpibot sync' again to resume"
+        return text
+
+
+# --------------------------------------------------------------------------- plans and cursors
+
+
+@dataclass
+class IssueTeam:
+    team_id: int
+    name: str
+    labels: tuple[str, ...]
+
+
+@dataclass
+class RepoPlan:
+    full_name: str
+    pulls: bool = False
+    deployments: bool = False
+    environments: set[str] = field(default_factory=set)
+    releases: bool = False
+    release_env: str = "production"
+    workflows: list[tuple[str, str | None, str]] = field(default_factory=list)  # file, branch, env
+    issue_teams: list[IssueTeam] = field(default_factory=list)
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.full_name.split("/", 1)[1]
+
+    @property
+    def issue_labels(self) -> list[str]:
+        out: list[str] = []
+        for t in self.issue_teams:
+            out.extend(lbl for lbl in t.labels if lbl.lower() not in {o.lower() for o in out})
+        return out
+
+
+def build_plans(
+    config: Config, team_ids: dict[str, int], teams: Iterable[TeamConfig]
+) -> list[RepoPlan]:
+    plans: dict[str, RepoPlan] = {}
+
+    def plan(name: str) -> RepoPlan:
+        key = name.lower()
+        if key not in plans:
+            plans[key] = RepoPlan(name)
+        return plans[key]
+
+    for team in teams:
+        env = team.production_environments[0] if team.production_environments else "production"
+        dep = dict(team.deployments or {})
+        for repo in team.repos:
+            p = plan(repo)
+            p.pulls = True
+            source = dep.get("source")
+            if source == "github-deployments":
+                p.deployments = True
+                p.environments.update(team.production_environments)
+            elif source == "releases":
+                p.releases = True
+                p.release_env = env
+            elif source == "workflow" and dep.get("workflow"):
+                wf = (str(dep["workflow"]), dep.get("branch") or None, env)
+                if wf not in p.workflows:
+                    p.workflows.append(wf)
+        inc = dict(team.incidents or {})
+        if inc.get("source") == "github-issues":
+            labels = tuple(inc.get("labels") or ("incident",))
+            if isinstance(inc.get("labels"), str):
+                labels = (str(inc["labels"]),)
+            repos = inc.get("repos") or list(team.repos)
+            if isinstance(repos, str):
+                repos = [repos]
+            for repo in repos:
+                plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team.name, labels))
+    return list(plans.values())
+
+
+@dataclass
+class Traversal:
+    """A sync cursor: the current traversal (its lower bound, position and high-water mark)
+    and the high-water mark of the last complete one."""
+
+    done: str | None = None
+    since: str | None = None
+    after: str | None = None
+    hwm: str | None = None
+    active: bool = False
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "done": self.done,
+                "since": self.since,
+                "after": self.after,
+                "hwm": self.hwm,
+                "active": self.active,
+            }
+        )
+
+    @classmethod
+    def load(cls, raw: str | None) -> Traversal:
+        if not raw:
+            return cls()
+        try:
+            d = json.loads(raw)
+        except ValueError:
+            return cls()
+        if not isinstance(d, dict):
+            return cls()
+        return cls(
+            d.get("done"), d.get("since"), d.get("after"), d.get("hwm"), bool(d.get("active"))
+        )
+
+    def see(self, value: datetime | None) -> None:
+        if value is None:
+            return
+        text = _iso(value)
+        if self.hwm is None or text > self.hwm:
+            self.hwm = text
+
+    def finish(self) -> None:
+        self.done = self.hwm or self.done
+        self.since = self.after = self.hwm = None
+        self.active = False
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def _load_cursors(session: Session, scope: str) -> dict[str, Traversal]:
+    rows = session.execute(
+        select(SyncCursor.kind, SyncCursor.cursor).where(
+            SyncCursor.source == SOURCE, SyncCursor.scope == scope
+        )
+    )
+    return {kind: Traversal.load(raw) for kind, raw in rows}
+
+
+def _save_cursor(session: Session, scope: str, kind: str, t: Traversal, now: datetime) -> None:
+    row = session.get(SyncCursor, (SOURCE, scope, kind))
+    if row is None:
+        session.add(
+            SyncCursor(source=SOURCE, scope=scope, kind=kind, cursor=t.dump(), updated_at=now)
+        )
+    else:
+        row.cursor = t.dump()
+        row.updated_at = now
+
+
+# --------------------------------------------------------------------------- the sync
+
+
+class _RepoSync:
+    """Syncs one repository: GraphQL connections in lockstep, then workflow runs."""
+
+    def __init__(
+        self,
+        client: GitHubClient,
+        sessions: sessionmaker[Session],
+        plan: RepoPlan,
+        progress: Progress,
+        *,
+        full: bool,
+        now: datetime,
+        history_days: int,
+        page_sizes: dict[str, int],
+    ) -> None:
+        self.client = client
+        self.sessions = sessions
+        self.plan = plan
+        self.progress = progress
+        self.full = full
+        self.now = now
+        self.horizon = now - timedelta(days=history_days)
+        self.sizes = page_sizes
+        self.summary = RepoSummary(plan.full_name)
+        self.scope = plan.full_name.lower()
+        self.repo_id: int | None = None
+        self.default_branch: str | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _start(
+        self, t: Traversal, kind: str, session: Session, dep_source: str | None = None
+    ) -> Traversal:
+        """Begin a traversal unless one is under way (a resumed sync goes on from it)."""
+        if t.active and not self.full:
+            return t
+        since = None if self.full else _dt(t.done)
+        if kind == "history" and since is not None:
+            since -= HISTORY_OVERLAP
+        if dep_source is None and kind in ("deployments", "releases"):
+            dep_source = "github-deployments" if kind == "deployments" else "releases"
+        if dep_source is not None and since is not None:
+            since -= DEPLOYMENT_SETTLE
+            if self.repo_id is not None:
+                source = dep_source
+                pending = session.scalar(
+                    select(func.min(Deployment.started_at)).where(
+                        Deployment.repository_id == self.repo_id,
+                        Deployment.source == source,
+                        Deployment.finished_at.is_(None),
+                        Deployment.started_at >= self.horizon,
+                    )
+                )
+                if pending is not None:
+                    since = min(since, pending)
+        if since is None or since < self.horizon:
+            since = self.horizon
+        return Traversal(done=t.done, since=_iso(since), active=True)
+
+    def run(self) -> RepoSummary:
+        started = time.monotonic()
+        before = self.client.requests_made
+        try:
+            self._graphql_phase()
+            for workflow, branch, env in self.plan.workflows:
+                self._workflow_phase(workflow, branch, env)
+        except GitHubError as exc:
+            self.summary.error = str(exc)
+        except GitHubPayloadError as exc:
+            self.summary.error = (
+                f"GitHub sent data kpibot cannot read ({exc}); run the sync again, and report "
+                "it if it persists"
+            )
+        self.summary.requests = self.client.requests_made - before
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _status(self, phase: str) -> None:
+        s = self.summary
+        self.progress.status(
+            f"{self.plan.full_name}: {phase} · {s.pulls} pull requests · {s.commits} commits · "
+            f"{s.deployments} deployments · {s.incidents} incidents"
+        )
+
+    # ------------------------------------------------------------------ GraphQL phase
+
+    def _graphql_phase(self) -> None:
+        plan = self.plan
+        with unit_of_work(self.sessions) as session:
+            self.repo_id = session.scalar(
+                select(Repository.id).where(func.lower(Repository.full_name) == self.scope)
+            )
+            cursors = _load_cursors(session, self.scope)
+            kinds = {
+                "pulls": plan.pulls,
+                "history": plan.pulls
+                and (plan.deployments or plan.releases or bool(plan.workflows)),
+                "deployments": plan.deployments,
+                "releases": plan.releases,
+                "issues": bool(plan.issue_teams),
+            }
+            state = {
+                k: self._start(cursors.get(k, Traversal()), k, session)
+                for k, wanted in kinds.items()
+                if wanted
+            }
+        if not plan.pulls and self.repo_id is None and not plan.issue_teams:
+            return
+        # issues wait for deployments so that an incident can name one stored in this sync
+        while any(t.active for t in state.values()):
+            variables = self._variables(state)
+            reading = [k for k in state if variables.get(_FLAG[k])]
+            self._status("reading " + ", ".join(reading))
+            page = self._fetch(variables)
+            self._store(page, state)
+
+    def _variables(self, state: dict[str, Traversal]) -> dict[str, Any]:
+        plan = self.plan
+        v: dict[str, Any] = {
+            "owner": plan.owner,
+            "name": plan.name,
+            "pullsPageSize": self.sizes["pulls"],
+            "historyPageSize": self.sizes["history"],
+            "deploymentsPageSize": self.sizes["deployments"],
+            "releasesPageSize": self.sizes["releases"],
+            "issuesPageSize": self.sizes["issues"],
+            "environments": sorted(plan.environments) or None,
+            "issueLabels": plan.issue_labels or None,
+        }
+        for kind, flag in _FLAG.items():
+            t = state.get(kind)
+            v[flag] = bool(t and t.active)
+            v[f"{kind}Cursor"] = t.after if t else None
+        # in a first (or full) sync, issues wait until the deployments they may name are stored
+        first_deps = [
+            state[k] for k in ("deployments", "releases") if k in state and state[k].active
+        ]
+        if v["withIssues"] and any(t.done is None or self.full for t in first_deps):
+            v["withIssues"] = False
+        v["historySince"] = state["history"].since if "history" in state else None
+        v["issuesSince"] = state["issues"].since if "issues" in state else None
+        return v
+
+    def _fetch(self, variables: dict[str, Any]) -> RepositoryPage:
+        attempt = 0
+        while True:
+            result = self.client.graphql(REPOSITORY_SYNC_QUERY, variables, repo=self.plan.full_name)
+            if result.errors and attempt < PARTIAL_RETRIES:
+                attempt += 1
+                time.sleep(min(2.0, self.client.backoff * attempt))
+                continue
+            if result.errors:
+                self.summary.warnings.append(result.error_text())
+                self.progress.line(
+                    f"{self.plan.full_name}: GitHub returned part of a page with errors "
+                    f"({result.error_text()}); kept what came"
+                )
+            return parse_repository_sync_response(result.data, self.plan.release_env)
+
+    def _complete_pulls(self, page: RepositoryPage) -> list[PullRequestRecord]:
+        """The page's pull requests, with the reviews and files that did not fit on it."""
+        assert page.pulls is not None
+        records = {p.number: p for p in page.pulls.items}
+        for inc in page.incomplete_pulls:
+            pr = records.get(inc.number)
+            if pr is None:
+                continue
+            reviews, files = list(pr.reviews), list(pr.files)
+            r_cursor, f_cursor = inc.reviews_cursor, inc.files_cursor
+            while r_cursor or f_cursor:
+                result = self.client.graphql(
+                    PULL_REQUEST_DETAILS_QUERY,
+                    {
+                        "owner": self.plan.owner,
+                        "name": self.plan.name,
+                        "number": inc.number,
+                        "withReviews": r_cursor is not None,
+                        "reviewsCursor": r_cursor,
+                        "withFiles": f_cursor is not None,
+                        "filesCursor": f_cursor,
+                    },
+                    repo=self.plan.full_name,
+                )
+                details = parse_pull_request_details_response(result.data)
+                r_cursor = f_cursor = None
+                if details.reviews is not None:
+                    reviews.extend(details.reviews.items)
+                    if details.reviews.has_next_page:
+                        r_cursor = details.reviews.end_cursor
+                if details.files is not None:
+                    files.extend(details.files.items)
+                    if details.files.has_next_page:
+                        f_cursor = details.files.end_cursor
+            records[inc.number] = replace(pr, reviews=tuple(reviews), files=tuple(files))
+        return list(records.values())
+
+    def _store(self, page: RepositoryPage, state: dict[str, Traversal]) -> None:
+        pulls = self._complete_pulls(page) if page.pulls is not None else []
+        s = self.summary
+        with unit_of_work(self.sessions) as session:
+            if self.plan.pulls or self.repo_id is not None:
+                self.repo_id = writes.upsert_repository(
+                    session,
+                    page.full_name or self.plan.full_name,
+                    provider_id=str(page.database_id) if page.database_id is not None else None,
+                    default_branch=page.default_branch,
+                )
+            rid = self.repo_id
+            if page.pulls is not None and "pulls" in state:
+                t = state["pulls"]
+                assert rid is not None
+                writes.upsert_pull_requests(session, rid, pulls)
+                since = _dt(t.since)
+                s.pulls += sum(1 for p in pulls if since is None or p.updated_at >= since)
+                for p in pulls:
+                    t.see(p.updated_at)
+                older = since is not None and any(p.updated_at < since for p in pulls)
+                self._advance(t, page.pulls.has_next_page and not older, page.pulls.end_cursor)
+            if page.history is not None and "history" in state:
+                t = state["history"]
+                assert rid is not None
+                writes.upsert_commits(session, rid, page.history.items)
+                s.commits += len(page.history.items)
+                for c in page.history.items:
+                    t.see(c.committed_at)
+                self._advance(t, page.history.has_next_page, page.history.end_cursor)
+            for kind, conn in (("deployments", page.deployments), ("releases", page.releases)):
+                if conn is None or kind not in state:
+                    continue
+                t = state[kind]
+                assert rid is not None
+                writes.upsert_deployments(session, rid, conn.items)
+                since = _dt(t.since)
+                s.deployments += sum(
+                    1
+                    for d in conn.items
+                    if d.commit_sha and (since is None or (d.started_at or since) >= since)
+                )
+                skipped = [d for d in conn.items if not d.commit_sha]
+                for d in skipped:
+                    s.warnings.append(f"release {d.ref} has no commit; skipped")
+                for d in conn.items:
+                    t.see(d.started_at)
+                older = since is not None and any(
+                    d.started_at is not None and d.started_at < since for d in conn.items
+                )
+                self._advance(t, conn.has_next_page and not older, conn.end_cursor)
+            if page.issues is not None and "issues" in state:
+                t = state["issues"]
+                s.incidents += self._store_incidents(session, page.issues.items)
+                for i in page.issues.items:
+                    t.see(i.updated_at)
+                self._advance(t, page.issues.has_next_page, page.issues.end_cursor)
+            for kind, t in state.items():
+                _save_cursor(session, self.scope, kind, t, self.now)
+        self._status("stored")
+
+    @staticmethod
+    def _advance(t: Traversal, more: bool, cursor: str | None) -> None:
+        if more and cursor:
+            t.after = cursor
+        else:
+            t.finish()
+
+    # ------------------------------------------------------------------ incidents
+
+    def _store_incidents(self, session: Session, issues: Iterable[IssueRecord]) -> int:
+        by_team: dict[int, list[writes.IncidentRecord]] = {}
+        for issue in issues:
+            if issue.is_pull_request:
+                continue
+            labels = {lbl.lower() for lbl in issue.labels}
+            team = next(
+                (t for t in self.plan.issue_teams if labels & {x.lower() for x in t.labels}),
+                None,
+            )
+            if team is None:
+                continue
+            dep_id, sha = self._link(session, issue)
+            by_team.setdefault(team.team_id, []).append(
+                writes.IncidentRecord(
+                    source="github-issues",
+                    provider_id=f"{self.plan.full_name.lower()}#{issue.number}",
+                    title=issue.title,
+                    started_at=issue.created_at,
+                    resolved_at=issue.closed_at,
+                    url=issue.url,
+                    deployment_id=dep_id,
+                    commit_sha=sha,
+                )
+            )
+        stored = 0
+        for team_id, records in by_team.items():
+            stored += len(writes.upsert_incidents(session, team_id, records))
+        return stored
+
+    def _link(self, session: Session, issue: IssueRecord) -> tuple[int | None, str | None]:
+        """The deployment (by id) or commit an incident's text names, when the store knows it."""
+        refs = find_references(f"{issue.title}\n{issue.body}")
+        dep_id = None
+        if refs.deployment_ids:
+            dep_id = session.scalar(
+                select(Deployment.id)
+                .where(Deployment.provider_id.in_(list(refs.deployment_ids)))
+                .order_by(Deployment.id)
+                .limit(1)
+            )
+        for sha in refs.shas:
+            pattern = sha + "%"
+            known = (
+                session.scalar(select(Commit.sha).where(Commit.sha.like(pattern)).limit(1))
+                or session.scalar(
+                    select(Deployment.commit_sha)
+                    .where(Deployment.commit_sha.like(pattern))
+                    .limit(1)
+                )
+                or session.scalar(
+                    select(PullRequest.merge_commit_sha)
+                    .where(PullRequest.merge_commit_sha.like(pattern))
+                    .limit(1)
+                )
+            )
+            if known:
+                return dep_id, known
+        return dep_id, None
+
+    # ------------------------------------------------------------------ workflow runs
+
+    def _workflow_phase(self, workflow: str, branch: str | None, env: str) -> None:
+        kind = f"workflow:{workflow}"[:32]
+        with unit_of_work(self.sessions) as session:
+            t = self._start(
+                _load_cursors(session, self.scope).get(kind, Traversal()),
+                kind,
+                session,
+                dep_source="workflow",
+            )
+        since = _dt(t.since)
+        url = t.after or f"/repos/{self.plan.full_name}/actions/workflows/{workflow}/runs"
+        params: dict[str, Any] | None = None if t.after else {"per_page": 100}
+        if params is not None and branch:
+            params["branch"] = branch
+        while True:
+            self._status(f"reading runs of {workflow}")
+            page = self.client.rest(url, params, repo=self.plan.full_name)
+            body = page.body if isinstance(page.body, dict) else {}
+            runs_raw = body.get("workflow_runs")
+            if not isinstance(runs_raw, list):
+                raise GitHubPayloadError("workflow runs: expected a 'workflow_runs' list")
+            runs: list[DeploymentRecord] = [parse_workflow_run(r, env) for r in runs_raw]
+            older = since is not None and any(
+                r.started_at is not None and r.started_at < since for r in runs
+            )
+            with unit_of_work(self.sessions) as session:
+                if self.repo_id is None:
+                    self.repo_id = writes.upsert_repository(session, self.plan.full_name)
+                stored = writes.upsert_deployments(session, self.repo_id, runs)
+                self.summary.deployments += len(stored)
+                for r in runs:
+                    t.see(r.started_at)
+                self._advance(t, bool(page.next_url) and not older, page.next_url)
+                _save_cursor(session, self.scope, kind, t, self.now)
+            if not t.active:
+                return
+            url, params = t.after or url, None
+
+
+_FLAG = {
+    "pulls": "withPulls",
+    "history": "withHistory",
+    "deployments": "withDeployments",
+    "releases": "withReleases",
+    "issues": "withIssues",
+}
+
+
+def _other_sources(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    team: TeamConfig,
+    *,
+    full: bool,
+    progress: Progress,
+    summary: SyncSummary,
+) -> None:
+    wanted: list[tuple[str, str]] = []
+    for what, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
+        source = (conf or {}).get("source")
+        if source in OTHER_SOURCES:
+            wanted.append((what, str(source)))
+    for what, source in wanted:
+        label = f"{team.name}: {what} from {source}"
+        module_name = OTHER_SOURCES[source]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            msg = f"{label}: not synced, this installation has no {module_name}"
+            summary.problems.append(msg)
+            progress.line(msg)
+            continue
+        sync_team = getattr(module, "sync_team", None)
+        if not callable(sync_team):
+            msg = f"{label}: not synced, {module_name} has no sync_team()"
+            summary.problems.append(msg)
+            progress.line(msg)
+            continue
+        try:
+            n = int(sync_team(settings, sessions, team, full=full, report=progress.line))
+        except KpibotError as exc:
+            msg = f"{label}: failed: {exc}"
+            summary.problems.append(msg)
+            progress.line(msg)
+            continue
+        except Exception as exc:  # one broken source must not stop the others
+            log.exception("sync of %s failed", label)
+            msg = f"{label}: failed ({type(exc).__name__}); see the log for details"
+            summary.problems.append(msg)
+            progress.line(msg)
+            continue
+        summary.sources[f"{team.name}: {what} from {source}"] = n
+        progress.line(f"{label}: {n} records")
+
+
+def sync_all(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    team: str | None = None,
+    full: bool = False,
+    out: Callable[[str], None] | Progress | None = None,
+    config: Config | None = None,
+    client: GitHubClient | None = None,
+    now: datetime | None = None,
+    history_days: int = HISTORY_DAYS,
+    page_sizes: dict[str, int] | None = None,
+) -> SyncSummary:
+    """Sync every configured team (or just ``team``); returns what was stored.
+
+    A repository that fails (bad token, not found, GitHub down after retries) is reported and
+    the others go on; its cursor stays, so the next sync resumes it. ``full`` re-reads
+    everything within ``history_days`` instead of only what changed since the last sync.
+    """
+    progress = as_progress(out)
+    started = time.monotonic()
+    config = config or load_config(settings.config_path)
+    teams = [config.team(team)] if team else list(config.teams)
+    now = utc(now or datetime.now(UTC))
+    sizes = {"pulls": 50, "history": 100, "deployments": 100, "releases": 50, "issues": 100}
+    sizes.update(page_sizes or {})
+    summary = SyncSummary()
+    with unit_of_work(sessions) as session:
+        team_ids = sync_teams(session, config)
+    plans = build_plans(config, team_ids, teams)
+    own_client = client is None
+    if plans and not settings.github_token and own_client:
+        progress.line(
+            "GITHUB_TOKEN is not set: GitHub allows few requests without one and no private "
+            "repositories; set it to a token that can read the repositories in kpibot.yml"
+        )
+    gh = client or GitHubClient.from_settings(settings, on_wait=progress.line)
+    before = gh.requests_made
+    try:
+        for plan in plans:
+            rs = _RepoSync(
+                gh,
+                sessions,
+                plan,
+                progress,
+                full=full,
+                now=now,
+                history_days=history_days,
+                page_sizes=sizes,
+            ).run()
+            summary.repos.append(rs)
+            progress.line(rs.line())
+    finally:
+        summary.requests = gh.requests_made - before
+        if own_client:
+            gh.close()
+    summary.derived = derive_teams(sessions, config, [p.full_name for p in plans])
+    for tc in teams:
+        _other_sources(settings, sessions, tc, full=full, progress=progress, summary=summary)
+    summary.seconds = time.monotonic() - started
+    progress.line(summary.line())
+    return summary
+
+
+def derive_teams(sessions: sessionmaker[Session], config: Config, repos: Iterable[str]) -> int:
+    """Recompute deployment contents and rollbacks of ``repos`` (production environments of
+    every team that lists them)."""
+    wanted = {r.lower() for r in repos}
+    envs: dict[str, set[str]] = {}
+    for tc in config.teams:
+        for r in tc.repos:
+            if r.lower() in wanted:
+                envs.setdefault(r.lower(), set()).update(tc.production_environments)
+    total = 0
+    for name, repo_envs in envs.items():
+        with unit_of_work(sessions) as session:
+            rid = session.scalar(
+                select(Repository.id).where(func.lower(Repository.full_name) == name)
+            )
+            if rid is not None:
+                total += derive_repository(session, rid, sorted(repo_envs))
+    return total
+
+
+__all__ = [
+    "LineProgress",
+    "Progress",
+    "RepoSummary",
+    "SyncSummary",
+    "TerminalProgress",
+    "derive_teams",
+    "sync_all",
+]
