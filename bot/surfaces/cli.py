@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-read everything instead of only what changed since the last sync",
     )
+    sync.add_argument(
+        "--now",
+        metavar="ISO-TIME",
+        help="sync as of this moment (a first sync reads about 13 months back from it)",
+    )
 
     cfg = sub.add_parser("config", help="team configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
@@ -406,7 +411,13 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         TerminalProgress(sys.stdout) if sys.stdout.isatty() else LineProgress(_print)
     )
     summary = sync_all(
-        ctx.settings, ctx.factory, team=args.team, full=args.full, out=progress, config=config
+        ctx.settings,
+        ctx.factory,
+        team=args.team,
+        full=args.full,
+        out=progress,
+        config=config,
+        now=_now(args.now),
     )
     return 0 if summary.ok else 1
 
