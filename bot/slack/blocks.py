@@ -136,9 +136,8 @@ def help_payload(
         header("kpibot: your team's delivery KPIs"),
         section("\n".join(f"{u} · {d}" for u, d in USAGE)),
         section("*Metrics*\n" + metric_list()),
-        context(
-            f"{PERIODS_HELP} Teams: {escape(', '.join(teams) or '(none configured)')}. {where}"
-        ),
+        context(f"{where} {PERIODS_HELP}"),
+        context(f"Teams: {escape(', '.join(teams) or '(none configured)')}"),
     ]
     return message("kpibot help: /kpi <metric> [team] [period], dora, health, actions", blocks)
 
