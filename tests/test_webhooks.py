@@ -320,7 +320,7 @@ def test_github_issues_become_incidents(server, session):
         r = gh(server, "issues", octokit(f"issues/{name}.payload.json"))
         assert r.json()["stored"] == "incident"
     inc = session.scalars(select(Incident)).one()
-    assert (inc.source, inc.provider_id) == ("github-issues", "Codertocat/Hello-World#1")
+    assert (inc.source, inc.provider_id) == ("github-issues", "codertocat/hello-world#1")
     assert inc.resolved_at is None
 
 

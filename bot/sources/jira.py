@@ -636,7 +636,7 @@ def sync_team(
     wants_incidents = team.incidents.get("source") == "jira"
     if not wants_sprints and not wants_incidents:
         return 0
-    at = now or datetime.now(UTC).replace(tzinfo=None)
+    at = utc(now) if now is not None else utc(datetime.now(UTC))
     own = client is None
     jira = client or JiraClient(settings)
     try:

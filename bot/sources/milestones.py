@@ -29,7 +29,7 @@ from bot.sources.records import (
     store_sprint,
     store_sprint_items,
 )
-from bot.store.session import unit_of_work
+from bot.store.session import unit_of_work, utc
 
 PER_PAGE = 100
 
@@ -229,7 +229,7 @@ def sync_team(
     if spec.get("source") != "github-milestones":
         return 0
     repos = [str(r) for r in (spec.get("repos") or team.repos)]
-    at = now or datetime.now(UTC).replace(tzinfo=None)
+    at = utc(now) if now is not None else utc(datetime.now(UTC))
     own = client is None
     gh = client or GitHubClient.from_settings(settings)
     stored = 0

@@ -21,7 +21,7 @@ from bot.settings import Settings, TeamConfig
 from bot.sources.pagerduty import next_cursor, team_id, team_services
 from bot.sources.records import get_cursor, set_cursor
 from bot.sources.rest import RestClient
-from bot.store.session import unit_of_work
+from bot.store.session import unit_of_work, utc
 from bot.store.writes import IncidentRecord, upsert_incidents
 
 PAGE_SIZE = 100
@@ -150,7 +150,7 @@ def sync_team(
         return 0
     services = set(team_services(team))
     scope = ",".join(sorted(services))[:255]
-    at = now or datetime.now(UTC).replace(tzinfo=None)
+    at = utc(now) if now is not None else utc(datetime.now(UTC))
     with unit_of_work(sessions) as s:
         cursor = get_cursor(s, "opsgenie", scope, "incidents")
     since = None if full or not cursor else datetime.fromisoformat(cursor) - MARGIN

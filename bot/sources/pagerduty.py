@@ -23,7 +23,7 @@ from bot.settings import Settings, TeamConfig
 from bot.sources.records import get_cursor, set_cursor
 from bot.sources.rest import RestClient
 from bot.store.models import Team
-from bot.store.session import unit_of_work
+from bot.store.session import unit_of_work, utc
 from bot.store.writes import IncidentRecord, upsert_incidents
 
 PAGE_SIZE = 100
@@ -192,7 +192,7 @@ def sync_team(
         return 0
     services = team_services(team)
     scope = ",".join(sorted(services))[:255]
-    at = now or datetime.now(UTC).replace(tzinfo=None)
+    at = utc(now) if now is not None else utc(datetime.now(UTC))
     with unit_of_work(sessions) as s:
         cursor = get_cursor(s, "pagerduty", scope, "incidents")
     since = at - HISTORY

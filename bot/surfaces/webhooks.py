@@ -547,10 +547,10 @@ class Webhooks:
             wanted = {str(x).lower() for x in (inc.get("labels") or ["incident"])}
             if not labels & wanted:
                 continue
-            refs = find_references(issue.body)
+            refs = find_references(f"{issue.title}\n{issue.body}")
             record = IncidentRecord(
                 source="github-issues",
-                provider_id=f"{full_name}#{issue.number}",
+                provider_id=f"{full_name.lower()}#{issue.number}",
                 title=issue.title,
                 started_at=issue.created_at,
                 resolved_at=issue.closed_at,
