@@ -465,25 +465,33 @@ class DigestJobs:
 
     # ---------------------------------------------------------------- sync
 
-    def sync(self, settings: Settings, out: Callable[[str], None] | None = None) -> bool:
+    def sync(
+        self, settings: Settings, now: datetime, out: Callable[[str], None] | None = None
+    ) -> bool:
         """Run an incremental sync of every team; False when it failed (it is logged)."""
         try:
             from bot.sources.sync import sync_all
-        except ImportError:
+        except ImportError:  # pragma: no cover - a build without the sources
             log.warning("the periodic sync is not available in this build; skipping it")
             return False
+        started = time.monotonic()
         try:
-            sync_all(
+            summary = sync_all(
                 settings,
                 self.factory,
                 team=None,
                 full=False,
                 out=out or (lambda line: log.info("sync: %s", line)),
+                config=self.config,
+                now=now,
             )
         except Exception:
             log.exception("the periodic sync failed; it runs again in the next period")
             return False
-        return True
+        for problem in [*summary.problems, *(f"{r.repo}: {r.error}" for r in summary.failed)]:
+            log.warning("periodic sync: %s (retried in the next period)", problem)
+        log.info("periodic sync done in %.1fs", time.monotonic() - started)
+        return bool(summary.ok)
 
 
 def reminder_text(team: str, items: list[ActionItem], day: date) -> str:

@@ -86,9 +86,12 @@ class SchedulerService:
         if self.lease.held and self.lease.acquire(now):
             self.jobs.send_reminders(now)
 
-    def fire_sync(self) -> None:
-        if self.lease.held and self.lease.acquire(self.clock()):
-            self.jobs.sync(self.settings)
+    def fire_sync(self) -> bool:
+        """The periodic sync (only in the active scheduler); False when it did not run or failed."""
+        now = self.clock()
+        if self.lease.held and self.lease.acquire(now):
+            return self.jobs.sync(self.settings, now)
+        return False
 
     # ---------------------------------------------------------------- APScheduler
 
