@@ -20,6 +20,7 @@ their modules' ``sync_team`` when those modules are installed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import sys
@@ -731,6 +732,7 @@ def _other_sources(
     full: bool,
     progress: Progress,
     summary: SyncSummary,
+    now: datetime | None = None,
 ) -> None:
     wanted: list[tuple[str, str]] = []
     for what, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
@@ -754,7 +756,10 @@ def _other_sources(
             progress.line(msg)
             continue
         try:
-            n = int(sync_team(settings, sessions, team, full=full, report=progress.line))
+            kwargs: dict[str, Any] = {"full": full, "report": progress.line}
+            if now is not None and "now" in inspect.signature(sync_team).parameters:
+                kwargs["now"] = now
+            n = int(sync_team(settings, sessions, team, **kwargs))
         except KpibotError as exc:
             msg = f"{label}: failed: {exc}"
             summary.problems.append(msg)
@@ -828,7 +833,9 @@ def sync_all(
             gh.close()
     summary.derived = derive_teams(sessions, config, [p.full_name for p in plans])
     for tc in teams:
-        _other_sources(settings, sessions, tc, full=full, progress=progress, summary=summary)
+        _other_sources(
+            settings, sessions, tc, full=full, progress=progress, summary=summary, now=now
+        )
     summary.seconds = time.monotonic() - started
     progress.line(summary.line())
     return summary

@@ -217,6 +217,7 @@ class FakeGitHub(FakeServer):
         self.token = token
         self.rate_limit_remaining = 5000
         self.data_lock = threading.RLock()
+        self._degraded = 0
         for prefix in ("", "/api/v3"):
             self.route(
                 "GET",
@@ -257,6 +258,28 @@ class FakeGitHub(FakeServer):
                     "x-ratelimit-reset": str(reset),
                 },
             ),
+        )
+
+    def degrade(self, times: int = 1) -> None:
+        """The next ``times`` GraphQL answers with pull requests lose their first node to an
+        error, as GitHub answers when part of a query times out (partial data + errors)."""
+        with self._lock:
+            self._degraded += times
+
+    def _maybe_degrade(self, out: dict[str, Any]) -> None:
+        repo = (out.get("data") or {}).get("repository") or {}
+        nodes = (repo.get("pullRequests") or {}).get("nodes") or []
+        with self._lock:
+            if not self._degraded or not nodes:
+                return
+            self._degraded -= 1
+        nodes[0] = None
+        out.setdefault("errors", []).append(
+            {
+                "message": "Something went wrong while executing your query. This may be the "
+                "result of a timeout, or it could be a GitHub bug.",
+                "path": ["repository", "pullRequests", "nodes", 0],
+            }
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -377,6 +400,7 @@ class FakeGitHub(FakeServer):
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [self._error(e) for e in result.errors]
+        self._maybe_degrade(out)
         return FakeResponse.json(out, headers=self._headers())
 
     @staticmethod
