@@ -1,0 +1,167 @@
+"""Benchmark ``kpibot sync`` against the fake GitHub on loopback.
+
+A fake organisation of 20 repositories and 10,000 pull requests (with reviews, files, commits,
+a default-branch history, production deployments and incident issues) is served by
+``tests/fakes/github.py`` in a separate process (so its data does not count towards this
+process's memory). The command syncs it into a fresh SQLite database and prints the requests
+made per 1,000 pull requests, the wall time and the peak memory; then it updates 1 % of the
+pull requests on the fake and prints the requests of the incremental sync that follows.
+
+Targets: full sync <= 30 requests per 1,000 PRs; incremental sync <= 2 per repository + 1 per
+50 changed PRs; peak memory < 300 MB. Exits 1 when a target fails. Needs GitHub's GraphQL
+schema at ../shared/fixtures (the fake executes every query against it).
+
+    python bench/bench_sync.py [--repos 20] [--pulls 10000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.settings import Settings, parse_config  # noqa: E402
+from bot.sources.github_client import GitHubClient  # noqa: E402
+from bot.sources.sync import sync_all  # noqa: E402
+from bot.store.migrate import upgrade  # noqa: E402
+from bot.store.session import make_engine, session_factory  # noqa: E402
+
+NOW = datetime(2026, 11, 20, 0, 0)
+TOUCHED_AT = "2026-11-20T01:00:00Z"
+
+
+def config_text(repos: int) -> str:
+    teams = []
+    per_team = 5
+    for t in range(math.ceil(repos / per_team)):
+        names = [
+            f"acme/service-{i:02d}" for i in range(t * per_team, min(repos, (t + 1) * per_team))
+        ]
+        teams.append(
+            f"  - name: team-{t}\n"
+            f"    repos: [{', '.join(names)}]\n"
+            "    deployments: {source: github-deployments}\n"
+            "    incidents: {source: github-issues, labels: [incident]}\n"
+        )
+    return "teams:\n" + "".join(teams)
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repos", type=int, default=20)
+    ap.add_argument("--pulls", type=int, default=10_000)
+    ap.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    args = ap.parse_args()
+
+    print(f"starting the fake GitHub with {args.repos} repositories, {args.pulls} pull requests...")
+    fake = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.github",
+            "--repos",
+            str(args.repos),
+            "--pulls",
+            str(args.pulls),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fake.stdout is not None
+        url = fake.stdout.readline().strip()
+        if not url.startswith("http"):
+            print("the fake GitHub did not start (is ../shared/fixtures there?)")
+            return 1
+        with tempfile.TemporaryDirectory() as tmp:
+            db_url = args.database_url or f"sqlite:///{tmp}/bench-sync.db"
+            engine = make_engine(db_url)
+            upgrade(engine)
+            sessions = session_factory(engine)
+            config, problems = parse_config(config_text(args.repos))
+            assert config is not None, problems
+            settings = Settings(database_url=db_url, github_token="bench", github_api_url=url)
+
+            client = GitHubClient("bench", url, timeout=120)
+            started = time.monotonic()
+            full = sync_all(settings, sessions, config=config, client=client, now=NOW, out=None)
+            full_time = time.monotonic() - started
+            full_requests = client.requests_made
+            full_peak = peak_mb()
+            pulls = sum(r.pulls for r in full.repos)
+            per_1000 = full_requests / (pulls / 1000) if pulls else float("inf")
+
+            touched = httpx.post(
+                f"{url}/_fake/touch", json={"fraction": 0.01, "at": TOUCHED_AT}, timeout=60
+            ).json()["touched"]
+            before = client.requests_made
+            started = time.monotonic()
+            incr = sync_all(
+                settings,
+                sessions,
+                config=config,
+                client=client,
+                now=datetime(2026, 11, 20, 2),
+                out=None,
+            )
+            incr_time = time.monotonic() - started
+            incr_requests = client.requests_made - before
+            client.close()
+            engine.dispose()
+    finally:
+        if fake.stdin:
+            fake.stdin.close()
+        fake.wait(timeout=30)
+
+    incr_budget = 2 * args.repos + math.ceil(touched / 50)
+    rows = [
+        ("full sync: pull requests stored", f"{pulls}", ""),
+        ("full sync: requests", f"{full_requests}", ""),
+        ("full sync: requests per 1,000 PRs", f"{per_1000:.1f}", "<= 30"),
+        ("full sync: wall time", f"{full_time:.1f} s", ""),
+        ("peak memory (sync process)", f"{full_peak:.0f} MB", "< 300 MB"),
+        (
+            f"incremental sync ({touched} PRs changed): requests",
+            f"{incr_requests}",
+            f"<= {incr_budget}",
+        ),
+        ("incremental sync: wall time", f"{incr_time:.1f} s", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>10}  {target}")
+    failed = [
+        name
+        for name, ok in (
+            ("requests per 1,000 PRs", per_1000 <= 30),
+            ("incremental requests", incr_requests <= incr_budget),
+            ("peak memory", peak_mb() < 300),
+            ("full sync errors", full.ok),
+            ("incremental sync errors", incr.ok),
+        )
+        if not ok
+    ]
+    print(json.dumps({"failed": failed}) if failed else "all targets met")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
