@@ -23,6 +23,7 @@ from bot.slack.listeners import actions, commands, events, views
 from bot.slack.listeners.common import OOPS, Deps
 from bot.slack.permissions import AdminCache
 from bot.slack.service import Clock, Service, system_clock
+from bot.slack.workers import ReportWorkers
 from bot.store.session import make_engine, session_factory
 
 log = logging.getLogger("kpibot.slack")
@@ -73,9 +74,12 @@ class KpiApp:
     service: Service
     client: WebClient
     executor: ThreadPoolExecutor
+    workers: ReportWorkers | None = None
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.workers is not None:
+            self.workers.close()
 
 
 def check_token(client: WebClient) -> dict[str, Any]:
@@ -101,9 +105,12 @@ def create_app(
     clock: Clock | None = None,
     threads: int = LISTENER_THREADS,
     backoff: float = 0.5,
+    report_workers: int = 0,
 ) -> KpiApp:
     """Build the app from settings. ``mode`` is ``http`` (needs SLACK_SIGNING_SECRET) or
-    ``socket`` (requests arrive over the Socket Mode connection, verified by Slack)."""
+    ``socket`` (requests arrive over the Socket Mode connection, verified by Slack).
+    ``report_workers`` > 0 computes reports in that many worker processes (``kpibot run``
+    uses one per core); 0 computes them on the listener threads."""
     if client is None:
         if not settings.slack_bot_token:
             raise missing("SLACK_BOT_TOKEN")
@@ -126,7 +133,11 @@ def create_app(
         logger=logging.getLogger("kpibot.bolt"),
     )
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
-    deps = Deps(service, AdminCache(client), backoff=backoff)
+    workers = None
+    if report_workers > 0:
+        workers = ReportWorkers(settings.database_url, cfg, report_workers)
+        workers.warm_up()
+    deps = Deps(service, AdminCache(client), backoff=backoff, workers=workers)
     commands.register(bolt, deps)
     actions.register(bolt, deps)
     views.register(bolt, deps)
@@ -145,4 +156,4 @@ def create_app(
             except Exception:
                 log.warning("could not tell the user about the error")
 
-    return KpiApp(bolt, service, client, executor)
+    return KpiApp(bolt, service, client, executor, workers)

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -359,6 +360,10 @@ def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[]
     return stops
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds serving so the finally below stops workers and services
+
+
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     from bot.slack.app import create_app, missing
 
@@ -372,7 +377,10 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if mode == "socket" and not settings.slack_app_token:
         raise missing("SLACK_APP_TOKEN")
     require_schema(ctx.engine)
-    kpi = create_app(settings, mode=mode)
+    from bot.slack.workers import default_count
+
+    kpi = create_app(settings, mode=mode, report_workers=default_count())
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # platforms stop dynos with SIGTERM
     stops = start_background(ctx, args)
     try:
         if mode == "http":

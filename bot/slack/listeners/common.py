@@ -16,6 +16,7 @@ from bot.slack.parse import Command
 from bot.slack.permissions import AdminCache
 from bot.slack.replies import Respond
 from bot.slack.service import NeedTeam, Service
+from bot.slack.workers import ReportWorkers
 
 log = logging.getLogger("kpibot.slack")
 
@@ -30,6 +31,7 @@ class Deps:
     service: Service
     admins: AdminCache
     backoff: float = 0.5  # response_url retry backoff (seconds)
+    workers: ReportWorkers | None = None
 
 
 def reply(
@@ -53,11 +55,26 @@ def reply(
     )
 
 
+REPORT_KINDS = ("card", "dora", "health", "digest")
+
+
 def run_command(
     deps: Deps, cmd: Command, text: str, user: str, channel: str | None
 ) -> dict[str, Any]:
-    """The answer to a parsed command (after ack): report, write, or a clear error."""
-    svc = deps.service
+    """The answer to a parsed command (after ack). Reports run in the worker processes when
+    the app has them (so report queries never hold the acks' interpreter), else here."""
+    if deps.workers is not None and cmd.kind in REPORT_KINDS:
+        try:
+            return deps.workers.answer(cmd, text, user, channel, deps.service.now())
+        except Exception as exc:  # a broken pool must not lose the answer
+            log.warning("report worker failed (%s); answering in-process", type(exc).__name__)
+    return compute(deps.service, cmd, text, user, channel)
+
+
+def compute(
+    svc: Service, cmd: Command, text: str, user: str, channel: str | None
+) -> dict[str, Any]:
+    """Report, write, or a clear error: never raises."""
     try:
         if cmd.kind == "team_set":
             assert cmd.team is not None
