@@ -183,3 +183,23 @@ def test_a_digest_missed_while_down_is_posted_within_grace_and_skipped_after(eng
         # and again later: nothing more happens
         assert jobs.run_due(utc(2026, 11, 3, 10, 0)) == []
         assert sorted(r.status for r in runs(f)) == ["posted", "posted", "skipped", "skipped"]
+
+
+def test_a_pass_stops_when_another_scheduler_takes_the_lease_and_it_finishes(engine):
+    f = session_factory(engine)
+    ids = setup_org(f)
+    before = utc(2026, 10, 20, 12)
+    for ch in ("CBERLIN1", "CBERLIN2", "CBERLIN3"):
+        subscribe(f, ids["berlin"], ch, "weekly", before)
+    now = utc(2026, 10, 26, 9, 0)
+    with SchedulerSlack() as slack:
+        a = SchedulerService(Settings(), f, ORG, poster_for(slack), clock=lambda: now)
+        b = SchedulerService(Settings(), f, ORG, poster_for(slack), clock=lambda: now)
+        assert a.lease.acquire(now)
+        renewals = iter([True, False])
+        a.jobs.keep_alive = lambda: next(renewals)  # the lease is lost after the second post
+        assert [o.status for o in a.jobs.run_due(now)] == ["posted", "posted"]
+        a.lease.release(now)
+        assert b.tick()
+        assert len(slack.keys()) == 3 == len(set(slack.keys()))
+        assert {r.claimed_by for r in runs(f)} == {a.holder, b.holder}

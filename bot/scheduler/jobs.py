@@ -114,6 +114,9 @@ class DigestJobs:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._reminded: set[tuple[int, date]] = set()
+        # called between posts of a long pass: renews the lease; False stops the pass (another
+        # process is active now)
+        self.keep_alive: Callable[[], bool] | None = None
 
     @property
     def config(self) -> Config:
@@ -166,8 +169,16 @@ class DigestJobs:
             for sub, team, fire, period in due:
                 if (sub.id, period.key) in settled:
                     continue
+                if out and not self._alive():
+                    break
                 out.append(self._one(sub, team, fire, period, now, renders))
             return out
+
+    def _alive(self) -> bool:
+        if self.keep_alive is None or self.keep_alive():
+            return True
+        log.warning("another scheduler took over; leaving the rest of this pass to it")
+        return False
 
     def _one(
         self,
@@ -423,6 +434,8 @@ class DigestJobs:
                     by_owner.setdefault(it.owner, []).append(it)
                 complete = True
                 for owner, owned in by_owner.items():
+                    if sent and not self._alive():
+                        return sent
                     ok = self._remind(team, team_id, owner, owned, day, now)
                     sent += ok is True
                     complete = complete and ok is not None

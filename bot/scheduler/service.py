@@ -54,6 +54,7 @@ class SchedulerService:
         self.holder = holder or new_holder_id()
         self.lease = Lease(factory, self.holder, ttl=self.options.lease_ttl)
         self.jobs = DigestJobs(factory, config, poster, holder=self.holder, options=self.options)
+        self.jobs.keep_alive = lambda: self.lease.acquire(self.clock())
         self.factory = factory
         self.scheduler: BaseScheduler | None = None
         self._tick_lock = threading.Lock()
