@@ -1,7 +1,8 @@
 """Drive the real Slack app over HTTP on loopback: signed slash commands, button clicks,
 modal submissions and events, against the fake Slack Web API.
 
-Test modules import the fixtures: ``from tests.slack_harness import kpi, slack  # noqa: F401``.
+Test modules take the fixtures by assignment: ``slack, kpi = sh.slack, sh.kpi`` after
+``from tests import slack_harness as sh``.
 """
 
 from __future__ import annotations
