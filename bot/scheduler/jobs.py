@@ -114,6 +114,7 @@ class DigestJobs:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._reminded: set[tuple[int, date]] = set()
+        self._warned: set[int] = set()
         # called between posts of a long pass: renews the lease; False stops the pass (another
         # process is active now)
         self.keep_alive: Callable[[], bool] | None = None
@@ -151,11 +152,14 @@ class DigestJobs:
             for sub in active:
                 team = self._team(sub.team)
                 if team is None:
-                    log.warning(
-                        "subscription %s is for team '%s', which is not in kpibot.yml; not posting",
-                        sub.id,
-                        sub.team,
-                    )
+                    if sub.id not in self._warned:
+                        self._warned.add(sub.id)
+                        log.warning(
+                            "subscription %s is for team '%s', which is not in kpibot.yml; "
+                            "not posting its digests",
+                            sub.id,
+                            sub.team,
+                        )
                     continue
                 sched = self.schedule_of(sub, team)
                 fire = sched.latest_fire(now, team.zone)
