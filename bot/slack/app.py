@@ -43,6 +43,18 @@ TOKEN_HELP = {
 }
 
 
+class _QuietTokenWarning(logging.Filter):
+    """Bolt warns that the token from the environment is unused when a client is given; the
+    client carries that same token, so the warning only adds noise to the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+BOLT_LOG = logging.getLogger("kpibot.bolt")
+BOLT_LOG.addFilter(_QuietTokenWarning())
+
+
 class SlackSetupError(KpibotError):
     """A missing or refused Slack credential; the message names the variable and the fix."""
 
@@ -130,7 +142,7 @@ def create_app(
         request_verification_enabled=True,
         listener_executor=executor,
         name="kpibot",
-        logger=logging.getLogger("kpibot.bolt"),
+        logger=BOLT_LOG,
     )
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     workers = None
