@@ -187,6 +187,10 @@ def test_reports_in_worker_processes_and_a_dead_pool_falls_back(slack, db_url, t
         _, url = h.command("ct last-month")
         in_worker = h.answer(url)
         assert "Cycle time · payments" in in_worker.text_of()
+        h.click("share_card", '{"m": "pr-size", "t": "payments", "p": "28d"}')
+        assert "PR size · payments" in slack.wait_for("chat.postMessage")[0].text_of()
+        h.event({"type": "app_home_opened", "user": "U0ALICE", "tab": "home"})
+        assert "Your teams' health" in slack.wait_for("views.publish")[0].text_of()
         for p in list(app.workers.pool._processes.values()):
             p.kill()
         time.sleep(0.3)

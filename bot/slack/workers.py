@@ -50,6 +50,18 @@ def _answer(cmd: Command, text: str, user: str, channel: str | None, now: dateti
     return compute(_service, cmd, text, user, channel)
 
 
+def _call(name: str, args: tuple[Any, ...], now: datetime) -> Any:
+    global _now
+    assert _service is not None, "worker not initialised"
+    if name not in CALLABLE:
+        raise ValueError(f"{name} is not computed in workers")
+    _now = now
+    return getattr(_service, name)(*args)
+
+
+CALLABLE = ("card", "home", "health")
+
+
 def default_count() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -73,6 +85,10 @@ class ReportWorkers:
             timeout=120
         )
         return result
+
+    def call(self, name: str, now: datetime, *args: Any) -> Any:
+        """``Service.<name>(*args)`` (``card``, ``home``, ``health``) in a worker, as of ``now``."""
+        return self.pool.submit(_call, name, args, now).result(timeout=120)
 
     def warm_up(self) -> None:
         """Start every process now (imports, connections) rather than on the first command."""

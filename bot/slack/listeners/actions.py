@@ -77,7 +77,7 @@ def register(app: App, deps: Deps) -> None:
         metric, team, period = svc.card_ref(_value(body))
         if not channel:
             raise KpibotError("there's no channel to share this in")
-        card = svc.card(team, metric, period)
+        card = deps.report("card", team, metric, period)
         problem = replies.post(client, channel, blocks.shared_card_payload(card, user))
         if problem:
             reply(
@@ -133,7 +133,7 @@ def register(app: App, deps: Deps) -> None:
         body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
     ) -> None:
         metric, team, period = svc.card_ref(_value(body))
-        card = svc.card(team, metric, period)
+        card = deps.report("card", team, metric, period)
         values = [p.value for p in card.sparkline]
         png = trend_png(values, card.target.value, card.lower_is_better)
         labels = " · ".join(f"{p.label} {fmt.value(card.kind, p.value)}" for p in card.sparkline)
@@ -217,7 +217,7 @@ def register(app: App, deps: Deps) -> None:
         svc.set_done(item.id, done)
         container = body.get("container") or {}
         if scope == "home" or container.get("type") == "view":
-            client.views_publish(user_id=user, view=svc.home(user))
+            client.views_publish(user_id=user, view=deps.report("home", user))
             return
         refreshed = svc.actions_list(item.team, scope == "all")
         reply(deps, respond, client, refreshed, channel=channel, user=user, replace_original=True)

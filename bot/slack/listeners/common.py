@@ -33,6 +33,18 @@ class Deps:
     backoff: float = 0.5  # response_url retry backoff (seconds)
     workers: ReportWorkers | None = None
 
+    def report(self, name: str, *args: Any) -> Any:
+        """``service.<name>(*args)`` for the slow reports (``card``, ``home``), in a worker
+        process when the app has them, else on this thread."""
+        if self.workers is not None:
+            try:
+                return self.workers.call(name, self.service.now(), *args)
+            except KpibotError:
+                raise
+            except Exception as exc:
+                log.warning("report worker failed (%s); computing in-process", type(exc).__name__)
+        return getattr(self.service, name)(*args)
+
 
 def reply(
     deps: Deps,

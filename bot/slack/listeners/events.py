@@ -15,7 +15,6 @@ log = logging.getLogger("kpibot.slack")
 
 
 def register(app: App, deps: Deps) -> None:
-    svc = deps.service
 
     @app.event("app_home_opened")
     def home(event: dict[str, Any], client: WebClient) -> None:
@@ -23,7 +22,7 @@ def register(app: App, deps: Deps) -> None:
             return
         user = str(event.get("user") or "")
         try:
-            client.views_publish(user_id=user, view=svc.home(user))
+            client.views_publish(user_id=user, view=deps.report("home", user))
         except SlackApiError as exc:
             log.warning("views.publish failed: %s", exc.response.get("error"))
 
