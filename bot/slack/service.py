@@ -24,7 +24,7 @@ from bot.metrics.engine import TeamEngine
 from bot.metrics.periods import Period, last_complete_month, last_complete_week, parse_period
 from bot.renderers import blocks as kit
 from bot.renderers import format as fmt
-from bot.reports.cards import build_card, build_dora, build_health
+from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
 from bot.settings import Config, TeamConfig
 from bot.slack import blocks
@@ -72,6 +72,11 @@ class Service:
         self._synced = False
 
     # ------------------------------------------------------------------ basics
+
+    def prepare(self) -> None:
+        """Store the configured teams now (before the first request or worker needs them)."""
+        with self.session():
+            pass
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -147,7 +152,7 @@ class Service:
 
     # ---------------------------------------------------------------- reports
 
-    def card(self, team: str, metric: str, period_word: str | None) -> Any:
+    def card(self, team: str, metric: str, period_word: str | None) -> MetricCard:
         period = self.period(team, period_word)
         with self.session() as s:
             return build_card(TeamEngine(s, self.team(team)), metric, period)
@@ -199,7 +204,7 @@ class Service:
         )
         return blocks.message(out["text"], kit.limit_blocks([*out["blocks"], note]))
 
-    def health(self, team: str) -> Any:
+    def health(self, team: str) -> Health:
         period = self.period(team, None)
         with self.session() as s:
             return build_health(TeamEngine(s, self.team(team)), period)
