@@ -201,3 +201,22 @@ def test_reports_in_worker_processes_and_a_dead_pool_falls_back(slack, db_url, t
         h.close()
         server.stop()
         app.close()
+
+
+def test_run_socket_mode_with_a_refused_app_token(slack, tmp_path, monkeypatch, capsys, db_url):
+    (tmp_path / "kpibot.yml").write_text("teams:\n  - name: payments\n    repos: [acme/api]\n")
+    _env(
+        tmp_path,
+        monkeypatch,
+        DATABASE_URL=db_url,
+        KPIBOT_CONFIG=str(tmp_path / "kpibot.yml"),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN="xapp-1-refused-token",
+        SLACK_API_URL=slack.api_url,
+    )
+    assert main(["run", "--no-scheduler"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "SLACK_APP_TOKEN was refused by Slack (invalid_auth)" in err[0]
+    assert "connections:write" in err[0] and "xapp-1-refused-token" not in err[0]
+    assert slack.calls_to("apps.connections.open")[0].token == "xapp-1-refused-token"

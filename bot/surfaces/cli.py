@@ -380,7 +380,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     from bot.slack.workers import default_count
 
     kpi = create_app(settings, mode=mode, report_workers=default_count())
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # platforms stop dynos with SIGTERM
+    previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # how platforms stop
     stops = start_background(ctx, args)
     try:
         if mode == "http":
@@ -397,11 +397,21 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             )
             server.serve_forever()
         else:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            import threading
 
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            from slack_sdk.errors import SlackApiError
+
+            handler = SocketModeHandler(kpi.bolt, settings.slack_app_token)
+            try:
+                handler.connect()
+            except SlackApiError as exc:
+                error = exc.response.get("error") or f"HTTP {exc.response.status_code}"
+                raise missing("SLACK_APP_TOKEN", f"was refused by Slack ({error})") from None
             _print("kpibot connected over Socket Mode; press Ctrl+C to stop")
-            SocketModeHandler(kpi.bolt, settings.slack_app_token).start()
+            threading.Event().wait()
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         for stop in reversed(stops):
             stop()
         kpi.close()
