@@ -344,3 +344,40 @@ def test_github_signature_unknown_repos_and_events(server, session):
     r = gh(server, "pull_request", json.dumps(broken).encode())
     assert r.status_code == 400 and "created_at" in r.json()["error"]
     assert count(session, PullRequest) == 0
+
+
+def test_concurrent_deliveries_are_stored_exactly_once(server, session):
+    """8 clients at once, every event twice, some incidents naming unknown deployments: the
+    good ones are all stored once, the bad ones refused without taking others down."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies: list[tuple[str, dict]] = []
+    for i in range(60):
+        bodies.append(
+            ("/webhooks/deployments", {**DEPLOY, "id": f"c{i}", "commit_sha": f"{i:07x}"})
+        )
+    for i in range(30):
+        ref = f"c{i}" if i % 5 else f"missing-{i}"
+        bodies.append(("/webhooks/incidents", {**INCIDENT, "id": f"I{i}", "deployment_id": ref}))
+    deliveries = bodies + bodies
+
+    def send(item: tuple[str, dict]) -> tuple[str, int, bool]:
+        path, payload = item
+        with httpx.Client() as c:
+            body = json.dumps(payload).encode()
+            r = c.post(server + path, content=body,
+                       headers={"X-Kpibot-Signature-256": sign(SECRET, body)})  # fmt: skip
+            return payload["id"], r.status_code, bool(r.json().get("duplicate"))
+
+    deploys = [d for d in deliveries if d[0].endswith("deployments")]
+    incidents = [d for d in deliveries if d[0].endswith("incidents")]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, deploys)) + list(pool.map(send, incidents))
+    assert sum(1 for _, code, _ in results if code == 400) == 12  # 6 unknown refs, twice
+    bad = {f"I{i}" for i in range(0, 30, 5)}
+    assert all((code == 400) == (pid in bad) for pid, code, _ in results)
+    assert sum(1 for *_, dup in results if dup) == 60 + 24
+    assert count(session, Deployment) == 60
+    assert count(session, Incident) == 24
+    linked = session.scalar(select(func.count()).where(Incident.deployment_id.is_not(None)))
+    assert linked == 24

@@ -19,13 +19,17 @@ import hashlib
 import hmac
 import json
 import logging
+import queue
 import re
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Dialect, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Config, TeamConfig
@@ -42,9 +46,8 @@ from bot.sources.github import (
 from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
 from bot.store.session import unit_of_work
 from bot.store.writes import (
+    DEPLOYMENT_SOURCES,
     IncidentRecord,
-    upsert_deployment,
-    upsert_incident,
     upsert_pull_request,
     upsert_repository,
     upsert_reviews,
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from bot.surfaces.http import HttpApp
 
 log = logging.getLogger("kpibot.webhooks")
+T = TypeVar("T")
 
 SIGNATURE_HEADER = "x-kpibot-signature-256"
 GITHUB_SIGNATURE_HEADER = "x-hub-signature-256"
@@ -205,6 +209,164 @@ def _provider_id(data: Mapping[str, Any], key: str = "id") -> str | None:
     return text
 
 
+# --------------------------------------------------------------------------- prepared writes
+
+_DEPLOYMENT_KEYS = ("repository_id", "source", "provider_id")
+_DEPLOYMENT_VALUES = ("environment", "commit_sha", "status", "started_at", "finished_at", "url")
+_INCIDENT_KEYS = ("source", "provider_id")
+_INCIDENT_VALUES = (
+    "team_id",
+    "title",
+    "url",
+    "started_at",
+    "resolved_at",
+    "deployment_id",
+    "commit_sha",
+)
+
+
+class _Writer:
+    """The webhook upserts as statements built and compiled once: the rows and keys of
+    ``bot.store.writes`` (deployments by repository, source and provider id; incidents by
+    source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <something
+    changed> RETURNING id`` each, so a redelivery writes nothing and is recognised by the
+    empty result."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        if dialect.name == "postgresql":
+            insert: Any = postgresql.insert
+        elif dialect.name == "sqlite":
+            insert = sqlite.insert
+        else:
+            raise NotImplementedError(
+                f"webhooks are not implemented for the {dialect.name} database"
+            )
+        dep = insert(Deployment).values(
+            {c: bindparam(c) for c in (*_DEPLOYMENT_KEYS, *_DEPLOYMENT_VALUES)}
+        )
+        deployment = dep.on_conflict_do_update(
+            index_elements=list(_DEPLOYMENT_KEYS),
+            set_={**{c: dep.excluded[c] for c in _DEPLOYMENT_VALUES}, "contents_computed_at": None},
+            where=or_(
+                *(
+                    getattr(Deployment, c).is_distinct_from(dep.excluded[c])
+                    for c in _DEPLOYMENT_VALUES
+                )
+            ),
+        ).returning(Deployment.id)
+        inc = insert(Incident).values(
+            {c: bindparam(c) for c in (*_INCIDENT_KEYS, *_INCIDENT_VALUES)}
+        )
+        incident = inc.on_conflict_do_update(
+            index_elements=list(_INCIDENT_KEYS),
+            set_={c: inc.excluded[c] for c in _INCIDENT_VALUES},
+            where=or_(
+                *(getattr(Incident, c).is_distinct_from(inc.excluded[c]) for c in _INCIDENT_VALUES)
+            ),
+        ).returning(Incident.id)
+        # as bot.store.writes.invalidate_contents: later deployments' contents are stale
+        invalidate = (
+            update(Deployment)
+            .where(
+                Deployment.repository_id == bindparam("rid"),
+                Deployment.finished_at >= bindparam("since"),
+                Deployment.contents_computed_at.is_not(None),
+            )
+            .values(contents_computed_at=None)
+        )
+        dep_types = {c.name: c.type for c in Deployment.__table__.columns}
+        inc_types = {c.name: c.type for c in Incident.__table__.columns}
+        self.deployment = _Prepared(deployment, dialect, dep_types)
+        self.incident = _Prepared(incident, dialect, inc_types)
+        self.invalidate = _Prepared(
+            invalidate, dialect, {"since": dep_types["finished_at"], "rid": dep_types["id"]}
+        )
+
+
+class _Prepared:
+    """A statement compiled once to its SQL string (upserts with ON CONFLICT are not in
+    SQLAlchemy's compiled cache), run with the column types' bind processing."""
+
+    def __init__(self, stmt: Any, dialect: Dialect, types: Mapping[str, Any]) -> None:
+        self.compiled = stmt.compile(dialect=dialect)
+        self.sql = self.compiled.string
+        self.order = list(self.compiled.positiontup or []) if self.compiled.positional else None
+        self.procs = {
+            name: proc
+            for name, t in types.items()
+            if (proc := t.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+
+    def __call__(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        full = self.compiled.construct_params(dict(params))
+        for name, proc in self.procs.items():
+            if full.get(name) is not None:
+                full[name] = proc(full[name])
+        args: Any = tuple(full[n] for n in self.order) if self.order is not None else full
+        return conn.exec_driver_sql(self.sql, args)
+
+
+class _SerialWriter:
+    """One thread doing every write, up to ``batch`` jobs per transaction (group commit).
+
+    A job that raises fails the batch: it is rolled back and each of its jobs run again in
+    a transaction of its own, so one bad delivery never loses or doubles another's write.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], on_rollback: Callable[[], None], batch: int = 64
+    ) -> None:
+        self.sessions = sessions
+        self.on_rollback = on_rollback
+        self.batch = batch
+        self.jobs: queue.SimpleQueue[tuple[Callable[[Session], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[Session], T]) -> T:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="kpibot-webhook-writer", daemon=True
+                    )
+                    self._thread.start()
+        done: Future[T] = Future()
+        self.jobs.put((job, done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self.jobs.get()]
+            while len(jobs) < self.batch:
+                try:
+                    jobs.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with unit_of_work(self.sessions) as s:
+                    results = [job(s) for job, _ in jobs]
+            except BaseException:
+                self.on_rollback()
+                for job, done in jobs:
+                    self._alone(job, done)
+                continue
+            for (_, done), result in zip(jobs, results, strict=True):
+                done.set_result(result)
+
+    def _alone(self, job: Callable[[Session], Any], done: Future[Any]) -> None:
+        try:
+            with unit_of_work(self.sessions) as s:
+                result = job(s)
+        except BaseException as exc:
+            self.on_rollback()
+            done.set_exception(exc)
+        else:
+            done.set_result(result)
+
+
 # --------------------------------------------------------------------------- the handler
 
 
@@ -215,6 +377,25 @@ class Webhooks:
         self.sessions = sessions
         self.config = config
         self.secret = secret
+        self._repo_ids: dict[str, int] = {}
+        self._team_ids: dict[str, int] = {}
+        self._prepared: _Writer | None = None
+        bind = sessions.kw.get("bind")
+        sqlite_db = getattr(getattr(bind, "dialect", None), "name", "") == "sqlite"
+        # SQLite has one writer at a time: one thread writes, committing what waits together
+        self._writer_thread = _SerialWriter(sessions, self._forget) if sqlite_db else None
+
+    def _forget(self) -> None:
+        """After a rolled-back batch, ids read inside it may be of rows that are gone."""
+        self._repo_ids.clear()
+        self._team_ids.clear()
+
+    def _write(self, job: Callable[[Session], T]) -> T:
+        """Run ``job`` in a transaction (on SQLite, in the writer thread's next batch)."""
+        if self._writer_thread is not None:
+            return self._writer_thread.submit(job)
+        with unit_of_work(self.sessions) as s:
+            return job(s)
 
     # configuration lookups ----------------------------------------------------------------
 
@@ -223,20 +404,81 @@ class Webhooks:
         return [t for t in self.config.teams if lowered in (r.lower() for r in t.repos)]
 
     def _repo_id(self, s: Session, full_name: str) -> int:
-        rid = s.scalar(
-            select(Repository.id).where(func.lower(Repository.full_name) == full_name.lower())
-        )
-        return rid if rid is not None else upsert_repository(s, full_name)
+        key = full_name.lower()
+        rid = self._repo_ids.get(key)
+        if rid is None:
+            rid = s.scalar(select(Repository.id).where(func.lower(Repository.full_name) == key))
+            if rid is None:
+                rid = upsert_repository(s, full_name)
+                s.flush()
+            else:  # only ids read back from the database are remembered
+                self._repo_ids[key] = rid
+        return rid
 
-    @staticmethod
-    def _team_id(s: Session, team: TeamConfig) -> int:
-        tid = s.scalar(select(Team.id).where(Team.name == team.name))
+    def _team_id(self, s: Session, team: TeamConfig) -> int:
+        tid = self._team_ids.get(team.name)
         if tid is None:
-            row = Team(name=team.name, timezone=team.timezone)
-            s.add(row)
-            s.flush()
-            tid = row.id
+            tid = s.scalar(select(Team.id).where(Team.name == team.name))
+            if tid is None:
+                row = Team(name=team.name, timezone=team.timezone)
+                s.add(row)
+                s.flush()
+                tid = row.id
+            else:
+                self._team_ids[team.name] = tid
         return tid
+
+    def _writer(self, s: Session) -> _Writer:
+        if self._prepared is None:
+            self._prepared = _Writer(s.get_bind().dialect)
+        return self._prepared
+
+    def _store_deployment(self, s: Session, rid: int, record: DeploymentRecord) -> bool:
+        """Upsert a deployment; True when a row was added or changed (then its contents and
+        those of the repository's later deployments are marked for ``bot.store.derive``)."""
+        w = self._writer(s)
+        conn = s.connection()
+        row = w.deployment(
+            conn,
+            {
+                "repository_id": rid,
+                "source": DEPLOYMENT_SOURCES.get(record.source, record.source),
+                "provider_id": record.provider_id,
+                "environment": record.environment,
+                "commit_sha": record.commit_sha,
+                "status": record.status,
+                "started_at": record.started_at,
+                "finished_at": record.finished_at,
+                "url": record.url,
+            },
+        ).first()
+        if row is None:
+            return False
+        if record.finished_at is not None:
+            w.invalidate(conn, {"rid": rid, "since": record.finished_at})
+        return True
+
+    def _store_incident(self, s: Session, tid: int, record: IncidentRecord) -> bool:
+        """Upsert an incident; True when a row was added or changed."""
+        row = (
+            self._writer(s)
+            .incident(
+                s.connection(),
+                {
+                    "team_id": tid,
+                    "source": record.source,
+                    "provider_id": record.provider_id,
+                    "title": record.title,
+                    "url": record.url,
+                    "started_at": record.started_at,
+                    "resolved_at": record.resolved_at,
+                    "deployment_id": record.deployment_id,
+                    "commit_sha": record.commit_sha,
+                },
+            )
+            .first()
+        )
+        return row is not None
 
     # entry points ------------------------------------------------------------------------
 
@@ -317,12 +559,8 @@ class Webhooks:
             finished_at=finished,
             url=url,
         )
-        with unit_of_work(self.sessions) as s:
-            rid = self._repo_id(s, repo)
-            before = _deployment_state(s, rid, "webhook", pid)
-            upsert_deployment(s, rid, record)
-        same = before == (environment, sha, status, started, finished, url)
-        return _ok(stored="deployment", id=pid, duplicate=same)
+        changed = self._write(lambda s: self._store_deployment(s, self._repo_id(s, repo), record))
+        return _ok(stored="deployment", id=pid, duplicate=not changed)
 
     # incidents ---------------------------------------------------------------------------
 
@@ -340,23 +578,13 @@ class Webhooks:
         url = _text(data, "url", required=False, limit=2000)
         sha = _sha(data, "commit_sha", required=False)
         dep_ref = _provider_id(data, "deployment_id")
-        with unit_of_work(self.sessions) as s:
+
+        def job(s: Session) -> bool:
             tid = self._team_id(s, team)
             dep_id = None
             if dep_ref is not None:
                 dep_id = self._deployment_id(s, team, dep_ref)
-            before = s.execute(
-                select(
-                    Incident.team_id,
-                    Incident.title,
-                    Incident.url,
-                    Incident.started_at,
-                    Incident.resolved_at,
-                    Incident.deployment_id,
-                    Incident.commit_sha,
-                ).where(Incident.source == "webhook", Incident.provider_id == pid)
-            ).first()
-            upsert_incident(
+            return self._store_incident(
                 s,
                 tid,
                 IncidentRecord(
@@ -370,16 +598,9 @@ class Webhooks:
                     commit_sha=sha,
                 ),
             )
-        same = before is not None and tuple(before) == (
-            tid,
-            title,
-            url,
-            started,
-            resolved,
-            dep_id,
-            sha,
-        )
-        return _ok(stored="incident", id=pid, team=team.name, duplicate=same)
+
+        changed = self._write(job)
+        return _ok(stored="incident", id=pid, team=team.name, duplicate=not changed)
 
     def _incident_team(self, data: Mapping[str, Any]) -> TeamConfig:
         name = _text(data, "team", required=False, limit=100)
@@ -401,14 +622,7 @@ class Webhooks:
         return teams[0]
 
     def _deployment_id(self, s: Session, team: TeamConfig, ref: str) -> int:
-        repo_ids = [
-            rid
-            for rid in s.scalars(
-                select(Repository.id).where(
-                    func.lower(Repository.full_name).in_([r.lower() for r in team.repos])
-                )
-            )
-        ]
+        repo_ids = [self._repo_id(s, r) for r in team.repos]
         dep = s.scalar(
             select(Deployment.id)
             .where(Deployment.repository_id.in_(repo_ids), Deployment.provider_id == ref)
@@ -451,7 +665,8 @@ class Webhooks:
     def _gh_pull_request(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         record = parse_rest_pull(data.get("pull_request"))
         action = data.get("action")
-        with unit_of_work(self.sessions) as s:
+
+        def job(s: Session) -> int:
             rid = self._repo_id(s, full_name)
             old = s.execute(
                 select(
@@ -461,7 +676,7 @@ class Webhooks:
             ready_at = old.ready_at if old is not None else None
             if ready_at is None and action == "ready_for_review":
                 ready_at = record.updated_at
-            record = replace(
+            stored = replace(
                 record,
                 ready_at=ready_at,
                 first_commit_at=old.first_commit_at if old is not None else None,
@@ -469,15 +684,19 @@ class Webhooks:
                 or ready_at is not None
                 or bool(old is not None and old.was_draft),
             )
-            upsert_pull_request(s, rid, record)
-        return _ok(stored="pull_request", number=record.number)
+            upsert_pull_request(s, rid, stored)
+            return stored.number
+
+        number = self._write(job)
+        return _ok(stored="pull_request", number=number)
 
     def _gh_review(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         review = parse_rest_review(data.get("review"))
         pr_obj = data.get("pull_request")
         if not isinstance(pr_obj, Mapping) or not isinstance(pr_obj.get("number"), int):
             raise BadRequest("payload has no pull_request.number")
-        with unit_of_work(self.sessions) as s:
+
+        def job(s: Session) -> None:
             rid = self._repo_id(s, full_name)
             pr_id = s.scalar(
                 select(PullRequest.id).where(
@@ -487,6 +706,8 @@ class Webhooks:
             if pr_id is None:  # first seen through its review: store what the event has
                 pr_id = upsert_pull_request(s, rid, parse_rest_pull(pr_obj))
             upsert_reviews(s, pr_id, [review])
+
+        self._write(job)
         return _ok(stored="review", id=review.provider_id)
 
     def _gh_deployment_status(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
@@ -496,12 +717,17 @@ class Webhooks:
         if str(status.get("state", "")).lower() == "inactive":
             return _ok(ignored="inactive statuses do not change a deployment's outcome")
         record = parse_deployment(data.get("deployment"), [status])
-        with unit_of_work(self.sessions) as s:
+
+        def job(s: Session) -> bool:
             rid = self._repo_id(s, full_name)
             before = _deployment_state(s, rid, "github-deployments", record.provider_id)
             if _outdated(before, record):
-                return _ok(ignored="an outcome with a later time is already stored")
-            upsert_deployment(s, rid, record)
+                return False
+            self._store_deployment(s, rid, record)
+            return True
+
+        if not self._write(job):
+            return _ok(ignored="an outcome with a later time is already stored")
         return _ok(stored="deployment", id=record.provider_id, status=record.status)
 
     def _gh_workflow_run(
@@ -524,12 +750,17 @@ class Webhooks:
                     else "production"
                 )
                 record = parse_workflow_run(run, environment=env)
-                with unit_of_work(self.sessions) as s:
+
+                def job(s: Session, record: DeploymentRecord = record) -> bool:
                     rid = self._repo_id(s, full_name)
                     before = _deployment_state(s, rid, "workflow", record.provider_id)
                     if _outdated(before, record):
-                        return _ok(ignored="an outcome with a later time is already stored")
-                    upsert_deployment(s, rid, record)
+                        return False
+                    self._store_deployment(s, rid, record)
+                    return True
+
+                if not self._write(job):
+                    return _ok(ignored="an outcome with a later time is already stored")
                 return _ok(stored="deployment", id=record.provider_id, status=record.status)
         return _ok(ignored=f"workflow '{name or path}' is not a deployment workflow in kpibot.yml")
 
@@ -557,8 +788,7 @@ class Webhooks:
                 url=issue.url,
                 commit_sha=refs.shas[0] if refs.shas else None,
             )
-            with unit_of_work(self.sessions) as s:
-                upsert_incident(s, self._team_id(s, team), record)
+            self._write(lambda s, r=record, t=team: self._store_incident(s, self._team_id(s, t), r))
             return _ok(stored="incident", id=record.provider_id, team=team.name)
         return _ok(ignored="the issue has none of the teams' incident labels")
 
