@@ -99,11 +99,12 @@ def run(
     sleeps: Sleeps | None = None,
     transport: httpx.BaseTransport | None = None,
     lines: list[str] | None = None,
+    timeout: float = 10.0,
 ) -> SyncSummary:
     client = GitHubClient(
         "t",
         fake.url,
-        timeout=0.5,
+        timeout=timeout,
         backoff=0.01,
         max_retries=3,
         sleep=sleeps or Sleeps(),
@@ -256,7 +257,7 @@ FAULTS: dict[str, Callable[[FakeGitHub], None]] = {
         ),
         f.fail("GET", RUNS, FakeResponse.json({}, status=503)),
     ),
-    "timeout": lambda f: f.fail("POST", GRAPHQL, delay=0.8, times=2),
+    "timeout": lambda f: f.fail("POST", GRAPHQL, delay=1.6, times=2),
     "dropped connection": lambda f: f.fail("POST", GRAPHQL, drop=True),
     "malformed json": lambda f: (
         f.fail("POST", GRAPHQL, FakeResponse.text('{"data": {"repository": ')),
@@ -285,7 +286,7 @@ FAULTS: dict[str, Callable[[FakeGitHub], None]] = {
 def test_fault_is_survived_with_the_same_store(fake, engine, clean, fault):
     FAULTS[fault](fake)
     sleeps = Sleeps()
-    summary = run(fake, engine, sleeps)
+    summary = run(fake, engine, sleeps, timeout=1.0 if fault == "timeout" else 10.0)
     assert summary.ok, [r.line() for r in summary.repos]
     assert dump(engine) == clean
     if "rate limit" in fault:
