@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.store.models import PullRequest, Repository, SyncCursor
+from bot.store.models import Deployment as DeploymentRow
+from bot.store.models import Incident, PullRequest, Repository, SyncCursor
 from bot.store.session import make_engine, session_factory
 from bot.surfaces.cli import main
 from tests.conftest import fixtures_dir
@@ -232,6 +233,17 @@ def test_second_sync_fetches_only_what_changed(fake, workdir, capsys, monkeypatc
     p5.updated_at = d(12, 12)
     repo.commits.insert(0, Commit(sha(5), [sha(3)], d(12, 12), d(12, 12)))
     repo.deployments.append(Deployment(104, sha(5), d(12, 13), [("SUCCESS", d(12, 13, 15))]))
+    repo.issues.append(
+        Issue(
+            52,
+            "Checkout errors",
+            d(12, 14),
+            d(12, 14, 30),
+            d(12, 14, 30),
+            ["Incident"],
+            body="Since https://github.com/acme/api/deployments/104 went out.",
+        )
+    )
     assert main(["sync", "--now", NOW]) == 0
     out = capsys.readouterr().out
     assert "acme/api: 1 pull requests" in out and "(1 requests" in out
@@ -245,8 +257,17 @@ def test_second_sync_fetches_only_what_changed(fake, workdir, capsys, monkeypatc
         assert s.scalar(select(func.count()).select_from(PullRequest)) == 5
         assert s.scalar(select(Repository.provider_id)) == "77"
         kinds = set(s.scalars(select(SyncCursor.kind)))
+        linked = s.execute(
+            select(Incident.provider_id, DeploymentRow.provider_id, Incident.commit_sha)
+            .outerjoin(DeploymentRow, DeploymentRow.id == Incident.deployment_id)
+            .order_by(Incident.provider_id)
+        ).all()
     engine.dispose()
     assert kinds == {"pulls", "history", "deployments", "issues"}
+    assert [tuple(r) for r in linked] == [
+        ("acme/api#50", None, sha(3)),  # by commit (the 10-digit prefix, stored in full)
+        ("acme/api#52", "104", None),  # by deployment URL; labels match case-insensitively
+    ]
 
 
 def test_full_resync_changes_nothing(fake, workdir, capsys, monkeypatch):
@@ -320,3 +341,25 @@ def test_workflow_runs_as_deployments_with_link_pagination(fake, workdir, capsys
     assert len(fake.requests_to("GET", r"/repos/acme/api/actions/workflows/deploy.yml/runs")) == 2
     cfr = report(capsys, "cfr", "2026-11")
     assert cfr["n"] == 130  # successful production runs finished in November
+
+
+def test_progress_on_a_terminal_overwrites_one_status_line():
+    import io
+
+    from bot.sources.sync import TerminalProgress, as_progress
+
+    buf = io.StringIO()
+    p = TerminalProgress(buf)
+    p.status("acme/api: reading pulls · 50 pull requests")
+    p.status("acme/api: reading pulls · 100 pull requests")
+    p.line("acme/api: 100 pull requests")
+    assert buf.getvalue() == (
+        "acme/api: reading pulls · 50 pull requests"
+        "\r\x1b[Kacme/api: reading pulls · 100 pull requests"
+        "\r\x1b[Kacme/api: 100 pull requests\n"
+    )
+    lines: list[str] = []
+    plain = as_progress(lines.append)
+    plain.status("transient")
+    plain.line("kept")
+    assert lines == ["kept"]

@@ -443,8 +443,8 @@ class _RepoSync:
             cursors = _load_cursors(session, self.scope)
             kinds = {
                 "pulls": plan.pulls,
-                "history": plan.pulls
-                and (plan.deployments or plan.releases or bool(plan.workflows)),
+                # the commit graph serves every deployment source, webhooks included
+                "history": plan.pulls,
                 "deployments": plan.deployments,
                 "releases": plan.releases,
                 "issues": bool(plan.issue_teams),
