@@ -25,6 +25,14 @@ from bot.store.models import (
 )
 
 
+def _rows(session: Session, q: Select[Any]) -> list[Any]:
+    """The rows of a column select, run on the session's connection: the same tuples as
+    ``session.execute`` (pending changes are flushed first, as autoflush would), without the
+    ORM's per-row loading overhead, which was about 40 % of a metric card's time."""
+    session.flush()
+    return list(session.connection().execute(q))
+
+
 def repositories(session: Session, full_names: Sequence[str]) -> dict[int, tuple[str, str]]:
     """id -> (full name, default branch) for the named repositories that exist in the store."""
     if not full_names:
@@ -148,7 +156,7 @@ def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> li
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
         .order_by(PullRequest.merged_at, PullRequest.id)
     )
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
@@ -169,7 +177,7 @@ def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
         )
         .order_by(Review.pull_request_id, Review.submitted_at)
     )
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def file_rows(session: Session, selection: Select[Any]) -> list[Any]:
@@ -181,7 +189,7 @@ def file_rows(session: Session, selection: Select[Any]) -> list[Any]:
         PullRequestFile.deletions,
         PullRequestFile.generated,
     ).where(PullRequestFile.pull_request_id.in_(selection))
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def deployment_rows(
@@ -205,7 +213,7 @@ def deployment_rows(
         )
         .order_by(Deployment.finished_at, Deployment.id)
     )
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]:
@@ -223,7 +231,7 @@ def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]
             .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
             .where(DeploymentPullRequest.deployment_id.in_(chunk))
         )
-        out.extend(session.execute(q))
+        out.extend(_rows(session, q))
     return out
 
 
@@ -243,7 +251,7 @@ def incident_rows(session: Session, team: int, start: datetime) -> list[Any]:
         )
         .order_by(Incident.started_at, Incident.id)
     )
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def revert_rows(
@@ -255,7 +263,7 @@ def revert_rows(
         PullRequest.merged_at < end,
         PullRequest.title.like('Revert "%'),
     )
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def sprint_item_rows(session: Session, team: int, start: datetime, end: datetime) -> list[Any]:
@@ -272,7 +280,7 @@ def sprint_item_rows(session: Session, team: int, start: datetime, end: datetime
         .join(Sprint, Sprint.id == SprintItem.sprint_id)
         .where(and_(Sprint.team_id == team, Sprint.ended_at >= start, Sprint.ended_at < end))
     )
-    return list(session.execute(q))
+    return _rows(session, q)
 
 
 def open_pr_ids(repo_ids: Sequence[int], created_before: datetime) -> Select[Any]:
@@ -301,4 +309,4 @@ def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
         .where(PullRequest.id.in_(selection))
         .order_by(PullRequest.created_at, PullRequest.id)
     )
-    return list(session.execute(q))
+    return _rows(session, q)
