@@ -257,6 +257,9 @@ FAULTS: dict[str, Callable[[FakeGitHub], None]] = {
         ),
         f.fail("GET", RUNS, FakeResponse.json({}, status=503)),
     ),
+    "5xx until pages are smaller": lambda f: f.fail(
+        "POST", GRAPHQL, FakeResponse.json({"message": "Timeout"}, status=504), times=4
+    ),
     "timeout": lambda f: f.fail("POST", GRAPHQL, delay=1.6, times=2),
     "dropped connection": lambda f: f.fail("POST", GRAPHQL, drop=True),
     "malformed json": lambda f: (

@@ -48,7 +48,7 @@ from bot.sources.github import (
     parse_repository_sync_response,
     parse_workflow_run,
 )
-from bot.sources.github_client import GitHubClient, GitHubError
+from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
 from bot.store import writes
 from bot.store.derive import derive_repository
 from bot.store.models import Commit, Deployment, PullRequest, Repository, SyncCursor
@@ -62,6 +62,7 @@ HISTORY_DAYS = 400  # how far back a first (or --full) sync reads
 DEPLOYMENT_SETTLE = timedelta(days=2)  # deployments re-read after their creation
 HISTORY_OVERLAP = timedelta(days=1)  # commits re-read before the last one seen
 PARTIAL_RETRIES = 2
+MIN_PULLS_PAGE = 5  # smallest page of pull requests asked for when big ones fail
 
 #: teams' non-GitHub sources -> the module syncing them (``sync_team``)
 OTHER_SOURCES = {
@@ -370,7 +371,7 @@ class _RepoSync:
         self.full = full
         self.now = now
         self.horizon = now - timedelta(days=history_days)
-        self.sizes = page_sizes
+        self.sizes = dict(page_sizes)
         self.summary = RepoSummary(plan.full_name)
         self.scope = plan.full_name.lower()
         self.repo_id: int | None = None
@@ -494,7 +495,21 @@ class _RepoSync:
     def _fetch(self, variables: dict[str, Any]) -> RepositoryPage:
         attempt = 0
         while True:
-            result = self.client.graphql(REPOSITORY_SYNC_QUERY, variables, repo=self.plan.full_name)
+            try:
+                result = self.client.graphql(
+                    REPOSITORY_SYNC_QUERY, variables, repo=self.plan.full_name
+                )
+            except GitHubUnavailable:
+                # a heavy page can time out on GitHub's side (502/504): ask for smaller ones
+                if not variables["withPulls"] or self.sizes["pulls"] <= MIN_PULLS_PAGE:
+                    raise
+                self.sizes["pulls"] = max(MIN_PULLS_PAGE, self.sizes["pulls"] // 2)
+                variables = dict(variables, pullsPageSize=self.sizes["pulls"])
+                self.progress.line(
+                    f"{self.plan.full_name}: GitHub keeps failing on pages of pull requests; "
+                    f"asking for {self.sizes['pulls']} at a time"
+                )
+                continue
             if result.errors and attempt < PARTIAL_RETRIES:
                 attempt += 1
                 time.sleep(min(2.0, self.client.backoff * attempt))
