@@ -246,7 +246,12 @@ def test_run_mode_scheduler_posts_a_due_digest_and_stops_cleanly(tmp_path, db_ur
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert slack.posted.wait(30), "the scheduler posted nothing"
+        deadline = time.monotonic() + 60
+        while not slack.posted.wait(0.2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(f"the scheduler posted nothing:\n{out}\n{err[-4000:]}")
         time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -287,5 +292,31 @@ def test_the_scheduler_inside_kpibot_run_posts_in_the_background(tmp_path, db_ur
         assert slack.posted.wait(30)
     finally:
         stop()
+    assert len(slack.keys()) == 1
+    eng.dispose()
+
+
+def test_the_first_pass_runs_even_when_the_scheduler_starts_late(tmp_path, db_url, slack):
+    """A slow start (a busy machine) must not make APScheduler drop the start-up catch-up."""
+    path = tmp_path / "kpibot.yml"
+    path.write_text(CONFIG)
+    eng = make_engine(db_url)
+    f = session_factory(eng)
+    ids = setup_org(f, load_config(path))
+    subscribe(
+        f, ids["ops"], "C0OPS0001", "weekly", datetime.now(UTC) - timedelta(days=8),
+        schedule=_due_now_schedule(),
+    )  # fmt: skip
+    from bot.scheduler.service import SchedulerService
+    from tests.scheduler_fakes import poster_for
+
+    service = SchedulerService(Settings(), f, load_config(path), poster_for(slack))
+    sched = service.build(blocking=False)
+    time.sleep(1.5)  # longer than APScheduler's default misfire grace of 1 s
+    sched.start()
+    try:
+        assert slack.posted.wait(20)
+    finally:
+        service.stop()
     assert len(slack.keys()) == 1
     eng.dispose()

@@ -139,7 +139,7 @@ def test_killed_between_posting_and_recording_is_not_posted_again(org, db_url, t
 def test_two_schedulers_for_a_simulated_week_post_each_digest_once_and_hand_over(
     org, db_url, tmp_path
 ):
-    """Two scheduler processes share a database and a simulated clock (a week in ~10 s).
+    """Two scheduler processes share a database and a simulated clock (a week in ~7 s).
     The active one is killed after its first post; the other takes over the lease."""
     config, f, ids = org
     expected = {
@@ -149,7 +149,7 @@ def test_two_schedulers_for_a_simulated_week_post_each_digest_once_and_hand_over
         subscribe(f, ids["nyc"], "CNYC0002", "monthly", BEFORE): ["2026-10"],
     }
     keys = sorted(f"digest:{s}:{p}" for s, ps in expected.items() for p in ps)
-    speed = 7 * 86400 / 10.0
+    speed = 7 * 86400 / 7.0
     with SchedulerSlack() as slack:
         env = _env(db_url, slack, config)
         t0 = time.time() + 2.0  # both start on the same simulated timeline

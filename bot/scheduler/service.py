@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -107,7 +107,9 @@ class SchedulerService:
             IntervalTrigger(seconds=opts.tick_every.total_seconds(), timezone="UTC"),
             id="tick",
             name="lease, catch-up and subscription refresh",
-            next_run_time=self.clock(),
+            # at once on start (catch-up); however late the thread pool gets to it
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
             max_instances=1,
             coalesce=True,
         )
