@@ -267,3 +267,19 @@ def test_active_sprint_is_judged_now():
     )
     out = sprint_items(i, {"103": active}, CATEGORIES, T("2026-11-05 00:00"))
     assert (out["103"].committed, out["103"].completed) == (True, True)
+
+
+def test_config_checks_jira_keys():
+    from bot.settings import parse_config
+
+    base = "teams:\n  - name: a\n    repos: [acme/api]\n"
+    config, problems = parse_config(
+        base + "    sprints: {source: jira, board: 12, points_field: customfield_10016}\n"
+        "    incidents: {source: jira, project: OPS, issue_type: Incident}\n"
+    )
+    assert problems == []
+    assert config is not None and config.teams[0].sprints["points_field"] == "customfield_10016"
+    _, problems = parse_config(base + "    incidents: {source: jira}\n")
+    assert len(problems) == 1 and "needs 'project: <key>'" in problems[0]
+    _, problems = parse_config(base + "    sprints: {source: jira, bord: 12}\n")
+    assert any("unknown key 'bord'" in p for p in problems)

@@ -23,7 +23,7 @@ SECRET = "whsec-test-1234"
 TEAMS = (
     TeamConfig(
         name="payments",
-        repos=("acme/api", "Codertocat/Hello-World"),
+        repos=("acme/api", "Codertocat/Hello-World", "root/test-deployment-webhooks"),
         incidents={"source": "github-issues", "labels": ["bug", "incident"]},
     ),
     TeamConfig(
@@ -349,6 +349,7 @@ def test_github_signature_unknown_repos_and_events(server, session):
 def test_concurrent_deliveries_are_stored_exactly_once(server, session):
     """8 clients at once, every event twice, some incidents naming unknown deployments: the
     good ones are all stored once, the bad ones refused without taking others down."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     bodies: list[tuple[str, dict]] = []
@@ -361,18 +362,25 @@ def test_concurrent_deliveries_are_stored_exactly_once(server, session):
         bodies.append(("/webhooks/incidents", {**INCIDENT, "id": f"I{i}", "deployment_id": ref}))
     deliveries = bodies + bodies
 
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
     def send(item: tuple[str, dict]) -> tuple[str, int, bool]:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client()
+            clients.append(local.client)
         path, payload = item
-        with httpx.Client() as c:
-            body = json.dumps(payload).encode()
-            r = c.post(server + path, content=body,
-                       headers={"X-Kpibot-Signature-256": sign(SECRET, body)})  # fmt: skip
-            return payload["id"], r.status_code, bool(r.json().get("duplicate"))
+        body = json.dumps(payload).encode()
+        r = local.client.post(server + path, content=body,
+                              headers={"X-Kpibot-Signature-256": sign(SECRET, body)})  # fmt: skip
+        return payload["id"], r.status_code, bool(r.json().get("duplicate"))
 
     deploys = [d for d in deliveries if d[0].endswith("deployments")]
     incidents = [d for d in deliveries if d[0].endswith("incidents")]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(send, deploys)) + list(pool.map(send, incidents))
+    for c in clients:
+        c.close()
     assert sum(1 for _, code, _ in results if code == 400) == 12  # 6 unknown refs, twice
     bad = {f"I{i}" for i in range(0, 30, 5)}
     assert all((code == 400) == (pid in bad) for pid, code, _ in results)
@@ -381,3 +389,51 @@ def test_concurrent_deliveries_are_stored_exactly_once(server, session):
     assert count(session, Incident) == 24
     linked = session.scalar(select(func.count()).where(Incident.deployment_id.is_not(None)))
     assert linked == 24
+
+
+# --------------------------------------------------------------------------- GitLab
+
+
+def gitlab_fixture() -> bytes:
+    return (fixtures_dir() / "go-gitlab" / "testdata" / "webhooks" / "deployment.json").read_bytes()
+
+
+def test_gitlab_deployment_hook_parser():
+    from bot.surfaces.webhooks import gitlab_deployment
+
+    d = gitlab_deployment(json.loads(gitlab_fixture()))
+    assert d == {
+        "id": "gitlab-30-15",
+        "repository": "root/test-deployment-webhooks",
+        "environment": "staging",
+        "commit_sha": "279484c09fbe69ededfced8c1bb6e6d24616b468",
+        "status": "success",
+        "finished_at": "2021-04-28T19:50:00+00:00",  # 21:50 +0200
+        "url": "http://10.126.0.2:3000/root/test-deployment-webhooks/-/jobs/796",
+    }
+
+
+def test_gitlab_deployment_hook_with_its_token(server, session):
+    body = gitlab_fixture()
+    running = json.loads(body)
+    running["status"] = "running"
+    headers = {"X-Gitlab-Event": "Deployment Hook", "Content-Type": "application/json"}
+    r = httpx.post(server + "/webhooks/deployments", content=json.dumps(running).encode(),
+                   headers={**headers, "X-Gitlab-Token": SECRET})  # fmt: skip
+    assert r.status_code == 200, r.text
+    for _ in range(2):
+        r = httpx.post(server + "/webhooks/deployments", content=body,
+                       headers={**headers, "X-Gitlab-Token": SECRET})  # fmt: skip
+        assert r.status_code == 200
+    assert r.json()["duplicate"] is True
+    d = session.scalars(select(Deployment)).one()
+    assert (d.provider_id, d.status, d.environment) == ("gitlab-30-15", "success", "staging")
+    assert d.finished_at.isoformat() == "2021-04-28T19:50:00"
+    r = httpx.post(server + "/webhooks/deployments", content=body,
+                   headers={**headers, "X-Gitlab-Token": "not-the-token"})  # fmt: skip
+    assert r.status_code == 401
+    broken = json.loads(body)
+    broken["status"] = "exploded"
+    r = httpx.post(server + "/webhooks/deployments", content=json.dumps(broken).encode(),
+                   headers={**headers, "X-Gitlab-Token": SECRET})  # fmt: skip
+    assert r.status_code == 400 and "unknown status 'exploded'" in r.json()["error"]

@@ -141,6 +141,9 @@ def verify(
         auth[7:].strip().encode("utf-8"), secret.encode("utf-8")
     ):
         return None
+    gitlab = headers.get("x-gitlab-token")  # GitLab sends its webhook's secret token as is
+    if gitlab and hmac.compare_digest(gitlab.strip().encode("utf-8"), secret.encode("utf-8")):
+        return None
     return (
         "bad or missing signature: send X-Kpibot-Signature-256: sha256=<HMAC-SHA256 of the body> "
         "or Authorization: Bearer <secret>"
@@ -207,6 +210,54 @@ def _provider_id(data: Mapping[str, Any], key: str = "id") -> str | None:
     if not _ID.fullmatch(text):
         raise BadRequest(f"'{key}' must be 1 to 100 characters without spaces")
     return text
+
+
+# --------------------------------------------------------------------------- GitLab
+
+GITLAB_STATUSES = {
+    "success": "success",
+    "failed": "failure",
+    "canceled": "cancelled",
+    "running": "in_progress",
+    "created": "pending",
+    "blocked": "pending",
+}
+
+
+def gitlab_deployment(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A GitLab Deployment Hook body in the deployment schema of ``/webhooks/deployments``.
+
+    The deployment id is kept per project (``gitlab-<project id>-<deployment id>``), so each
+    status change of one deployment updates the same row; the full commit SHA comes from
+    ``commit_url`` (else ``short_sha``) and the finish time from ``status_changed_at``.
+    """
+    project = data.get("project")
+    if not isinstance(project, Mapping) or not project.get("path_with_namespace"):
+        raise BadRequest("GitLab deployment: missing project.path_with_namespace")
+    status = GITLAB_STATUSES.get(str(data.get("status") or ""))
+    if status is None:
+        raise BadRequest(f"GitLab deployment: unknown status {data.get('status')!r}")
+    url = str(data.get("commit_url") or "")
+    sha = url.rsplit("/", 1)[-1] if "/-/commit/" in url else str(data.get("short_sha") or "")
+    changed = data.get("status_changed_at")
+    finished = None
+    if status in FINISHED_STATUSES:
+        if not isinstance(changed, str):
+            raise BadRequest("GitLab deployment: missing status_changed_at")
+        try:
+            at = datetime.strptime(changed, "%Y-%m-%d %H:%M:%S %z")
+        except ValueError:
+            raise BadRequest(f"GitLab deployment: bad status_changed_at {changed!r}") from None
+        finished = at.astimezone(UTC).isoformat()
+    return {
+        "id": f"gitlab-{project.get('id')}-{data.get('deployment_id')}",
+        "repository": str(project["path_with_namespace"]),
+        "environment": data.get("environment"),
+        "commit_sha": sha,
+        "status": status,
+        "finished_at": finished,
+        "url": data.get("deployable_url"),
+    }
 
 
 # --------------------------------------------------------------------------- prepared writes
@@ -483,7 +534,12 @@ class Webhooks:
     # entry points ------------------------------------------------------------------------
 
     def deployments(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
-        return self._guarded(headers, body, github=False, handler=self._deployment)
+        def handle(data: dict[str, Any]) -> WebhookResult:
+            if data.get("object_kind") == "deployment":  # GitLab's Deployment Hook
+                return self._deployment(gitlab_deployment(data))
+            return self._deployment(data)
+
+        return self._guarded(headers, body, github=False, handler=handle)
 
     def incidents(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
         return self._guarded(headers, body, github=False, handler=self._incident)
