@@ -225,7 +225,7 @@ def test_second_sync_is_incremental_and_changes_nothing(fake, session, engine):
     jql = board_calls[0].arg("jql") or ""
     # the latest issue update seen was 2026-11-03 10:00; one day of margin
     assert jql.startswith('updated >= "2026/11/02 10:00"')
-    search = fake.requests_to("GET", r"/rest/api/2/search")[0].arg("jql") or ""
+    search = fake.requests_to("GET", r"/rest/api/2/search/jql")[0].arg("jql") or ""
     assert search == (
         'project = "OPS" AND issuetype = "Incident" AND updated >= "2026/10/24 09:00" '
         "ORDER BY updated ASC"
@@ -245,7 +245,7 @@ def test_pages_truncated_changelogs_and_retries(fake, session, engine):
         "GET", r"/rest/agile/1.0/board/12/sprint", FakeResponse.json({}, 429, {"Retry-After": "0"})
     )
     fake.fail("GET", r"/rest/agile/1.0/board/12/issue", FakeResponse.json({}, 503), times=2)
-    fake.fail("GET", r"/rest/api/2/search", drop=True)
+    fake.fail("GET", r"/rest/api/2/search/jql", drop=True)
     old_page = jira.PAGE_SIZE
     jira.PAGE_SIZE = 3
     try:
@@ -255,6 +255,9 @@ def test_pages_truncated_changelogs_and_retries(fake, session, engine):
     assert len(fake.requests_to("GET", r"/rest/api/2/issue/AP-\d+/changelog")) >= 7
     starts = [r.arg("startAt") for r in fake.requests_to("GET", r"/rest/agile/1.0/board/12/issue")]
     assert starts[-3:] == ["0", "3", "6"]
+    tokens = [r.arg("nextPageToken") for r in fake.requests_to("GET", r"/rest/api/2/search/jql")]
+    assert tokens == [None, None]  # the dropped request is asked again
+    assert session.scalar(select(func.count()).select_from(Incident)) == 3
     eng = team_engine(session, TEAM)
     assert eng.value("predictability", period("2026-10")).value == pytest.approx(11 / 29)
 
@@ -290,3 +293,29 @@ def test_server_errors_give_up_with_advice(fake, session, engine):
     fake.fail("GET", r"/rest/agile/1.0/board/12/sprint", FakeResponse.json({}, 502), times=10)
     with pytest.raises(SourceError, match=r"after 3 attempts \(HTTP 502\)"):
         run(settings_for(fake), engine, retries=2)
+
+
+def test_data_center_with_a_personal_access_token(session, engine):
+    with FakeJira(token="dc-pat", data_center=True) as dc:
+        build_board(dc)
+        build_incidents(dc)
+        setup_team(session, TEAM)
+        settings = Settings(jira_url=dc.url, jira_api_token="dc-pat")
+        run(settings, engine)
+        assert dc.requests[0].headers["authorization"] == "Bearer dc-pat"
+        # no /search/jql on Data Center: the classic search is used from then on
+        assert len(dc.requests_to("GET", r"/rest/api/2/search/jql")) == 1
+        assert dc.requests_to("GET", r"/rest/api/2/search")
+    eng = team_engine(session, TEAM)
+    assert eng.value("predictability", period("2026-10")).value == pytest.approx(11 / 29)
+    assert eng.value("mttr", period("2026-10")).n == 2
+
+
+def test_cloud_search_pages_by_token(fake, session, engine, monkeypatch):
+    setup_team(session, TEAM)
+    monkeypatch.setattr(jira, "PAGE_SIZE", 2)
+    run(settings_for(fake), engine)
+    tokens = [r.arg("nextPageToken") for r in fake.requests_to("GET", r"/rest/api/2/search/jql")]
+    assert tokens == [None, "2"]
+    assert not fake.requests_to("GET", r"/rest/api/2/search")
+    assert session.scalar(select(func.count()).select_from(Incident)) == 3

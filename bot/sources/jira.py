@@ -1,5 +1,6 @@
 """Jira Cloud and Data Center: sprints of a board (from the issues' Sprint-field history) and
-incidents (issues of a configured project and type).
+incidents (issues of a configured project and type, found with ``/rest/api/2/search/jql`` on
+Jira Cloud and ``/rest/api/2/search`` on Data Center).
 
 For every sprint of the board the work *committed* at its start, *added* after its start,
 *removed* before its end and *completed* by its end comes from each issue's changelog: the
@@ -33,7 +34,7 @@ from bot.sources.records import (
     store_sprint,
     store_sprint_items,
 )
-from bot.sources.rest import RestClient
+from bot.sources.rest import RestClient, SourceError
 from bot.store.models import Sprint, Team
 from bot.store.session import unit_of_work, utc
 from bot.store.writes import IncidentRecord, upsert_incidents
@@ -438,6 +439,7 @@ class JiraClient(RestClient):
             "(Data Center), and that the account can browse the board or project",
             **kwargs,
         )
+        self.legacy_search = False
 
     def sprints(self, board: int | str) -> Iterator[SprintRecord]:
         start = 0
@@ -481,6 +483,32 @@ class JiraClient(RestClient):
             yield issues
             start += len(issues)
             if not issues or start >= total:
+                return
+
+    def search_pages(self, jql: str, fields: JiraFields) -> Iterator[list[JiraIssue]]:
+        """Issues matching ``jql``: Jira Cloud's ``/rest/api/2/search/jql`` (token paging; the
+        older ``/search`` is gone there), else Data Center's ``/rest/api/2/search``."""
+        if self.legacy_search:
+            yield from self.issue_pages("/rest/api/2/search", jql, fields, changelog=False)
+            return
+        wanted = ",".join([*ISSUE_FIELDS, *(f for f in (fields.sprint_id, fields.points_id) if f)])
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": wanted}
+            if token:
+                params["nextPageToken"] = token
+            try:
+                body = self.get("/rest/api/2/search/jql", params)
+            except SourceError as exc:
+                if token is None and exc.status in (404, 405):
+                    self.legacy_search = True
+                    yield from self.issue_pages("/rest/api/2/search", jql, fields, changelog=False)
+                    return
+                raise
+            issues, _ = parse_issue_page(body, fields)
+            yield issues
+            token = body.get("nextPageToken") if isinstance(body, Mapping) else None
+            if not issues or not token or (isinstance(body, Mapping) and body.get("isLast")):
                 return
 
     def _complete_changelog(self, issue: JiraIssue, fields: JiraFields) -> None:
@@ -606,9 +634,7 @@ def sync_incidents(
         jql += f' AND updated >= "{_jql_time(since)}"'
     jql += " ORDER BY updated ASC"
     stored = 0
-    for page in client.issue_pages(
-        "/rest/api/2/search", jql, JiraFields(None, None, None), changelog=False
-    ):
+    for page in client.search_pages(jql, JiraFields(None, None, None)):
         latest = max((i.updated for i in page if i.updated), default=None)
         with unit_of_work(sessions) as s:
             tid = _team_id(s, team)

@@ -22,7 +22,12 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class SourceError(KpibotError):
-    """A source API could not be read; the message names the source and what to check."""
+    """A source API could not be read; the message names the source and what to check.
+    ``status`` is the HTTP status of a refused request (None when it never answered)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RestClient:
@@ -100,7 +105,7 @@ class RestClient:
                             f"check the URL ({self.base_url})"
                         ) from None
                 if response.status_code not in RETRY_STATUSES:
-                    raise SourceError(self._message(path, response))
+                    raise SourceError(self._message(path, response), response.status_code)
                 last = f"HTTP {response.status_code}"
             if attempt < self.retries:
                 wait = self._wait(attempt, response)

@@ -57,9 +57,21 @@ def status(sid: str) -> dict[str, Any]:
 
 
 class FakeJira(FakeServer):
-    def __init__(self, email: str = "bot@example.com", token: str = "jira-token") -> None:
+    def __init__(
+        self,
+        email: str = "bot@example.com",
+        token: str = "jira-token",
+        *,
+        data_center: bool = False,
+    ) -> None:
+        """Jira Cloud (basic auth, ``/search/jql`` with page tokens, the old ``/search`` gone)
+        or, ``data_center``, Jira Data Center (a personal access token, only ``/search``)."""
         super().__init__()
-        self.auth = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode()
+        self.data_center = data_center
+        if data_center:
+            self.auth = f"Bearer {token}"
+        else:
+            self.auth = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode()
         self.sprints: dict[int, list[dict[str, Any]]] = {}
         self.board_issues: dict[int, list[dict[str, Any]]] = {}
         self.issues: list[dict[str, Any]] = []  # for /rest/api/2/search
@@ -69,6 +81,8 @@ class FakeJira(FakeServer):
         self.route("GET", r"/rest/api/2/field", lambda r: self.guard(r, lambda: FIELDS))
         self.route("GET", r"/rest/api/2/status", lambda r: self.guard(r, lambda: STATUSES))
         self.route("GET", r"/rest/api/2/search", self.search)
+        if not data_center:
+            self.route("GET", r"/rest/api/2/search/jql", self.search_jql)
         self.route("GET", r"/rest/api/2/issue/(?P<key>[A-Z]+-\d+)/changelog", self.changelog)
 
     # ------------------------------------------------------------------ building data
@@ -207,7 +221,32 @@ class FakeJira(FakeServer):
         return self.guard(req, lambda: self._issue_page(req, self.board_issues.get(board, [])))
 
     def search(self, req: FakeRequest) -> FakeResponse:
+        if not self.data_center:
+            return FakeResponse.json(
+                {"errorMessages": ["The requested API has been removed. Please migrate to the "
+                                   "/rest/api/3/search/jql API."]},
+                status=410,
+            )  # fmt: skip
         return self.guard(req, lambda: self._issue_page(req, self.issues))
+
+    def search_jql(self, req: FakeRequest) -> FakeResponse:
+        def answer() -> dict[str, Any]:
+            jql = req.arg("jql", "") or ""
+            matching = sorted(
+                (i for i in self.issues if self._matches(i, jql)), key=lambda i: i["_updated"]
+            )
+            start = int(req.arg("nextPageToken") or 0)
+            size = int(req.arg("maxResults", "50") or 50)
+            page = matching[start : start + size]
+            out: dict[str, Any] = {
+                "issues": [self._render(i, req) for i in page],
+                "isLast": start + len(page) >= len(matching),
+            }
+            if not out["isLast"]:
+                out["nextPageToken"] = str(start + size)
+            return out
+
+        return self.guard(req, answer)
 
     def changelog(self, req: FakeRequest) -> FakeResponse:
         key = req.params["key"]
