@@ -437,3 +437,16 @@ def test_gitlab_deployment_hook_with_its_token(server, session):
     r = httpx.post(server + "/webhooks/deployments", content=json.dumps(broken).encode(),
                    headers={**headers, "X-Gitlab-Token": SECRET})  # fmt: skip
     assert r.status_code == 400 and "unknown status 'exploded'" in r.json()["error"]
+
+
+def test_github_issue_naming_a_deployment_links_it(server, session):
+    gh(server, "deployment_status", octokit("deployment_status/payload.json"))
+    issue = json.loads(octokit("issues/opened.payload.json"))
+    issue["issue"]["body"] = (
+        "Broke after https://github.com/Codertocat/Hello-World/deployments/145988746"
+    )
+    r = gh(server, "issues", json.dumps(issue).encode())
+    assert r.json()["stored"] == "incident"
+    inc = session.scalars(select(Incident)).one()
+    dep = session.scalars(select(Deployment)).one()
+    assert inc.deployment_id == dep.id

@@ -844,7 +844,25 @@ class Webhooks:
                 url=issue.url,
                 commit_sha=refs.shas[0] if refs.shas else None,
             )
-            self._write(lambda s, r=record, t=team: self._store_incident(s, self._team_id(s, t), r))
+
+            def job(
+                s: Session, r: IncidentRecord = record, t: TeamConfig = team, ids: Any = refs
+            ) -> bool:
+                if ids.deployment_ids:  # a deployment or run URL in the issue names it
+                    repo_ids = [self._repo_id(s, name) for name in t.repos]
+                    dep = s.scalar(
+                        select(Deployment.id)
+                        .where(
+                            Deployment.repository_id.in_(repo_ids),
+                            Deployment.provider_id.in_(list(ids.deployment_ids)),
+                        )
+                        .order_by(Deployment.id)
+                        .limit(1)
+                    )
+                    r = replace(r, deployment_id=dep)
+                return self._store_incident(s, self._team_id(s, t), r)
+
+            self._write(job)
             return _ok(stored="incident", id=record.provider_id, team=team.name)
         return _ok(ignored="the issue has none of the teams' incident labels")
 
