@@ -260,7 +260,7 @@ class DigestJobs:
             )
         deadline = self._monotonic() + opts.claim_ttl.total_seconds() * 0.8
         key = f"digest:{sub.id}:{period.key}"
-        oldest = _claims_oldest(self.factory, claim.run_id, opts)
+        oldest = _claims_oldest(claim, opts)
         try:
             if give_up:
                 ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
@@ -464,7 +464,7 @@ class DigestJobs:
             return False
         key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
         text = reminder_text(team.name, items, day)
-        oldest = _claims_oldest(self.factory, claim.run_id, self.options, ReminderRun)
+        oldest = _claims_oldest(claim, self.options)
         try:
             channel = self.poster.open_dm(owner)
             if claim.retry:
@@ -538,20 +538,11 @@ def _hours(td: timedelta) -> str:
     return f"{td.total_seconds() / 3600:.1f}".rstrip("0").rstrip(".")
 
 
-def _claims_oldest(
-    factory: sessionmaker[Session],
-    run_id: int,
-    options: SchedulerOptions,
-    model: type[DigestRun] | type[ReminderRun] = DigestRun,
-) -> float | None:
+def _claims_oldest(claim: digest_runs.Claim, options: SchedulerOptions) -> float:
     """How far back to look in Slack for an earlier attempt of a run (a Unix time).
 
     Earlier attempts are retried only within the grace window, each within its claim's
     lifetime, so they all lie within grace + claim lifetime (plus a margin for clock skew)
     before the current claim."""
-    with factory() as s:
-        claimed_at = s.scalar(select(model.claimed_at).where(model.id == run_id))
-    if claimed_at is None:
-        return None
     back = options.grace + options.claim_ttl + options.history_margin
-    return (aware(claimed_at) - back).timestamp()
+    return (aware(claim.claimed_at) - back).timestamp()

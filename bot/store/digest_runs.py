@@ -29,6 +29,7 @@ DONE = ("posted", "skipped")
 class Claim:
     run_id: int
     attempts: int  # including this one
+    claimed_at: datetime  # naive UTC
 
     @property
     def retry(self) -> bool:
@@ -51,15 +52,16 @@ def _claim(
 ) -> Claim | None:
     now = utc(now)
     with factory() as s:
-        s.add(model(**key, status="claimed", claimed_by=holder, claimed_at=now, attempts=1))
+        row_ = model(**key, status="claimed", claimed_by=holder, claimed_at=now, attempts=1)
+        s.add(row_)
         try:
+            s.flush()
+            run_id = row_.id
             s.commit()
         except IntegrityError:
             s.rollback()
         else:
-            run_id = s.scalar(select(model.id).where(_key_filter(model, key)))
-            assert run_id is not None
-            return Claim(run_id, 1)
+            return Claim(run_id, 1, now)
         row = s.execute(
             select(model.id, model.status, model.claimed_at, model.attempts).where(
                 _key_filter(model, key)
@@ -90,7 +92,7 @@ def _claim(
             s.rollback()
             return None
         s.commit()
-        return Claim(run_id, attempts + 1)
+        return Claim(run_id, attempts + 1, now)
 
 
 def claim_digest(
