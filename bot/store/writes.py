@@ -213,6 +213,21 @@ def upsert_pull_requests(
         latest[r.number] = r
     prs = list(latest.values())
     rows = [_pr_row(repository_id, r) for r in prs]
+    before: dict[int, tuple[Any, ...]] = {}
+    all_numbers = [r.number for r in prs]
+    for i in range(0, len(all_numbers), CHUNK):
+        for number, *facts in session.execute(
+            select(
+                PullRequest.number,
+                PullRequest.merged_at,
+                PullRequest.merge_commit_sha,
+                PullRequest.base_branch,
+            ).where(
+                PullRequest.repository_id == repository_id,
+                PullRequest.number.in_(all_numbers[i : i + CHUNK]),
+            )
+        ):
+            before[number] = tuple(facts)
     table: Table = PullRequest.__table__  # type: ignore[assignment]
     _upsert(session, table, rows, ["repository_id", "number"])
     ids: dict[int, int] = {}
@@ -254,9 +269,15 @@ def upsert_pull_requests(
         _review_row(ids[r.number], rv) for r in prs for rv in r.reviews if rv.provider_id
     ]
     _upsert_review_rows(session, review_rows)
-    merged = [r.merged_at for r in prs if r.merged_at is not None]
-    if merged:
-        invalidate_contents(session, repository_id, min(merged))
+    # what a deployment contains depends on these facts: recompute from the earliest change
+    changed = [
+        r.merged_at
+        for r in prs
+        if r.merged_at is not None
+        and before.get(r.number) != (r.merged_at, r.merge_commit_sha, r.base_ref)
+    ]
+    if changed:
+        invalidate_contents(session, repository_id, min(changed))
     return ids
 
 
@@ -312,8 +333,19 @@ def upsert_commits(session: Session, repository_id: int, commits: Sequence[Commi
         ["repository_id", "sha"],
     )
     table: Table = Commit.__table__  # type: ignore[assignment]
+    shas = [r["sha"] for r in rows]
+    seen: set[str] = set()
+    for i in range(0, len(shas), CHUNK):
+        seen.update(
+            session.scalars(
+                select(Commit.sha).where(
+                    Commit.repository_id == repository_id, Commit.sha.in_(shas[i : i + CHUNK])
+                )
+            )
+        )
     _upsert(session, table, rows, ["repository_id", "sha"])
-    times = [c.committed_at or c.authored_at for c in commits]
+    # a new commit can change what the deployments after it contain
+    times = [c.committed_at or c.authored_at for c in commits if c.sha not in seen]
     known = [t for t in times if t is not None]
     if known:
         invalidate_contents(session, repository_id, min(known))
