@@ -142,6 +142,16 @@ def test_deployments_commits_and_derive(session):
     assert derive_repository(session, rid, ["production"]) == 1
     session.commit()
     assert session.scalar(select(func.count()).select_from(DeploymentPullRequest)) == 2
+    # the same PRs and commits again change nothing; a PR newly merged before the last
+    # deployment makes it (and only what follows) be recomputed
+    writes.upsert_pull_requests(session, rid, [pr(1, merge_commit_sha=b)])
+    at14 = T0.replace(hour=14)
+    writes.upsert_commits(session, rid, [writes.CommitRecord(c, (b,), at14, at14)])
+    assert derive_repository(session, rid, ["production"]) == 0
+    writes.upsert_pull_requests(
+        session, rid, [pr(3, merge_commit_sha=None, merged_at=T0.replace(hour=14, minute=30))]
+    )
+    assert derive_repository(session, rid, ["production"]) == 1
     # a release whose tag is unresolved has no commit: skipped, not failed
     rel = DeploymentRecord("release", "9", "production", None, "v1", "success", None, T0, None)
     assert writes.upsert_deployments(session, rid, [rel]) == {}
