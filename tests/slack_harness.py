@@ -239,10 +239,18 @@ class Harness:
         self.http.close()
 
 
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
+@pytest.fixture(scope="module")
+def slack_server() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def slack(slack_server: FakeSlack) -> Iterator[FakeSlack]:
+    """The module's fake Slack, reset for each test."""
+    slack_server.reset()
+    yield slack_server
+    slack_server.reset()
 
 
 def make_harness(db_url: str, fake: FakeSlack, tmp_path: Any) -> Iterator[Harness]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests import slack_harness as sh
 
-slack, kpi = sh.slack, sh.kpi
+slack_server, slack, kpi = sh.slack_server, sh.slack, sh.kpi
 PAY_CHANNEL, OTHER_CHANNEL = sh.PAY_CHANNEL, sh.OTHER_CHANNEL
 
 

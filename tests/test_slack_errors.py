@@ -18,7 +18,7 @@ from bot.surfaces.cli import main
 from tests import slack_harness as sh
 from tests.fakes.slack import BOT_TOKEN
 
-slack, kpi = sh.slack, sh.kpi
+slack_server, slack, kpi = sh.slack_server, sh.slack, sh.kpi
 
 
 def test_a_failing_response_url_is_retried(kpi):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests import slack_harness as sh
 
-slack = sh.slack
+slack_server, slack = sh.slack_server, sh.slack
 
 WORDS = [
     "ct",

@@ -11,7 +11,7 @@ from bot.store.models import ActionItem
 from bot.store.session import make_engine, session_factory
 from tests import slack_harness as sh
 
-slack, kpi = sh.slack, sh.kpi
+slack_server, slack, kpi = sh.slack_server, sh.slack, sh.kpi
 PAY = sh.PAY_CHANNEL
 CARD = json.dumps({"m": "cycle-time", "t": "payments", "p": "28d"})
 

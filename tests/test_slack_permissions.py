@@ -11,7 +11,7 @@ from bot.slack.permissions import AdminCache, may_change, not_allowed_text
 from tests import slack_harness as sh
 from tests.fakes.slack import BOT_TOKEN
 
-slack = sh.slack
+slack_server, slack = sh.slack_server, sh.slack
 ITEM = ItemRow(1, "payments", "o", "r", "U0OWNER", date(2026, 12, 1), None, None, None, "U0MAKER")
 
 

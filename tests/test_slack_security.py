@@ -16,7 +16,7 @@ from bot.store.session import make_engine, session_factory
 from tests import slack_harness as sh
 from tests.fakes.slack import BOT_TOKEN
 
-slack, kpi = sh.slack, sh.kpi
+slack_server, slack, kpi = sh.slack_server, sh.slack, sh.kpi
 
 
 def _rows(db_url):

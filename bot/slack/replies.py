@@ -6,6 +6,7 @@ fallback, channel posts whose Slack errors become advice, and the retry policy e
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from slack_sdk.http_retry import (
     RetryState,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
 
 log = logging.getLogger("kpibot.slack")
 
@@ -40,6 +42,18 @@ def advice(exc: SlackApiError) -> str:
     return CHANNEL_ADVICE.get(
         error, f"Slack refused that ({error or exc.response.status_code}); please try again."
     )
+
+
+class ProportionalJitter(Jitter):
+    """Up to half the interval again, at random (the SDK's default adds up to a whole second,
+    whatever the backoff)."""
+
+    def recalculate(self, duration: float) -> float:
+        return duration * (1 + random.random() / 2)
+
+
+def _backoff(factor: float) -> BackoffRetryIntervalCalculator:
+    return BackoffRetryIntervalCalculator(backoff_factor=factor, jitter=ProportionalJitter())
 
 
 class RetryAfterHandler(RetryHandler):
@@ -85,10 +99,7 @@ class ServerErrorHandler(RetryHandler):
     """Retry 5xx answers with exponential backoff."""
 
     def __init__(self, max_retry_count: int = 2, backoff: float = 0.5) -> None:
-        super().__init__(
-            max_retry_count=max_retry_count,
-            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff),
-        )
+        super().__init__(max_retry_count=max_retry_count, interval_calculator=_backoff(backoff))
 
     def _can_retry(
         self,
@@ -103,10 +114,7 @@ class ServerErrorHandler(RetryHandler):
 
 def retry_handlers(backoff: float = 0.5, max_wait: float = 30.0) -> list[RetryHandler]:
     return [
-        ConnectionErrorRetryHandler(
-            max_retry_count=2,
-            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff),
-        ),
+        ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=_backoff(backoff)),
         RetryAfterHandler(max_retry_count=3, max_wait=max_wait),
         ServerErrorHandler(max_retry_count=2, backoff=backoff),
     ]

@@ -214,10 +214,14 @@ class FakeSlack(FakeServer):
                 self._changed.wait(left)
 
     def reset(self) -> None:
+        """Forget every call, request, fault, user, channel, view and upload (a fresh fake)."""
         with self._calls_lock:
             self.calls.clear()
         with self._lock:
             self.requests.clear()
+        self.clear_faults()
+        for d in (self.users, self.channels, self.views, self.home_views, self.uploads):
+            d.clear()
 
     # ---------------------------------------------------------------- serving
 
