@@ -57,10 +57,6 @@ def kpibot(tmp_path: Path, db_url: str) -> Iterator[str]:
             "PORT": str(port),
         }
         env.pop("SLACK_APP_TOKEN", None)
-        subprocess.run(
-            [sys.executable, "-m", "bot", "db", "upgrade"],
-            env=env, cwd=tmp_path, check=True, capture_output=True,
-        )  # fmt: skip
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--mode", "http", "--no-scheduler"],
             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
