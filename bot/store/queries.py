@@ -30,7 +30,7 @@ def _rows(session: Session, q: Select[Any]) -> list[Any]:
     ``session.execute`` (pending changes are flushed first, as autoflush would), without the
     ORM's per-row loading overhead, which was about 40 % of a metric card's time."""
     session.flush()
-    return list(session.connection().execute(q))
+    return list(session.connection().execute(q).all())
 
 
 def repositories(session: Session, full_names: Sequence[str]) -> dict[int, tuple[str, str]]:
