@@ -179,6 +179,9 @@ def test_sync_then_predictability_scope_creep_mttr_cfr(fake, session, engine):
     n, messages = run(settings_for(fake), engine)
     assert n > 0
     assert any("3 sprints of Jira board 12" in m for m in messages)
+    # the first sync reads the issues updated in the last 400 days
+    first = fake.requests_to("GET", r"/rest/agile/1.0/board/12/issue")[0].arg("jql")
+    assert first == 'updated >= "2025/10/16 09:00" ORDER BY updated ASC'
     sprints = session.scalars(select(Sprint).order_by(Sprint.provider_id)).all()
     assert [(s.provider_id, s.state) for s in sprints] == [
         ("101", "closed"),

@@ -42,6 +42,8 @@ from bot.store.writes import IncidentRecord, upsert_incidents
 PAGE_SIZE = 50
 #: JQL dates have minute precision in the Jira user's time zone: re-read a day to be safe.
 JQL_MARGIN = timedelta(days=1)
+#: a full sync (or the first one) reads the issues updated in the last 13 months
+HISTORY = timedelta(days=400)
 SPRINT_FIELD_TYPE = "com.pyxis.greenhopper.jira:gh-sprint"
 POINT_FIELD_NAMES = ("story points", "story point estimate")
 ISSUE_FIELDS = ("summary", "issuetype", "status", "created", "updated", "resolutiondate")
@@ -555,10 +557,10 @@ def _team_id(session: Session, team: TeamConfig) -> int:
     return tid
 
 
-def _since(cursor: str | None, full: bool) -> datetime | None:
+def _since(cursor: str | None, full: bool, now: datetime) -> datetime:
     if full or not cursor:
-        return None
-    return datetime.fromisoformat(cursor) - JQL_MARGIN
+        return now - HISTORY
+    return max(datetime.fromisoformat(cursor) - JQL_MARGIN, now - HISTORY)
 
 
 def sync_sprints(
@@ -585,10 +587,8 @@ def sync_sprints(
         return stored
     fields = client.fields(spec.get("points_field"))
     categories = client.status_categories()
-    since = _since(cursor, full)
-    jql = "ORDER BY updated ASC"
-    if since is not None:
-        jql = f'updated >= "{_jql_time(since)}" ' + jql
+    since = _since(cursor, full, now)
+    jql = f'updated >= "{_jql_time(since)}" ORDER BY updated ASC'
     seen = 0
     for page in client.issue_pages(
         f"/rest/agile/1.0/board/{board}/issue", jql, fields, changelog=True
@@ -628,10 +628,9 @@ def sync_incidents(
     scope = f"{project}/{issue_type}"
     with unit_of_work(sessions) as s:
         cursor = get_cursor(s, "jira", scope, "incidents")
-    since = _since(cursor, full)
+    since = _since(cursor, full, now)
     jql = f"project = {_quote(str(project))} AND issuetype = {_quote(issue_type)}"
-    if since is not None:
-        jql += f' AND updated >= "{_jql_time(since)}"'
+    jql += f' AND updated >= "{_jql_time(since)}"'
     jql += " ORDER BY updated ASC"
     stored = 0
     for page in client.search_pages(jql, JiraFields(None, None, None)):
