@@ -362,3 +362,24 @@ def test_progress_on_a_terminal_overwrites_one_status_line():
     plain.status("transient")
     plain.line("kept")
     assert lines == ["kept"]
+
+
+def test_releases_as_deployments(fake, workdir, capsys, monkeypatch):
+    """The same deliveries as published releases: same lead time and change failure rate."""
+    monkeypatch.setenv("GITHUB_API_URL", fake.ghes_url)
+    repo = fake.repos["acme/api"]
+    repo.deployments = []
+    repo.releases = [
+        gh.Release(1, "v1.0.0", sha(2), d(10, 17), d(10, 17, 20)),
+        gh.Release(2, "v1.1.0", sha(3), d(11, 13), d(11, 13, 30)),
+        gh.Release(3, "v1.2.0-rc", sha(3), d(11, 15), None, draft=True),
+    ]
+    (workdir / "kpibot.yml").write_text(
+        CONFIG.replace("{source: github-deployments}", "{source: releases}"), encoding="utf-8"
+    )
+    assert main(["sync", "--now", NOW]) == 0
+    assert "3 deployments" in capsys.readouterr().out
+    lt = report(capsys, "lead-time", "2026-11")
+    assert (lt["n"], lt["value"]) == (3, 11 * 3600 + 20 * 60)
+    cfr = report(capsys, "cfr", "2026-11")
+    assert (cfr["n"], cfr["value"]) == (2, 0.5)
