@@ -265,3 +265,29 @@ def test_messages_tab_event_publishes_nothing(kpi):
     assert r.status_code == 200
     kpi.command("")  # a later request proves the event was processed first
     assert not kpi.slack.calls_to("views.publish")
+
+
+def test_digest_details_button_answers_with_the_teams_health(kpi):
+    _, url = kpi.click("digest_details", "payments|weekly|2026-W46")
+    ans = kpi.answer(url)
+    assert ans.args["replace_original"] is False
+    assert "Health · payments" in ans.text_of() and "week 2026-W46" in ans.text_of()
+    _, url = kpi.click("digest_details", "gone-team|weekly|2026-W46")
+    assert "no longer configured" in kpi.answer(url).text_of()
+
+
+def test_acks_do_not_wait_for_the_reports(kpi):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        t0 = time.monotonic()
+        r, url = kpi.command(("health", "dora", "weekly", "ct 90d")[i % 4])
+        acked = time.monotonic()
+        kpi.answer(url)
+        return r.status_code, acked - t0, kpi.answer(url).at - t0
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    for status, ack, answered in results:
+        assert status == 200 and ack < 2.5 and ack <= answered
