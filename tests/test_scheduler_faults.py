@@ -207,3 +207,55 @@ def test_digests_stay_within_block_kit_limits_at_any_size(f, slack):
     jobs = DigestJobs(f, ORG, poster_for(slack), options=SchedulerOptions())
     subscribe(f, ids["berlin"], "CBERLIN1", "weekly", BEFORE)
     assert [o.status for o in jobs.run_due(MONDAY)] == ["posted"]
+
+
+def test_no_attempt_starts_after_the_claims_deadline(slack):
+    poster = poster_for(slack)
+    with pytest.raises(SlackUnavailable, match="time ran out"):
+        poster.post("C1", {"text": "late"}, key="k", deadline=0.0)
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_a_failed_reminder_is_sent_at_the_next_pass_and_only_once(f, slack):
+    ids = setup_org(f)
+    add_item(f, ids["berlin"], "UOWNER01", date(2026, 10, 27))
+    jobs = DigestJobs(f, ORG, poster_for(slack, max_attempts=2))
+    slack.server_error("chat.postMessage", times=2)
+    morning = datetime(2026, 10, 26, 8, 5, tzinfo=UTC)  # 09:05 in Berlin
+    assert jobs.send_reminders(morning) == 0
+    assert jobs.send_reminders(morning.replace(minute=6)) == 1
+    assert jobs.send_reminders(morning.replace(minute=7)) == 0
+    dms = [m for m in slack.posts() if m["channel"] == "DOWNER01"]
+    assert len(dms) == 1 and "due *tomorrow*" in dms[0]["text"]
+    # a second process the same day sends nothing either
+    other = DigestJobs(f, ORG, poster_for(slack))
+    assert other.send_reminders(morning.replace(hour=12)) == 0
+    assert len([m for m in slack.posts() if m["channel"] == "DOWNER01"]) == 1
+
+
+def test_a_subscription_of_a_team_no_longer_configured_is_left_alone(f, slack, caplog):
+    ids = setup_org(f)
+    subscribe(f, ids["berlin"], "CBERLIN1", "weekly", BEFORE)
+    from bot.settings import Config
+
+    jobs = DigestJobs(f, Config((ORG.teams[1],)), poster_for(slack))
+    with caplog.at_level(logging.WARNING, logger="kpibot.scheduler"):
+        assert jobs.run_due(MONDAY) == []
+        assert jobs.run_due(MONDAY.replace(minute=30)) == []
+    warnings = [r for r in caplog.records if "not in kpibot.yml" in r.message]
+    assert len(warnings) == 1  # said once, not every pass
+    assert slack.calls == []
+
+
+def test_a_skipped_digest_can_still_be_posted_by_hand(f, slack):
+    _, b, _ = _org(f)
+    jobs = DigestJobs(f, ORG, poster_for(slack))
+    late = datetime(2026, 10, 27, 12, tzinfo=UTC)  # more than 12 h after both
+    assert {o.status for o in jobs.run_due(late)} == {"skipped"}
+    with f() as s:
+        (sub,) = [x for x in subs.active_subscriptions(s) if x.id == b]
+    period = jobs.schedule_of(sub, BERLIN_TEAM).period(MONDAY, BERLIN_TEAM.zone)
+    assert jobs.post(sub, BERLIN_TEAM, period, late).status == "skipped"  # not by the scheduler
+    assert jobs.post(sub, BERLIN_TEAM, period, late, manual=True).status == "posted"
+    assert jobs.post(sub, BERLIN_TEAM, period, late, manual=True).status == "done"
+    assert slack.keys() == [f"digest:{b}:2026-W43"]
