@@ -374,3 +374,53 @@ def test_other_sources_without_settings_are_reported_not_fatal(fake, engine):
     assert all(r.error is None for r in summary.repos)
     assert any(line.startswith("payments: incidents from pagerduty") for line in lines)
     assert not summary.ok and summary.problems
+
+
+def test_a_real_process_killed_mid_sync_then_restarted_gives_the_same_store(
+    fake, engine, clean, db_url, tmp_path, monkeypatch
+):
+    """``kpibot sync`` in its own process, SIGKILLed while it works, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from bot.surfaces.cli import main
+
+    config_path = tmp_path / "kpibot.yml"
+    config_path.write_text(CONFIG, encoding="utf-8")
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        KPIBOT_CONFIG=str(config_path),
+        GITHUB_API_URL=fake.url,
+        GITHUB_TOKEN="t",
+    )
+    fake.fail("POST", GRAPHQL, delay=0.4, times=100)  # slow answers, so the kill lands mid-sync
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sync", "--now", "2026-11-20T00:00:00Z"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(fake.requests_to("POST", GRAPHQL)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside a later request or a write
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    fake.clear_faults()
+    partial = dump(engine)
+    assert 0 < len(partial["pulls"]) < len(clean["pulls"])  # it was killed halfway
+    for key, value in env.items():
+        if key in ("DATABASE_URL", "KPIBOT_CONFIG", "GITHUB_API_URL", "GITHUB_TOKEN"):
+            monkeypatch.setenv(key, value)
+    assert main(["sync", "--now", "2026-11-20T00:00:00Z"]) == 0
+    assert dump(engine) == clean
