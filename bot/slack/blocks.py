@@ -337,7 +337,10 @@ def teams_payload(rows: Sequence[TeamRow], channel_team: str | None) -> Payload:
     return message("Teams: " + ", ".join(r.name for r in rows), blocks)
 
 
-def subscriptions_payload(subs: Sequence[Subscription], channel: str) -> Payload:
+def subscriptions_payload(
+    subs: Sequence[Subscription], channel: str, when: dict[int, str] | None = None
+) -> Payload:
+    """``when``: subscription id -> when it is posted, in words."""
     if not subs:
         body = (
             f"<#{channel}> receives no digests. `/kpi subscribe weekly` posts the leading "
@@ -346,9 +349,9 @@ def subscriptions_payload(subs: Sequence[Subscription], channel: str) -> Payload
         return message("No digest subscriptions in this channel.", [section(body)])
     lines = []
     for s in subs:
-        when = s.schedule or ("team's weekly time" if s.kind == "weekly" else "team's monthly time")
+        at = (when or {}).get(s.id) or s.schedule or "at the team's time"
         broken = f" · :warning: not posting: {escape(s.broken_reason or '')}" if s.broken else ""
-        lines.append(f"• *{s.kind}* digest of *{escape(s.team)}* ({when}){broken}")
+        lines.append(f"• *{s.kind}* digest of *{escape(s.team)}*, {at}{broken}")
     blocks = [
         section(f"*Digests posted in <#{channel}>*\n" + "\n".join(lines)),
         context("`/kpi unsubscribe weekly` or `/kpi unsubscribe monthly` stops one."),

@@ -26,7 +26,7 @@ from bot.renderers import blocks as kit
 from bot.renderers import format as fmt
 from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
-from bot.settings import Config, TeamConfig
+from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig
 from bot.slack import blocks
 from bot.slack.blocks import ItemRow, Payload
 from bot.slack.parse import Command
@@ -247,17 +247,30 @@ class Service:
     def channel_subscriptions(self, channel: str) -> Payload:
         with self.session() as s:
             subs = subscriptions.for_channel(s, channel)
-        return blocks.subscriptions_payload(subs, channel)
+        when = {sub.id: self.digest_time(sub.team, sub.kind, sub.schedule) for sub in subs}
+        return blocks.subscriptions_payload(subs, channel, when)
+
+    def digest_time(self, team: str, kind: str, schedule: str | None = None) -> str:
+        """When a team's digest is posted, in words: the subscription's own ``schedule``
+        ("mon 09:00", "1 09:00") or the team's digests times from kpibot.yml."""
+        if schedule:
+            day, _, hhmm = schedule.partition(" ")
+        else:
+            d = self.team(team).digests if team in self.team_names() else DigestTimes()
+            if kind == "weekly":
+                day = WEEKDAYS[d.weekly_day]
+                hhmm = f"{d.weekly_time[0]:02d}:{d.weekly_time[1]:02d}"
+            else:
+                day = str(d.monthly_day)
+                hhmm = f"{d.monthly_time[0]:02d}:{d.monthly_time[1]:02d}"
+        if kind == "weekly":
+            return f"every {day.capitalize()} at {hhmm}"
+        return f"on day {day} of each month at {hhmm}"
 
     def subscribe(self, channel: str, team: str, kind: str, user: str) -> Payload:
+        """Subscribe the channel; the digest follows the team's times in kpibot.yml (the
+        subscription stores no time of its own)."""
         tc = self.team(team)
-        d = tc.digests
-        schedule = (
-            f"{('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')[d.weekly_day]} "
-            f"{d.weekly_time[0]:02d}:{d.weekly_time[1]:02d}"
-            if kind == "weekly"
-            else f"{d.monthly_day} {d.monthly_time[0]:02d}:{d.monthly_time[1]:02d}"
-        )
         with self.session() as s:
             sub, created = subscriptions.subscribe(
                 s,
@@ -266,17 +279,12 @@ class Service:
                 kind=kind,
                 created_by=user,
                 now=self.now_naive(),
-                schedule=schedule,
             )
-        when = (
-            f"every {schedule.split()[0].capitalize()} at {schedule.split()[1]}"
-            if kind == "weekly"
-            else f"on day {schedule.split()[0]} of each month at {schedule.split()[1]}"
-        )
+        when = self.digest_time(tc.name, kind, sub.schedule)
         verb = "will now receive" if created else "already receives"
         return blocks.message(
             f"<#{channel}> {verb} the {kind} digest of *{sub.team}* {when} ({tc.timezone}). "
-            f"`/kpi {'weekly' if kind == 'weekly' else 'monthly'}` previews it."
+            f"`/kpi {kind}` previews it."
         )
 
     def unsubscribe(self, channel: str, team: str | None, kind: str | None) -> Payload:
