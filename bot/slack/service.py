@@ -65,11 +65,19 @@ class ItemInput:
 
 
 class Service:
-    def __init__(self, factory: sessionmaker[Session], config: Config, clock: Clock) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        config: Config,
+        clock: Clock,
+        teams_stored: bool = False,
+    ) -> None:
+        """``teams_stored``: the configured teams are already in the store (report workers,
+        started after the app stored them)."""
         self.factory = factory
         self.config = config
         self.clock = clock
-        self._synced = False
+        self._synced = teams_stored
 
     # ------------------------------------------------------------------ basics
 

@@ -38,7 +38,9 @@ def _init(database_url: str, config: Config) -> None:
     from bot.slack.service import Service
     from bot.store.session import make_engine, session_factory
 
-    _service = Service(session_factory(make_engine(database_url)), config, _clock)
+    _service = Service(
+        session_factory(make_engine(database_url)), config, _clock, teams_stored=True
+    )
 
 
 def _answer(cmd: Command, text: str, user: str, channel: str | None, now: datetime) -> Any:
