@@ -383,3 +383,10 @@ def test_releases_as_deployments(fake, workdir, capsys, monkeypatch):
     assert (lt["n"], lt["value"]) == (3, 11 * 3600 + 20 * 60)
     cfr = report(capsys, "cfr", "2026-11")
     assert (cfr["n"], cfr["value"]) == (2, 0.5)
+
+
+def test_a_github_api_url_that_is_not_a_url_is_bad_input(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_API_URL", "ghe.acme.io/api/v3")
+    assert main(["sync", "--now", NOW]) == 2
+    err = capsys.readouterr().err
+    assert "GITHUB_API_URL must be a URL" in err and "https://HOST/api/v3" in err

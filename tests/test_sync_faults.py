@@ -424,3 +424,32 @@ def test_a_real_process_killed_mid_sync_then_restarted_gives_the_same_store(
             monkeypatch.setenv(key, value)
     assert main(["sync", "--now", "2026-11-20T00:00:00Z"]) == 0
     assert dump(engine) == clean
+
+
+def test_github_down_stops_after_three_repositories_in_a_row(engine):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    cfg, _ = parse_config(
+        CONFIG.replace(
+            "repos: [acme/service-00, acme/service-01]", "repos: [acme/a, acme/b, acme/c, acme/d]"
+        )
+    )
+    assert cfg is not None
+    lines: list[str] = []
+    sleeps = Sleeps()
+    with GitHubClient("t", url, sleep=sleeps, backoff=0.01, max_retries=2) as client:
+        summary = sync_all(
+            Settings(github_token="t", github_api_url=url),
+            session_factory(engine),
+            config=cfg,
+            client=client,
+            now=NOW,
+            out=lines.append,
+        )
+    assert [r.repo for r in summary.failed] == ["acme/a", "acme/b", "acme/c"]
+    assert "connection failed" in (summary.failed[0].error or "")
+    assert any("skipped 2 more (acme/d, acme/service-02)" in line for line in lines)
+    assert len(sleeps.calls) == 3 * 2  # bounded retries per repository

@@ -61,7 +61,21 @@ class GitHubNotFound(GitHubError):
 
 
 class GitHubUnavailable(GitHubError):
-    """5xx, timeouts, dropped connections or malformed bodies, after every retry."""
+    """5xx, timeouts, dropped connections or malformed bodies, after every retry.
+
+    ``kind``: ``server`` (5xx), ``timeout``, ``connection``, ``body`` (not JSON) or
+    ``rate-limit``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        repo: str | None = None,
+        status: int | None = None,
+        kind: str = "server",
+    ) -> None:
+        super().__init__(message, repo=repo, status=status)
+        self.kind = kind
 
 
 class GitHubGraphQLError(GitHubError):
@@ -120,6 +134,11 @@ class GitHubClient:
         user_agent: str = USER_AGENT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not api_url.startswith(("http://", "https://")):
+            raise GitHubError(
+                f"GITHUB_API_URL must be a URL such as https://api.github.com or "
+                f"https://HOST/api/v3 (GitHub Enterprise Server), not '{api_url}'"
+            )
         self.api_url = api_url.rstrip("/")
         self.graphql_url = graphql_url_for(self.api_url)
         self.max_retries = max_retries
@@ -266,10 +285,14 @@ class GitHubClient:
                 self.requests_made += 1
                 resp = self._http.request(method, url, params=params, json=json_body)
             except httpx.TimeoutException as exc:
-                attempt = self._retry_or_raise(attempt, repo, f"timed out ({type(exc).__name__})")
+                attempt = self._retry_or_raise(
+                    attempt, repo, f"timed out ({type(exc).__name__})", "timeout"
+                )
                 continue
             except httpx.TransportError as exc:
-                attempt = self._retry_or_raise(attempt, repo, f"connection failed ({exc})")
+                attempt = self._retry_or_raise(
+                    attempt, repo, f"connection failed ({exc})", "connection"
+                )
                 continue
             self._note_rate(resp)
             status = resp.status_code
@@ -289,12 +312,14 @@ class GitHubClient:
                         "later (it resumes where it stopped)",
                         repo=repo,
                         status=status,
+                        kind="rate-limit",
                     )
                 if status == 429:
                     raise GitHubUnavailable(
                         f"GitHub answered 429 Too Many Requests{_what(repo)}; try again later",
                         repo=repo,
                         status=429,
+                        kind="rate-limit",
                     )
                 raise GitHubAuthError(
                     self._forbidden_message(repo, self._message(resp)), repo=repo, status=403
@@ -312,7 +337,7 @@ class GitHubClient:
                     self._not_found_message(repo, self._message(resp)), repo=repo, status=404
                 )
             if status >= 500:
-                attempt = self._retry_or_raise(attempt, repo, f"GitHub answered {status}")
+                attempt = self._retry_or_raise(attempt, repo, f"GitHub answered {status}", "server")
                 continue
             if status >= 400:
                 raise GitHubError(
@@ -323,17 +348,20 @@ class GitHubClient:
             try:
                 body = json.loads(resp.content) if resp.content else None
             except ValueError:
-                attempt = self._retry_or_raise(attempt, repo, "the answer was not valid JSON")
+                attempt = self._retry_or_raise(
+                    attempt, repo, "the answer was not valid JSON", "body"
+                )
                 continue
             return resp, body
 
-    def _retry_or_raise(self, attempt: int, repo: str | None, why: str) -> int:
+    def _retry_or_raise(self, attempt: int, repo: str | None, why: str, kind: str) -> int:
         if attempt >= self.max_retries:
             raise GitHubUnavailable(
                 f"GitHub is not answering properly{_what(repo)}: {why}, "
                 f"{attempt + 1} times; check {self.api_url} (and GitHub's status page), then "
                 "run the sync again: it resumes where it stopped",
                 repo=repo,
+                kind=kind,
             )
         delay = min(self.max_backoff, self.backoff * (2**attempt))
         log.info("GitHub request%s: %s; retrying in %.1fs", _what(repo), why, delay)
@@ -398,6 +426,7 @@ class GitHubClient:
                 f"GitHub's rate limit resets only in {delay / 60:.0f} minutes{_what(repo)}; run "
                 "the sync again later (it resumes where it stopped)",
                 repo=repo,
+                kind="rate-limit",
             )
         at = datetime.fromtimestamp(reset, UTC).strftime("%H:%M:%S UTC")
         self._notify(f"GitHub rate limit reached; waiting {delay:.0f}s (until {at})")

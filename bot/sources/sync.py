@@ -62,6 +62,7 @@ HISTORY_DAYS = 400  # how far back a first (or --full) sync reads
 DEPLOYMENT_SETTLE = timedelta(days=2)  # deployments re-read after their creation
 HISTORY_OVERLAP = timedelta(days=1)  # commits re-read before the last one seen
 PARTIAL_RETRIES = 2
+UNAVAILABLE_STOP = 3  # repositories in a row GitHub does not answer for before stopping
 MIN_PULLS_PAGE = 5  # smallest page of pull requests asked for when big ones fail
 
 #: teams' non-GitHub sources -> the module syncing them (``sync_team``)
@@ -143,6 +144,7 @@ class RepoSummary:
     requests: int = 0
     seconds: float = 0.0
     error: str | None = None
+    unavailable: bool = False  # GitHub did not answer (as opposed to refusing this repository)
     warnings: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -417,6 +419,7 @@ class _RepoSync:
                 self._workflow_phase(workflow, branch, env)
         except GitHubError as exc:
             self.summary.error = str(exc)
+            self.summary.unavailable = isinstance(exc, GitHubUnavailable)
         except GitHubPayloadError as exc:
             self.summary.error = (
                 f"GitHub sent data kpibot cannot read ({exc}); run the sync again, and report "
@@ -499,9 +502,13 @@ class _RepoSync:
                 result = self.client.graphql(
                     REPOSITORY_SYNC_QUERY, variables, repo=self.plan.full_name
                 )
-            except GitHubUnavailable:
+            except GitHubUnavailable as exc:
                 # a heavy page can time out on GitHub's side (502/504): ask for smaller ones
-                if not variables["withPulls"] or self.sizes["pulls"] <= MIN_PULLS_PAGE:
+                if (
+                    exc.kind not in ("server", "timeout")
+                    or not variables["withPulls"]
+                    or self.sizes["pulls"] <= MIN_PULLS_PAGE
+                ):
                     raise
                 self.sizes["pulls"] = max(MIN_PULLS_PAGE, self.sizes["pulls"] // 2)
                 variables = dict(variables, pullsPageSize=self.sizes["pulls"])
@@ -828,8 +835,19 @@ def sync_all(
         )
     gh = client or GitHubClient.from_settings(settings, on_wait=progress.line)
     before = gh.requests_made
+    down = 0  # repositories in a row GitHub did not answer for
     try:
-        for plan in plans:
+        for n, plan in enumerate(plans):
+            if down >= UNAVAILABLE_STOP:
+                skipped = [p.full_name for p in plans[n:]]
+                names = ", ".join(skipped[:5]) + ("..." if len(skipped) > 5 else "")
+                msg = (
+                    f"GitHub did not answer for {down} repositories in a row; skipped "
+                    f"{len(skipped)} more ({names}); run 'kpibot sync' again when GitHub is back"
+                )
+                summary.problems.append(msg)
+                progress.line(msg)
+                break
             rs = _RepoSync(
                 gh,
                 sessions,
@@ -842,6 +860,7 @@ def sync_all(
             ).run()
             summary.repos.append(rs)
             progress.line(rs.line())
+            down = down + 1 if rs.unavailable else 0
     finally:
         summary.requests = gh.requests_made - before
         if own_client:
