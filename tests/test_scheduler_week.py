@@ -42,8 +42,8 @@ def test_a_week_posts_exactly_the_expected_digests_and_reminders(engine):
     berlin_weekly = subscribe(f, ids["berlin"], "CBERLIN1", "weekly", before)
     berlin_monthly = subscribe(f, ids["berlin"], "CBERLIN1", "monthly", before)
     nyc_weekly = subscribe(f, ids["nyc"], "CNYC0001", "weekly", before)
-    # a subscription's own time overrides the team's (here: the 2nd at 07:30 New York time)
-    nyc_monthly = subscribe(f, ids["nyc"], "CNYC0002", "monthly", before, schedule="2 07:30")
+    # a subscription's own time overrides the team's (here: the 2nd at 07:00 New York time)
+    nyc_monthly = subscribe(f, ids["nyc"], "CNYC0002", "monthly", before, schedule="2 07:00")
     add_item(f, ids["berlin"], "UOWNERB", date(2026, 10, 28))
     add_item(f, ids["nyc"], "UOWNERN", date(2026, 11, 1))
 
@@ -77,7 +77,7 @@ def test_a_week_posts_exactly_the_expected_digests_and_reminders(engine):
                 else:
                     dms.append((c.args["channel"], clock.now))
             seen = len(calls)
-            clock.now += timedelta(minutes=30)  # every due time here is on the half hour
+            clock.now += timedelta(hours=1)  # every due time here is on the hour
 
         def k(sub_id: int, period: str) -> str:
             return f"digest:{sub_id}:{period}"
@@ -92,7 +92,7 @@ def test_a_week_posts_exactly_the_expected_digests_and_reminders(engine):
                 ("CBERLIN1", k(berlin_monthly, "2026-10"), utc(2026, 11, 1, 8)),
                 ("CBERLIN1", k(berlin_weekly, "2026-W44"), utc(2026, 11, 2, 8)),
                 ("CBERLIN2", k(late_channel, "2026-W44"), utc(2026, 11, 2, 8)),
-                ("CNYC0002", k(nyc_monthly, "2026-10"), utc(2026, 11, 2, 12, 30)),
+                ("CNYC0002", k(nyc_monthly, "2026-10"), utc(2026, 11, 2, 12)),
                 # New York on EST: 09:00 is 14:00 UTC
                 ("CNYC0001", k(nyc_weekly, "2026-W44"), utc(2026, 11, 2, 14)),
             ],
