@@ -3,7 +3,8 @@
 ``SlackPoster`` calls the Web API over httpx:
 
 - HTTP 429 waits for ``Retry-After`` (capped) and tries again;
-- HTTP 5xx, timeouts and dropped connections back off exponentially, up to ``max_attempts``;
+- HTTP 5xx, timeouts and dropped connections back off exponentially, up to ``max_attempts``
+  (a post, which may have arrived all the same, is first looked for in the channel);
 - ``channel_not_found``, ``not_in_channel`` and ``is_archived`` raise :class:`ChannelUnavailable`
   at once (the caller marks the subscription broken); other Slack errors raise
   :class:`SlackError`;
@@ -19,7 +20,6 @@ history, which is how a retry learns that an earlier attempt did reach Slack.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -286,16 +286,3 @@ def _retry_after(resp: httpx.Response) -> float:
         return max(0.0, float(raw))
     except ValueError:
         return 1.0
-
-
-def metadata_key(payload: Any) -> str | None:
-    """The run key in a posted message's metadata (for tests and diagnostics)."""
-    if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            return None
-    if not isinstance(payload, dict) or payload.get("event_type") != EVENT_TYPE:
-        return None
-    key = (payload.get("event_payload") or {}).get("key")
-    return str(key) if key is not None else None
