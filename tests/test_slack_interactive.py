@@ -291,3 +291,17 @@ def test_acks_do_not_wait_for_the_reports(kpi):
         results = list(pool.map(one, range(8)))
     for status, ack, answered in results:
         assert status == 200 and ack < 2.5 and ack <= answered
+
+
+def test_home_buttons_answer_by_direct_message(kpi, db_url):
+    item = _one_item(kpi, db_url)
+    kpi.click(
+        "item_done", f"{item.id}|home", user="U0MALLORY", channel=None, container={"type": "view"}
+    )
+    kpi.click(
+        "item_done", "999999|home", user="U0MALLORY", channel=None, container={"type": "view"}
+    )
+    dms = [c for c in kpi.slack.wait_for("chat.postMessage", 3) if c.args["channel"] == "U0MALLORY"]
+    texts = " ".join(c.text_of() for c in dms)
+    assert "not allowed" in texts and "no longer exists" in texts
+    assert _items(db_url)[0].completed_on is None

@@ -139,6 +139,8 @@ def send(
     body = dict(payload)
     if replace_original is not None:
         body["replace_original"] = replace_original
+    if respond is not None and getattr(respond, "response_url", "") is None:
+        respond = None  # e.g. a button in App Home: there is no response URL to answer on
     if respond is not None:
         for attempt in range(retries + 1):
             try:
@@ -160,7 +162,8 @@ def send(
             return True
         except SlackApiError as exc:
             log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
-        try:  # last resort: a direct message
+    if user:  # last resort: a direct message
+        try:
             client.chat_postMessage(
                 channel=user, text=body.get("text", ""), blocks=body.get("blocks")
             )
