@@ -61,6 +61,7 @@ SOURCE = "github"
 HISTORY_DAYS = 400  # how far back a first (or --full) sync reads
 DEPLOYMENT_SETTLE = timedelta(days=2)  # deployments re-read after their creation
 HISTORY_OVERLAP = timedelta(days=1)  # commits re-read before the last one seen
+UPDATE_OVERLAP = timedelta(minutes=10)  # pull requests and issues re-read before the last
 PARTIAL_RETRIES = 2
 UNAVAILABLE_STOP = 3  # repositories in a row GitHub does not answer for before stopping
 MIN_PULLS_PAGE = 5  # smallest page of pull requests asked for when big ones fail
@@ -390,6 +391,8 @@ class _RepoSync:
         since = None if self.full else _dt(t.done)
         if kind == "history" and since is not None:
             since -= HISTORY_OVERLAP
+        if kind in ("pulls", "issues") and since is not None:
+            since -= UPDATE_OVERLAP  # GitHub's update times may land a little late
         if dep_source is None and kind in ("deployments", "releases"):
             dep_source = "github-deployments" if kind == "deployments" else "releases"
         if dep_source is not None and since is not None:
