@@ -224,7 +224,7 @@ class GitHubClient:
                 raise GitHubNotFound(self._not_found_message(repo, text), repo=repo, status=404)
             if isinstance(data, dict) and any(v is not None for v in data.values()):
                 if errors:
-                    log.warning("GraphQL partial data%s: %s", _what(repo), errors)
+                    log.info("GraphQL partial data%s: %s", _what(repo), errors)
                 return GraphQLResult(data, [e for e in errors if isinstance(e, dict)])
             text = "; ".join(
                 str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
@@ -443,9 +443,11 @@ class GitHubClient:
         self._sleep(delay)
 
     def _notify(self, message: str) -> None:
-        log.warning(message)
         if self.on_wait is not None:
+            log.info(message)
             self.on_wait(message)
+        else:
+            log.warning(message)
 
     # ------------------------------------------------------------------ messages
 
