@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.store.models import Deployment as DeploymentRow
-from bot.store.models import Incident, PullRequest, Repository, SyncCursor
+from bot.store.models import Incident, PullRequest, PullRequestFile, Repository, SyncCursor
+from bot.store.models import Review as ReviewRow
 from bot.store.session import make_engine, session_factory
 from bot.surfaces.cli import main
 from tests.conftest import fixtures_dir
@@ -390,3 +391,24 @@ def test_a_github_api_url_that_is_not_a_url_is_bad_input(workdir, capsys, monkey
     assert main(["sync", "--now", NOW]) == 2
     err = capsys.readouterr().err
     assert "GITHUB_API_URL must be a URL" in err and "https://HOST/api/v3" in err
+
+
+def test_pull_requests_with_more_files_and_reviews_than_a_page(
+    fake, workdir, capsys, monkeypatch, db_url
+):
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    p3 = fake.repos["acme/api"].pulls[3]
+    p3.files = [(f"src/gen/part_{i:03}.py", 1, 0) for i in range(130)]
+    p3.reviews = [Review(3000 + i, "bob", "COMMENTED", d(11, 10, i)) for i in range(55)]
+    assert main(["sync", "--now", NOW]) == 0
+    details = [r for r in fake.requests if b"PullRequestDetails" in r.body]
+    assert len(details) == 1  # the rest of the files and the reviews in one request
+    size = report(capsys, "pr-size", "2026-W46")
+    assert size["value"] == 130  # 42, 130, 320
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        pid = s.scalar(select(PullRequest.id).where(PullRequest.number == 3))
+        files = s.scalar(select(func.count()).where(PullRequestFile.pull_request_id == pid))
+        reviews = s.scalar(select(func.count()).where(ReviewRow.pull_request_id == pid))
+    engine.dispose()
+    assert (files, reviews) == (130, 55)

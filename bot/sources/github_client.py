@@ -172,6 +172,10 @@ class GitHubClient:
     def from_settings(cls, settings: Any, **kwargs: Any) -> GitHubClient:
         return cls(settings.github_token, settings.github_api_url, **kwargs)
 
+    def pause(self, seconds: float) -> None:
+        """Sleep as this client does between retries (tests pass a recording ``sleep``)."""
+        self._sleep(seconds)
+
     def close(self) -> None:
         self._http.close()
 

@@ -522,7 +522,7 @@ class _RepoSync:
                 continue
             if result.errors and attempt < PARTIAL_RETRIES:
                 attempt += 1
-                time.sleep(min(2.0, self.client.backoff * attempt))
+                self.client.pause(min(2.0, self.client.backoff * attempt))
                 continue
             if result.errors:
                 self.summary.warnings.append(result.error_text())
