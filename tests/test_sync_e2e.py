@@ -412,3 +412,28 @@ def test_pull_requests_with_more_files_and_reviews_than_a_page(
         reviews = s.scalar(select(func.count()).where(ReviewRow.pull_request_id == pid))
     engine.dispose()
     assert (files, reviews) == (130, 55)
+
+
+def test_incidents_from_another_repository(fake, workdir, capsys, monkeypatch, db_url):
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    ops = fake.add(Repo("acme", "ops", database_id=78))
+    ops.issues = [
+        Issue(7, "Checkout outage", d(11, 14), d(11, 15), d(11, 15), ["incident"]),
+        Issue(8, "Upgrade runbook", d(11, 14), d(11, 15), None, ["docs"]),
+    ]
+    (workdir / "kpibot.yml").write_text(
+        CONFIG.replace("labels: [incident]}", "labels: [incident], repos: [acme/ops]}"),
+        encoding="utf-8",
+    )
+    assert main(["sync", "--now", NOW]) == 0
+    out = capsys.readouterr().out
+    assert "acme/ops: 0 pull requests, 0 commits, 0 deployments, 1 incidents" in out
+    assert "acme/api: 5 pull requests, 5 commits, 2 deployments, 0 incidents" in out
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        names = set(s.scalars(select(Repository.full_name)))
+        incidents = list(s.scalars(select(Incident.provider_id)))
+    engine.dispose()
+    assert names == {"acme/api"} and incidents == ["acme/ops#7"]
+    mttr = report(capsys, "mttr", "2026-11")
+    assert (mttr["n"], mttr["value"]) == (1, 3600)
