@@ -229,9 +229,10 @@ def test_run_mode_scheduler_posts_a_due_digest_and_stops_cleanly(tmp_path, db_ur
     eng = make_engine(db_url)
     f = session_factory(eng)
     ids = setup_org(f, load_config(path))
+    when = _due_now_schedule()
     sid = subscribe(
         f, ids["ops"], "C0OPS0001", "weekly", datetime.now(UTC) - timedelta(days=8),
-        schedule=_due_now_schedule(),
+        schedule=when,
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KPIBOT_"))}
     env.update(
@@ -261,7 +262,7 @@ def test_run_mode_scheduler_posts_a_due_digest_and_stops_cleanly(tmp_path, db_ur
             proc.wait()
     assert proc.returncode == 0, err
     assert "kpibot scheduler" in out and "stopped" in out
-    assert slack.keys() == [f"digest:{sid}:{_last_week_key()}"]
+    assert slack.keys() == [f"digest:{sid}:{_week_key(when)}"]
     with f() as s:
         lease = s.scalar(select(SchedulerLease))
         assert lease is not None and lease.expires_at <= datetime.now(UTC).replace(tzinfo=None)
@@ -269,11 +270,14 @@ def test_run_mode_scheduler_posts_a_due_digest_and_stops_cleanly(tmp_path, db_ur
     eng.dispose()
 
 
-def _last_week_key() -> str:
-    from bot.metrics.periods import last_complete_week
+def _week_key(schedule: str) -> str:
+    """The period the digest due at ``schedule`` (in UTC, this week) covers."""
+    from bot.scheduler.schedule import parse_schedule
 
-    fire = datetime.now(UTC) - timedelta(minutes=1)
-    return last_complete_week(fire, ZoneInfo("UTC")).key
+    utc_zone = ZoneInfo("UTC")
+    sched = parse_schedule("weekly", schedule)
+    fire = sched.latest_fire(datetime.now(UTC), utc_zone)
+    return sched.period(fire, utc_zone).key
 
 
 def test_the_scheduler_inside_kpibot_run_posts_in_the_background(tmp_path, db_url, slack):
