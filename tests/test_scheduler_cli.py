@@ -324,3 +324,14 @@ def test_the_first_pass_runs_even_when_the_scheduler_starts_late(tmp_path, db_ur
         service.stop()
     assert len(slack.keys()) == 1
     eng.dispose()
+
+
+def test_scheduler_mode_without_the_scheduler_is_refused(light, capsys):
+    assert main(["run", "--mode", "scheduler", "--no-scheduler"]) == 2
+    assert "drop --no-scheduler" in capsys.readouterr().err
+
+
+def test_scheduler_mode_without_a_bot_token_explains(light, capsys, monkeypatch):
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    assert main(["run", "--mode", "scheduler"]) == 2
+    assert "SLACK_BOT_TOKEN is not set" in capsys.readouterr().err

@@ -372,6 +372,11 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if mode == "scheduler":
         from bot.scheduler.commands import run_blocking
 
+        if args.no_scheduler:
+            raise KpibotError(
+                "--mode scheduler runs only the scheduler: drop --no-scheduler, or run the "
+                "Slack app with --mode socket or --mode http"
+            )
         require_schema(ctx.engine)
         return run_blocking(settings, ctx.factory, ctx.config, _print)
     if mode == "socket" and not settings.slack_app_token:
