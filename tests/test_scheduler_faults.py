@@ -7,10 +7,12 @@ import logging
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import select
 
 from bot.scheduler.jobs import DigestJobs, SchedulerOptions, render_digest
 from bot.scheduler.posting import SlackPoster, SlackUnavailable
 from bot.store import subscriptions as subs
+from bot.store.models import ActionItem
 from bot.store.session import session_factory
 from tests.fakes.slack import BOT_TOKEN
 from tests.scheduler_fakes import (
@@ -186,6 +188,10 @@ def test_digests_stay_within_block_kit_limits_at_any_size(f, slack):
     ids = setup_org(f)
     for i in range(300):
         add_item(f, ids["berlin"], f"U{i:07d}", date(2026, 10, 1 + i % 28), text="x" * 400 + "<&>")
+    with f() as s:  # half of them completed in October, for the monthly digest's list
+        for item in s.scalars(select(ActionItem).where(ActionItem.id % 2 == 0)):
+            item.completed_on = date(2026, 10, 15)
+        s.commit()
     period_week = BERLIN_TEAM
     from bot.metrics.periods import last_complete_month, last_complete_week
 
@@ -198,6 +204,10 @@ def test_digests_stay_within_block_kit_limits_at_any_size(f, slack):
             assert msg["text"]
             assert len(msg["blocks"]) <= 50
             assert len(json.dumps(msg["blocks"])) < 40_000
+            shown = json.dumps(msg["blocks"])
+            assert (
+                "Completed this month (150)" if kind == "monthly" else "Open action items (150,"
+            ) in shown
             for block in msg["blocks"]:
                 if block["type"] == "section" and "text" in block:
                     assert len(block["text"]["text"]) <= 3000
