@@ -188,9 +188,9 @@ def test_digests_stay_within_block_kit_limits_at_any_size(f, slack):
     ids = setup_org(f)
     for i in range(300):
         add_item(f, ids["berlin"], f"U{i:07d}", date(2026, 10, 1 + i % 28), text="x" * 400 + "<&>")
-    with f() as s:  # half of them completed in October, for the monthly digest's list
+    with f() as s:  # half of them completed in September, the monthly digest's month
         for item in s.scalars(select(ActionItem).where(ActionItem.id % 2 == 0)):
-            item.completed_on = date(2026, 10, 15)
+            item.completed_on = date(2026, 9, 15)
         s.commit()
     period_week = BERLIN_TEAM
     from bot.metrics.periods import last_complete_month, last_complete_week
