@@ -93,6 +93,14 @@ def test_subscribe_list_and_unsubscribe(kpi, db_url):
             (PAY_CHANNEL, "payments", "weekly", None),  # the team's times in kpibot.yml
             (PAY_CHANNEL, "mobile", "monthly", None),
         }
+    # a channel's own time replaces the team's, and is what the scheduler reads
+    said = _text(kpi, "subscribe weekly at wed 07:30")
+    assert "already receives the weekly digest of *payments* every Wed at 07:30" in said
+    assert "every Wed at 07:30" in _text(kpi, "subscriptions")
+    assert "day before the time" in _text(kpi, "subscribe weekly 07:30")
+    with session_factory(eng)() as s:
+        schedules = {x.kind: x.schedule for x in subscriptions.active_subscriptions(s)}
+        assert schedules == {"weekly": "wed 07:30", "monthly": None}
     assert "Stopped the weekly digest of payments" in _text(kpi, "unsubscribe weekly")
     assert "Nothing to stop" in _text(kpi, "unsubscribe weekly")
     assert "Stopped the monthly digest of mobile" in _text(kpi, "unsubscribe")

@@ -103,7 +103,10 @@ USAGE = (
     ("`/kpi weekly` · `/kpi monthly`", "preview the weekly leading / monthly lagging digest"),
     ("`/kpi action add`", "log an improvement action item"),
     ("`/kpi actions [team] [all]`", "open (or all) action items"),
-    ("`/kpi subscribe weekly|monthly [team]`", "post that digest in this channel"),
+    (
+        "`/kpi subscribe weekly|monthly [team] [day HH:MM]`",
+        "post that digest in this channel (at the team's time, or e.g. `tue 10:00`, `15 08:30`)",
+    ),
     ("`/kpi unsubscribe [weekly|monthly]` · `/kpi subscriptions`", "this channel's digests"),
     ("`/kpi teams` · `/kpi team set <team>`", "list teams; map this channel to a team"),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.errors import KpibotError, suggest
 from bot.metrics import registry
 from bot.metrics.periods import NAMED, looks_like_period
+from bot.scheduler.schedule import BadSchedule, parse_schedule
 
 MAX_ECHO = 40  # characters of an unknown word repeated back to the user
 
@@ -52,6 +53,7 @@ class Command:
     period: str | None = None  # a period word, lower case
     digest: str | None = None  # weekly | monthly
     all: bool = False  # actions: include completed items
+    schedule: str | None = None  # subscribe: the channel's own time, "tue 10:00" / "15 08:30"
 
 
 class ParseError(KpibotError):
@@ -249,8 +251,37 @@ def _subscription(head: str, rest: list[str], teams: Sequence[str]) -> Command:
             f"`/kpi {kind} monthly` (DORA and predictability, on the 1st).",
             [f"/kpi {kind} weekly", f"/kpi {kind} monthly"],
         )
-    cmd = _with_args(kind, rest[1:], teams, allow_period=False, cmd_words=f"{kind} {digest}")
-    return Command(kind, team=cmd.team, digest=digest)
+    words = f"{kind} {digest}"
+    args, schedule = rest[1:], None
+    if kind == "subscribe":
+        args, schedule = _schedule_words(digest, args, words)
+    cmd = _with_args(kind, args, teams, allow_period=False, cmd_words=words)
+    return Command(kind, team=cmd.team, digest=digest, schedule=schedule)
+
+
+_CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+
+
+def _schedule_words(digest: str, args: list[str], words: str) -> tuple[list[str], str | None]:
+    """Take an optional ``[at] <day> <HH:MM>`` off a subscribe command: a weekday for the
+    weekly digest (``tue 10:00``), a day of the month 1-28 for the monthly one (``15 08:30``).
+    """
+    clock = next((i for i, w in enumerate(args) if _CLOCK.match(w)), None)
+    if clock is None:
+        return args, None
+    example = "tue 10:00" if digest == "weekly" else "15 08:30"
+    if clock == 0:
+        raise ParseError(
+            f"say the day before the time: `/kpi {words} {example}`.", [f"/kpi {words} {example}"]
+        )
+    start = clock - 1
+    if start > 0 and args[start - 1].lower() == "at":
+        start -= 1
+    try:
+        schedule = parse_schedule(digest, f"{args[clock - 1]} {args[clock]}").text
+    except BadSchedule as exc:
+        raise ParseError(f"{exc}: `/kpi {words} {example}`.", [f"/kpi {words} {example}"]) from exc
+    return args[:start] + args[clock + 1 :], schedule
 
 
 def _team_set(rest: list[str], teams: Sequence[str]) -> Command:

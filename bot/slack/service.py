@@ -275,9 +275,11 @@ class Service:
             return f"every {day.capitalize()} at {hhmm}"
         return f"on day {day} of each month at {hhmm}"
 
-    def subscribe(self, channel: str, team: str, kind: str, user: str) -> Payload:
-        """Subscribe the channel; the digest follows the team's times in kpibot.yml (the
-        subscription stores no time of its own)."""
+    def subscribe(
+        self, channel: str, team: str, kind: str, user: str, schedule: str | None = None
+    ) -> Payload:
+        """Subscribe the channel; the digest follows the team's times in kpibot.yml unless
+        ``schedule`` ("tue 10:00", "15 08:30") gives the channel a time of its own."""
         tc = self.team(team)
         with self.session() as s:
             sub, created = subscriptions.subscribe(
@@ -287,6 +289,7 @@ class Service:
                 kind=kind,
                 created_by=user,
                 now=self.now_naive(),
+                schedule=schedule,
             )
         when = self.digest_time(tc.name, kind, sub.schedule)
         verb = "will now receive" if created else "already receives"

@@ -97,7 +97,7 @@ def compute(
             if not channel:
                 raise KpibotError("run `/kpi subscribe` in the channel that should get the digest")
             team = svc.resolve_team(cmd.team, channel, user)
-            return svc.subscribe(channel, team, cmd.digest or "weekly", user)
+            return svc.subscribe(channel, team, cmd.digest or "weekly", user, cmd.schedule)
         if cmd.kind == "unsubscribe":
             return svc.unsubscribe(channel or "", cmd.team, cmd.digest)
         return svc.answer(cmd, user, channel)
