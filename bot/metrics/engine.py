@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,6 +77,8 @@ class TeamEngine:
         self._incidents: list[IncidentFacts] = []
         self._attribution = Attribution({}, {})
         self._items = _Sorted([], lambda i: i[0])
+        self._selection: Any = None  # the PRs of the loaded span, for the file rows
+        self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -98,6 +100,7 @@ class TeamEngine:
 
     def _load(self, start: datetime, end: datetime) -> None:
         s = self.session
+        self._selection, self._sized = None, None
         incidents = (
             [
                 IncidentFacts(r.id, r.started_at, r.resolved_at, r.deployment_id, r.commit_sha)
@@ -172,7 +175,8 @@ class TeamEngine:
         Both come from one pass over the rows of the two together: a PR's facts do not depend
         on the population it is counted in.
         """
-        facts = self._pr_facts(q.merged_or_deployed_pr_ids(self.repo_ids, self.envs, start, end))
+        self._selection = q.merged_or_deployed_pr_ids(self.repo_ids, self.envs, start, end)
+        facts = self._pr_facts(self._selection)
         merged = [f for f, branch_ok in facts if branch_ok and start <= f.merged < end]
         deployed = [f for f, _ in facts if f.deployed is not None and start <= f.deployed < end]
         return merged, deployed
@@ -201,13 +205,6 @@ class TeamEngine:
                 and (pr not in approved or submitted < approved[pr])
             ):
                 approved[pr] = submitted
-        sized: dict[int, int] = {}
-        paths = self.paths
-        for pr, path, additions, deletions, generated in q.file_rows(s, selection):
-            if pr not in authors:
-                continue
-            lines = 0 if generated or paths(path) else (additions + deletions)
-            sized[pr] = sized.get(pr, 0) + lines
         out = []
         for (
             pr,
@@ -238,14 +235,46 @@ class TeamEngine:
                 first_review.get(pr),
                 approved.get(pr),
                 deployed,
-                sized.get(pr, additions + deletions),
+                additions + deletions,  # until _sizes() leaves out the ignored paths
             )
             out.append((facts, self._branch_ok(repository_id, base)))
         return out
 
+    def _sizes_for(self, period: Period) -> dict[int, int]:
+        self._ensure(period)
+        return self._sizes()
+
+    def _sizes(self) -> dict[int, int]:
+        """Additions + deletions outside ignored paths of the loaded merged PRs that have file
+        rows (the others keep their totals). Only PR size needs them: loaded on first use."""
+        if self._sized is None:
+            sized: dict[int, int] = {}
+            if self._selection is not None:
+                merged = {p.id for p in self._merged.items}
+                paths = self.paths
+                for pr, path, additions, deletions, generated in q.file_rows(
+                    self.session, self._selection
+                ):
+                    if pr not in merged:
+                        continue
+                    lines = 0 if generated or paths(path) else (additions + deletions)
+                    sized[pr] = sized.get(pr, 0) + lines
+            self._sized = sized
+        return self._sized
+
     # --- populations -----------------------------------------------------------------------
 
     def merged_prs(self, period: Period) -> list[PRFacts]:
+        """The period's population, each PR's ``size`` outside the ignored paths."""
+        sizes = self._sizes_for(period)
+        return [
+            replace(p, size=sizes[p.id]) if p.id in sizes else p
+            for p in self._merged.between(period.start, period.end)
+        ]
+
+    def _merged_unsized(self, period: Period) -> list[PRFacts]:
+        """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
+        so they skip the file rows."""
         self._ensure(period)
         return self._merged.between(period.start, period.end)
 
@@ -259,15 +288,15 @@ class TeamEngine:
         self._ensure(period)
         match metric_id:
             case "cycle-time":
-                return leading.cycle_time(self.merged_prs(period))
+                return leading.cycle_time(self._merged_unsized(period))
             case "pr-size":
                 return leading.pr_size(self.merged_prs(period))
             case "first-review":
-                return leading.first_review(self.merged_prs(period))
+                return leading.first_review(self._merged_unsized(period))
             case "review-coverage":
-                return leading.review_coverage(self.merged_prs(period))
+                return leading.review_coverage(self._merged_unsized(period))
             case "merge-frequency":
-                return leading.merge_frequency(self.merged_prs(period), period.days)
+                return leading.merge_frequency(self._merged_unsized(period), period.days)
             case "deploy-frequency":
                 return lagging.deploy_frequency(
                     (d.finished for d in self._runs if d.succeeded), period
