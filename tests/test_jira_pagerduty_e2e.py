@@ -100,10 +100,13 @@ def report(capsys, metric: str, team: str, period: str = "2026-10") -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_kpibot_sync_then_reports(workdir, capsys):
+def test_kpibot_sync_then_reports(workdir, fakes, capsys):
     assert main(["sync", "--now", NOW]) == 0
     out = capsys.readouterr().out
-    assert "payments: sprints from jira" in out and "mobile: incidents from pagerduty" in out
+    assert "payments: incidents and sprints from jira: " in out
+    assert "mobile: incidents from pagerduty" in out
+    # Jira is asked once for a team taking both its sprints and its incidents from it
+    assert len(fakes[1].requests_to("GET", r"/rest/agile/1\.0/board/12/sprint")) == 1
     assert "jira-token" not in out and "pd-token" not in out
 
     # payments (see tests/test_jira_sync.py for the items): 11 of 29 committed points done,

@@ -759,12 +759,15 @@ def _other_sources(
     summary: SyncSummary,
     now: datetime | None = None,
 ) -> None:
-    wanted: list[tuple[str, str]] = []
-    for what, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
+    # one call per source: a module's sync_team syncs everything the team takes from it
+    # (Jira gives both sprints and incidents)
+    wanted: dict[str, list[str]] = {}
+    for kind, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
         source = (conf or {}).get("source")
         if source in OTHER_SOURCES:
-            wanted.append((what, str(source)))
-    for what, source in wanted:
+            wanted.setdefault(str(source), []).append(kind)
+    for source, kinds in wanted.items():
+        what = " and ".join(kinds)
         label = f"{team.name}: {what} from {source}"
         module_name = OTHER_SOURCES[source]
         try:
