@@ -20,6 +20,7 @@ def test_routes_health_and_errors():
 
     app.add_route("POST", "/echo", echo)
     app.add_route("POST", "/boom", boom)
+    app.add_route("POST", "/big", echo, max_body=3 * 1024 * 1024)
     with Server(app, host="127.0.0.1", port=0, threads=4) as server:
         base = server.url
         r = httpx.get(base + "/healthz")
@@ -32,6 +33,9 @@ def test_routes_health_and_errors():
         r = httpx.post(base + "/boom")
         assert r.status_code == 500 and "secret-value" not in r.text
         assert httpx.post(base + "/echo", content=b"x" * (1024 * 1024 + 1)).status_code == 413
+        # a route's own limit: bigger bodies pass, and past it they are refused too
+        assert httpx.post(base + "/big", content=b"x" * (2 * 1024 * 1024)).status_code == 200
+        assert httpx.post(base + "/big", content=b"x" * (3 * 1024 * 1024 + 1)).status_code == 413
 
 
 def test_health_failure_is_503():

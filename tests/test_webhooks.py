@@ -450,3 +450,15 @@ def test_github_issue_naming_a_deployment_links_it(server, session):
     inc = session.scalars(select(Incident)).one()
     dep = session.scalars(select(Deployment)).one()
     assert inc.deployment_id == dep.id
+
+
+def test_github_deliveries_over_a_mebibyte_are_taken(server, session):
+    """GitHub sends up to 25 MB (a pull request with a huge description); the JSON webhooks
+    keep the 1 MiB limit."""
+    payload = json.loads(octokit("pull_request/opened.payload.json"))
+    payload["pull_request"]["body"] = "x" * (2 * 1024 * 1024)
+    r = gh(server, "pull_request", json.dumps(payload).encode())
+    assert r.status_code == 200 and r.json()["stored"] == "pull_request", r.text
+    assert count(session, PullRequest) == 1
+    big = {**DEPLOY, "url": "https://ci.example.com/" + "x" * (1024 * 1024)}
+    assert post(server, "/webhooks/deployments", big).status_code == 413

@@ -84,11 +84,17 @@ class HttpApp:
         self.bolt_app = bolt_app
         self.health = health
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): self.healthz}
+        self.max_body: dict[tuple[str, str], int] = {}
         if bolt_app is not None:
             self.routes[("POST", "/slack/events")] = self.slack_events
 
-    def add_route(self, method: str, path: str, handler: Handler) -> None:
+    def add_route(
+        self, method: str, path: str, handler: Handler, *, max_body: int = MAX_BODY
+    ) -> None:
+        """Serve ``method path``; bodies over ``max_body`` bytes get 413 unread."""
         self.routes[(method.upper(), path)] = handler
+        if max_body != MAX_BODY:
+            self.max_body[(method.upper(), path)] = max_body
 
     # -------------------------------------------------------------------- handlers
 
@@ -134,7 +140,7 @@ class HttpApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return HttpResponse.text("bad Content-Length", 400)
-        if length > MAX_BODY:
+        if length > self.max_body.get((method, path), MAX_BODY):
             return HttpResponse.text("request body too large", 413)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         headers = {

@@ -895,6 +895,9 @@ def _deployment_state(s: Session, rid: int, source: str, pid: str) -> tuple[Any,
 # --------------------------------------------------------------------------- mounting
 
 
+GITHUB_MAX_BODY = 25 * 1024 * 1024
+
+
 def install(app: HttpApp, hooks: Webhooks) -> None:
     """Mount ``/webhooks/deployments``, ``/webhooks/incidents`` and ``/webhooks/github``."""
     from bot.surfaces.http import HttpRequest, HttpResponse
@@ -912,4 +915,5 @@ def install(app: HttpApp, hooks: Webhooks) -> None:
 
     app.add_route("POST", "/webhooks/deployments", route(hooks.deployments))
     app.add_route("POST", "/webhooks/incidents", route(hooks.incidents))
-    app.add_route("POST", "/webhooks/github", route(hooks.github))
+    # GitHub caps a delivery at 25 MB; a big pull_request payload must not be refused
+    app.add_route("POST", "/webhooks/github", route(hooks.github), max_body=GITHUB_MAX_BODY)
