@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from bot.errors import KpibotError
+from bot.sources.timestamps import iso_utc
 
 T = TypeVar("T")
 
@@ -353,15 +354,7 @@ def _bool(obj: Mapping[str, Any], key: str, what: str, default: bool = False) ->
 
 def parse_timestamp(value: Any, what: str = "timestamp") -> datetime:
     """An ISO 8601 timestamp (``2019-05-15T15:20:33Z`` or with an offset) as naive UTC."""
-    if not isinstance(value, str):
-        raise GitHubPayloadError(f"{what}: expected an ISO 8601 timestamp, got {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00", 1))
-    except ValueError:
-        raise GitHubPayloadError(f"{what}: not an ISO 8601 timestamp: {value!r}") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed.replace(microsecond=0)
+    return iso_utc(value, what, GitHubPayloadError)
 
 
 def _ts(obj: Mapping[str, Any], key: str, what: str) -> datetime:

@@ -35,6 +35,7 @@ from bot.sources.records import (
     store_sprint_items,
 )
 from bot.sources.rest import RestClient, SourceError
+from bot.sources.timestamps import iso_utc
 from bot.store.models import Sprint, Team
 from bot.store.session import unit_of_work, utc
 from bot.store.writes import IncidentRecord, upsert_incidents
@@ -79,15 +80,7 @@ def _req(obj: Mapping[str, Any], key: str, what: str) -> Any:
 def parse_time(value: Any, what: str) -> datetime:
     """A Jira timestamp (``2016-04-11T07:29:03.294-07:00`` or ``...000-0800``) as naive UTC,
     keeping milliseconds (changelog entries and sprint boundaries are close together)."""
-    if not isinstance(value, str):
-        raise JiraPayloadError(f"{what}: expected a timestamp, got {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise JiraPayloadError(f"{what}: not a timestamp: {value!r}") from None
-    if parsed.tzinfo is None:
-        return parsed
-    return parsed.astimezone(UTC).replace(tzinfo=None)
+    return iso_utc(value, what, JiraPayloadError, keep_fraction=True)
 
 
 def _opt_time(obj: Mapping[str, Any], key: str, what: str) -> datetime | None:

@@ -21,6 +21,7 @@ from bot.settings import Settings, TeamConfig
 from bot.sources.pagerduty import next_cursor, team_id, team_services
 from bot.sources.records import get_cursor, set_cursor
 from bot.sources.rest import RestClient
+from bot.sources.timestamps import iso_utc
 from bot.store.session import unit_of_work, utc
 from bot.store.writes import IncidentRecord, upsert_incidents
 
@@ -42,15 +43,7 @@ class OpsgenieIncident:
 
 
 def _time(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise OpsgeniePayloadError(f"{what}: expected a timestamp, got {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise OpsgeniePayloadError(f"{what}: not a timestamp: {value!r}") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed.replace(microsecond=0)
+    return iso_utc(value, what, OpsgeniePayloadError)
 
 
 def parse_incident(payload: Any) -> OpsgenieIncident:
