@@ -437,3 +437,27 @@ def test_incidents_from_another_repository(fake, workdir, capsys, monkeypatch, d
     assert names == {"acme/api"} and incidents == ["acme/ops#7"]
     mttr = report(capsys, "mttr", "2026-11")
     assert (mttr["n"], mttr["value"]) == (1, 3600)
+
+
+def test_an_incident_of_a_shared_repository_counts_for_every_team(
+    fake, workdir, capsys, monkeypatch, db_url
+):
+    """Two teams share acme/api and both watch the `incident` label: issue #50 is an incident
+    of each (it was stored for one team only), and syncing again keeps exactly those two."""
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    shared = CONFIG + CONFIG.split("teams:\n", 1)[1].replace("name: payments", "name: checkout")
+    (workdir / "kpibot.yml").write_text(shared, encoding="utf-8")
+    for _ in range(2):
+        assert main(["sync", "--now", NOW]) == 0
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        rows = s.execute(select(Incident.team_id, Incident.provider_id)).all()
+    engine.dispose()
+    assert sorted(pid for _, pid in rows) == ["acme/api#50", "acme/api#50"]
+    assert len({tid for tid, _ in rows}) == 2
+    for team in ("payments", "checkout"):
+        capsys.readouterr()
+        args = ["report", "mttr", "--team", team, "--period", "2026-11", "--format", "json"]
+        assert main([*args, "--now", NOW]) == 0
+        mttr = json.loads(capsys.readouterr().out)
+        assert (mttr["n"], mttr["value"]) == (1, 3600), team

@@ -462,3 +462,28 @@ def test_github_deliveries_over_a_mebibyte_are_taken(server, session):
     assert count(session, PullRequest) == 1
     big = {**DEPLOY, "url": "https://ci.example.com/" + "x" * (1024 * 1024)}
     assert post(server, "/webhooks/deployments", big).status_code == 413
+
+
+def test_github_issue_of_a_shared_repository_is_an_incident_of_each_team(engine, session):
+    shared = Config(
+        (
+            TEAMS[0],
+            TeamConfig(
+                name="web",
+                repos=("Codertocat/Hello-World",),
+                incidents={"source": "github-issues", "labels": ["bug"]},
+            ),
+        )
+    )
+    sync_teams(session, shared)
+    session.commit()
+    app = HttpApp()
+    install(app, Webhooks(session_factory(engine), shared, SECRET))
+    with Server(app, host="127.0.0.1", port=0, threads=4) as srv:
+        for _ in range(2):  # a redelivery adds nothing
+            r = gh(srv.url, "issues", octokit("issues/labeled.payload.json"))
+            assert r.status_code == 200 and r.json()["teams"] == ["payments", "web"], r.text
+    session.expire_all()
+    rows = session.execute(select(Incident.team_id, Incident.provider_id)).all()
+    assert len(rows) == 2 and len({t for t, _ in rows}) == 2
+    assert {p for _, p in rows} == {"codertocat/hello-world#1"}

@@ -645,25 +645,23 @@ class _RepoSync:
             if issue.is_pull_request:
                 continue
             labels = {lbl.lower() for lbl in issue.labels}
-            team = next(
-                (t for t in self.plan.issue_teams if labels & {x.lower() for x in t.labels}),
-                None,
-            )
-            if team is None:
+            # every team whose labels it carries: teams sharing a repository each count it
+            teams = [t for t in self.plan.issue_teams if labels & {x.lower() for x in t.labels}]
+            if not teams:
                 continue
             dep_id, sha = self._link(session, issue)
-            by_team.setdefault(team.team_id, []).append(
-                writes.IncidentRecord(
-                    source="github-issues",
-                    provider_id=f"{self.plan.full_name.lower()}#{issue.number}",
-                    title=issue.title,
-                    started_at=issue.created_at,
-                    resolved_at=issue.closed_at,
-                    url=issue.url,
-                    deployment_id=dep_id,
-                    commit_sha=sha,
-                )
+            record = writes.IncidentRecord(
+                source="github-issues",
+                provider_id=f"{self.plan.full_name.lower()}#{issue.number}",
+                title=issue.title,
+                started_at=issue.created_at,
+                resolved_at=issue.closed_at,
+                url=issue.url,
+                deployment_id=dep_id,
+                commit_sha=sha,
             )
+            for team in teams:
+                by_team.setdefault(team.team_id, []).append(record)
         stored = 0
         for team_id, records in by_team.items():
             stored += len(writes.upsert_incidents(session, team_id, records))

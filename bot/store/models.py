@@ -210,7 +210,8 @@ class DeploymentPullRequest(Base):
 class Incident(Base):
     __tablename__ = "incidents"
     __table_args__ = (
-        UniqueConstraint("source", "provider_id", name="uq_incidents_source_provider"),
+        # per team: an issue labelled for two teams sharing a repository is an incident of both
+        UniqueConstraint("team_id", "source", "provider_id", name="uq_incidents_team_provider"),
         Index("ix_incidents_team_started", "team_id", "started_at"),
         Index("ix_incidents_team_resolved", "team_id", "resolved_at"),
     )

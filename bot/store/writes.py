@@ -476,7 +476,7 @@ def upsert_incidents(
     if not rows:
         return {}
     table: Table = Incident.__table__  # type: ignore[assignment]
-    _upsert(session, table, rows, ["source", "provider_id"])
+    _upsert(session, table, rows, ["team_id", "source", "provider_id"])
     out: dict[str, int] = {}
     by_source: dict[str, list[str]] = {}
     for r in rows:
@@ -486,7 +486,9 @@ def upsert_incidents(
             out.update(
                 session.execute(
                     select(Incident.provider_id, Incident.id).where(
-                        Incident.source == source, Incident.provider_id.in_(pids[i : i + CHUNK])
+                        Incident.team_id == team_id,
+                        Incident.source == source,
+                        Incident.provider_id.in_(pids[i : i + CHUNK]),
                     )
                 )
                 .tuples()

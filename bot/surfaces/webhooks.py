@@ -264,9 +264,8 @@ def gitlab_deployment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 _DEPLOYMENT_KEYS = ("repository_id", "source", "provider_id")
 _DEPLOYMENT_VALUES = ("environment", "commit_sha", "status", "started_at", "finished_at", "url")
-_INCIDENT_KEYS = ("source", "provider_id")
+_INCIDENT_KEYS = ("team_id", "source", "provider_id")
 _INCIDENT_VALUES = (
-    "team_id",
     "title",
     "url",
     "started_at",
@@ -279,7 +278,7 @@ _INCIDENT_VALUES = (
 class _Writer:
     """The webhook upserts as statements built and compiled once: the rows and keys of
     ``bot.store.writes`` (deployments by repository, source and provider id; incidents by
-    source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <something
+    team, source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <something
     changed> RETURNING id`` each, so a redelivery writes nothing and is recognised by the
     empty result."""
 
@@ -827,6 +826,7 @@ class Webhooks:
         if issue.is_pull_request:
             return _ok(ignored="pull requests are not incidents")
         labels = {lbl.lower() for lbl in issue.labels}
+        stored: list[str] = []  # every team whose labels it carries counts it
         for team in teams:
             inc = team.incidents
             if inc.get("source") != "github-issues":
@@ -863,7 +863,10 @@ class Webhooks:
                 return self._store_incident(s, self._team_id(s, t), r)
 
             self._write(job)
-            return _ok(stored="incident", id=record.provider_id, team=team.name)
+            stored.append(team.name)
+        if stored:
+            pid = f"{full_name.lower()}#{issue.number}"
+            return _ok(stored="incident", id=pid, team=stored[0], teams=stored)
         return _ok(ignored="the issue has none of the teams' incident labels")
 
 
