@@ -17,7 +17,14 @@ from bot.metrics import registry
 from bot.renderers import format as fmt
 from bot.renderers.charts import trend_png
 from bot.slack import blocks, replies
-from bot.slack.listeners.common import OOPS, Deps, open_item_modal, reply, run_command
+from bot.slack.listeners.common import (
+    OOPS,
+    Deps,
+    open_item_modal,
+    reply,
+    run_command,
+    say_beside,
+)
 from bot.slack.parse import ParseError, parse
 from bot.slack.permissions import may_change, not_allowed_text
 
@@ -80,15 +87,7 @@ def register(app: App, deps: Deps) -> None:
         card = deps.report("card", team, metric, period)
         problem = replies.post(client, channel, blocks.shared_card_payload(card, user))
         if problem:
-            reply(
-                deps,
-                respond,
-                client,
-                blocks.message(problem),
-                channel=channel,
-                user=user,
-                replace_original=False,
-            )
+            say_beside(deps, respond, client, problem, channel=channel, user=user)
 
     def how_computed(
         body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
@@ -119,15 +118,7 @@ def register(app: App, deps: Deps) -> None:
             kpi=kpi if kpi in registry.BY_ID else None,
         )
         if problem:
-            reply(
-                deps,
-                respond,
-                client,
-                blocks.message(problem),
-                channel=channel,
-                user=user,
-                replace_original=False,
-            )
+            say_beside(deps, respond, client, problem, channel=channel, user=user)
 
     def show_chart(
         body: dict[str, Any], respond: Respond, client: WebClient, user: str, channel: str | None
@@ -204,15 +195,7 @@ def register(app: App, deps: Deps) -> None:
                 item_id=item.id,
             )
             if problem:
-                reply(
-                    deps,
-                    respond,
-                    client,
-                    blocks.message(problem),
-                    channel=channel,
-                    user=user,
-                    replace_original=False,
-                )
+                say_beside(deps, respond, client, problem, channel=channel, user=user)
             return
         svc.set_done(item.id, done)
         container = body.get("container") or {}

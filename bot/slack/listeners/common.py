@@ -67,6 +67,27 @@ def reply(
     )
 
 
+def say_beside(
+    deps: Deps,
+    respond: Respond | None,
+    client: WebClient,
+    text: str,
+    *,
+    channel: str | None,
+    user: str | None,
+) -> None:
+    """A short ephemeral note to whoever clicked, leaving the message they clicked in place."""
+    reply(
+        deps,
+        respond,
+        client,
+        blocks.message(text),
+        channel=channel,
+        user=user,
+        replace_original=False,
+    )
+
+
 REPORT_KINDS = ("card", "dora", "health", "digest")
 
 
