@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.metrics import registry
+from bot.store.session import make_engine, normalise_url
 from bot.surfaces.cli import main
+from tests.conftest import PG_URL, create_schema
 
 AS_OF = "2026-11-20"
 NOW = "2026-11-20T12:00:00Z"
@@ -42,9 +48,45 @@ def workdir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Pat
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory, pg_schema_url: str | None) -> Iterator[Path]:
+    """``kpibot demo`` run once for the module into a database of its own (a SQLite file, or a
+    PostgreSQL schema beside the suite's); the tests using it only read it. Yields the folder
+    holding the ``kpibot.yml`` it wrote, with ``DATABASE_URL`` in ``url.txt``."""
+    root = tmp_path_factory.mktemp("demo")
+    admin, schema = None, None
+    if pg_schema_url is None:
+        url = f"sqlite:///{root / 'kpibot.db'}"
+    else:
+        base = normalise_url(PG_URL)
+        schema = f"kpibot_demo_{uuid.uuid4().hex[:10]}"
+        admin = make_engine(base)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    create_schema(url)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("DATABASE_URL", url)
+        mp.setenv("KPIBOT_CONFIG", str(root / "kpibot.yml"))
+        assert main(["demo", "--as-of", AS_OF]) == 0
+    (root / "url.txt").write_text(url, encoding="utf-8")
+    yield root
+    if admin is not None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
-def demo(workdir: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    assert main(["demo", "--as-of", AS_OF]) == 0
+def demo(
+    workdir: Path,
+    demo_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Path:
+    monkeypatch.setenv("DATABASE_URL", (demo_db / "url.txt").read_text(encoding="utf-8"))
+    shutil.copyfile(demo_db / "kpibot.yml", workdir / "kpibot.yml")
     capsys.readouterr()
     return workdir
 
