@@ -461,3 +461,14 @@ def test_an_incident_of_a_shared_repository_counts_for_every_team(
         assert main([*args, "--now", NOW]) == 0
         mttr = json.loads(capsys.readouterr().out)
         assert (mttr["n"], mttr["value"]) == (1, 3600), team
+
+
+def test_a_reopened_incident_issue_is_not_resolved(fake, workdir, capsys, monkeypatch):
+    """GitHub keeps a reopened issue's last ``closedAt``; the incident is open again, so time to
+    restore has nothing resolved to count."""
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    issue = next(i for i in fake.repos["acme/api"].issues if i.number == 50)
+    issue.reopened = True
+    assert main(["sync", "--now", NOW]) == 0
+    mttr = report(capsys, "mttr", "2026-11")
+    assert (mttr["n"], mttr["value"]) == (0, None)

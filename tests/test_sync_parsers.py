@@ -20,6 +20,7 @@ from bot.sources.github import (
     find_references,
     parse_commit_node,
     parse_deployment_node,
+    parse_issue_node,
     parse_pull_request_details_response,
     parse_release_node,
     parse_repository_sync_response,
@@ -89,6 +90,29 @@ def test_openapi_issue_items_and_webhook_issue():
     )
     labelled = parse_rest_issue(hook["issue"])
     assert labelled.labels and not labelled.is_pull_request
+
+
+def test_a_reopened_issue_is_open_although_it_carries_its_last_close():
+    hook = load(
+        "octokit-webhooks", "payload-examples", "api.github.com", "issues", "reopened.payload.json"
+    )
+    assert hook["issue"]["state"] == "open" and hook["issue"]["closed_at"]  # as recorded
+    assert parse_rest_issue(hook["issue"]).closed_at is None
+    closed = {**hook["issue"], "state": "closed"}
+    assert parse_rest_issue(closed).closed_at == datetime(2021, 7, 5, 18, 7, 10)
+    node = {
+        "number": 3,
+        "title": "Outage",
+        "url": None,
+        "body": "",
+        "createdAt": "2026-11-02T10:00:00Z",
+        "updatedAt": "2026-11-03T10:00:00Z",
+        "state": "OPEN",
+        "closedAt": "2026-11-02T11:00:00Z",
+        "labels": {"nodes": [{"name": "incident"}]},
+    }
+    assert parse_issue_node(node).closed_at is None
+    assert parse_issue_node({**node, "state": "CLOSED"}).closed_at == datetime(2026, 11, 2, 11)
 
 
 def test_rest_commits_with_parents():

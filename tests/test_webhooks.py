@@ -487,3 +487,17 @@ def test_github_issue_of_a_shared_repository_is_an_incident_of_each_team(engine,
     rows = session.execute(select(Incident.team_id, Incident.provider_id)).all()
     assert len(rows) == 2 and len({t for t, _ in rows}) == 2
     assert {p for _, p in rows} == {"codertocat/hello-world#1"}
+
+
+def test_github_issue_reopened_is_unresolved_again(server, session):
+    """GitHub's reopened payload still carries the last ``closed_at``: the open state wins."""
+    opened = json.loads(octokit("issues/opened.payload.json"))
+    closed = {**opened, "action": "closed"}
+    closed["issue"] = {**opened["issue"], "state": "closed", "closed_at": "2019-05-15T16:00:00Z"}
+    assert gh(server, "issues", json.dumps(closed).encode()).json()["stored"] == "incident"
+    session.expire_all()
+    inc = session.scalars(select(Incident)).one()
+    assert inc.resolved_at is not None and inc.resolved_at.isoformat() == "2019-05-15T16:00:00"
+    assert gh(server, "issues", octokit("issues/reopened.payload.json")).status_code == 200
+    session.expire_all()
+    assert session.scalars(select(Incident)).one().resolved_at is None

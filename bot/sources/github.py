@@ -179,6 +179,7 @@ query RepositorySync(
         body
         createdAt
         updatedAt
+        state
         closedAt
         labels(first: 20) { nodes { name } }
       }
@@ -859,6 +860,15 @@ def parse_release_node(node: Any, environment: str = "production") -> Deployment
     )
 
 
+def _closed_at(obj: Mapping[str, Any], state_key: str, key: str, what: str) -> datetime | None:
+    """When an issue was closed, or None while it is open: a reopened issue still carries
+    the time of its last close, so an ``open`` state wins over the timestamp."""
+    closed = _opt_ts(obj, key, what)
+    if str(obj.get(state_key) or "").lower() == "open":
+        return None
+    return closed
+
+
 def parse_issue_node(node: Any) -> IssueRecord:
     """A GraphQL ``Issue`` (an incident candidate)."""
     n = _mapping(node, "issue")
@@ -870,7 +880,7 @@ def parse_issue_node(node: Any) -> IssueRecord:
         body=_opt_str(n, "body", what) or "",
         created_at=_ts(n, "createdAt", what),
         updated_at=_ts(n, "updatedAt", what),
-        closed_at=_opt_ts(n, "closedAt", what),
+        closed_at=_closed_at(n, "state", "closedAt", what),
         labels=tuple(_str(lbl, "name", f"{what}.labels") for lbl in _nodes(n, "labels", what)),
     )
 
@@ -895,7 +905,7 @@ def parse_rest_issue(payload: Any) -> IssueRecord:
         body=_opt_str(i, "body", what) or "",
         created_at=_ts(i, "created_at", what),
         updated_at=_ts(i, "updated_at", what),
-        closed_at=_opt_ts(i, "closed_at", what),
+        closed_at=_closed_at(i, "state", "closed_at", what),
         labels=tuple(names),
         is_pull_request=i.get("pull_request") is not None,
     )

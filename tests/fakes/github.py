@@ -142,6 +142,7 @@ class Issue:
     closed_at: datetime | None = None
     labels: list[str] = field(default_factory=list)
     body: str = ""
+    reopened: bool = False  # open again; GitHub still reports the last closedAt
 
 
 @dataclass
@@ -635,6 +636,7 @@ def _issue_view(repo: Repo, i: Issue) -> dict[str, Any]:
         "body": i.body,
         "createdAt": iso(i.created_at),
         "updatedAt": iso(i.updated_at),
+        "state": "CLOSED" if i.closed_at is not None and not i.reopened else "OPEN",
         "closedAt": iso(i.closed_at),
         "labels": lambda **_: {"nodes": [{"name": n} for n in i.labels]},
     }
