@@ -498,6 +498,11 @@ def test_github_issue_reopened_is_unresolved_again(server, session):
     session.expire_all()
     inc = session.scalars(select(Incident)).one()
     assert inc.resolved_at is not None and inc.resolved_at.isoformat() == "2019-05-15T16:00:00"
+    # a late delivery of an earlier event (opened, labeled) keeps the resolution
+    for late in ("opened", "labeled"):
+        assert gh(server, "issues", octokit(f"issues/{late}.payload.json")).status_code == 200
+        session.expire_all()
+        assert session.scalars(select(Incident)).one().resolved_at is not None, late
     assert gh(server, "issues", octokit("issues/reopened.payload.json")).status_code == 200
     session.expire_all()
     assert session.scalars(select(Incident)).one().resolved_at is None

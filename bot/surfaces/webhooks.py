@@ -826,6 +826,9 @@ class Webhooks:
         if issue.is_pull_request:
             return _ok(ignored="pull requests are not incidents")
         labels = {lbl.lower() for lbl in issue.labels}
+        # GitHub may deliver an older event (opened, labeled, edited) after the close: only a
+        # reopen takes a stored resolution away
+        keep_resolution = issue.closed_at is None and data.get("action") != "reopened"
         stored: list[str] = []  # every team whose labels it carries counts it
         for team in teams:
             inc = team.incidents
@@ -860,7 +863,17 @@ class Webhooks:
                         .limit(1)
                     )
                     r = replace(r, deployment_id=dep)
-                return self._store_incident(s, self._team_id(s, t), r)
+                tid = self._team_id(s, t)
+                if keep_resolution:
+                    resolved = s.scalar(
+                        select(Incident.resolved_at).where(
+                            Incident.team_id == tid,
+                            Incident.source == r.source,
+                            Incident.provider_id == r.provider_id,
+                        )
+                    )
+                    r = replace(r, resolved_at=resolved)
+                return self._store_incident(s, tid, r)
 
             self._write(job)
             stored.append(team.name)
