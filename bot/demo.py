@@ -360,7 +360,7 @@ def _pull_requests(
     while d < last:
         number += 1
         created = _working_time(rng, d, zone)
-        merged = created + timedelta(hours=rng.uniform(1, 30))
+        bot_merged = created + timedelta(hours=rng.uniform(1, 30))
         bot = BOTS[number % 2]
         pr = PullRequest(
             repository_id=repo.id,
@@ -369,10 +369,10 @@ def _pull_requests(
             url=f"https://github.com/{repo.full_name}/pull/{number}",
             author_login=bot,
             author_is_bot=True,
-            state="merged" if _utc(merged) < end.replace(tzinfo=None) else "open",
+            state="merged" if _utc(bot_merged) < end.replace(tzinfo=None) else "open",
             created_at=_utc(created),
             first_commit_at=_utc(created),
-            merged_at=_utc(merged) if _utc(merged) < end.replace(tzinfo=None) else None,
+            merged_at=_utc(bot_merged) if _utc(bot_merged) < end.replace(tzinfo=None) else None,
             base_branch="main",
             additions=rng.randint(2, 40),
             deletions=rng.randint(2, 40),
@@ -617,7 +617,9 @@ def _deployments(
         if not shipped or shipped[0].merged_at is None:
             continue
         target = shipped[0]
-        when = d.finished_at + timedelta(hours=rng.uniform(2, 20))  # type: ignore[operator]
+        if d.finished_at is None:
+            continue
+        when = d.finished_at + timedelta(hours=rng.uniform(2, 20))
         if when >= end_naive:
             continue
         number = 9000 + len(deps) + d.id

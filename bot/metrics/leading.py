@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bot.metrics.stats import median, summarise
 from bot.metrics.timeline import PRFacts, timeline
@@ -11,7 +12,7 @@ from bot.metrics.values import NO_DATA, MetricValue
 LARGE_PR_LINES = 400
 
 
-def _value(values: Sequence[float], breakdown: dict[str, object] | None = None) -> MetricValue:
+def _value(values: Sequence[float], breakdown: dict[str, Any] | None = None) -> MetricValue:
     s = summarise(values)
     if s.n == 0:
         return MetricValue(0, None, breakdown=breakdown)
@@ -22,7 +23,7 @@ def cycle_time(prs: Sequence[PRFacts]) -> MetricValue:
     tls = [timeline(p) for p in prs]
     if not tls:
         return NO_DATA
-    breakdown = {
+    breakdown: dict[str, Any] = {
         "coding": median(t.coding for t in tls),
         "pickup": median(t.pickup for t in tls),
         "review": median(t.review for t in tls),

@@ -67,9 +67,9 @@ class Period:
             e = (self.end_local - timedelta(seconds=1)).date().isoformat()
             return f"last {self.days_rolling} days ({s} to {e})"
         if self.kind == "week":
-            s = self.start_local.date()
-            e = s + timedelta(days=6)
-            return f"week {self.label} ({s:%b} {s.day} – {e:%b} {e.day})"
+            ws = self.start_local.date()
+            we = ws + timedelta(days=6)
+            return f"week {self.label} ({ws:%b} {ws.day} – {we:%b} {we.day})"
         if self.kind == "month":
             return self.start_local.strftime("%B %Y")
         return self.label

@@ -175,7 +175,7 @@ def post_now(
     *,
     channel: str | None,
     out: Callable[[str], None],
-    err: Callable[[str], None] = lambda s: sys.stderr.write(s + "\n"),
+    err: Callable[[str], object] = lambda s: sys.stderr.write(s + "\n"),
     poster: SlackPoster | None = None,
 ) -> int:
     """Post a team's digest for ``period`` to its subscribed channels (or ``channel``) through

@@ -169,7 +169,7 @@ class DigestJobs:
             with self.factory() as s:
                 settled = digest_runs.settled_keys(s, [d[0].id for d in due])
             renders = _Renders()
-            out = []
+            out: list[Outcome] = []
             for sub, team, fire, period in due:
                 if (sub.id, period.key) in settled:
                     continue

@@ -171,7 +171,8 @@ def parse_fields(body: Any, points_field: str | None = None) -> JiraFields:
         f = _obj(raw, "field")
         fid = str(f.get("id") or "")
         name = str(f.get("name") or "")
-        schema = f.get("schema") if isinstance(f.get("schema"), Mapping) else {}
+        raw_schema = f.get("schema")
+        schema: Mapping[str, Any] = raw_schema if isinstance(raw_schema, Mapping) else {}
         if schema.get("custom") == SPRINT_FIELD_TYPE and sprint_id is None:
             sprint_id = fid
         by_name.setdefault(name.lower(), (fid, name))
@@ -269,7 +270,8 @@ def parse_issue(payload: Any, fields: JiraFields | None = None) -> JiraIssue:
     category = None
     if status is not None and isinstance(status.get("statusCategory"), Mapping):
         category = str(status["statusCategory"].get("key") or "") or None
-    itype = f.get("issuetype") if isinstance(f.get("issuetype"), Mapping) else {}
+    raw_type = f.get("issuetype")
+    itype: Mapping[str, Any] = raw_type if isinstance(raw_type, Mapping) else {}
     issue = JiraIssue(
         id=str(i.get("id") or key),
         key=key,
@@ -374,7 +376,8 @@ def sprint_items(
         category = status_categories.get(str(status)) if status is not None else None
         if category is None and status == issue.status_id:
             category = issue.status_category
-        points = _value_at(issue.point_changes, start if committed else entered, issue.points_now)
+        since = start if committed or entered is None else entered
+        points = _value_at(issue.point_changes, since, issue.points_now)
         out[pid] = SprintItemRecord(
             key=issue.key,
             title=issue.title,

@@ -66,7 +66,8 @@ def parse_incident(payload: Any) -> OpsgenieIncident:
     services = payload.get("impactedServices") or []
     if not isinstance(services, list):
         raise OpsgeniePayloadError(f"{what}.impactedServices: expected a list")
-    links = payload.get("links") if isinstance(payload.get("links"), Mapping) else {}
+    raw_links = payload.get("links")
+    links: Mapping[str, Any] = raw_links if isinstance(raw_links, Mapping) else {}
     tiny = payload.get("tinyId")
     message = str(payload.get("message") or "")
     return OpsgenieIncident(
@@ -88,7 +89,8 @@ def parse_page(body: Any) -> tuple[list[OpsgenieIncident], bool]:
     """(incidents, has_next) of one ``GET /v1/incidents`` page."""
     if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
         raise OpsgeniePayloadError("incident list: expected an object with 'data'")
-    paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
+    raw_paging = body.get("paging")
+    paging: Mapping[str, Any] = raw_paging if isinstance(raw_paging, Mapping) else {}
     return [parse_incident(i) for i in body["data"]], bool(paging.get("next"))
 
 

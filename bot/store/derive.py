@@ -17,8 +17,9 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
@@ -245,8 +246,9 @@ def derive_repository(
                 rolled[di.id] = dj.finished_at
             k -= 1
 
+    link_table = cast(Table, DeploymentPullRequest.__table__)
     for chunk in range(0, len(links), 5000):
-        session.execute(DeploymentPullRequest.__table__.insert(), links[chunk : chunk + 5000])
+        session.execute(link_table.insert(), links[chunk : chunk + 5000])
     touched = {d.id for d in deps[start_check:]} | set(rolled)
     if touched:
         session.execute(

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -264,7 +264,7 @@ def upsert_pull_requests(
         ["pull_request_id", "path"],
     )
     for chunk in _chunks(file_rows):
-        session.execute(PullRequestFile.__table__.insert(), list(chunk))
+        session.execute(cast(Table, PullRequestFile.__table__).insert(), list(chunk))
     review_rows = [
         _review_row(ids[r.number], rv) for r in prs for rv in r.reviews if rv.provider_id
     ]

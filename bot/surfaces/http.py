@@ -102,7 +102,7 @@ class HttpApp:
         assert self.bolt_app is not None
         bolt_req = BoltRequest(
             body=req.text(),
-            query=req.query,
+            query={k: list(v) for k, v in req.query.items()},  # type: ignore[arg-type]
             headers={k: [v] for k, v in req.headers.items()},
         )
         resp = self.bolt_app.dispatch(bolt_req)
