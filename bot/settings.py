@@ -166,6 +166,9 @@ DEFAULT_EXCLUDE_AUTHORS = (
     "github-actions*",
     "snyk-*",
     "*-bot",
+    "*-bot-*",
+    "*_bot",
+    "*_bot_*",
     "copilot*",
     "coderabbit*",
 )

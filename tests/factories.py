@@ -73,6 +73,7 @@ def pr(
     reviews: list[tuple[str, str, datetime] | tuple[str, str, datetime, bool]] | None = None,
     state: str | None = None,
     draft: bool = False,
+    head_branch: str | None = None,
 ) -> PullRequest:
     """``reviews``: (author, STATE, submitted[, dismissed])."""
     n = number if number is not None else next(_ids)
@@ -91,6 +92,7 @@ def pr(
         merged_at=merged,
         merge_commit_sha=merge_sha,
         base_branch=base,
+        head_branch=head_branch,
         additions=additions,
         deletions=deletions,
     )

@@ -135,6 +135,22 @@ PR_NODE: dict[str, Any] = {
 }
 
 
+def test_parse_pr_node_takes_the_earliest_ready_event_whatever_the_order() -> None:
+    # a PR made ready, turned back into a draft and made ready again; the payload lists the
+    # later event first
+    node = {
+        **PR_NODE,
+        "timelineItems": {
+            "nodes": [
+                {"createdAt": "2026-11-04T08:00:00Z"},
+                {"createdAt": "2026-11-03T10:15:00Z"},
+                {},
+            ]
+        },
+    }
+    assert parse_pr_node(node).ready_at == datetime(2026, 11, 3, 10, 15)
+
+
 def test_parse_pr_node_merged_draft_with_ready_event() -> None:
     pr = parse_pr_node(PR_NODE)
     assert pr.number == 42

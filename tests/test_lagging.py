@@ -15,7 +15,13 @@ from bot.metrics.bands import (
     lead_time_band,
     restore_band,
 )
-from bot.metrics.lagging import DeploymentFacts, IncidentFacts, RevertFacts, SprintItemFacts
+from bot.metrics.lagging import (
+    ContainedPR,
+    DeploymentFacts,
+    IncidentFacts,
+    RevertFacts,
+    SprintItemFacts,
+)
 from bot.metrics.values import MetricValue
 from bot.reports.cards import build_card, build_dora
 from bot.settings import TeamConfig
@@ -443,6 +449,29 @@ def test_rollback_and_revert_windows(session):
     assert (mv.breakdown["by_rollback"], mv.breakdown["by_revert"]) == (1, 1)
 
 
+def test_revert_branch_marks_the_deployment_failed(session):
+    team = setup_team(session)
+    d1 = deployment(session, sha="1" * 40, finished=T("2026-10-05 10:00"))
+    d2 = deployment(session, sha="2" * 40, finished=T("2026-10-12 10:00"))
+    a = pr(session, number=41, created=T("2026-10-04 00:00"), merged=T("2026-10-04 10:00"))
+    b = pr(session, number=42, created=T("2026-10-11 00:00"), merged=T("2026-10-11 10:00"))
+    contain(session, d1, a)
+    contain(session, d2, b)
+    # made with GitHub's revert button and retitled: only the branch says what it reverts
+    pr(
+        session,
+        title="Back out the pool change",
+        head_branch="revert-41-pool",
+        created=T("2026-10-06 09:00"),
+        merged=T("2026-10-06 10:00"),
+    )
+    eng = engine(session, team)
+    eng.prefetch([period(OCT)])
+    assert {k: set(v) for k, v in eng._attribution.failed.items()} == {d1.id: {"revert"}}
+    mv = eng.value("change-failure-rate", period(OCT))
+    assert (mv.n, mv.value, mv.breakdown["by_revert"]) == (2, 0.5, 1)
+
+
 def test_cfr_no_data_and_bands(session):
     team = setup_team(session, dora_edition=2021)
     deployment(session, sha="1" * 40, finished=T("2026-10-05 10:00"), status="failure")
@@ -560,7 +589,7 @@ def test_attribution_rollback_and_revert_rules():
         _d(3, "2026-10-03 10:00", repo=2),
         _d(4, "2026-10-04 10:00"),
     ]
-    contained = {3: [("Fix", None)], 4: [("Fix", None)]}
+    contained = {3: [ContainedPR("Fix", None)], 4: [ContainedPR("Fix", None)]}
     reverts = [
         RevertFacts(2, 'Revert "Fix"', T("2026-10-03 09:00")),  # before d3 finished
         RevertFacts(2, 'Revert "Fix"', T("2026-10-06 10:00")),  # d3 + 72 h: inside
@@ -569,6 +598,35 @@ def test_attribution_rollback_and_revert_rules():
     ]
     a = lagging.attribute_failures(deps, [], reverts, contained, WINDOW)
     assert a.failed == {2: frozenset({"rollback"}), 3: frozenset({"revert"})}
+
+
+def test_attribution_revert_branch_of_github_revert_button():
+    # GitHub's revert button opens a PR from revert-<number>-<branch>, whatever its title
+    deps = [_d(1, "2026-10-01 10:00"), _d(2, "2026-10-02 10:00"), _d(3, "2026-10-03 10:00")]
+    contained = {
+        1: [ContainedPR("Add cache", None, 41)],
+        2: [ContainedPR("Tune pool", None, 42)],
+        3: [ContainedPR("Other", None, 43)],
+    }
+    reverts = [
+        RevertFacts(1, "Back out the cache", T("2026-10-02 09:00"), "revert-41-add-cache"),
+        # a title naming #42 is matched by title too: counted once
+        RevertFacts(1, 'Revert "Tune pool"', T("2026-10-02 12:00"), "revert-42-tune"),
+        # not GitHub's branch shape, or outside the window
+        RevertFacts(1, "Undo", T("2026-10-03 12:00"), "revert-43"),
+        RevertFacts(1, "Undo", T("2026-10-03 12:00"), "my-revert-43-x"),
+        RevertFacts(1, "Undo", T("2026-10-07 10:01"), "revert-43-other"),
+    ]
+    a = lagging.attribute_failures(deps, [], reverts, contained, WINDOW)
+    assert a.failed == {1: frozenset({"revert"}), 2: frozenset({"revert"})}
+
+
+def test_revert_branch_parsing():
+    at = T("2026-10-01 00:00")
+    assert RevertFacts(1, "x", at, "revert-123-feature/a").reverted_number == 123
+    assert RevertFacts(1, "x", at, "revert-123").reverted_number is None
+    assert RevertFacts(1, "x", at, "reverted-1-x").reverted_number is None
+    assert RevertFacts(1, "x", at, None).reverted_number is None
 
 
 def test_revert_title_parsing():

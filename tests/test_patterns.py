@@ -25,6 +25,9 @@ DEFAULT_BOTS = BotFilter(DEFAULT_EXCLUDE_AUTHORS)
         "snyk-bot",  # snyk-* (and *-bot)
         "snyk-security",
         "deploy-bot",  # *-bot
+        "release-bot-eu",  # *-bot-*
+        "ci_bot",  # *_bot
+        "CI_Bot_Prod",  # *_bot_*
         "Copilot",
         "copilot-swe-agent",
         "coderabbitai",
@@ -43,6 +46,9 @@ def test_default_patterns_are_bots(login):
         "snykbot",  # `snyk-*` needs the dash
         "my-dependabot",  # `dependabot*` is anchored at the start
         "bot-alice",
+        "talbot",  # no separator before "bot"
+        "abbott_smith",
+        "robot_arm",
         "",
     ],
 )

@@ -133,7 +133,7 @@ class TeamEngine:
                 )
             ]
             reverts = [
-                RevertFacts(r.repository_id, r.title, r.merged_at)
+                RevertFacts(r.repository_id, r.title, r.merged_at, r.head_branch)
                 for r in q.revert_rows(s, self.repo_ids, start - self.window, end + self.window)
             ]
         else:
@@ -155,10 +155,12 @@ class TeamEngine:
             )
         ok = [d for d in runs if d.succeeded]
         needs_contents = bool(reverts) or any(i.commit_sha for i in self._incidents)
-        contained: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+        contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
         if needs_contents and ok:
             for r in q.contained_rows(s, [d.id for d in ok]):
-                contained[r.deployment_id].append((r.title, r.merge_commit_sha))
+                contained[r.deployment_id].append(
+                    lagging.ContainedPR(r.title, r.merge_commit_sha, r.number)
+                )
         self._attribution = lagging.attribute_failures(
             ok, self._incidents, reverts, contained, self.window
         )

@@ -6,9 +6,11 @@ Pure functions over plain records; ``bot.metrics.engine`` loads the records from
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from bot.metrics.periods import Period, week_of
 from bot.metrics.stats import median, summarise
@@ -16,6 +18,16 @@ from bot.metrics.timeline import PRFacts, timeline
 from bot.metrics.values import NO_DATA, MetricValue
 
 REVERT_PREFIX = 'Revert "'
+# the head branch GitHub's "Revert" button creates for a revert of PR #N: revert-N-<branch>
+REVERT_BRANCH = re.compile(r"revert-(\d+)-")
+
+
+class ContainedPR(NamedTuple):
+    """A PR a deployment contains, as the failure rules need it."""
+
+    title: str
+    merge_sha: str | None
+    number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +64,13 @@ class RevertFacts:
     repository_id: int
     title: str
     merged: datetime
+    head_branch: str | None = None
+
+    @property
+    def reverted_number(self) -> int | None:
+        """N when the head branch is GitHub's revert branch ``revert-N-...``."""
+        m = REVERT_BRANCH.match(self.head_branch or "")
+        return int(m.group(1)) if m else None
 
     @property
     def reverted_title(self) -> str | None:
@@ -137,13 +156,13 @@ def attribute_failures(
     deployments: Sequence[DeploymentFacts],
     incidents: Iterable[IncidentFacts],
     reverts: Iterable[RevertFacts],
-    contained: Mapping[int, Sequence[tuple[str, str | None]]],
+    contained: Mapping[int, Sequence[ContainedPR]],
     window: timedelta,
 ) -> Attribution:
     """Apply the three failure rules of METRICS.md to successful production deployments.
 
     ``deployments``: the team's successful production deployments (any order);
-    ``contained``: deployment id -> [(PR title, merge commit SHA)] of the PRs it contains.
+    ``contained``: deployment id -> the PRs it contains.
     """
     ok = sorted((d for d in deployments if d.succeeded), key=lambda d: (d.finished, d.id))
     by_id = {d.id: d for d in ok}
@@ -157,7 +176,8 @@ def attribute_failures(
     sha_index: list[tuple[str, int]] = []
     for d in ok:
         sha_index.append((d.sha.lower(), d.id))
-        for _title, merge_sha in contained.get(d.id, ()):
+        for pr in contained.get(d.id, ()):
+            merge_sha = pr.merge_sha
             if merge_sha:
                 sha_index.append((merge_sha.lower(), d.id))
 
@@ -191,16 +211,24 @@ def attribute_failures(
         if d.rolled_back_at is not None and timedelta(0) <= d.rolled_back_at - d.finished <= window:
             mark(d.id, "rollback")
 
-    # rule 3b: a PR it contains is reverted (Revert "<title>") within the window
+    # rule 3b: a PR it contains is reverted (titled Revert "<title>", or from the head branch
+    # revert-<number>-...) within the window
     titles: dict[tuple[int, str], list[int]] = {}
+    numbers: dict[tuple[int, int], list[int]] = {}
     for d in ok:
-        for title, _sha in contained.get(d.id, ()):
-            titles.setdefault((d.repository_id, title), []).append(d.id)
+        for pr in contained.get(d.id, ()):
+            titles.setdefault((d.repository_id, pr.title), []).append(d.id)
+            if pr.number is not None:
+                numbers.setdefault((d.repository_id, pr.number), []).append(d.id)
     for rv in reverts:
+        hit: set[int] = set()
         inner = rv.reverted_title
-        if inner is None:
-            continue
-        for dep_id in titles.get((rv.repository_id, inner), ()):
+        if inner is not None:
+            hit.update(titles.get((rv.repository_id, inner), ()))
+        number = rv.reverted_number
+        if number is not None:
+            hit.update(numbers.get((rv.repository_id, number), ()))
+        for dep_id in sorted(hit):
             d = by_id[dep_id]
             if d.finished <= rv.merged and rv.merged - d.finished <= window:
                 mark(dep_id, "revert")

@@ -39,7 +39,7 @@ fragment PullRequestFields on PullRequest {
   deletions
   changedFiles
   labels(first: 20) { nodes { name } }
-  timelineItems(first: 1, itemTypes: [READY_FOR_REVIEW_EVENT]) {
+  timelineItems(first: 10, itemTypes: [READY_FOR_REVIEW_EVENT]) {
     nodes { ... on ReadyForReviewEvent { createdAt } }
   }
   commits(first: 30) { nodes { commit { authoredDate } } }
@@ -431,8 +431,13 @@ def parse_pr_node(node: Any) -> PullRequestRecord:
     if merge_commit is not None and state == "merged":
         mc_what = f"{what}.mergeCommit"
         merge_sha = _str(_mapping(merge_commit, mc_what), "oid", mc_what)
-    ready_events = [e for e in _nodes(n, "timelineItems", what) if e.get("createdAt") is not None]
-    ready_at = _ts(ready_events[0], "createdAt", f"{what}.timelineItems") if ready_events else None
+    # the earliest ready-for-review event, whatever order the payload lists them in
+    ready_times = [
+        _ts(e, "createdAt", f"{what}.timelineItems")
+        for e in _nodes(n, "timelineItems", what)
+        if e.get("createdAt") is not None
+    ]
+    ready_at = min(ready_times) if ready_times else None
     authored = []
     for c in _nodes(n, "commits", what):
         commit = _mapping(_field(c, "commit", f"{what}.commits"), f"{what}.commits.commit")

@@ -217,7 +217,7 @@ def deployment_rows(
 
 
 def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]:
-    """(deployment id, PR title, merge SHA) for the PRs the deployments contain."""
+    """(deployment id, PR title, merge SHA, PR number) for the PRs the deployments contain."""
     out: list[Any] = []
     ids = list(deployment_ids)
     for i in range(0, len(ids), 900):
@@ -227,6 +227,7 @@ def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]
                 DeploymentPullRequest.deployment_id,
                 PullRequest.title,
                 PullRequest.merge_commit_sha,
+                PullRequest.number,
             )
             .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
             .where(DeploymentPullRequest.deployment_id.in_(chunk))
@@ -257,11 +258,17 @@ def incident_rows(session: Session, team: int, start: datetime) -> list[Any]:
 def revert_rows(
     session: Session, repo_ids: Sequence[int], start: datetime, end: datetime
 ) -> list[Any]:
-    q = select(PullRequest.repository_id, PullRequest.title, PullRequest.merged_at).where(
+    """Merged PRs that may be reverts: titled ``Revert "...`` or from a ``revert-...`` branch."""
+    q = select(
+        PullRequest.repository_id,
+        PullRequest.title,
+        PullRequest.merged_at,
+        PullRequest.head_branch,
+    ).where(
         PullRequest.repository_id.in_(repo_ids),
         PullRequest.merged_at >= start,
         PullRequest.merged_at < end,
-        PullRequest.title.like('Revert "%'),
+        or_(PullRequest.title.like('Revert "%'), PullRequest.head_branch.like("revert-%")),
     )
     return _rows(session, q)
 
