@@ -115,6 +115,7 @@ def fake() -> Iterator[FakeGitHubMilestones]:
         gh.milestone(2, "Sprint 2", "2026-09-22 10:00", "2026-10-23 07:00")
         gh.milestone(3, "Backlog", "2026-01-01 10:00", None)
         gh.milestone(4, "Sprint 3", "2026-10-01 10:00", "2026-12-04 07:00")
+        gh.milestone(5, "Sprint 4", "2026-10-15 10:00", "2026-12-18 07:00")
         gh.issue(1, "2026-09-21 09:00", "Sprint 1", "2026-10-05 12:00")
         gh.event(1, "milestoned", "Sprint 1", "2026-09-22 09:00")
         gh.issue(2, "2026-09-21 09:00", "Sprint 2", "2026-10-20 12:00")
@@ -163,10 +164,11 @@ def test_milestones_as_sprints(fake, session, engine, monkeypatch):
     setup_team(session, TEAM)
     monkeypatch.setattr(milestones, "PER_PAGE", 3)
     n, messages = run(fake, engine)
-    assert n > 0 and "3 milestones of acme/api" in messages[-1]
+    assert n > 0 and "4 milestones of acme/api" in messages[-1]
     sprints = {s.name: s for s in session.scalars(select(Sprint))}
-    assert set(sprints) == {"Sprint 1", "Sprint 2", "Sprint 3"}
-    # Sprint 1 starts one cadence (14 days, from the due dates) before its due date
+    assert set(sprints) == {"Sprint 1", "Sprint 2", "Sprint 3", "Sprint 4"}
+    # Sprint 1 starts one median milestone length before its due date: the gaps between due
+    # dates are 14, 42 and 14 days, so 14 days
     assert sprints["Sprint 1"].started_at == datetime(2026, 9, 25, 7, 0)
     assert sprints["Sprint 2"].started_at == datetime(2026, 10, 9, 7, 0)
     assert (sprints["Sprint 3"].state, sprints["Sprint 3"].ended_at) == ("active", None)
@@ -221,3 +223,43 @@ def test_bad_token_says_what_to_check(fake, session, engine):
         milestones.sync_team(settings, session_factory(engine), TEAM, full=False,
                              report=lambda m: None, now=NOW)  # fmt: skip
     assert "wrong" not in str(err.value)
+
+
+def _ms(number: int, due: str | None, created: str = "2026-01-01T00:00:00") -> milestones.Milestone:
+    return milestones.Milestone(
+        number=number,
+        title=f"M{number}",
+        state="open",
+        created_at=datetime.fromisoformat(created),
+        due_on=datetime.fromisoformat(due) if due else None,
+        closed_at=None,
+    )
+
+
+def test_milestone_starts_at_the_previous_due_date_and_the_first_one_median_length_before():
+    now = datetime(2026, 12, 1)
+    out = milestones.sprints_of(
+        [
+            _ms(3, "2026-10-29T00:00:00"),  # 14 days after M2
+            _ms(1, "2026-10-01T00:00:00"),
+            _ms(2, "2026-10-15T00:00:00", created="2026-10-10T00:00:00"),  # 14 days after M1
+            _ms(4, "2026-11-26T00:00:00"),  # 28 days after M3
+            _ms(5, None),  # no due date: not a sprint
+        ],
+        now,
+    )
+    assert sorted(out) == ["M1", "M2", "M3", "M4"]
+    # gaps 14, 14, 28 days: median 14 days, so M1 starts 14 days before its due date
+    assert out["M1"].started_at == datetime(2026, 9, 17)
+    # M2 was created after M1's due date; it still starts at M1's due date
+    assert out["M2"].started_at == datetime(2026, 10, 1)
+    assert out["M3"].started_at == datetime(2026, 10, 15)
+    assert out["M4"].started_at == datetime(2026, 10, 29)
+    assert out["M4"].ended_at == datetime(2026, 11, 26)
+
+
+def test_single_milestone_starts_when_it_was_created():
+    out = milestones.sprints_of(
+        [_ms(1, "2026-10-01T00:00:00", "2026-09-20T00:00:00")], datetime(2026, 12, 1)
+    )
+    assert out["M1"].started_at == datetime(2026, 9, 20)

@@ -1,9 +1,9 @@
 """GitHub milestones as sprints, for teams without Jira (``sprints: {source: github-milestones}``).
 
 A milestone with a due date is a sprint of its repository. It *starts* at the due date of the
-repository's previous milestone (by due date; for the first one, one cadence -- the gap between
-the first two due dates -- before its own), or when it was created if that is later; it *ends*
-at its due date. Work items are the issues (not pull requests) ever in
+repository's previous milestone (by due date; for the first one, one median milestone length --
+the median gap between consecutive due dates -- before its own; with a single milestone, when it
+was created); it *ends* at its due date. Work items are the issues (not pull requests) ever in
 it, from the repository's ``milestoned``/``demilestoned`` issue events and the issues in it
 now: *committed* when in the milestone at its start, *added* when they joined later, *removed*
 when they left before the due date, *completed* when in it at the due date and closed by then.
@@ -12,9 +12,11 @@ GitHub issues carry no story points, so predictability counts items.
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -137,16 +139,17 @@ def sprints_of(milestones: Sequence[Milestone], now: datetime) -> dict[str, Spri
         (m for m in milestones if m.due_on is not None), key=lambda m: m.due_on or m.created_at
     )
     out: dict[str, SprintRecord] = {}
+    dues = [m.due_on for m in dated if m.due_on is not None]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(dues) if b > a]
     previous: datetime | None = None
-    if len(dated) >= 2 and dated[0].due_on is not None and dated[1].due_on is not None:
-        cadence = dated[1].due_on - dated[0].due_on
-        previous = dated[0].due_on - cadence
+    if gaps:
+        previous = dues[0] - timedelta(seconds=statistics.median(gaps))
     for m in dated:
         assert m.due_on is not None
-        start = m.created_at if previous is None else max(m.created_at, previous)
+        start = m.created_at if previous is None else previous
         previous = m.due_on
-        if start >= m.due_on:
-            start = m.created_at
+        if start >= m.due_on:  # two milestones due at the same time: the later one's own span
+            start = min(m.created_at, m.due_on)
         ended = m.due_on <= now or m.state == "closed"
         out[m.title] = SprintRecord(
             provider_id=str(m.number),
