@@ -66,3 +66,38 @@ def test_the_module_knows_no_chat_platform():
 
     source = Path(mod.__file__).read_text(encoding="utf-8")
     assert "slack_sdk" not in source and "slack_bolt" not in source and "bot.slack" not in source
+
+
+# --- leads in kpibot.yml ----------------------------------------------------------------------
+
+LEADS = """\
+defaults:
+  leads: [U0BOSS]
+teams:
+  - name: payments
+    leads: [U0PAYLEAD, W0GRIDLEAD]
+  - name: mobile
+"""
+
+
+def test_leads_from_defaults_and_teams():
+    from bot.settings import parse_config
+
+    config, problems = parse_config(LEADS)
+    assert problems == [] and config is not None
+    assert config.team("payments").leads == ("U0PAYLEAD", "W0GRIDLEAD")  # the team's own
+    assert config.team("mobile").leads == ("U0BOSS",)  # from defaults
+
+
+def test_a_lead_that_is_not_a_user_id_is_reported_with_its_line():
+    from bot.settings import parse_config
+
+    text = "teams:\n  - name: payments\n    leads: [U0PAYLEAD, alice]\n  - name: mobile\n"
+    config, problems = parse_config(text, "kpibot.yml")
+    assert config is None
+    assert problems == [
+        "kpibot.yml:3: lead 'alice' in team 'payments' is not a Slack user id: use the member "
+        "id (e.g. U0123ABCD, from the person's profile -> Copy member ID), not a name"
+    ]
+    _, problems = parse_config("teams:\n  - name: payments\n    leads: {a: b}\n")
+    assert problems and ":3: leads must be a list" in problems[0]
