@@ -178,7 +178,11 @@ class Harness:
             payload["response_url"] = url
         return self.interactive(payload), url
 
-    def submit(
+    def submit(self, **fields: Any) -> httpx.Response:
+        """Submit the action-item modal (fields as :meth:`submission_body` takes them)."""
+        return self.post(self.submission_body(**fields), "application/x-www-form-urlencoded")
+
+    def submission_body(
         self,
         *,
         team: str | None = "payments",
@@ -192,9 +196,9 @@ class Harness:
         view_id: str | None = None,
         view_hash: str | None = None,
         workspace: str = TEAM_ID,
-    ) -> httpx.Response:
-        """Submit the action-item modal. Each call is another opened modal (its own view id
-        and hash) unless ``view_id``/``view_hash`` say otherwise."""
+    ) -> str:
+        """The form body of an action-item modal submission. Each call is another opened
+        modal (its own view id and hash) unless ``view_id``/``view_hash`` say otherwise."""
 
         def sel(v: str | None) -> dict[str, Any]:
             return {"type": "static_select", "selected_option": {"value": v} if v else None}
@@ -223,7 +227,7 @@ class Harness:
                 "state": {"values": values},
             },
         }
-        return self.interactive(payload)
+        return urlencode({"payload": json.dumps(payload)})
 
     def event(self, event: dict[str, Any]) -> httpx.Response:
         body = json.dumps(

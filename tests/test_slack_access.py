@@ -6,6 +6,7 @@ channel it is subscribed in. All as signed HTTP requests on loopback."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from tests.fakes.slack import FakeSlack
 
 slack_server, slack, kpi = sh.slack_server, sh.slack, sh.kpi
 PAY, OTHER = sh.PAY_CHANNEL, sh.OTHER_CHANNEL
+CARD = json.dumps({"m": "cycle-time", "t": "payments", "p": "28d"})
 PARTNER = "T0PARTNER"  # another organisation's workspace, sharing a channel
 
 
@@ -88,12 +90,17 @@ def test_a_replayed_submission_stores_nothing_new(kpi, db_url):
 
 
 def test_concurrent_deliveries_of_one_submission_store_one_item(kpi, db_url):
-    body = {"view_id": "V0SAME", "view_hash": "1700000000.abc"}
-    first = kpi.submit(**body)
+    body = kpi.submission_body(view_id="V0SAME", view_hash="1700000000.abc")
+    headers = sh.signed_headers(body)  # one signed request, delivered four times at once
+    ctype = "application/x-www-form-urlencoded"
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: kpi.replay(first), range(4)))
-    assert [a.status_code for a in answers] == [200] * 4
+        answers = list(pool.map(lambda _: kpi.post(body, ctype, headers=headers), range(4)))
+    assert [(a.status_code, a.text) for a in answers] == [(200, "")] * 4
     assert _count(db_url, ActionItem) == 1
+    kpi.slack.wait_for("chat.postMessage")
+    kpi.command("")
+    time.sleep(0.2)
+    assert len(kpi.slack.calls_to("chat.postMessage")) == 1
 
 
 def test_a_replayed_edit_is_applied_and_confirmed_once(kpi, db_url):
@@ -122,16 +129,18 @@ def test_people_of_another_workspace_are_refused_and_nothing_changes(kpi, db_url
         assert r.json()["response_type"] == "ephemeral"
     r = kpi.submit(user="U0GUEST", workspace=PARTNER)
     assert "another organisation" in r.json()["errors"]["opportunity"]
-    _r, url = kpi.click("share_card", sh_card(), user="U0GUEST", workspace=PARTNER)
+    _r, url = kpi.click("share_card", CARD, user="U0GUEST", workspace=PARTNER)
     assert "another organisation" in kpi.answer(url).text_of()
     assert [_count(db_url, m) for m in (ActionItem, ChannelTeam, DigestSubscription)] == [0, 0, 0]
     assert not kpi.slack.calls_to("chat.postMessage") and not kpi.slack.calls_to("views.open")
 
 
-def sh_card() -> str:
-    import json
-
-    return json.dumps({"m": "cycle-time", "t": "payments", "p": "28d"})
+def test_a_guest_is_told_apart_by_slacks_record_of_them(kpi, db_url):
+    # a payload that names the channel's host workspace, for a person of another one
+    kpi.slack.add_user("U0GUEST", team=PARTNER)
+    said = _text(kpi, "subscribe weekly", user="U0GUEST")
+    assert "another organisation" in said
+    assert _count(db_url, DigestSubscription) == 0
 
 
 def test_another_workspaces_person_cannot_change_an_item(kpi, db_url):

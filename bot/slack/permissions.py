@@ -76,11 +76,12 @@ class AdminCache:
         return self._facts(user)[1]
 
     def actor(self, body: dict[str, Any], user: str, *, admin: bool = True) -> Actor:
-        """The person behind a request; ``admin`` False skips the admin look-up (for requests
-        that only read)."""
-        return Actor(
-            platform="slack",
-            user_id=user,
-            tenant_id=request_workspace(body),
-            is_admin=self.is_admin(user) if admin and user else False,
-        )
+        """The person behind a request. With ``admin`` (requests that change something) the
+        ``users.info`` look-up also gives the person's workspace, which wins over the
+        request's: where a payload names the channel's host workspace rather than the
+        person's, Slack's own record of the person still tells them apart. ``admin`` False
+        skips the look-up (requests that only read)."""
+        if not (admin and user):
+            return Actor("slack", user, request_workspace(body), False)
+        is_admin, workspace = self._facts(user)
+        return Actor("slack", user, workspace or request_workspace(body), is_admin)
