@@ -165,6 +165,11 @@ def test_only_the_mapper_an_admin_or_a_lead_may_remap_a_channel(kpi, db_url):
     refused = _text(kpi, "team set payments", channel=OTHER, user="U0MALLORY")
     assert "not allowed to remap" in refused and "<@U0ALICE>" in refused
     assert _mapping(db_url, OTHER) == mapped
+    # naming the team it already has changes nothing, so anyone may
+    assert "already belongs to *mobile*" in _text(
+        kpi, "team set mobile", channel=OTHER, user="U0MALLORY"
+    )
+    assert _mapping(db_url, OTHER) == mapped
     assert "now belongs to *payments*" in _text(kpi, "team set payments", channel=OTHER)
     kpi.slack.add_user("U0ADMIN", admin=True)
     assert "now belongs to *mobile*" in _text(

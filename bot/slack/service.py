@@ -297,6 +297,9 @@ class Service:
         name = self.team(team).name
         with self.session() as s:
             current = s.get(ChannelTeam, channel)
+            team_id = self._team_id(s, name)
+            if current is not None and current.team_id == team_id:
+                return blocks.message(f"<#{channel}> already belongs to *{name}*.")
             if current is not None:
                 now_team = channels.team_name(s, current.team_id)
                 if not perms.may_map_channel(
@@ -310,7 +313,7 @@ class Service:
             channels.set_channel_team(
                 s,
                 channel_id=channel,
-                team_id=self._team_id(s, name),
+                team_id=team_id,
                 set_by=actor.user_id,
                 now=self.now_naive(),
             )
