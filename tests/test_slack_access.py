@@ -155,6 +155,17 @@ def test_another_workspaces_person_cannot_change_an_item(kpi, db_url):
     assert _items(db_url)[0].completed_on is None
 
 
+def test_app_home_is_not_shown_to_another_workspaces_person(kpi):
+    kpi.slack.add_user("U0GUEST", team=PARTNER)
+    r = kpi.event({"type": "app_home_opened", "user": "U0GUEST", "channel": "D0", "tab": "home"})
+    assert r.status_code == 200
+    kpi.event({"type": "app_home_opened", "user": "U0ALICE", "channel": "D1", "tab": "home"})
+    published = kpi.slack.wait_for("views.publish")
+    time.sleep(0.2)
+    assert [c.args["user_id"] for c in kpi.slack.calls_to("views.publish")] == ["U0ALICE"]
+    assert published
+
+
 # --- channel mappings -------------------------------------------------------------------------
 
 
