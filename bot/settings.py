@@ -187,6 +187,7 @@ DEFAULT_IGNORE_PATHS = (
 DEPLOYMENT_SOURCES = ("github-deployments", "workflow", "releases", "webhook")
 INCIDENT_SOURCES = ("github-issues", "jira", "pagerduty", "opsgenie", "webhook")
 SPRINT_SOURCES = ("jira", "github-milestones")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -217,6 +218,7 @@ class TeamConfig:
     digests: DigestTimes = DigestTimes()
     dora_edition: int = 2023
     attribution_window: float = 72 * 3600.0
+    leads: tuple[str, ...] = ()  # chat user ids who may change the team's channels and items
     line: int | None = None
 
     @property
@@ -271,6 +273,7 @@ TEAM_KEYS = {
     "digests",
     "dora_edition",
     "attribution_window",
+    "leads",
 }
 DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
 TOP_KEYS = {"teams", "defaults"}
@@ -449,6 +452,19 @@ class _Checker:
                     values[key] = int(ed)
                 else:
                     self.add(v, f"dora_edition of {label} must be 2023 or 2021, not '{ed}'")
+        elif key == "leads":
+            ids = self.str_list(v, key)
+            if ids is not None:
+                bad = [u for u in ids if not USER_ID.fullmatch(u)]
+                for u in bad:
+                    self.add(
+                        v,
+                        f"lead '{u}' in {label} is not a Slack user id: use the member id "
+                        "(e.g. U0123ABCD, from the person's profile -> Copy member ID), not "
+                        "a name",
+                    )
+                if not bad:
+                    values[key] = ids
         elif key == "attribution_window":
             w = self.scalar(v, key)
             if w is not None:

@@ -93,12 +93,18 @@ class Harness:
         return self.http.post(self.url, content=body.encode("utf-8"), headers=h)
 
     def command_body(
-        self, text: str, user: str, channel: str, response_url: str, trigger: str
+        self,
+        text: str,
+        user: str,
+        channel: str,
+        response_url: str,
+        trigger: str,
+        workspace: str = TEAM_ID,
     ) -> str:
         return urlencode(
             {
                 "token": "legacy-unused",
-                "team_id": TEAM_ID,
+                "team_id": workspace,
                 "team_domain": "fake",
                 "channel_id": channel,
                 "channel_name": "general",
@@ -119,12 +125,19 @@ class Harness:
         user: str = "U0ALICE",
         channel: str = PAY_CHANNEL,
         headers: dict[str, str] | None = None,
+        workspace: str = TEAM_ID,
     ) -> tuple[httpx.Response, str]:
-        """POST a signed slash command; returns (HTTP response, its response_url)."""
+        """POST a signed slash command; returns (HTTP response, its response_url).
+        ``workspace``: the user's own workspace (another one in a Slack Connect channel)."""
         hook = f"cmd{next(_ids)}"
         url = self.slack.response_url(hook)
-        body = self.command_body(text, user, channel, url, f"trigger-{hook}")
+        body = self.command_body(text, user, channel, url, f"trigger-{hook}", workspace)
         return self.post(body, "application/x-www-form-urlencoded", headers=headers), url
+
+    def replay(self, sent: httpx.Response) -> httpx.Response:
+        """Send the very same signed request again (same body, timestamp and signature), as
+        an attacker or a retrying proxy would within Slack's 5 minutes."""
+        return self.http.send(sent.request)
 
     def interactive(self, payload: dict[str, Any]) -> httpx.Response:
         body = urlencode({"payload": json.dumps(payload)})
@@ -138,13 +151,14 @@ class Harness:
         user: str = "U0ALICE",
         channel: str | None = PAY_CHANNEL,
         container: dict[str, Any] | None = None,
+        workspace: str = TEAM_ID,
     ) -> tuple[httpx.Response, str]:
         hook = f"act{next(_ids)}"
         url = self.slack.response_url(hook)
         payload: dict[str, Any] = {
             "type": "block_actions",
             "team": {"id": TEAM_ID, "domain": "fake"},
-            "user": {"id": user, "team_id": TEAM_ID},
+            "user": {"id": user, "team_id": workspace},
             "api_app_id": "A0KPIBOT",
             "trigger_id": f"trigger-{hook}",
             "container": container or {"type": "message", "is_ephemeral": True},
@@ -164,7 +178,11 @@ class Harness:
             payload["response_url"] = url
         return self.interactive(payload), url
 
-    def submit(
+    def submit(self, **fields: Any) -> httpx.Response:
+        """Submit the action-item modal (fields as :meth:`submission_body` takes them)."""
+        return self.post(self.submission_body(**fields), "application/x-www-form-urlencoded")
+
+    def submission_body(
         self,
         *,
         team: str | None = "payments",
@@ -175,7 +193,13 @@ class Harness:
         due: str | None = "2026-12-15",
         user: str = "U0ALICE",
         metadata: dict[str, Any] | None = None,
-    ) -> httpx.Response:
+        view_id: str | None = None,
+        view_hash: str | None = None,
+        workspace: str = TEAM_ID,
+    ) -> str:
+        """The form body of an action-item modal submission. Each call is another opened
+        modal (its own view id and hash) unless ``view_id``/``view_hash`` say otherwise."""
+
         def sel(v: str | None) -> dict[str, Any]:
             return {"type": "static_select", "selected_option": {"value": v} if v else None}
 
@@ -190,10 +214,11 @@ class Harness:
         payload = {
             "type": "view_submission",
             "team": {"id": TEAM_ID},
-            "user": {"id": user, "team_id": TEAM_ID},
+            "user": {"id": user, "team_id": workspace},
             "api_app_id": "A0KPIBOT",
             "view": {
-                "id": "V0MODAL",
+                "id": view_id or f"V0MODAL{next(_ids)}",
+                "hash": view_hash or f"{next(_ids)}.hash",
                 "type": "modal",
                 "callback_id": "action_item",
                 "private_metadata": json.dumps(
@@ -202,7 +227,7 @@ class Harness:
                 "state": {"values": values},
             },
         }
-        return self.interactive(payload)
+        return urlencode({"payload": json.dumps(payload)})
 
     def event(self, event: dict[str, Any]) -> httpx.Response:
         body = json.dumps(
@@ -253,7 +278,9 @@ def slack(slack_server: FakeSlack) -> Iterator[FakeSlack]:
     slack_server.reset()
 
 
-def make_harness(db_url: str, fake: FakeSlack, tmp_path: Any) -> Iterator[Harness]:
+def make_harness(
+    db_url: str, fake: FakeSlack, tmp_path: Any, config: Config | None = None
+) -> Iterator[Harness]:
     seed(db_url)
     settings = Settings(
         database_url=db_url,
@@ -262,7 +289,7 @@ def make_harness(db_url: str, fake: FakeSlack, tmp_path: Any) -> Iterator[Harnes
         slack_signing_secret=SECRET,
         slack_api_url=fake.api_url,
     )
-    app = create_app(settings, config=Config(TEAMS), clock=lambda: NOW, backoff=0.01)
+    app = create_app(settings, config=config or Config(TEAMS), clock=lambda: NOW, backoff=0.01)
     server = Server(slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=8).start()
     h = Harness(fake, server, app)
     try:

@@ -22,6 +22,8 @@ def test_manifest_has_what_the_app_uses():
     # chat.postMessage/postEphemeral, DMs, users.info, files upload v2, conversations.info
     assert {"commands", "chat:write", "im:write", "users:read", "files:write"} <= scopes
     assert {"channels:read", "groups:read"} <= scopes
+    # a subscribed public channel is joined, so the scheduler can read its history
+    assert {"channels:join", "channels:history", "groups:history"} <= scopes
 
 
 def test_procfile_runs_http_mode_on_port():

@@ -1,26 +1,15 @@
-"""Who may change an action item, and the admin look-up cache (users.info on the fake)."""
+"""The Slack facts behind permissions: the admin and workspace look-up cache (users.info on
+the fake) and the workspace a request came from."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from slack_sdk import WebClient
 
-from bot.slack.blocks import ItemRow
-from bot.slack.permissions import AdminCache, may_change, not_allowed_text
+from bot.slack.permissions import AdminCache, request_workspace
 from tests import slack_harness as sh
-from tests.fakes.slack import BOT_TOKEN
+from tests.fakes.slack import BOT_TOKEN, TEAM_ID
 
 slack_server, slack = sh.slack_server, sh.slack
-ITEM = ItemRow(1, "payments", "o", "r", "U0OWNER", date(2026, 12, 1), None, None, None, "U0MAKER")
-
-
-def test_owner_creator_and_admin_may_change():
-    assert may_change(ITEM, "U0OWNER", False)
-    assert may_change(ITEM, "U0MAKER", False)
-    assert may_change(ITEM, "U0OTHER", True)
-    assert not may_change(ITEM, "U0OTHER", False)
-    assert "<@U0OWNER>" in not_allowed_text(ITEM) and "<@U0MAKER>" in not_allowed_text(ITEM)
 
 
 def test_admin_cache(slack):
@@ -37,3 +26,21 @@ def test_admin_cache(slack):
     assert len(slack.calls_to("users.info")) == 3
     slack.slack_error("users.info", "user_not_found")
     assert not cache.is_admin("U0GONE")
+
+
+def test_workspace_of_a_user_and_failed_lookups(slack):
+    slack.add_user("U0GUEST", team="T0PARTNER")
+    cache = AdminCache(WebClient(token=BOT_TOKEN, base_url=slack.api_url))
+    assert cache.workspace("U0GUEST") == "T0PARTNER"
+    assert cache.workspace("U0LOCAL") == TEAM_ID
+    slack.slack_error("users.info", "user_not_found")
+    assert cache.workspace("U0NOBODY") is None
+
+
+def test_request_workspace_prefers_the_users_own():
+    # Slack Connect: the channel's host is one workspace, the user's is another
+    assert request_workspace({"team": {"id": "T0HOST"}, "user": {"team_id": "T0X"}}) == "T0X"
+    assert request_workspace({"team_id": "T0HOST", "user_team": "T0X"}) == "T0X"
+    assert request_workspace({"team_id": "T0HOST"}) == "T0HOST"
+    assert request_workspace({"team": {"id": "T0HOST"}, "user": {"id": "U1"}}) == "T0HOST"
+    assert request_workspace({}) is None

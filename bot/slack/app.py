@@ -133,6 +133,7 @@ def create_app(
     cfg = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
     service = Service(session_factory(engine), cfg, clock or system_clock)
+    service.home_workspace = auth.get("team_id") or None  # requests from elsewhere are refused
     service.prepare()
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kpibot-listener")
     bolt = App(

@@ -16,8 +16,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.chat import permissions as perms
+from bot.chat.permissions import Actor, NotAllowed
 from bot.errors import KpibotError
 from bot.metrics import registry
 from bot.metrics.engine import TeamEngine
@@ -30,8 +33,8 @@ from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig
 from bot.slack import blocks
 from bot.slack.blocks import ItemRow, Payload
 from bot.slack.parse import Command
-from bot.store import channels, subscriptions
-from bot.store.models import ActionItem, Team
+from bot.store import actions, channels, subscriptions
+from bot.store.models import ActionItem, ChannelTeam, Team
 from bot.store.session import unit_of_work
 from bot.store.teams import sync_teams
 
@@ -48,8 +51,16 @@ class NeedTeam(KpibotError):
     """No team given, none mapped to the channel and the user is in several (or none)."""
 
 
-class NotAllowed(KpibotError):
-    pass
+__all__ = ["Actor", "ItemInput", "NeedTeam", "NotAllowed", "Service"]
+
+ITEM_REFUSAL = (
+    "You're not allowed to change this action item: only its owner (<@{owner}>), the person "
+    "who logged it (<@{creator}>), a workspace admin or a lead of {team} can."
+)
+OWNER_ELSEWHERE = (
+    "Pick an owner from this workspace: people of another organisation (or who could not be "
+    "looked up) can't own action items here."
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,8 @@ class Service:
         self.config = config
         self.clock = clock
         self._synced = teams_stored
+        # the workspace (tenant) the app is installed in; None until the surface knows it
+        self.home_workspace: str | None = None
 
     # ------------------------------------------------------------------ basics
 
@@ -111,6 +124,48 @@ class Service:
     def today(self, team: str | None) -> date:
         zone = self.team(team).zone if team else UTC
         return self.now().astimezone(zone).date()
+
+    # ------------------------------------------------------------- permissions
+
+    def admit(self, actor: Actor) -> None:
+        """Refuse (:class:`NotAllowed`) a request from another workspace than the installed one."""
+        perms.check_workspace(actor, self.home_workspace)
+
+    def leads(self, team: str | None) -> tuple[str, ...]:
+        if team is None or team not in self.team_names():
+            return ()
+        return self.team(team).leads
+
+    def owner_allowed(self, owner_workspace: str | None) -> bool:
+        """Whether a picked owner (of ``owner_workspace``) may own action items here."""
+        return perms.same_workspace(owner_workspace, self.home_workspace)
+
+    def _check_item(self, item: ItemRow, actor: Actor) -> None:
+        self.admit(actor)
+        if not perms.may_change_item(
+            actor, owner=item.owner, creator=item.created_by, leads=self.leads(item.team)
+        ):
+            raise NotAllowed(
+                ITEM_REFUSAL.format(owner=item.owner, creator=item.created_by, team=item.team)
+            )
+
+    def editable_item(self, item_id: int, actor: Actor) -> ItemRow:
+        """The item ``actor`` wants to edit, when they may."""
+        item = self.item(item_id)
+        if item is None:
+            raise KpibotError("that action item no longer exists")
+        self._check_item(item, actor)
+        return item
+
+    def _check_subscription(self, sub: subscriptions.Subscription, actor: Actor) -> None:
+        if not perms.may_change_subscription(
+            actor, created_by=sub.created_by, leads=self.leads(sub.team)
+        ):
+            who = f"the person who subscribed it (<@{sub.created_by}>), " if sub.created_by else ""
+            raise NotAllowed(
+                f"You're not allowed to change the {sub.kind} digest of {sub.team} in "
+                f"<#{sub.channel_id}>: only {who}a workspace admin or a lead of {sub.team} can."
+            )
 
     def _team_id(self, s: Session, name: str) -> int:
         tid = s.scalar(select(Team.id).where(Team.name == name))
@@ -237,14 +292,29 @@ class Service:
 
     # ------------------------------------------------------------ channel state
 
-    def set_channel_team(self, channel: str, team: str, user: str) -> Payload:
+    def set_channel_team(self, channel: str, team: str, actor: Actor) -> Payload:
+        self.admit(actor)
         name = self.team(team).name
         with self.session() as s:
+            current = s.get(ChannelTeam, channel)
+            team_id = self._team_id(s, name)
+            if current is not None and current.team_id == team_id:
+                return blocks.message(f"<#{channel}> already belongs to *{name}*.")
+            if current is not None:
+                now_team = channels.team_name(s, current.team_id)
+                if not perms.may_map_channel(
+                    actor, mapped=True, mapped_by=current.set_by, leads=self.leads(now_team)
+                ):
+                    who = f"<@{current.set_by}>, who mapped it, " if current.set_by else ""
+                    raise NotAllowed(
+                        f"You're not allowed to remap <#{channel}>: it belongs to *{now_team}*, "
+                        f"and only {who}a workspace admin or a lead of {now_team} can change that."
+                    )
             channels.set_channel_team(
                 s,
                 channel_id=channel,
-                team_id=self._team_id(s, name),
-                set_by=user,
+                team_id=team_id,
+                set_by=actor.user_id,
                 now=self.now_naive(),
             )
         return blocks.message(
@@ -276,18 +346,39 @@ class Service:
         return f"on day {day} of each month at {hhmm}"
 
     def subscribe(
-        self, channel: str, team: str, kind: str, user: str, schedule: str | None = None
+        self,
+        channel: str,
+        team: str,
+        kind: str,
+        actor: Actor,
+        schedule: str | None = None,
+        ensure_postable: Callable[[], str | None] | None = None,
     ) -> Payload:
         """Subscribe the channel; the digest follows the team's times in kpibot.yml unless
-        ``schedule`` ("tue 10:00", "15 08:30") gives the channel a time of its own."""
+        ``schedule`` ("tue 10:00", "15 08:30") gives the channel a time of its own.
+
+        Re-timing an active subscription is a change (see :mod:`bot.chat.permissions`).
+        ``ensure_postable`` (the surface's) makes sure the digest can be posted in the
+        channel, or returns what the subscriber must do first; then nothing is stored."""
+        self.admit(actor)
         tc = self.team(team)
+        with self.session() as s:
+            found = subscriptions.find(
+                s, channel_id=channel, team_id=self._team_id(s, tc.name), kind=kind
+            )
+        if found is not None and found.active and schedule not in (None, found.schedule):
+            self._check_subscription(found, actor)
+        if ensure_postable is not None:
+            problem = ensure_postable()
+            if problem:
+                return blocks.message(problem)
         with self.session() as s:
             sub, created = subscriptions.subscribe(
                 s,
                 channel_id=channel,
                 team_id=self._team_id(s, tc.name),
                 kind=kind,
-                created_by=user,
+                created_by=actor.user_id,
                 now=self.now_naive(),
                 schedule=schedule,
             )
@@ -298,9 +389,16 @@ class Service:
             f"`/kpi {kind}` previews it."
         )
 
-    def unsubscribe(self, channel: str, team: str | None, kind: str | None) -> Payload:
+    def unsubscribe(
+        self, channel: str, team: str | None, kind: str | None, actor: Actor
+    ) -> Payload:
+        """Stop the channel's matching digests: all of them, or none when ``actor`` may not
+        stop one of them."""
+        self.admit(actor)
         with self.session() as s:
             tid = self._team_id(s, self.team(team).name) if team else None
+            for sub in subscriptions.matching(s, channel_id=channel, kind=kind, team_id=tid):
+                self._check_subscription(sub, actor)
             gone = subscriptions.unsubscribe(s, channel_id=channel, kind=kind, team_id=tid)
         if not gone:
             return blocks.message(
@@ -369,8 +467,15 @@ class Service:
             mv = TeamEngine(s, self.team(team)).value(kpi, self.period(team, None))
         return (mv.value if mv.has_data else None), mv.n
 
-    def validate(self, data: ItemInput, existing: ItemRow | None) -> dict[str, str]:
-        """Inline errors by modal block id; empty when the input can be stored."""
+    def validate(
+        self,
+        data: ItemInput,
+        existing: ItemRow | None,
+        owner_workspace: Callable[[str], str | None] | None = None,
+    ) -> dict[str, str]:
+        """Inline errors by modal block id; empty when the input can be stored.
+        ``owner_workspace`` (the surface's look-up) gives a picked owner's workspace; a new
+        owner must be of the installed one."""
         errors: dict[str, str] = {}
         if not data.team or data.team not in self.team_names():
             errors[blocks.B_TEAM] = "Pick the team this action is for."
@@ -386,6 +491,12 @@ class Service:
                 errors[block_id] = f"Keep it under {limit} characters (now {len(value)})."
         if not data.owner:
             errors[blocks.B_OWNER] = "Pick the owner."
+        elif (
+            owner_workspace is not None
+            and (existing is None or existing.owner != data.owner)
+            and not self.owner_allowed(owner_workspace(data.owner))
+        ):
+            errors[blocks.B_OWNER] = OWNER_ELSEWHERE
         if not data.due_on:
             errors[blocks.B_DUE] = "Pick a due date."
         else:
@@ -401,15 +512,58 @@ class Service:
         return errors
 
     def save_item(
-        self, data: ItemInput, user: str, channel: str | None, item_id: int | None
-    ) -> ItemRow:
-        """Store a validated item (new, or an edit of ``item_id``); new ones get the baseline."""
+        self,
+        data: ItemInput,
+        actor: Actor,
+        channel: str | None,
+        item_id: int | None,
+        submission: str | None = None,
+    ) -> ItemRow | None:
+        """Store a validated item (new, or an edit of ``item_id``); new ones get the baseline.
+
+        ``submission`` is the platform's key of this exact form submission: a second
+        delivery of it (a replay) stores nothing and returns None."""
         assert data.team and data.owner and data.due_on
+        self.admit(actor)
         due = date.fromisoformat(data.due_on)
+        if item_id is not None:
+            current = self.item(item_id)
+            if current is None:
+                raise KpibotError("that action item no longer exists")
+            self._check_item(current, actor)
+        try:
+            return self._store_item(data, actor, channel, item_id, submission, due)
+        except IntegrityError:
+            with self.session() as s:
+                if submission is not None and actions.submission_seen(s, submission):
+                    log.info("form submission delivered twice at once; stored once")
+                    return None
+            raise
+
+    def _store_item(
+        self,
+        data: ItemInput,
+        actor: Actor,
+        channel: str | None,
+        item_id: int | None,
+        submission: str | None,
+        due: date,
+    ) -> ItemRow | None:
+        assert data.team and data.owner
+        user = actor.user_id
+        # the baseline is read before the write transaction starts, so it is held briefly
+        value, n = self.baseline(data.team, data.kpi) if item_id is None else (None, None)
         with self.session() as s:
+            claim = None
+            if submission is not None:
+                claim = actions.claim_submission(
+                    s, submission, submitted_by=user, now=self.now_naive()
+                )
+                if claim is None:
+                    log.info("form submission delivered again; nothing stored")
+                    return None
             team_id = self._team_id(s, data.team)
             if item_id is None:
-                value, n = self.baseline(data.team, data.kpi)
                 item = ActionItem(
                     team_id=team_id,
                     opportunity=data.opportunity.strip(),
@@ -439,9 +593,15 @@ class Service:
                     item.kpi = data.kpi or None
                     item.baseline_value, item.baseline_n = self.baseline(data.team, data.kpi)
             s.flush()
+            if claim is not None:
+                claim.item_id = item.id
             return self._row(item, data.team)
 
-    def set_done(self, item_id: int, done: bool) -> ItemRow:
+    def set_done(self, item_id: int, done: bool, actor: Actor) -> ItemRow:
+        current = self.item(item_id)
+        if current is None:
+            raise KpibotError("that action item no longer exists")
+        self._check_item(current, actor)
         with self.session() as s:
             row = s.execute(
                 select(ActionItem, Team.name)

@@ -296,6 +296,23 @@ class ActionItem(Base):
     channel_id: Mapped[str | None] = mapped_column(String(32))
 
 
+class FormSubmission(Base):
+    """A chat form (the action-item modal) submitted and stored once: its key is the
+    platform's id of that exact form state (Slack: view id and view hash), so a replayed
+    delivery of the same submission finds its row and stores nothing new."""
+
+    __tablename__ = "form_submissions"
+    __table_args__ = (UniqueConstraint("submission_key", name="uq_form_submissions_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_key: Mapped[str] = mapped_column(String(200))
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_items.id", ondelete="SET NULL")
+    )
+    submitted_by: Mapped[str] = mapped_column(String(32))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class ChannelTeam(Base):
     __tablename__ = "channel_teams"
 

@@ -97,6 +97,9 @@ def subscribe(
         created = True
     else:
         created = not sub.active or sub.broken_reason is not None
+        if not sub.active:  # subscribing again to a stopped digest: a new subscription
+            sub.created_by = created_by
+            sub.created_at = now
         sub.active = True
         sub.broken_reason = None
         if schedule is not None:
@@ -106,10 +109,25 @@ def subscribe(
     return _view(sub, team.name if team else "?"), created
 
 
-def unsubscribe(
-    session: Session, *, channel_id: str, kind: str | None = None, team_id: int | None = None
-) -> list[Subscription]:
-    """Deactivate the channel's matching active subscriptions; returns those changed."""
+def find(
+    session: Session, *, channel_id: str, team_id: int, kind: str
+) -> Subscription | None:
+    """The channel's subscription to a team's digest, active or not."""
+    row = session.execute(
+        select(DigestSubscription, Team.name)
+        .join(Team, Team.id == DigestSubscription.team_id)
+        .where(
+            DigestSubscription.channel_id == channel_id,
+            DigestSubscription.team_id == team_id,
+            DigestSubscription.kind == kind,
+        )
+    ).first()
+    return _view(row[0], row[1]) if row else None
+
+
+def _matching(
+    channel_id: str, kind: str | None, team_id: int | None
+) -> Select[tuple[DigestSubscription, str]]:
     if kind is not None:
         _check_kind(kind)
     q = select(DigestSubscription, Team.name).join(Team, Team.id == DigestSubscription.team_id)
@@ -118,8 +136,22 @@ def unsubscribe(
         q = q.where(DigestSubscription.kind == kind)
     if team_id is not None:
         q = q.where(DigestSubscription.team_id == team_id)
+    return q
+
+
+def matching(
+    session: Session, *, channel_id: str, kind: str | None = None, team_id: int | None = None
+) -> list[Subscription]:
+    """The channel's active subscriptions an ``unsubscribe`` with these filters would stop."""
+    return [_view(sub, team) for sub, team in session.execute(_matching(channel_id, kind, team_id))]
+
+
+def unsubscribe(
+    session: Session, *, channel_id: str, kind: str | None = None, team_id: int | None = None
+) -> list[Subscription]:
+    """Deactivate the channel's matching active subscriptions; returns those changed."""
     changed = []
-    for sub, team in session.execute(q).all():
+    for sub, team in session.execute(_matching(channel_id, kind, team_id)).all():
         sub.active = False
         changed.append(_view(sub, team))
     session.flush()

@@ -16,10 +16,13 @@ Faults (served before the real handler, ``times`` requests in a row)::
     slack.slack_error("chat.postMessage", "channel_not_found") # 200 {"ok": false, ...}
     slack.fail_response_url(status=500)                        # response_url posts fail
 
-Users: ``slack.add_user("U1", admin=True, tz="Europe/Berlin")``; unknown users are plain
-members in UTC. Channels: ``slack.add_channel("C1", name="payments", member=True)``;
+Users: ``slack.add_user("U1", admin=True, tz="Europe/Berlin")`` (``team="T0OTHER"`` for a
+person of another workspace, as in Slack Connect); unknown users are plain members in UTC.
+Channels: ``slack.add_channel("C1", name="payments", member=True, private=False)``;
 ``chat.postMessage`` to a channel the bot is not a member of answers ``not_in_channel``
 when the channel is known, and any channel is accepted when none are registered.
+``conversations.info`` answers ``channel_not_found`` for a private channel the bot is not
+in (as Slack does); ``conversations.join`` joins public channels only.
 """
 
 from __future__ import annotations
@@ -135,11 +138,17 @@ class FakeSlack(FakeServer):
         return f"{self.url}/response/{hook or f'hook{next(self._ids)}'}"
 
     def add_user(
-        self, user_id: str, *, admin: bool = False, tz: str = "UTC", name: str | None = None
+        self,
+        user_id: str,
+        *,
+        admin: bool = False,
+        tz: str = "UTC",
+        name: str | None = None,
+        team: str = TEAM_ID,
     ) -> None:
         self.users[user_id] = {
             "id": user_id,
-            "team_id": TEAM_ID,
+            "team_id": team,
             "name": name or user_id.lower(),
             "real_name": name or user_id,
             "is_admin": admin,
@@ -149,13 +158,23 @@ class FakeSlack(FakeServer):
             "profile": {"display_name": name or user_id.lower()},
         }
 
-    def add_channel(self, channel_id: str, *, name: str | None = None, member: bool = True) -> None:
+    def add_channel(
+        self,
+        channel_id: str,
+        *,
+        name: str | None = None,
+        member: bool = True,
+        private: bool = False,
+        archived: bool = False,
+    ) -> None:
         self.channels[channel_id] = {
             "id": channel_id,
             "name": name or channel_id.lower(),
-            "is_channel": True,
+            "is_channel": not private,
+            "is_group": private,
+            "is_private": private,
             "is_member": member,
-            "is_archived": False,
+            "is_archived": archived,
         }
 
     def rate_limit(self, method: str, *, retry_after: int = 0, times: int = 1) -> None:
@@ -336,11 +355,29 @@ class FakeSlack(FakeServer):
 
     def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")
-        if channel in self.channels:
-            return {"ok": True, "channel": self.channels[channel]}
+        ch = self.channels.get(channel)
+        if ch is not None and not (ch["is_private"] and not ch["is_member"]):
+            return {"ok": True, "channel": ch}
         if not self.channels and channel:
-            return {"ok": True, "channel": {"id": channel, "name": channel.lower()}}
+            return {
+                "ok": True,
+                "channel": {"id": channel, "name": channel.lower(), "is_member": True},
+            }
         return {"ok": False, "error": "channel_not_found"}
+
+    def _m_conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        ch = self.channels.get(channel)
+        if ch is None:
+            if self.channels or not channel:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "channel": {"id": channel, "is_member": True}}
+        if ch["is_private"]:
+            return {"ok": False, "error": "method_not_supported_for_channel_type"}
+        if ch["is_archived"]:
+            return {"ok": False, "error": "is_archived"}
+        ch["is_member"] = True
+        return {"ok": True, "channel": ch}
 
     def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("filename") or not str(args.get("length") or "").isdigit():

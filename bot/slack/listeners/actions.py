@@ -12,6 +12,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.permissions import NotAllowed
 from bot.errors import KpibotError
 from bot.metrics import registry
 from bot.renderers import format as fmt
@@ -21,12 +22,12 @@ from bot.slack.listeners.common import (
     OOPS,
     Deps,
     open_item_modal,
+    refusal,
     reply,
     run_command,
     say_beside,
 )
 from bot.slack.parse import ParseError, parse
-from bot.slack.permissions import may_change, not_allowed_text
 
 log = logging.getLogger("kpibot.slack")
 
@@ -52,7 +53,18 @@ def register(app: App, deps: Deps) -> None:
             ack()
             user, channel = _ids(body)
             try:
+                svc.admit(deps.admins.actor(body, user, admin=False))
                 fn(body, respond, client, user, channel)
+            except NotAllowed as exc:
+                reply(
+                    deps,
+                    respond,
+                    client,
+                    refusal(exc),
+                    channel=channel,
+                    user=user,
+                    replace_original=False,
+                )
             except KpibotError as exc:
                 reply(
                     deps,
@@ -164,26 +176,9 @@ def register(app: App, deps: Deps) -> None:
         raw_id, _, scope = _value(body).partition("|")
         if not raw_id.isdigit():
             raise KpibotError("that button is from an older message: run `/kpi actions` again")
-        item = svc.item(int(raw_id))
-        if item is None:
-            raise KpibotError("that action item no longer exists")
-        if not (
-            may_change(item, user, False) or may_change(item, user, deps.admins.is_admin(user))
-        ):
-            if respond is not None and body.get("response_url"):
-                reply(
-                    deps,
-                    respond,
-                    client,
-                    blocks.message(not_allowed_text(item)),
-                    channel=channel,
-                    user=user,
-                    replace_original=False,
-                )
-            else:
-                client.chat_postMessage(channel=user, text=not_allowed_text(item))
-            return
+        actor = deps.admins.actor(body, user)
         if done is None:
+            item = svc.editable_item(int(raw_id), actor)
             problem = open_item_modal(
                 deps,
                 client,
@@ -197,7 +192,7 @@ def register(app: App, deps: Deps) -> None:
             if problem:
                 say_beside(deps, respond, client, problem, channel=channel, user=user)
             return
-        svc.set_done(item.id, done)
+        item = svc.set_done(int(raw_id), done, actor)
         container = body.get("container") or {}
         if scope == "home" or container.get("type") == "view":
             client.views_publish(user_id=user, view=deps.report("home", user))
@@ -235,7 +230,7 @@ def register(app: App, deps: Deps) -> None:
         except ParseError as exc:
             payload = blocks.error_payload(str(exc), exc.suggestions)
         else:
-            payload = run_command(deps, cmd, text, user, channel)
+            payload = run_command(deps, cmd, text, user, channel, body=body, client=client)
         reply(deps, respond, client, payload, channel=channel, user=user, replace_original=True)
 
     def digest_details(
@@ -250,7 +245,7 @@ def register(app: App, deps: Deps) -> None:
             deps,
             respond,
             client,
-            run_command(deps, cmd, text, user, channel),
+            run_command(deps, cmd, text, user, channel, body=body, client=client),
             channel=channel,
             user=user,
             replace_original=False,

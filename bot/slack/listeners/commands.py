@@ -8,9 +8,10 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot.chat.permissions import NotAllowed
 from bot.errors import KpibotError
 from bot.slack import blocks
-from bot.slack.listeners.common import Deps, open_item_modal, reply, run_command
+from bot.slack.listeners.common import Deps, open_item_modal, refusal, reply, run_command
 from bot.slack.parse import ParseError, parse
 
 
@@ -27,6 +28,11 @@ def handle_kpi(
     text = str(body.get("text") or "")
     user = str(body.get("user_id") or "")
     channel = body.get("channel_id")
+    try:
+        svc.admit(deps.admins.actor(body, user, admin=False))
+    except NotAllowed as exc:
+        ack(**refusal(exc))
+        return
     try:
         cmd = parse(text, svc.team_names())
     except ParseError as exc:
@@ -53,5 +59,5 @@ def handle_kpi(
         if problem:
             reply(deps, respond, client, blocks.message(problem), channel=channel, user=user)
         return
-    payload = run_command(deps, cmd, text, user, channel)
+    payload = run_command(deps, cmd, text, user, channel, body=body, client=client)
     reply(deps, respond, client, payload, channel=channel, user=user)

@@ -4,14 +4,17 @@ steps that more than one kind of listener takes (running a command, opening the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.permissions import Actor, NotAllowed
 from bot.errors import KpibotError
 from bot.slack import blocks, replies
+from bot.slack.membership import ensure_member
 from bot.slack.parse import Command
 from bot.slack.permissions import AdminCache
 from bot.slack.replies import Respond
@@ -89,41 +92,79 @@ def say_beside(
 
 
 REPORT_KINDS = ("card", "dora", "health", "digest")
+WRITE_KINDS = ("team_set", "subscribe", "unsubscribe")
+
+
+def refusal(exc: NotAllowed) -> dict[str, Any]:
+    """A refused request, as the one ephemeral line it is."""
+    return blocks.message(f":no_entry: {exc}")
 
 
 def run_command(
-    deps: Deps, cmd: Command, text: str, user: str, channel: str | None
+    deps: Deps,
+    cmd: Command,
+    text: str,
+    user: str,
+    channel: str | None,
+    *,
+    body: dict[str, Any],
+    client: WebClient,
 ) -> dict[str, Any]:
-    """The answer to a parsed command (after ack). Reports run in the worker processes when
-    the app has them (so report queries never hold the acks' interpreter), else here."""
+    """The answer to a parsed command (after ack), for the person behind ``body``. Reports
+    run in the worker processes when the app has them (so report queries never hold the
+    acks' interpreter), else here."""
+    actor = deps.admins.actor(body, user, admin=cmd.kind in WRITE_KINDS)
+    try:
+        deps.service.admit(actor)
+    except NotAllowed as exc:
+        return refusal(exc)
     if deps.workers is not None and cmd.kind in REPORT_KINDS:
         try:
             return deps.workers.answer(cmd, text, user, channel, deps.service.now())
         except Exception as exc:  # a broken pool must not lose the answer
             log.warning("report worker failed (%s); answering in-process", type(exc).__name__)
-    return compute(deps.service, cmd, text, user, channel)
+
+    def postable() -> str | None:
+        return ensure_member(client, channel) if channel else None
+
+    return compute(deps.service, cmd, text, user, channel, actor, postable)
 
 
 def compute(
-    svc: Service, cmd: Command, text: str, user: str, channel: str | None
+    svc: Service,
+    cmd: Command,
+    text: str,
+    user: str,
+    channel: str | None,
+    actor: Actor | None = None,
+    ensure_postable: Callable[[], str | None] | None = None,
 ) -> dict[str, Any]:
-    """Report, write, or a clear error: never raises."""
+    """Report, write, or a clear error: never raises. Writes need the ``actor`` (report
+    workers only compute reads)."""
     try:
+        if cmd.kind in WRITE_KINDS and actor is None:
+            raise KpibotError(f"'{cmd.kind}' needs to know who asks")
         if cmd.kind == "team_set":
-            assert cmd.team is not None
+            assert cmd.team is not None and actor is not None
             if not channel:
                 raise KpibotError("run `/kpi team set` in the channel you want to map")
-            return svc.set_channel_team(channel, cmd.team, user)
+            return svc.set_channel_team(channel, cmd.team, actor)
         if cmd.kind == "subscribe":
+            assert actor is not None
             if not channel:
                 raise KpibotError("run `/kpi subscribe` in the channel that should get the digest")
             team = svc.resolve_team(cmd.team, channel, user)
-            return svc.subscribe(channel, team, cmd.digest or "weekly", user, cmd.schedule)
+            return svc.subscribe(
+                channel, team, cmd.digest or "weekly", actor, cmd.schedule, ensure_postable
+            )
         if cmd.kind == "unsubscribe":
-            return svc.unsubscribe(channel or "", cmd.team, cmd.digest)
+            assert actor is not None
+            return svc.unsubscribe(channel or "", cmd.team, cmd.digest, actor)
         return svc.answer(cmd, user, channel)
     except NeedTeam:
         return blocks.which_team_payload(text, svc.team_names())
+    except NotAllowed as exc:
+        return refusal(exc)
     except KpibotError as exc:
         return blocks.error_payload(_sentence(str(exc)), channel_team=None)
     except Exception:

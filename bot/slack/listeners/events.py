@@ -1,4 +1,5 @@
-"""Events: App Home (``app_home_opened`` -> ``views.publish``)."""
+"""Events: App Home (``app_home_opened`` -> ``views.publish``), for people of the installed
+workspace only (the event names no workspace of the person, so ``users.info`` tells)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.permissions import NotAllowed
 from bot.slack.listeners.common import Deps
 
 log = logging.getLogger("kpibot.slack")
@@ -17,10 +19,15 @@ log = logging.getLogger("kpibot.slack")
 def register(app: App, deps: Deps) -> None:
 
     @app.event("app_home_opened")
-    def home(event: dict[str, Any], client: WebClient) -> None:
+    def home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         user = str(event.get("user") or "")
+        try:
+            deps.service.admit(deps.admins.actor(body, user))
+        except NotAllowed:
+            log.info("App Home not shown to a person of another workspace")
+            return
         try:
             client.views_publish(user_id=user, view=deps.report("home", user))
         except SlackApiError as exc:

@@ -1,5 +1,9 @@
 """The action-item modal's submission: validate (errors inline, nothing stored), store,
-close the modal, then confirm in the channel (or by direct message when that fails)."""
+close the modal, then confirm in the channel (or by direct message when that fails).
+
+A submission is stored once: its key is the view's id and hash (the hash changes with every
+update of the view, and a stored submission closes the modal), so a replayed delivery of the
+same signed request is acknowledged and stores and posts nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from slack_sdk import WebClient
 from bot.errors import KpibotError
 from bot.slack import blocks, replies
 from bot.slack.listeners.common import Deps
-from bot.slack.permissions import may_change, not_allowed_text
 from bot.slack.service import ItemInput
 
 log = logging.getLogger("kpibot.slack")
@@ -40,6 +43,14 @@ def read_input(values: dict[str, Any]) -> ItemInput:
     )
 
 
+def submission_key(view: dict[str, Any]) -> str | None:
+    """``slack:<view id>:<view hash>``; None for a view without an id."""
+    view_id = view.get("id")
+    if not view_id:
+        return None
+    return f"slack:{view_id}:{view.get('hash') or ''}"[:200]
+
+
 def register(app: App, deps: Deps) -> None:
     svc = deps.service
 
@@ -53,29 +64,25 @@ def register(app: App, deps: Deps) -> None:
         channel = meta.get("channel")
         item_id = meta.get("item") if isinstance(meta.get("item"), int) else None
         data = read_input((view.get("state") or {}).get("values") or {})
-        existing = svc.item(item_id) if item_id is not None else None
-        if item_id is not None and existing is None:
-            ack(response_action="errors", errors={blocks.B_OPPORTUNITY: "This item was deleted."})
+        actor = deps.admins.actor(body, user, admin=item_id is not None)
+        try:
+            svc.admit(actor)
+            existing = svc.editable_item(item_id, actor) if item_id is not None else None
+        except KpibotError as exc:
+            ack(response_action="errors", errors={blocks.B_OPPORTUNITY: str(exc)[:150]})
             return
-        if existing is not None and not (
-            may_change(existing, user, False)
-            or may_change(existing, user, deps.admins.is_admin(user))
-        ):
-            ack(
-                response_action="errors",
-                errors={blocks.B_OPPORTUNITY: not_allowed_text(existing)[:150]},
-            )
-            return
-        errors = svc.validate(data, existing)
+        errors = svc.validate(data, existing, owner_workspace=deps.admins.workspace)
         if errors:
             ack(response_action="errors", errors=errors)
             return
         try:
-            row = svc.save_item(data, user, channel, item_id)
+            row = svc.save_item(data, actor, channel, item_id, submission_key(view))
         except KpibotError as exc:
             ack(response_action="errors", errors={blocks.B_OPPORTUNITY: str(exc)[:150]})
             return
         ack()
+        if row is None:  # the same submission delivered again: answered, nothing to do
+            return
         note = blocks.item_confirmation(row, user, edited=existing is not None)
         problem = replies.post(client, channel, note) if channel else "no channel"
         if problem:

@@ -1,0 +1,2 @@
+"""What every chat surface (Slack today, Microsoft Teams later) shares: nothing here knows
+a chat platform's API."""
