@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
-from bot.reports.cards import MetricCard
+from bot.reports.cards import MetricCard, PeriodInfo
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
 MAX_MESSAGE_BLOCKS = 50
@@ -79,6 +79,10 @@ def escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _label(p: PeriodInfo) -> str:
+    return f"{p.label} so far" if p.in_progress else p.label
+
+
 def card_line(c: MetricCard) -> str:
     band = f" · {c.band}" if c.band else ""
     return (
@@ -146,7 +150,7 @@ def weekly(d: WeeklyDigest) -> dict[str, Any]:
     )
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
     return {
-        "text": f"Weekly leading indicators for {d.team}, {d.period.label}: {summary}",
+        "text": f"Weekly leading indicators for {d.team}, {_label(d.period)}: {summary}",
         "blocks": limit_blocks(blocks),
     }
 
@@ -182,6 +186,6 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
     )
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.dora)
     return {
-        "text": f"Monthly lagging indicators for {d.team}, {d.period.label}: {summary}",
+        "text": f"Monthly lagging indicators for {d.team}, {_label(d.period)}: {summary}",
         "blocks": limit_blocks(blocks),
     }
