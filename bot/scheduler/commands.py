@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
+from bot.renderers.mrkdwn import Links
 from bot.scheduler.jobs import DigestJobs, Outcome, SchedulerOptions
 from bot.scheduler.posting import SlackPoster
 from bot.scheduler.schedule import DailyTime
@@ -226,7 +227,7 @@ def post_now(
             f"no channel is subscribed to the {kind} digest of {team.name}: run "
             f"'/kpi subscribe {kind} {team.name}' in a channel, or pass --channel C0123456789"
         )
-    jobs = DigestJobs(factory, config, poster, options=options_from_env())
+    jobs = DigestJobs(factory, config, poster, options=options_from_env(), links=Links.of(settings))
     code = 0
     for sub in targets:
         if sub.broken:
