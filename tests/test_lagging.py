@@ -4,7 +4,7 @@ October 2026 (UTC): Thu 1 Oct .. Sat 31 Oct; ISO weeks W40 (28 Sep - 4 Oct) .. W
 (26 Oct - 1 Nov) overlap it.
 """
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,9 @@ from bot.metrics.bands import (
 from bot.metrics.lagging import DeploymentFacts, IncidentFacts, RevertFacts, SprintItemFacts
 from bot.metrics.values import MetricValue
 from bot.reports.cards import build_card, build_dora
+from bot.reports.digests import build_monthly
 from bot.settings import TeamConfig
+from bot.store.models import ActionItem
 from tests.factories import T, deployment, incident, pr, setup_team, sprint
 from tests.helpers import DAY, HOUR, contain, engine, period, team_id
 
@@ -875,3 +877,25 @@ def test_deploy_frequency_leaves_the_unfinished_week_out_of_the_median(session):
     # 9 deployments / (19.5 / 7) weeks
     assert mv.breakdown["deployments_per_week"] == pytest.approx(9 / (19.5 / 7))
     assert mv.extra["period_days"] == 19.5
+
+
+def test_monthly_digest_of_a_month_in_progress_counts_items_completed_today(session):
+    team = _berlin_team(session)
+    tid = team_id(session)
+    for done in (date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 3)):
+        session.add(
+            ActionItem(
+                team_id=tid,
+                opportunity=f"done {done}",
+                resolution="r",
+                owner="U1",
+                due_on=date(2026, 12, 20),
+                completed_on=done,
+                created_by="U1",
+                created_at=datetime(2026, 11, 1, 9, 0),
+            )
+        )
+    p = period("this-month", "Europe/Berlin", now=BERLIN_DEC3)
+    d = build_monthly(engine(session, team), p, T("2026-12-03 11:00"))
+    assert [i.opportunity for i in d.completed_items] == ["done 2026-12-01", "done 2026-12-03"]
+    assert d.period.in_progress and d.predictability.period.in_progress

@@ -188,6 +188,12 @@ def post_now(
             + ("last-week or 2026-W46" if kind == "weekly" else "last-month or 2026-10")
             + f", not {period.label}"
         )
+    if period.in_progress:
+        raise KpibotError(
+            f"{period.label} has not ended: the {kind} digest posted for it would take the place "
+            f"of the whole {expected}'s. Preview it without --post, or post "
+            + ("last-week" if kind == "weekly" else "last-month")
+        )
     if channel is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", channel):
         raise KpibotError(
             f"--channel '{channel}' is not a Slack channel id: use the id (e.g. C0123456789, "
