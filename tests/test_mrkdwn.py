@@ -122,6 +122,8 @@ def test_links_go_only_to_the_configured_providers_web_hosts():
         "https://ghe.acme.io.evil.example/x",
         "https://evil.example/ghe.acme.io",
         "https://ghe.acme.io@evil.example/x",
+        "https://ghe.acme.io\\@evil.example/x",
+        "https://evil.example\\.ghe.acme.io/x",
         "https://user:pw@ghe.acme.io/x",
         "https://ghe.acme.io:8443/x",
         "https://ghe.acme.io/x|<!channel>",

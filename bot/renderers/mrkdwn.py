@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 # Slack's control characters (https://docs.slack.dev/messaging/formatting-message-text)
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # characters that would end or split a link's URL part, or break the line
-_NOT_IN_LINK = re.compile(r"[\s<>|\"'`\x00-\x1f\x7f]")
+_NOT_IN_LINK = re.compile(r"[\s<>|\"'`\\\x00-\x1f\x7f]")
 _USER_ID = re.compile(r"[UWB][A-Z0-9]{1,30}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,30}")
 
