@@ -37,6 +37,7 @@ REPORT_KEYS = {
     "trend",
     "band",
     "breakdown",
+    "so_far",
 }
 
 
@@ -128,7 +129,9 @@ def test_report_json_shape(demo, capsys):
         "label": "2026-10",
         "start": "2026-09-30T22:00:00Z",
         "end": "2026-10-31T23:00:00Z",
+        "in_progress": False,
     }
+    assert out["so_far"] is False
     assert out["target"] == {"op": "<", "value": 48 * 3600}
     assert set(out["previous"]) == {"n", "value"}
     assert out["trend"] in ("better", "worse", "flat", "not enough data")
@@ -149,6 +152,32 @@ def test_dora_and_health(demo, capsys):
     assert main(["report", "health", "--team", "platform", "--now", NOW]) == 0
     text = capsys.readouterr().out
     assert f"{health['on_target']} of {health['with_data']} KPIs with data on target" in text
+
+
+def test_report_of_a_month_in_progress_says_so_far(demo, capsys):
+    # 20 Nov 2026 12:00 UTC is 13:00 in Berlin: November so far is 19 days and 13 hours
+    out = run_json(capsys, "report", "merges", "--team", "payments", "--period", "this-month")
+    assert set(out) == REPORT_KEYS
+    assert out["so_far"] is True
+    assert out["period"] == {
+        "label": "2026-11",
+        "start": "2026-10-31T23:00:00Z",
+        "end": "2026-11-20T12:00:00Z",
+        "in_progress": True,
+    }
+    assert out["breakdown"]["weeks"] == pytest.approx((19 + 13 / 24) / 7)
+    assert out["value"] == pytest.approx(
+        out["breakdown"]["merged"] / out["breakdown"]["authors"] / out["breakdown"]["weeks"]
+    )
+    args = ["report", "merges", "--team", "payments", "--period", "this-month", "--now", NOW]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Merge frequency · payments · November 2026 so far (Nov 1 – Nov 20)")
+    args = ["digest", "weekly", "--team", "payments", "--period", "this-week", "--now", NOW]
+    assert main([*args, "--format", "blocks"]) == 0
+    blocks = json.loads(capsys.readouterr().out)
+    assert "2026-W47 so far" in blocks["text"]
+    assert "week 2026-W47 so far (Nov 16 – Nov 20)" in json.dumps(blocks, ensure_ascii=False)
 
 
 def test_text_card(demo, capsys):

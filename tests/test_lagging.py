@@ -4,7 +4,7 @@ October 2026 (UTC): Thu 1 Oct .. Sat 31 Oct; ISO weeks W40 (28 Sep - 4 Oct) .. W
 (26 Oct - 1 Nov) overlap it.
 """
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -24,7 +24,9 @@ from bot.metrics.lagging import (
 )
 from bot.metrics.values import MetricValue
 from bot.reports.cards import build_card, build_dora
+from bot.reports.digests import build_monthly
 from bot.settings import TeamConfig
+from bot.store.models import ActionItem
 from tests.factories import T, deployment, incident, pr, setup_team, sprint
 from tests.helpers import DAY, HOUR, contain, engine, period, team_id
 
@@ -863,3 +865,95 @@ def test_time_to_restore_pure():
     # durations 2 h and 0 -> median 1 h
     assert (mv.n, mv.value) == (2, 1 * HOUR)
     assert lagging.time_to_restore(incs[3:], p).value is None
+
+
+# --- deployment frequency of a period in progress (METRICS.md, Time) ------------------------
+
+BERLIN_DEC3 = "2026-12-03T11:00:00"  # Thu 3 Dec 2026, 12:00 CET; ISO week W49 = 30 Nov - 6 Dec
+
+
+def _berlin_team(session):
+    return setup_team(
+        session, TeamConfig(name="payments", repos=("acme/api",), timezone="Europe/Berlin")
+    )
+
+
+def test_deploy_frequency_before_any_week_of_the_period_has_finished(session):
+    team = _berlin_team(session)
+    for at in [
+        "2026-11-30 10:00",  # Mon 30 Nov: W49, but before December
+        "2026-12-01 09:00",  # Tue 1 Dec
+        "2026-12-01 15:00",  # same day
+        "2026-12-02 12:00",  # Wed 2 Dec
+        "2026-12-02 23:30",  # Thu 3 Dec 00:30 CET
+        "2026-12-03 10:00",  # Thu 3 Dec
+    ]:
+        deployment(session, sha="abc", finished=T(at))
+    # last month's first 2.5 days: Sun 1 Nov (W44, which ended Mon 2 Nov) and W45 so far
+    for at in ["2026-11-01 11:00", "2026-11-02 09:00", "2026-11-03 08:00"]:
+        deployment(session, sha="abc", finished=T(at))
+    eng = engine(session, team)
+    p = period("this-month", "Europe/Berlin", now=BERLIN_DEC3)
+    mv = eng.value("deploy-frequency", p)
+    # W49 is unfinished, so no week of December has finished: the value is the number of
+    # deploy days so far: 1, 2, 3 Dec -> 3 (the whole month's median would be 0)
+    assert (mv.n, mv.value) == (5, 3.0)
+    assert mv.breakdown["weeks"] == 0
+    assert mv.breakdown["deploy_days"] == 3
+    # 5 deployments / (2.5 / 7) weeks
+    assert mv.breakdown["deployments_per_week"] == pytest.approx(14.0)
+    card = build_card(eng, "deploy-frequency", p)
+    assert (card.band, card.status) == ("high", "off target")
+    # compared with 1 Nov 00:00 - 3 Nov 12:00: W44 has finished (1 Nov: 1 day), W45 is left
+    # out as unfinished at the same point -> median 1; n = 3
+    assert (card.previous_n, card.previous_value) == (3, 1.0)
+    # the same week, asked for as this-week: 30 Nov, 1, 2, 3 Dec -> 4 days so far
+    w = eng.value("deploy-frequency", period("this-week", "Europe/Berlin", now=BERLIN_DEC3))
+    assert (w.n, w.value, w.breakdown["weeks"]) == (6, 4.0, 0)
+
+
+def test_deploy_frequency_leaves_the_unfinished_week_out_of_the_median(session):
+    team = _berlin_team(session)
+    for at in [
+        "2026-12-01 09:00",  # W49 (1-6 Dec inside December): 1, 2, 3 Dec -> 3 days
+        "2026-12-02 09:00",
+        "2026-12-03 09:00",
+        "2026-12-08 09:00",  # W50: 1 day
+        "2026-12-14 09:00",  # W51, unfinished on Sun 20 Dec: 5 days, left out
+        "2026-12-15 09:00",
+        "2026-12-16 09:00",
+        "2026-12-17 09:00",
+        "2026-12-18 09:00",
+    ]:
+        deployment(session, sha="abc", finished=T(at))
+    p = period("this-month", "Europe/Berlin", now="2026-12-20T11:00:00")  # Sun 12:00 CET
+    mv = engine(session, team).value("deploy-frequency", p)
+    # median of W49 3 and W50 1 = 2 (the whole month: 3, 1, 5, 0, 0 -> 1)
+    assert (mv.n, mv.value) == (9, 2.0)
+    assert mv.breakdown["weeks"] == 2
+    assert mv.breakdown["deploy_days"] == 9
+    # 9 deployments / (19.5 / 7) weeks
+    assert mv.breakdown["deployments_per_week"] == pytest.approx(9 / (19.5 / 7))
+    assert mv.extra["period_days"] == 19.5
+
+
+def test_monthly_digest_of_a_month_in_progress_counts_items_completed_today(session):
+    team = _berlin_team(session)
+    tid = team_id(session)
+    for done in (date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 3)):
+        session.add(
+            ActionItem(
+                team_id=tid,
+                opportunity=f"done {done}",
+                resolution="r",
+                owner="U1",
+                due_on=date(2026, 12, 20),
+                completed_on=done,
+                created_by="U1",
+                created_at=datetime(2026, 11, 1, 9, 0),
+            )
+        )
+    p = period("this-month", "Europe/Berlin", now=BERLIN_DEC3)
+    d = build_monthly(engine(session, team), p, T("2026-12-03 11:00"))
+    assert [i.opportunity for i in d.completed_items] == ["done 2026-12-01", "done 2026-12-03"]
+    assert d.period.in_progress and d.predictability.period.in_progress

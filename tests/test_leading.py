@@ -11,7 +11,7 @@ from bot.metrics.timeline import PRFacts
 from bot.reports.cards import build_card, build_health
 from bot.settings import TeamConfig
 from bot.store.models import Repository
-from tests.factories import H, T, pr, setup_team
+from tests.factories import H, T, now_utc, pr, setup_team
 from tests.helpers import HOUR, engine, period, pr_file, review
 
 W45 = "2026-W45"
@@ -634,3 +634,65 @@ def test_pure_coverage_approved_exactly_at_merge():
         approved=T("2026-11-02 09:00"),
     )
     assert leading.review_coverage([p]).value == 1.0  # t_approved <= t_merged
+
+
+# --- a period in progress (METRICS.md, Time) ------------------------------------------------
+
+
+def test_merge_frequency_this_month_on_dec_3_uses_the_elapsed_days(session):
+    """On Thu 3 Dec 2026 12:00 in Berlin, December so far is 2.5 days: the rate divides by
+    2.5 / 7 weeks (not the month's 31 / 7) and the trend compares with 1 Nov 00:00 - 3 Nov
+    12:00, while the sparkline keeps the whole of November."""
+    team = setup_team(
+        session, TeamConfig(name="payments", repos=("acme/api",), timezone="Europe/Berlin")
+    )
+
+    def merged(at, author):
+        pr(session, author=author, created=T(at) - H(2), merged=T(at))
+
+    # December so far: 5 PRs by alice and bob
+    merged("2026-11-30 23:30", "alice")  # Tue 1 Dec 00:30 CET
+    merged("2026-12-01 09:00", "bob")
+    merged("2026-12-02 10:00", "alice")
+    merged("2026-12-02 15:00", "bob")
+    merged("2026-12-03 10:59", "alice")
+    # November: 5 PRs by alice, bob and carol in its first 2.5 days...
+    merged("2026-10-31 22:30", "erin")  # 31 Oct 23:30 CET: October
+    merged("2026-10-31 23:00", "alice")  # 1 Nov 00:00 CET
+    merged("2026-11-01 12:00", "bob")
+    merged("2026-11-02 12:00", "carol")
+    merged("2026-11-02 13:00", "alice")
+    merged("2026-11-03 10:59", "bob")
+    # ... then 5 more by alice and dave
+    merged("2026-11-03 11:00", "alice")  # 3 Nov 12:00 CET: after the compared span
+    for day in (10, 17, 24, 30):
+        merged(f"2026-11-{day} 12:00", "dave")
+    session.commit()
+
+    p = period("this-month", "Europe/Berlin", now="2026-12-03T11:00:00")
+    card = build_card(engine(session, team), "merge-frequency", p)
+    # 5 merged / 2 authors / (2.5 / 7) weeks = 7.0 (the whole month would say 0.56)
+    assert (card.n, card.value) == (5, 7.0)
+    assert card.breakdown == {"merged": 5, "authors": 2, "weeks": 2.5 / 7}
+    assert card.status == "on target"  # > 2.25
+    # previous: 5 merged / 3 authors / (2.5 / 7) weeks = 14 / 3
+    assert (card.previous_n, card.previous_value) == (5, pytest.approx(14 / 3))
+    assert (card.trend, card.change) == ("better", pytest.approx(0.5))
+    # sparkline: whole November (10 merged / 4 authors / (30 / 7) weeks), then December so far
+    assert card.sparkline[-2].label == "2026-11"
+    assert card.sparkline[-2].value == pytest.approx(10 / 4 / (30 / 7))
+    assert (card.sparkline[-1].label, card.sparkline[-1].value) == ("2026-12", 7.0)
+    assert card.period.in_progress
+    assert card.period.description == "December 2026 so far (Dec 1 – Dec 3)"
+    assert card.period.end == now_utc("2026-12-03T11:00:00")
+
+
+def test_leading_kpis_of_a_week_in_progress_stop_at_now(session):
+    team, _ = _population(session)
+    # Wed 4 Nov 00:00: W45 so far holds A (2 Nov 18:00) and B (4 Nov 00:00 is not before now)
+    p = period("this-week", now="2026-11-04T00:00:00")
+    eng = engine(session, team)
+    mv = eng.value("cycle-time", p)
+    assert (mv.n, mv.value) == (1, 10 * HOUR)  # A alone: 2 + 2 + 6 h
+    mf = eng.value("merge-frequency", p)
+    assert (mf.n, mf.value) == (1, pytest.approx(1 / 1 / (2 / 7)))

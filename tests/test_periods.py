@@ -70,7 +70,7 @@ def test_month_across_spring_dst_in_berlin():
 
 
 def test_quarter_and_december():
-    q = parse_period("2026-Q4", UTC, NOW)
+    q = parse_period("2026-Q4", UTC, NOW).whole()  # NOW is inside it: see the next tests
     assert (q.start, q.end, q.label, q.days) == (
         T("2026-10-01 00:00"),
         T("2027-01-01 00:00"),
@@ -135,3 +135,86 @@ def test_rolling_period():
 def test_bad_periods(word):
     with pytest.raises(BadPeriod):
         parse_period(word, UTC, NOW)
+
+
+# --- periods in progress (METRICS.md, Time: "a period still in progress ends now") ----------
+
+DEC3 = now_utc("2026-12-03T11:00:00")  # Thu 3 Dec 2026, 12:00 in Berlin (CET)
+
+
+def test_this_month_in_progress_ends_now_in_the_team_zone():
+    p = parse_period("this-month", BERLIN, DEC3)
+    assert p.in_progress
+    assert p.label == "2026-12"
+    assert p.start == T("2026-11-30 23:00")  # 1 Dec 00:00 CET
+    assert p.end == T("2026-12-03 11:00")  # now
+    assert p.days == 2.5  # Dec 1 00:00 -> Dec 3 12:00 local
+    assert p.describe() == "December 2026 so far (Dec 1 – Dec 3)"
+    assert p.contains(T("2026-12-03 10:59:59")) and not p.contains(T("2026-12-03 11:00"))
+    assert p.whole() == month_of(2026, 12, BERLIN)
+    assert p.whole().days == 31.0
+    # a named period that contains now is the same period in progress
+    assert parse_period("2026-12", BERLIN, DEC3) == p
+    # sparklines: the previous periods are whole
+    assert p.previous() == month_of(2026, 11, BERLIN)
+    assert not p.previous().in_progress
+
+
+def test_trend_base_is_the_same_elapsed_span_of_the_previous_period():
+    p = parse_period("this-month", BERLIN, DEC3)
+    base = p.comparison()
+    assert base.label == "2026-11"
+    assert base.start == T("2026-10-31 23:00")  # 1 Nov 00:00 CET
+    assert base.end == T("2026-11-03 11:00")  # 3 Nov 12:00 CET
+    assert base.days == 2.5
+    assert base.in_progress  # cut the same way, so rates treat it alike
+    # a whole period compares with the whole previous one
+    assert month_of(2026, 11, BERLIN).comparison() == month_of(2026, 10, BERLIN)
+
+
+def test_trend_base_is_at_most_the_whole_previous_period():
+    # 31 Mar 12:00: 30.5 days into March; February 2026 has 28
+    p = parse_period("this-month", UTC, now_utc("2026-03-31T12:00:00"))
+    assert p.days == 30.5
+    assert p.comparison() == month_of(2026, 2, UTC)
+
+
+def test_this_week_and_quarter_in_progress():
+    w = parse_period("this-week", BERLIN, DEC3)
+    assert (w.label, w.start, w.end, w.days) == (
+        "2026-W49",
+        T("2026-11-29 23:00"),  # Mon 30 Nov 00:00 CET
+        T("2026-12-03 11:00"),
+        3.5,
+    )
+    assert w.describe() == "week 2026-W49 so far (Nov 30 – Dec 3)"
+    assert parse_period("2026-W49", BERLIN, DEC3) == w
+    base = w.comparison()
+    assert (base.label, base.start, base.end) == (
+        "2026-W48",
+        T("2026-11-22 23:00"),
+        T("2026-11-26 11:00"),  # Thu 26 Nov 12:00 CET
+    )
+    q = parse_period("this-quarter", BERLIN, DEC3)
+    assert (q.label, q.end, q.in_progress) == ("2026-Q4", T("2026-12-03 11:00"), True)
+    assert q.describe() == "2026-Q4 so far (Oct 1 – Dec 3)"
+    # 63.5 days into Q4 (Oct 1 00:00 CEST .. Dec 3 12:00 CET, wall clock)
+    assert q.days == 63.5
+    base = q.comparison()
+    assert (base.label, base.start, base.end) == (
+        "2026-Q3",
+        T("2026-06-30 22:00"),  # 1 Jul 00:00 CEST
+        T("2026-09-02 10:00"),  # 2 Sep 12:00 CEST: 63.5 days later on the wall clock
+    )
+
+
+def test_complete_rolling_and_future_periods_are_not_in_progress():
+    for word in ("last-week", "last-month", "last-quarter", "2026-11", "2026-W48", "28d"):
+        p = parse_period(word, BERLIN, DEC3)
+        assert not p.in_progress, word
+        assert "so far" not in p.describe()
+    assert parse_period("28d", BERLIN, DEC3).end == T("2026-12-03 11:00")
+    # a period that has not started yet is not cut
+    assert parse_period("2027-01", BERLIN, DEC3) == month_of(2027, 1, BERLIN)
+    # the last complete week/month stay whole
+    assert last_complete_month(DEC3, BERLIN) == month_of(2026, 11, BERLIN)

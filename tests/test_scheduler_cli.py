@@ -152,6 +152,8 @@ def test_post_goes_to_every_subscribed_channel(light, slack, capsys, db_url):
         (["weekly", "--channel", "general"], "is not a Slack channel id"),
         (["weekly", "--period", "2026-10"], "a weekly digest covers a week"),
         (["monthly", "--period", "28d"], "a monthly digest covers a month"),
+        (["weekly", "--period", "this-week"], "2026-W47 has not ended"),
+        (["monthly", "--period", "2026-11"], "2026-11 has not ended"),
     ],
 )
 def test_bad_post_requests_say_what_to_do_and_post_nothing(light, slack, capsys, argv, message):

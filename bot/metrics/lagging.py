@@ -95,16 +95,20 @@ class SprintItemFacts:
 def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValue:
     """Median distinct deployment days (team zone) per ISO week overlapping the period.
 
-    ``finished``: finish times (naive UTC) of the successful production deployments.
+    ``finished``: finish times (naive UTC) of the successful production deployments. For a
+    period in progress the unfinished ISO week is left out of the median; while no week of
+    the period has finished, the value is the number of deployment days so far.
     """
     zone = period.zone
     times = [t for t in finished if period.contains(t)]
     days = {(t.replace(tzinfo=UTC).astimezone(zone)).date() for t in times}
     first_week = week_of(period.start_local.date(), zone)
-    last_day = (period.end_local - timedelta(microseconds=1)).date()
+    last_day = period.last_day
     per_week: list[float] = []
     w = first_week
     while w.start_local.date() <= last_day:
+        if period.in_progress and w.end_local > period.end_local:
+            break  # the week still in progress
         ws, we = w.start_local.date(), w.end_local.date()
         per_week.append(float(sum(1 for d in days if ws <= d < we)))
         w = week_of(we, zone)
@@ -114,7 +118,7 @@ def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValu
     weeks = period.days / 7
     return MetricValue(
         n,
-        median(per_week),
+        median(per_week) if per_week else float(len(days)),
         breakdown={
             "deployments_per_week": n / weeks if weeks else None,
             "deploy_days": len(days),

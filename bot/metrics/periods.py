@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,10 +15,49 @@ EXAMPLES = "last-week, this-week, last-month, this-month, 2026-W46, 2026-10, 202
 
 @dataclass(frozen=True)
 class Period:
+    """``[start, end)``. A calendar period still in progress ends at ``now`` (METRICS.md, Time:
+    "a period still in progress ends now"): ``end_local`` is where its numbers stop and
+    ``calendar_end_local`` the end of the calendar period. The same elapsed span at the start
+    of an earlier period (what a period in progress is compared with) is cut the same way."""
+
     kind: str  # week | month | quarter | rolling
     start_local: datetime  # aware, in the team's zone
     end_local: datetime
     days_rolling: int = 0  # for rolling periods: N
+    calendar_end_local: datetime | None = None  # set when cut short of the calendar end
+
+    @property
+    def in_progress(self) -> bool:
+        """Cut at ``now`` (or at the same elapsed span): its numbers say "so far"."""
+        return self.calendar_end_local is not None
+
+    def as_of(self, now: datetime) -> Period:
+        """This period as seen at ``now`` (aware): cut at ``now`` when it contains it."""
+        if self.kind == "rolling" or self.in_progress:
+            return self
+        if not self.start_local <= now < self.end_local:
+            return self
+        end = now.astimezone(self.zone).replace(microsecond=0)
+        return replace(self, end_local=end, calendar_end_local=self.end_local)
+
+    def whole(self) -> Period:
+        """The calendar period, uncut."""
+        if self.calendar_end_local is None:
+            return self
+        return replace(self, end_local=self.calendar_end_local, calendar_end_local=None)
+
+    def comparison(self) -> Period:
+        """What the trend compares with: the previous period, or for a period in progress the
+        same elapsed span at the start of the previous period (Dec 1-3 against Nov 1-3), at
+        most the whole previous period."""
+        prev = self.previous()
+        if not self.in_progress:
+            return prev
+        elapsed = _wall(self.end_local) - _wall(self.start_local)
+        cut = _wall(prev.start_local) + elapsed
+        if cut >= _wall(prev.end_local):
+            return prev
+        return replace(prev, end_local=_local(cut, self.zone), calendar_end_local=prev.end_local)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -37,10 +76,11 @@ class Period:
 
     @property
     def days(self) -> float:
-        """Calendar days in the team's zone."""
+        """Calendar days in the team's zone (wall clock); for a period in progress the elapsed
+        part, fractional (Dec 3 12:00 is 2.5 days into December)."""
         if self.kind == "rolling":
             return float(self.days_rolling)
-        return float((self.end_local.date() - self.start_local.date()).days)
+        return (_wall(self.end_local) - _wall(self.start_local)) / timedelta(days=1)
 
     @property
     def label(self) -> str:
@@ -62,6 +102,11 @@ class Period:
         return self.label
 
     def describe(self) -> str:
+        if self.in_progress:
+            first, last = self.start_local.date(), self.last_day
+            span = f"{first:%b} {first.day} – {last:%b} {last.day}"
+            what = {"week": f"week {self.label}", "month": self.start_local.strftime("%B %Y")}
+            return f"{what.get(self.kind, self.label)} so far ({span})"
         if self.kind == "rolling":
             s = self.start_local.date().isoformat()
             e = (self.end_local - timedelta(seconds=1)).date().isoformat()
@@ -74,8 +119,16 @@ class Period:
             return self.start_local.strftime("%B %Y")
         return self.label
 
+    @property
+    def last_day(self) -> date:
+        """The last local day the period covers."""
+        if self.end_local <= self.start_local:
+            return self.start_local.date()
+        return (self.end_local - timedelta(microseconds=1)).date()
+
     def previous(self, k: int = 1) -> Period:
-        """The period of equal kind and length ``k`` steps before this one."""
+        """The whole period of equal kind and length ``k`` steps before this one (for one in
+        progress too: sparklines show whole past periods)."""
         d = self.start_local.date()
         if self.kind == "week":
             return week_of(d - timedelta(days=7 * k), self.zone)
@@ -96,6 +149,11 @@ class Period:
     def contains(self, t: datetime) -> bool:
         """``t`` is naive UTC."""
         return self.start <= t < self.end
+
+
+def _wall(t: datetime) -> datetime:
+    """Local wall-clock time (naive): day arithmetic in the team's zone, DST-proof."""
+    return t.replace(tzinfo=None)
 
 
 def _local(naive_wall: datetime, zone: ZoneInfo) -> datetime:
@@ -143,7 +201,13 @@ def last_complete_month(now: datetime, zone: ZoneInfo) -> Period:
 
 
 def parse_period(text: str, zone: ZoneInfo, now: datetime) -> Period:
-    """Parse a period word (PRODUCT.md, slash command) relative to ``now`` (aware)."""
+    """Parse a period word (PRODUCT.md, slash command) relative to ``now`` (aware); a period
+    that contains ``now`` (``this-week``, ``this-month``, ``this-quarter``, or a named week,
+    month or quarter) ends at ``now``."""
+    return _parse_period(text, zone, now).as_of(now)
+
+
+def _parse_period(text: str, zone: ZoneInfo, now: datetime) -> Period:
     word = text.strip().lower()
     local_today = now.astimezone(zone).date()
     if word == "this-week":

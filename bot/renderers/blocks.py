@@ -1,6 +1,9 @@
 """Slack Block Kit rendering. Slack's limits are enforced here, by truncating with a note and
 never by failing: 50 blocks per message, 100 per view, 3000 characters per section text,
 150 characters per header, 10 fields per section.
+
+Source-provided strings go through ``bot.renderers.mrkdwn`` (``escape``, ``link``) and every
+mrkdwn text object is ``verbatim``: Slack makes no link or mention out of plain text in it.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from typing import Any
 
 from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
-from bot.reports.cards import MetricCard
+from bot.renderers import mrkdwn
+from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
+from bot.reports.cards import MetricCard, PeriodInfo
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
 MAX_MESSAGE_BLOCKS = 50
@@ -31,6 +36,12 @@ def _clip(s: str, limit: int, more: str = "…") -> str:
     return s if len(s) <= limit else s[: limit - len(more)] + more
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: no automatic links or mentions from plain text (a URL or "@channel" in a
+    # source string); our own <url|text>, <@U…> and <#C…> still work
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def header(s: str) -> Block:
     return {
         "type": "header",
@@ -42,20 +53,18 @@ def section(markdown: str, more_url: str | None = None) -> Block:
     if len(markdown) > MAX_SECTION_TEXT:
         tail = f"… <{more_url}|more>" if more_url else "… (truncated)"
         markdown = markdown[: MAX_SECTION_TEXT - len(tail)] + tail
-    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+    return {"type": "section", "text": _mrkdwn(markdown)}
 
 
 def fields(items: list[str]) -> Block:
     return {
         "type": "section",
-        "fields": [
-            {"type": "mrkdwn", "text": _clip(f, MAX_FIELD_TEXT)} for f in items[:MAX_FIELDS]
-        ],
+        "fields": [_mrkdwn(_clip(f, MAX_FIELD_TEXT)) for f in items[:MAX_FIELDS]],
     }
 
 
 def context(markdown: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(markdown, 3000)}]}
+    return {"type": "context", "elements": [_mrkdwn(_clip(markdown, 3000))]}
 
 
 def divider() -> Block:
@@ -75,8 +84,8 @@ def limit_blocks(
     return [*blocks[: limit - 1], context(note)]
 
 
-def escape(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _label(p: PeriodInfo) -> str:
+    return f"{p.label} so far" if p.in_progress else p.label
 
 
 def card_line(c: MetricCard) -> str:
@@ -91,7 +100,8 @@ def card_line(c: MetricCard) -> str:
 def _item_line(i: ActionItemView) -> str:
     due = f"due {i.due_on.isoformat()}" + (" *overdue*" if i.overdue else "")
     kpi = f" · {i.kpi}" if i.kpi else ""
-    return f"• {escape(i.opportunity)} → {escape(i.resolution)} · <@{i.owner}> · {due}{kpi}"
+    owner = mrkdwn.user(i.owner)
+    return f"• {escape(i.opportunity)} → {escape(i.resolution)} · {owner} · {due}{kpi}"
 
 
 def _list_section(title: str, lines: list[str], empty: str) -> Block:
@@ -99,7 +109,8 @@ def _list_section(title: str, lines: list[str], empty: str) -> Block:
     return section(f"*{title}*\n{body}")
 
 
-def weekly(d: WeeklyDigest) -> dict[str, Any]:
+def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
+    """``links``: which source URLs may be links (default: github.com)."""
     blocks: list[Block] = [
         header(f"Weekly leading indicators · {d.team}"),
         context(f"{d.period.description} · team time zone {d.period.timezone}"),
@@ -110,9 +121,7 @@ def weekly(d: WeeklyDigest) -> dict[str, Any]:
         blocks.append(context(f"Biggest cycle-time phase: *{phase}* ({fmt.duration(secs)} p50)"))
     blocks.append(divider())
     waiting = [
-        f"• <{w.url}|{escape(w.repository)}#{w.number}> {escape(w.title)}"
-        if w.url
-        else f"• {escape(w.repository)}#{w.number} {escape(w.title)}"
+        f"• {mrkdwn.link(w.url, f'{w.repository}#{w.number}', links)} {escape(w.title)}"
         for w in d.waiting
     ]
     blocks.append(
@@ -146,7 +155,7 @@ def weekly(d: WeeklyDigest) -> dict[str, Any]:
     )
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
     return {
-        "text": f"Weekly leading indicators for {d.team}, {d.period.label}: {summary}",
+        "text": f"Weekly leading indicators for {escape(d.team)}, {_label(d.period)}: {summary}",
         "blocks": limit_blocks(blocks),
     }
 
@@ -182,6 +191,6 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
     )
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.dora)
     return {
-        "text": f"Monthly lagging indicators for {d.team}, {d.period.label}: {summary}",
+        "text": f"Monthly lagging indicators for {escape(d.team)}, {_label(d.period)}: {summary}",
         "blocks": limit_blocks(blocks),
     }

@@ -14,11 +14,17 @@ def iso(dt: datetime) -> str:
 
 
 def period(p: PeriodInfo) -> dict[str, Any]:
-    return {"label": p.label, "start": iso(p.start), "end": iso(p.end)}
+    """``in_progress``: the period had not ended; ``end`` is then when it was computed."""
+    return {
+        "label": p.label,
+        "start": iso(p.start),
+        "end": iso(p.end),
+        "in_progress": p.in_progress,
+    }
 
 
 def card(c: MetricCard) -> dict[str, Any]:
-    """The one object of ``kpibot report --format json``, exactly the keys PRODUCT.md lists."""
+    """The one object of ``kpibot report --format json``, the keys PRODUCT.md lists."""
     return {
         "metric": c.metric,
         "team": c.team,
@@ -35,6 +41,7 @@ def card(c: MetricCard) -> dict[str, Any]:
         "trend": c.trend,
         "band": c.band,
         "breakdown": c.breakdown,
+        "so_far": c.period.in_progress,
     }
 
 

@@ -23,8 +23,9 @@ class PeriodInfo:
     label: str
     description: str
     start: datetime  # aware UTC
-    end: datetime
+    end: datetime  # for a period in progress: the moment its numbers were computed
     timezone: str
+    in_progress: bool = False  # "so far": the period had not ended
 
     @classmethod
     def of(cls, p: Period) -> PeriodInfo:
@@ -34,6 +35,7 @@ class PeriodInfo:
             p.start.replace(tzinfo=UTC),
             p.end.replace(tzinfo=UTC),
             p.zone.key,
+            p.in_progress,
         )
 
 
@@ -80,14 +82,17 @@ def status_of(mv: MetricValue, target: Target) -> str:
 def build_card(
     engine: TeamEngine, metric_id: str, period: Period, spark: int = SPARK_PERIODS
 ) -> MetricCard:
+    """The card of ``period``; for a period in progress the trend compares with the same
+    elapsed span of the previous period, while the sparkline shows whole past periods."""
     spec: MetricSpec = BY_ID[metric_id]
     periods = [period.previous(k) for k in range(spark - 1, 0, -1)] + [period]
     if spark < 2:
         periods = [period.previous(), period]
-    engine.prefetch(periods)
+    base = period.comparison()
+    engine.prefetch([*periods, base])
     values = engine.values(metric_id, periods)
     current = values[-1]
-    prev = values[-2] if len(values) >= 2 else engine.value(metric_id, period.previous())
+    prev = values[-2] if base == periods[-2] else engine.value(metric_id, base)
     tr = trend(current.value, current.n, prev.value, prev.n, spec.lower_is_better)
     target = engine.team.target_for(metric_id)
     band = engine.band(metric_id, current)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from bot.metrics.engine import TeamEngine, WaitingPR
 from bot.metrics.periods import Period
@@ -123,7 +123,7 @@ def build_monthly(engine: TeamEngine, period: Period, now: datetime) -> MonthlyD
             engine.session,
             engine.team_id,
             period.start_local.date(),
-            period.end_local.date(),
+            period.last_day + timedelta(days=1),
         )
         overdue = [
             i for i in actions.open_items(engine.session, engine.team_id) if i.due_on < today

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
+from bot.renderers.mrkdwn import Links
 from bot.scheduler.jobs import DigestJobs, Outcome, SchedulerOptions
 from bot.scheduler.posting import SlackPoster
 from bot.scheduler.schedule import DailyTime
@@ -187,6 +188,12 @@ def post_now(
             + ("last-week or 2026-W46" if kind == "weekly" else "last-month or 2026-10")
             + f", not {period.label}"
         )
+    if period.in_progress:
+        raise KpibotError(
+            f"{period.label} has not ended: the {kind} digest posted for it would take the place "
+            f"of the whole {expected}'s. Preview it without --post, or post "
+            + ("last-week" if kind == "weekly" else "last-month")
+        )
     if channel is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", channel):
         raise KpibotError(
             f"--channel '{channel}' is not a Slack channel id: use the id (e.g. C0123456789, "
@@ -226,7 +233,7 @@ def post_now(
             f"no channel is subscribed to the {kind} digest of {team.name}: run "
             f"'/kpi subscribe {kind} {team.name}' in a channel, or pass --channel C0123456789"
         )
-    jobs = DigestJobs(factory, config, poster, options=options_from_env())
+    jobs = DigestJobs(factory, config, poster, options=options_from_env(), links=Links.of(settings))
     code = 0
     for sub in targets:
         if sub.broken:

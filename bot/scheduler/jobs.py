@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
+from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
 from bot.scheduler.lease import new_holder_id
 from bot.scheduler.posting import ChannelUnavailable, SlackError, SlackPoster, SlackUnavailable
 from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
@@ -81,9 +82,15 @@ class _Renders:
 
 
 def render_digest(
-    session: Session, team: TeamConfig, kind: str, period: Period, now: datetime
+    session: Session,
+    team: TeamConfig,
+    kind: str,
+    period: Period,
+    now: datetime,
+    links: Links = GITHUB_COM,
 ) -> Message:
-    """The Slack message (``text`` fallback and ``blocks``) of a team's digest."""
+    """The Slack message (``text`` fallback and ``blocks``) of a team's digest; ``links``: the
+    source URLs that may be links (``Links.of(settings)``)."""
     from bot.metrics.engine import TeamEngine
     from bot.renderers import blocks
     from bot.reports.digests import build_monthly, build_weekly
@@ -91,7 +98,7 @@ def render_digest(
     engine = TeamEngine(session, team)
     now_naive = utc(now)
     if kind == "weekly":
-        return blocks.weekly(build_weekly(engine, period, now_naive))
+        return blocks.weekly(build_weekly(engine, period, now_naive), links)
     return blocks.monthly(build_monthly(engine, period, now_naive))
 
 
@@ -105,8 +112,10 @@ class DigestJobs:
         holder: str | None = None,
         options: SchedulerOptions | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        links: Links = GITHUB_COM,
     ) -> None:
         self.factory = factory
+        self.links = links
         self._config = config
         self.poster = poster
         self.holder = holder or new_holder_id()
@@ -293,7 +302,7 @@ class DigestJobs:
             message = renders.items.get(cache_key) if renders else None
             if message is None:
                 with self.factory() as s:
-                    message = render_digest(s, team, sub.kind, period, now)
+                    message = render_digest(s, team, sub.kind, period, now, self.links)
                 if renders is not None:
                     renders.items[cache_key] = message
             ts = self.poster.post(
@@ -521,17 +530,13 @@ def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
         else:
             when = "due *tomorrow*"
         kpi = f" ({it.kpi})" if it.kpi else ""
-        lines.append(f"• {_esc(it.opportunity)} → {_esc(it.resolution)}{kpi}: {when}")
+        lines.append(f"• {escape(it.opportunity)} → {escape(it.resolution)}{kpi}: {when}")
     n = len(items)
     head = (
-        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{team}* "
+        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{escape(team)}* "
         f"need{'s' if n == 1 else ''} you"
     )
     return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _hours(td: timedelta) -> str:

@@ -27,6 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.renderers.mrkdwn import Links
 from bot.scheduler.jobs import Clock, DigestJobs, SchedulerOptions, system_clock
 from bot.scheduler.lease import Lease, new_holder_id
 from bot.scheduler.posting import SlackPoster
@@ -53,7 +54,14 @@ class SchedulerService:
         self.clock = clock
         self.holder = holder or new_holder_id()
         self.lease = Lease(factory, self.holder, ttl=self.options.lease_ttl)
-        self.jobs = DigestJobs(factory, config, poster, holder=self.holder, options=self.options)
+        self.jobs = DigestJobs(
+            factory,
+            config,
+            poster,
+            holder=self.holder,
+            options=self.options,
+            links=Links.of(settings),
+        )
         self.jobs.keep_alive = lambda: self.lease.acquire(self.clock())
         self.factory = factory
         self.scheduler: BaseScheduler | None = None

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import KpibotError
+from bot.renderers.mrkdwn import Links
 from bot.settings import Config, Settings, load_config
 from bot.slack import replies
 from bot.slack.listeners import actions, commands, events, views
@@ -132,7 +133,8 @@ def create_app(
     auth = check_token(client)
     cfg = config or load_config(settings.config_path)
     engine = make_engine(settings.database_url)
-    service = Service(session_factory(engine), cfg, clock or system_clock)
+    links = Links.of(settings)
+    service = Service(session_factory(engine), cfg, clock or system_clock, links=links)
     service.home_workspace = auth.get("team_id") or None  # requests from elsewhere are refused
     service.prepare()
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kpibot-listener")
@@ -149,7 +151,7 @@ def create_app(
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     workers = None
     if report_workers > 0:
-        workers = ReportWorkers(settings.database_url, cfg, report_workers)
+        workers = ReportWorkers(settings.database_url, cfg, report_workers, links)
         workers.warm_up()
     deps = Deps(service, AdminCache(client), backoff=backoff, workers=workers)
     commands.register(bolt, deps)

@@ -15,6 +15,7 @@ from typing import Any
 from bot.metrics import registry
 from bot.metrics.registry import Kind, MetricSpec
 from bot.renderers import format as fmt
+from bot.renderers import mrkdwn
 from bot.renderers.blocks import (
     MAX_MESSAGE_BLOCKS,
     MAX_VIEW_BLOCKS,
@@ -23,12 +24,12 @@ from bot.renderers.blocks import (
     card_line,
     context,
     divider,
-    escape,
     fields,
     header,
     limit_blocks,
     section,
 )
+from bot.renderers.mrkdwn import escape
 from bot.reports.cards import DoraCard, Health, MetricCard
 from bot.store.subscriptions import Subscription
 
@@ -97,7 +98,10 @@ def message(text: str, blocks: list[Block] | None = None) -> Payload:
 # --- help and errors ------------------------------------------------------------------------
 
 USAGE = (
-    ("`/kpi <metric> [team] [period]`", "a metric card, e.g. `/kpi cycle-time payments last-week`"),
+    (
+        "`/kpi &lt;metric&gt; [team] [period]`",
+        "a metric card, e.g. `/kpi cycle-time payments last-week`",
+    ),
     ("`/kpi dora [team] [period]`", "the four DORA keys with bands"),
     ("`/kpi health [team]`", "every KPI against its target"),
     ("`/kpi weekly` · `/kpi monthly`", "preview the weekly leading / monthly lagging digest"),
@@ -108,7 +112,7 @@ USAGE = (
         "post that digest in this channel (at the team's time, or e.g. `tue 10:00`, `15 08:30`)",
     ),
     ("`/kpi unsubscribe [weekly|monthly]` · `/kpi subscriptions`", "this channel's digests"),
-    ("`/kpi teams` · `/kpi team set <team>`", "list teams; map this channel to a team"),
+    ("`/kpi teams` · `/kpi team set &lt;team&gt;`", "list teams; map this channel to a team"),
 )
 PERIODS_HELP = (
     "Periods: `28d` (default), `90d`, `last-week`, `this-week`, `last-month`, `this-month`, "
@@ -130,7 +134,7 @@ def help_payload(
     where = (
         f"This channel's team: *{escape(channel_team)}*."
         if channel_team
-        else "This channel has no team yet: `/kpi team set <team>` maps it."
+        else "This channel has no team yet: `/kpi team set &lt;team&gt;` maps it."
     )
     blocks: list[Block] = []
     if note:
@@ -142,7 +146,9 @@ def help_payload(
         context(f"{where} {PERIODS_HELP}"),
         context(f"Teams: {escape(', '.join(teams) or '(none configured)')}"),
     ]
-    return message("kpibot help: /kpi <metric> [team] [period], dora, health, actions", blocks)
+    return message(
+        "kpibot help: /kpi &lt;metric&gt; [team] [period], dora, health, actions", blocks
+    )
 
 
 def error_payload(
@@ -167,12 +173,12 @@ def which_team_payload(command_text: str, teams: Sequence[str]) -> Payload:
     blocks: list[Block] = [
         section(
             "Which team? This channel has no team and you're in none I know of. "
-            "Pick one (or map this channel once: `/kpi team set <team>`)."
+            "Pick one (or map this channel once: `/kpi team set &lt;team&gt;`)."
         )
     ]
     if buttons:
         blocks.append(actions(*buttons, block_id="pick_team"))
-    return message("Which team? " + ", ".join(teams), blocks)
+    return message("Which team? " + escape(", ".join(teams)), blocks)
 
 
 # --- metric cards ---------------------------------------------------------------------------
@@ -243,7 +249,8 @@ def card_blocks(
     if spark:
         blocks.append(context(spark))
     if shared_by:
-        blocks.append(context(f"Shared by <@{shared_by}> · `/kpi {card.metric}` for your own"))
+        who = mrkdwn.user(shared_by)
+        blocks.append(context(f"Shared by {who} · `/kpi {card.metric}` for your own"))
     if buttons:
         value = card_value(card)
         row = []
@@ -260,7 +267,7 @@ def card_blocks(
 
 def card_summary(card: MetricCard) -> str:
     return (
-        f"{card.name} for {card.team}, {card.period.description}: "
+        f"{card.name} for {escape(card.team)}, {card.period.description}: "
         f"{fmt.value(card.kind, card.value)} (n = {card.n}), {card.status}"
     )
 
@@ -294,7 +301,7 @@ def dora_payload(d: DoraCard) -> Payload:
     ]
     blocks += [section(card_line(c)) for c in d.cards]
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
-    return message(f"DORA keys for {d.team}: {summary}", blocks)
+    return message(f"DORA keys for {escape(d.team)}: {summary}", blocks)
 
 
 def health_line(h: Health) -> str:
@@ -313,7 +320,7 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
 
 
 def health_payload(h: Health) -> Payload:
-    return message(f"Health of {h.team}: {health_line(h)}", limit_blocks(health_blocks(h)))
+    return message(f"Health of {escape(h.team)}: {health_line(h)}", limit_blocks(health_blocks(h)))
 
 
 # --- teams and subscriptions ----------------------------------------------------------------
@@ -330,14 +337,14 @@ class TeamRow:
 def teams_payload(rows: Sequence[TeamRow], channel_team: str | None) -> Payload:
     lines = []
     for r in rows:
-        ch = ", ".join(f"<#{c}>" for c in r.channels) or "no channel"
+        ch = ", ".join(mrkdwn.channel(c) for c in r.channels) or "no channel"
         mark = " ← this channel" if r.name == channel_team else ""
-        lines.append(f"• *{escape(r.name)}* · {r.repos} repos · {r.timezone} · {ch}{mark}")
+        lines.append(f"• *{escape(r.name)}* · {r.repos} repos · {escape(r.timezone)} · {ch}{mark}")
     blocks = [
         section("*Teams*\n" + ("\n".join(lines) or "No teams configured in kpibot.yml.")),
         context("Map this channel to a team: `/kpi team set <team>`"),
     ]
-    return message("Teams: " + ", ".join(r.name for r in rows), blocks)
+    return message("Teams: " + escape(", ".join(r.name for r in rows)), blocks)
 
 
 def subscriptions_payload(
@@ -346,17 +353,17 @@ def subscriptions_payload(
     """``when``: subscription id -> when it is posted, in words."""
     if not subs:
         body = (
-            f"<#{channel}> receives no digests. `/kpi subscribe weekly` posts the leading "
-            "indicators every week; `/kpi subscribe monthly` the DORA keys every month."
+            f"{mrkdwn.channel(channel)} receives no digests. `/kpi subscribe weekly` posts the "
+            "leading indicators every week; `/kpi subscribe monthly` the DORA keys every month."
         )
         return message("No digest subscriptions in this channel.", [section(body)])
     lines = []
     for s in subs:
         at = (when or {}).get(s.id) or s.schedule or "at the team's time"
         broken = f" · :warning: not posting: {escape(s.broken_reason or '')}" if s.broken else ""
-        lines.append(f"• *{s.kind}* digest of *{escape(s.team)}*, {at}{broken}")
+        lines.append(f"• *{s.kind}* digest of *{escape(s.team)}*, {escape(at)}{broken}")
     blocks = [
-        section(f"*Digests posted in <#{channel}>*\n" + "\n".join(lines)),
+        section(f"*Digests posted in {mrkdwn.channel(channel)}*\n" + "\n".join(lines)),
         context("`/kpi unsubscribe weekly` or `/kpi unsubscribe monthly` stops one."),
     ]
     return message(f"{len(subs)} digest subscription(s) in this channel.", blocks)
@@ -399,7 +406,7 @@ def item_text(i: ItemRow, today: date) -> str:
         state = f"due {i.due_on.isoformat()}"
     kpi = f" · {baseline_text(i.kpi, i.baseline)} when logged" if i.kpi else ""
     return _clip(
-        f"*{escape(i.opportunity)}*\n→ {escape(i.resolution)}\n<@{i.owner}> · {state} · "
+        f"*{escape(i.opportunity)}*\n→ {escape(i.resolution)}\n{mrkdwn.user(i.owner)} · {state} · "
         f"{escape(i.team)}{kpi}",
         2900,
     )
@@ -440,15 +447,16 @@ def actions_payload(
             context(f"{len(items) - room} more item(s) not shown; mark some done or see App Home.")
         )
     blocks.append(context("`/kpi action add` logs a new one · `/kpi actions all` shows done ones"))
-    return message(f"{what} action items of {team}: {len(items)}", limit_blocks(blocks))
+    return message(f"{what} action items of {escape(team)}: {len(items)}", limit_blocks(blocks))
 
 
 def item_confirmation(i: ItemRow, user: str, edited: bool = False) -> dict[str, Any]:
     verb = "updated" if edited else "logged"
     kpi = f" · baseline {baseline_text(i.kpi, i.baseline)}" if i.kpi else ""
     text = (
-        f"<@{user}> {verb} an action item for *{escape(i.team)}*: {escape(i.opportunity)} → "
-        f"{escape(i.resolution)} · owner <@{i.owner}> · due {i.due_on.isoformat()}{kpi}"
+        f"{mrkdwn.user(user)} {verb} an action item for *{escape(i.team)}*: "
+        f"{escape(i.opportunity)} → {escape(i.resolution)} · owner {mrkdwn.user(i.owner)} · "
+        f"due {i.due_on.isoformat()}{kpi}"
     )
     return {"text": _clip(text, 3000), "blocks": [section(text)]}
 
@@ -556,7 +564,10 @@ def home_view(
     today: date,
     note: str | None = None,
 ) -> dict[str, Any]:
-    blocks: list[Block] = [header("kpibot"), context(f"Hi <@{user}>. `/kpi help` lists commands.")]
+    blocks: list[Block] = [
+        header("kpibot"),
+        context(f"Hi {mrkdwn.user(user)}. `/kpi help` lists commands."),
+    ]
     if note:
         blocks.append(context(note))
     blocks.append(header("Your teams' health"))
@@ -586,7 +597,7 @@ def home_view(
     blocks.append(header("Channel digests you receive"))
     if subscriptions:
         lines = [
-            f"• *{s.kind}* digest of *{escape(s.team)}* in <#{s.channel_id}>"
+            f"• *{s.kind}* digest of *{escape(s.team)}* in {mrkdwn.channel(s.channel_id)}"
             + (" · :warning: not posting" if s.broken else "")
             for s in subscriptions
         ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.errors import KpibotError, suggest
 from bot.metrics import registry
 from bot.metrics.periods import NAMED, looks_like_period
+from bot.renderers.mrkdwn import escape
 from bot.scheduler.schedule import BadSchedule, parse_schedule
 
 MAX_ECHO = 40  # characters of an unknown word repeated back to the user
@@ -67,7 +68,7 @@ class ParseError(KpibotError):
 def echo(word: str) -> str:
     """A user's word made safe to repeat in mrkdwn: short, no mentions or markup."""
     w = word if len(word) <= MAX_ECHO else word[: MAX_ECHO - 1] + "…"
-    return w.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+    return escape(w).replace("`", "'")
 
 
 def _describe(word: str) -> str:

@@ -27,6 +27,7 @@ from bot.metrics.engine import TeamEngine
 from bot.metrics.periods import Period, last_complete_month, last_complete_week, parse_period
 from bot.renderers import blocks as kit
 from bot.renderers import format as fmt
+from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
 from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig
@@ -82,9 +83,11 @@ class Service:
         config: Config,
         clock: Clock,
         teams_stored: bool = False,
+        links: Links = GITHUB_COM,
     ) -> None:
         """``teams_stored``: the configured teams are already in the store (report workers,
-        started after the app stored them)."""
+        started after the app stored them); ``links``: the source URLs that may be links."""
+        self.links = links
         self.factory = factory
         self.config = config
         self.clock = clock
@@ -258,7 +261,7 @@ class Service:
         with self.session() as s:
             engine = TeamEngine(s, tc)
             if kind == "weekly":
-                out = kit.weekly(build_weekly(engine, period, self.now_naive()))
+                out = kit.weekly(build_weekly(engine, period, self.now_naive()), self.links)
             else:
                 out = kit.monthly(build_monthly(engine, period, self.now_naive()))
         note = kit.context(

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.settings import Config
 
 if TYPE_CHECKING:
@@ -33,13 +34,13 @@ def _clock() -> datetime:
     return _now
 
 
-def _init(database_url: str, config: Config) -> None:
+def _init(database_url: str, config: Config, links: Links) -> None:
     global _service
     from bot.slack.service import Service
     from bot.store.session import make_engine, session_factory
 
     _service = Service(
-        session_factory(make_engine(database_url)), config, _clock, teams_stored=True
+        session_factory(make_engine(database_url)), config, _clock, teams_stored=True, links=links
     )
 
 
@@ -71,13 +72,19 @@ def default_count() -> int:
 class ReportWorkers:
     """A pool of ``count`` spawned processes answering report commands."""
 
-    def __init__(self, database_url: str, config: Config, count: int | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        config: Config,
+        count: int | None = None,
+        links: Links = GITHUB_COM,
+    ) -> None:
         self.count = count or default_count()
         self.pool = ProcessPoolExecutor(
             max_workers=self.count,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init,
-            initargs=(database_url, config),
+            initargs=(database_url, config, links),
         )
 
     def answer(

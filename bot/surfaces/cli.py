@@ -250,6 +250,7 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
     if args.channel:
         raise KpibotError("--channel goes with --post: add --post to post the digest there")
     from bot.renderers import blocks
+    from bot.renderers.mrkdwn import Links
     from bot.reports.digests import build_monthly, build_weekly
 
     now_naive = now.astimezone(UTC).replace(tzinfo=None)
@@ -260,7 +261,7 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
             rendered: Any = {
                 "text": lambda: text.weekly(wd),
                 "json": lambda: jsonout.weekly(wd),
-                "blocks": lambda: blocks.weekly(wd),
+                "blocks": lambda: blocks.weekly(wd, Links.of(ctx.settings)),
             }[args.format]()
         else:
             md = build_monthly(engine, period, now_naive)
