@@ -502,9 +502,14 @@ class DigestJobs:
                 config=self.config,
                 now=now,
             )
+        except KpibotError as exc:  # a setup problem the message explains (GITHUB_TOKEN)
+            log.warning("periodic sync: %s", exc)
+            return False
         except Exception:
             log.exception("the periodic sync failed; it runs again in the next period")
             return False
+        if summary.github_token_missing is not None:
+            log.warning("periodic sync: %s", summary.github_token_missing)
         for problem in [*summary.problems, *(f"{r.repo}: {r.error}" for r in summary.failed)]:
             log.warning("periodic sync: %s (retried in the next period)", problem)
         log.info("periodic sync done in %.1fs", time.monotonic() - started)

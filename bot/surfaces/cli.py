@@ -442,6 +442,8 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         config=config,
         now=_now(args.now),
     )
+    if summary.github_token_missing is not None:
+        raise summary.github_token_missing  # the other sources synced; GitHub did not
     return 0 if summary.ok else 1
 
 

@@ -1,0 +1,162 @@
+"""Operable failures: what an operator or a new user sees when a setting is missing or wrong.
+One line saying what is wrong and what to do, exit code 2, nothing half done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.scheduler.jobs import DigestJobs
+from bot.settings import Settings, load_config
+from bot.store.models import Incident, Team
+from bot.store.session import session_factory
+from bot.surfaces.cli import main
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.server import FakeServer
+from tests.scheduler_fakes import SchedulerSlack, poster_for
+
+NOW = "2026-11-20T09:00:00Z"
+GITHUB_ONLY = """\
+teams:
+  - name: payments
+    repos: [acme/api]
+  - name: web
+    repos: [acme/web]
+    incidents: {source: webhook}
+"""
+WITH_PAGERDUTY = """\
+teams:
+  - name: payments
+    repos: [acme/api]
+    incidents: {source: pagerduty, services: [PSVC1]}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("KPIBOT_CONFIG", str(tmp_path / "kpibot.yml"))
+    for name in ("GITHUB_TOKEN", "KPIBOT_CONFIG_YAML", "GITHUB_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def github() -> Iterator[FakeServer]:
+    """A loopback server standing in for GitHub: it records every request that reaches it."""
+    with FakeServer() as server:
+        yield server
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in captured.err + captured.out
+    for e in expected:
+        assert e in err, err
+    return err
+
+
+# --- kpibot sync without GITHUB_TOKEN -------------------------------------------------------
+
+
+def test_sync_without_github_token_stops_with_what_to_set(
+    workdir, github, capsys, monkeypatch, engine
+):
+    (workdir / "kpibot.yml").write_text(GITHUB_ONLY, encoding="utf-8")
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    err = one_line_error(
+        capsys, ["sync", "--now", NOW], "GITHUB_TOKEN is not set", "teams payments, web"
+    )
+    assert "/settings/tokens" in err and "read access" in err
+    assert github.requests == []  # GitHub was never asked
+    with session_factory(engine)() as s:  # and nothing was stored
+        assert s.scalar(select(func.count()).select_from(Team)) == 0
+
+
+def test_the_token_page_follows_github_api_url(workdir, capsys, monkeypatch):
+    (workdir / "kpibot.yml").write_text(GITHUB_ONLY, encoding="utf-8")
+    one_line_error(capsys, ["sync", "--team", "web"], "team web reads GitHub",
+                   "https://github.com/settings/tokens")  # fmt: skip
+    monkeypatch.setenv("GITHUB_API_URL", "https://ghe.acme.io/api/v3")
+    one_line_error(capsys, ["sync"], "https://ghe.acme.io/settings/tokens")
+
+
+def test_sync_without_github_token_still_syncs_the_other_sources(
+    workdir, github, capsys, monkeypatch, engine
+):
+    (workdir / "kpibot.yml").write_text(WITH_PAGERDUTY, encoding="utf-8")
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    with FakePagerDuty() as pd:
+        pd.add(1, "PSVC1", "2026-10-10 10:00", "2026-10-10 10:20")
+        monkeypatch.setenv("PAGERDUTY_API_TOKEN", "pd-token")
+        monkeypatch.setenv("PAGERDUTY_API_URL", pd.url)
+        assert main(["sync", "--now", NOW]) == 2
+    captured = capsys.readouterr()
+    assert "payments: incidents from pagerduty: 1 records" in captured.out
+    assert captured.err.strip().startswith("kpibot: GITHUB_TOKEN is not set")
+    assert len(captured.err.strip().splitlines()) == 1
+    assert github.requests == []
+    with session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 1
+
+
+def test_the_periodic_sync_without_github_token_logs_one_warning(workdir, github, engine, caplog):
+    (workdir / "kpibot.yml").write_text(GITHUB_ONLY, encoding="utf-8")
+    config = load_config(workdir / "kpibot.yml")
+    with SchedulerSlack() as slack:
+        jobs = DigestJobs(session_factory(engine), config, poster_for(slack))
+        with caplog.at_level(logging.WARNING, logger="kpibot.scheduler"):
+            ok = jobs.sync(Settings(github_api_url=github.url), datetime(2026, 11, 20, tzinfo=UTC))
+    assert ok is False
+    lines = [r for r in caplog.records if r.name == "kpibot.scheduler"]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    assert "GITHUB_TOKEN is not set" in lines[0].getMessage() and lines[0].exc_info is None
+    assert github.requests == []
+
+
+# --- DATABASE_URL that kpibot cannot use ----------------------------------------------------
+
+DB_COMMANDS = [
+    ["report", "cycle-time"],
+    ["digest", "weekly"],
+    ["demo"],
+    ["db", "upgrade"],
+    ["sync"],
+    ["run", "--mode", "scheduler"],
+]
+
+
+@pytest.mark.parametrize("argv", DB_COMMANDS, ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://kpi:s3cret-pw@db.internal/kpi", "'mysql' database, which kpibot does not"),
+        ("postgresql+psycopg2://kpi:s3cret-pw@db/kpi", "driver 'postgresql+psycopg2'"),
+        ("postgresql://kpi:s3cret-pw@db:port/kpi", "not a database URL kpibot can read"),
+        ("kpibot.db", "not a database URL kpibot can read"),
+    ],
+    ids=["other-database", "missing-driver", "bad-port", "not-a-url"],
+)
+def test_a_database_url_kpibot_cannot_use_is_one_line(
+    workdir, capsys, monkeypatch, argv, url, expected
+):
+    (workdir / "kpibot.yml").write_text(GITHUB_ONLY, encoding="utf-8")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("GITHUB_TOKEN", "t")
+    err = one_line_error(capsys, argv, "DATABASE_URL", expected, "sqlite", "postgresql://")
+    assert "s3cret-pw" not in err  # the password never reaches the terminal
+
+
+def test_demo_with_a_bad_database_url_writes_nothing(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://localhost/kpi")
+    one_line_error(capsys, ["demo"], "DATABASE_URL")
+    assert not (workdir / "kpibot.yml").exists()
