@@ -338,6 +338,16 @@ class _Checker:
             name = None
         for k, v in pairs:
             self.team_key(k, v, values, label, allowed=TEAM_KEYS)
+        repos_node = next((v for k, v in pairs if k.value == "repos"), None)
+        if name is not None and (repos_node is None or values.get("repos") == ()):
+            # every KPI but predictability, scope creep and time to restore comes from the
+            # team's repositories, and deployments of every source (webhooks included) are
+            # matched to teams by repository: a team without repos could show almost nothing
+            self.add(
+                repos_node or node,
+                f"{label} has no repos: its pull-request KPIs and deployments come from its "
+                "GitHub repositories; add e.g. 'repos: [acme/payments-api]' (owner/name)",
+            )
         if name is None:
             return None
         values["name"] = name
