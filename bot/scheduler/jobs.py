@@ -28,7 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
 from bot.scheduler.lease import new_holder_id
-from bot.scheduler.posting import ChannelUnavailable, SlackError, SlackPoster, SlackUnavailable
+from bot.scheduler.posting import (
+    USER_ERRORS,
+    ChannelUnavailable,
+    SlackError,
+    SlackPoster,
+    SlackUnavailable,
+)
 from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
 from bot.settings import Config, Settings, TeamConfig
 from bot.store import digest_runs
@@ -55,6 +61,7 @@ class SchedulerOptions:
     sync_every: timedelta | None = timedelta(hours=1)  # None: no periodic sync
     reminder_time: DailyTime = field(default_factory=DailyTime)  # 09:00 team time
     history_margin: timedelta = timedelta(hours=1)  # how far before a claim to look in Slack
+    reminder_retry: digest_runs.Backoff = field(default_factory=digest_runs.Backoff)
 
 
 @dataclass(frozen=True)
@@ -457,11 +464,15 @@ class DigestJobs:
         now: datetime,
     ) -> bool | None:
         """True: sent; False: sent before (or by another process); None: failed."""
+        retry = self.options.reminder_retry
         claim = digest_runs.claim_reminder(
-            self.factory, team_id, owner, day, self.holder, now, self.options.claim_ttl
+            self.factory, team_id, owner, day, self.holder, now, self.options.claim_ttl, retry
         )
         if claim is None:
-            return False
+            # settled (sent or given up), or not yet: being sent elsewhere, or backing off
+            return (
+                False if digest_runs.reminder_settled(self.factory, team_id, owner, day) else None
+            )
         key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
         text = reminder_text(team.name, items, day)
         oldest = _claims_oldest(claim, self.options)
@@ -474,8 +485,30 @@ class DigestJobs:
                     return False
             ts = self.poster.post(channel, {"text": text}, key=key, oldest=oldest)
         except (SlackError, SlackUnavailable) as exc:
+            for_good = isinstance(exc, SlackError) and exc.error in USER_ERRORS
+            if for_good or retry.exhausted(claim.attempts):
+                tries = f"{claim.attempts} attempt{'s' if claim.attempts > 1 else ''}"
+                detail = f"gave up after {tries}: {exc}"
+                self._finish(ReminderRun, claim, "skipped", now, detail=detail)
+                log.warning(
+                    "gave up reminding %s of %s action items for %s after %s: %s",
+                    owner,
+                    team.name,
+                    day.isoformat(),
+                    tries,
+                    exc,
+                )
+                return False
             self._finish(ReminderRun, claim, "failed", now, detail=str(exc))
-            log.error("could not remind %s of %s action items: %s", owner, team.name, exc)
+            log.info(
+                "could not remind %s of %s action items (attempt %s of %s): %s; trying again in %s",
+                owner,
+                team.name,
+                claim.attempts,
+                retry.max_attempts,
+                exc,
+                _duration(retry.wait(claim.attempts)),
+            )
             return None
         self._finish(ReminderRun, claim, "posted", now, ts=ts)
         return True
@@ -537,6 +570,11 @@ def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _duration(td: timedelta) -> str:
+    seconds = int(td.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
 def _hours(td: timedelta) -> str:
