@@ -1,7 +1,10 @@
 """Environment settings and the kpibot.yml team configuration, validated into typed objects.
 
 ``load_env_settings`` reads the environment (and a ``.env`` file in the working directory);
-``load_config`` reads ``kpibot.yml`` and reports every problem with its line and a hint.
+``load_config`` reads ``kpibot.yml`` and reports every problem with its line and a hint;
+``load_team_config`` reads the configuration the settings name: the file in
+``KPIBOT_CONFIG``, or the YAML text of ``KPIBOT_CONFIG_YAML`` itself (for deployments that ship
+no file), validated the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ SECRET_FIELDS = {
 class Settings:
     database_url: str = "sqlite:///kpibot.db"
     config_path: str = "kpibot.yml"
+    config_yaml: str | None = None  # the whole kpibot.yml, from KPIBOT_CONFIG_YAML
     slack_bot_token: str | None = None
     slack_app_token: str | None = None
     slack_signing_secret: str | None = None
@@ -70,6 +74,7 @@ class Settings:
 ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "config_path": "KPIBOT_CONFIG",
+    "config_yaml": "KPIBOT_CONFIG_YAML",
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_app_token": "SLACK_APP_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
@@ -107,6 +112,11 @@ def load_env_settings(
             values[attr] = int(raw)
         else:
             values[attr] = raw
+    if "config_path" in values and "config_yaml" in values:
+        raise ConfigError(
+            "KPIBOT_CONFIG and KPIBOT_CONFIG_YAML are both set: keep one (KPIBOT_CONFIG names "
+            "a kpibot.yml file, KPIBOT_CONFIG_YAML holds its contents)"
+        )
     return Settings(**values)
 
 
@@ -636,14 +646,38 @@ def _line_of(problem: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+CONFIG_YAML_LABEL = "KPIBOT_CONFIG_YAML"
+
+
 def load_config(path: str | Path) -> Config:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(
             f"no team configuration at {p}: run 'kpibot demo' to create a sample, or set "
-            "KPIBOT_CONFIG to your kpibot.yml"
+            "KPIBOT_CONFIG to your kpibot.yml (or KPIBOT_CONFIG_YAML to its contents)"
         )
-    config, problems = parse_config(p.read_text(encoding="utf-8"), str(path))
+    return _config_or_error(p.read_text(encoding="utf-8"), str(path))
+
+
+def load_team_config(settings: Settings) -> Config:
+    """The team configuration: ``KPIBOT_CONFIG_YAML``'s text when set (problems are reported
+    as ``KPIBOT_CONFIG_YAML:<line>``), else the file at ``KPIBOT_CONFIG``."""
+    if settings.config_yaml:
+        return _config_or_error(settings.config_yaml, CONFIG_YAML_LABEL)
+    return load_config(settings.config_path)
+
+
+def config_label(settings: Settings) -> str:
+    """Where the team configuration comes from, as messages name it."""
+    return CONFIG_YAML_LABEL if settings.config_yaml else settings.config_path
+
+
+def has_team_config(settings: Settings) -> bool:
+    return bool(settings.config_yaml) or Path(settings.config_path).is_file()
+
+
+def _config_or_error(text: str, label: str) -> Config:
+    config, problems = parse_config(text, label)
     if config is None:
         more = (
             f" (and {len(problems) - 1} more; run 'kpibot config check')"

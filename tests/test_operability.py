@@ -160,3 +160,99 @@ def test_demo_with_a_bad_database_url_writes_nothing(workdir, capsys, monkeypatc
     monkeypatch.setenv("DATABASE_URL", "mysql://localhost/kpi")
     one_line_error(capsys, ["demo"], "DATABASE_URL")
     assert not (workdir / "kpibot.yml").exists()
+
+
+# --- kpibot demo beside another configuration -----------------------------------------------
+
+OWN_CONFIG = "teams:\n  - name: core\n    repos: [acme/core]\n"
+AS_OF = "2026-11-20"
+
+
+def test_demo_beside_another_config_loads_nothing_and_gives_the_command(workdir, capsys, engine):
+    (workdir / "kpibot.yml").write_text(OWN_CONFIG, encoding="utf-8")
+    err = one_line_error(
+        capsys,
+        ["demo", "--as-of", AS_OF],
+        "kpibot.yml has no demo teams payments, mobile, platform",
+        f"'kpibot demo --config kpibot-demo.yml --as-of {AS_OF}'",
+        "'KPIBOT_CONFIG=kpibot-demo.yml kpibot report cycle-time'",
+    )
+    assert "nothing was loaded" in err
+    assert (workdir / "kpibot.yml").read_text(encoding="utf-8") == OWN_CONFIG
+    assert not (workdir / "kpibot-demo.yml").exists()
+    with session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Team)) == 0
+
+
+def test_demo_with_a_config_path_writes_and_uses_it(workdir, capsys, monkeypatch):
+    (workdir / "kpibot.yml").write_text(OWN_CONFIG, encoding="utf-8")
+    assert main(["demo", "--as-of", AS_OF, "--config", "kpibot-demo.yml"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote kpibot-demo.yml" in out and "loaded 3 teams" in out
+    assert "next: KPIBOT_CONFIG=kpibot-demo.yml kpibot report cycle-time" in out
+    assert (workdir / "kpibot.yml").read_text(encoding="utf-8") == OWN_CONFIG
+    # the command it gave works
+    monkeypatch.setenv("KPIBOT_CONFIG", "kpibot-demo.yml")
+    assert main(["report", "cycle-time", "--team", "mobile", "--now", NOW]) == 0
+    assert "n = 0" not in capsys.readouterr().out
+    # again: the file is kept and reused
+    monkeypatch.setenv("KPIBOT_CONFIG", str(workdir / "kpibot.yml"))
+    assert main(["demo", "--as-of", AS_OF, "--config", "kpibot-demo.yml"]) == 0
+    assert "keeping the existing kpibot-demo.yml" in capsys.readouterr().out
+
+
+def test_demo_config_path_holding_another_config_suggests_a_free_one(workdir, capsys):
+    (workdir / "kpibot-demo.yml").write_text(OWN_CONFIG, encoding="utf-8")
+    one_line_error(
+        capsys,
+        ["demo", "--config", "kpibot-demo.yml"],
+        "kpibot-demo.yml has no demo teams",
+        "'kpibot demo --config kpibot-demo-2.yml'",
+    )
+
+
+# --- the configuration from KPIBOT_CONFIG_YAML ----------------------------------------------
+
+ENV_CONFIG = "teams:\n  - name: core\n    timezone: Europe/Berlin\n    repos: [acme/core]\n"
+
+
+def test_the_whole_config_from_an_environment_variable(workdir, capsys, monkeypatch, engine):
+    monkeypatch.delenv("KPIBOT_CONFIG")
+    monkeypatch.setenv("KPIBOT_CONFIG_YAML", ENV_CONFIG)
+    assert not (workdir / "kpibot.yml").exists()
+    assert main(["config", "check"]) == 0
+    assert (
+        "KPIBOT_CONFIG_YAML: OK, 1 team: core (1 repos, Europe/Berlin)" in capsys.readouterr().out
+    )
+    assert main(["db", "upgrade"]) == 0  # the release step stores the configured teams
+    capsys.readouterr()
+    with session_factory(engine)() as s:
+        assert list(s.scalars(select(Team.name))) == ["core"]
+    assert main(["report", "cycle-time", "--now", NOW]) == 0
+    assert capsys.readouterr().out.startswith("Cycle time · core")
+
+
+def test_problems_in_the_environment_config_have_their_lines(workdir, capsys, monkeypatch):
+    monkeypatch.delenv("KPIBOT_CONFIG")
+    monkeypatch.setenv("KPIBOT_CONFIG_YAML", ENV_CONFIG.replace("Europe/Berlin", "Mars/Base"))
+    assert main(["config", "check"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("KPIBOT_CONFIG_YAML:3: unknown time zone 'Mars/Base'")
+    assert err[-1] == "1 problem found"
+    one_line_error(capsys, ["report", "cycle-time"], "KPIBOT_CONFIG_YAML:3: unknown time zone")
+    monkeypatch.setenv("KPIBOT_CONFIG_YAML", "teams:\n  - name: core\n")
+    one_line_error(capsys, ["sync"], "KPIBOT_CONFIG_YAML:2: team 'core' has no repos")
+
+
+def test_the_environment_config_from_a_dotenv_file(workdir, capsys, monkeypatch):
+    monkeypatch.delenv("KPIBOT_CONFIG")
+    (workdir / ".env").write_text(f'KPIBOT_CONFIG_YAML="{ENV_CONFIG}"\n', encoding="utf-8")
+    assert main(["config", "check"]) == 0
+    assert "KPIBOT_CONFIG_YAML: OK, 1 team: core" in capsys.readouterr().out
+
+
+def test_config_file_and_config_yaml_together_are_one_line(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("KPIBOT_CONFIG_YAML", ENV_CONFIG)
+    one_line_error(
+        capsys, ["report", "cycle-time"], "KPIBOT_CONFIG and KPIBOT_CONFIG_YAML are both set"
+    )

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import KpibotError
-from bot.settings import Config, Settings, load_config
+from bot.settings import Config, Settings, load_team_config
 from bot.slack import replies
 from bot.slack.listeners import actions, commands, events, views
 from bot.slack.listeners.common import OOPS, Deps
@@ -130,7 +130,7 @@ def create_app(
     if mode == "http" and not settings.slack_signing_secret:
         raise missing("SLACK_SIGNING_SECRET")
     auth = check_token(client)
-    cfg = config or load_config(settings.config_path)
+    cfg = config or load_team_config(settings)
     engine = make_engine(settings.database_url)
     service = Service(session_factory(engine), cfg, clock or system_clock)
     service.prepare()

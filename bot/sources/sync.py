@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
-from bot.settings import Config, Settings, TeamConfig, load_config
+from bot.settings import Config, Settings, TeamConfig, load_team_config
 from bot.sources.github import (
     PULL_REQUEST_DETAILS_QUERY,
     REPOSITORY_SYNC_QUERY,
@@ -877,7 +877,7 @@ def sync_all(
     """
     progress = as_progress(out)
     started = time.monotonic()
-    config = config or load_config(settings.config_path)
+    config = config or load_team_config(settings)
     teams = [config.team(team)] if team else list(config.teams)
     now = utc(now or datetime.now(UTC))
     sizes = {"pulls": 50, "history": 100, "deployments": 100, "releases": 50, "issues": 100}
