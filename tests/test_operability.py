@@ -4,6 +4,9 @@ One line saying what is wrong and what to do, exit code 2, nothing half done."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -256,3 +259,41 @@ def test_config_file_and_config_yaml_together_are_one_line(workdir, capsys, monk
     one_line_error(
         capsys, ["report", "cycle-time"], "KPIBOT_CONFIG and KPIBOT_CONFIG_YAML are both set"
     )
+
+
+# --- the Procfile deploy ---------------------------------------------------------------------
+
+
+def _procfile_release(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The Procfile's release command, run by a shell as the platform runs it."""
+    root = Path(__file__).resolve().parents[1]
+    line = next(x for x in (root / "Procfile").read_text().splitlines() if x.startswith("release:"))
+    bindir = str(Path(sys.executable).parent)
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("KPIBOT_", "DATABASE"))}
+    run_env.update(env, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(
+        ["sh", "-c", line.split(":", 1)[1].strip()],
+        cwd=tmp_path,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_procfile_release_takes_the_config_from_the_environment(tmp_path):
+    url = f"sqlite:///{tmp_path / 'kpibot.db'}"
+    done = _procfile_release(tmp_path, {"DATABASE_URL": url, "KPIBOT_CONFIG_YAML": ENV_CONFIG})
+    assert done.returncode == 0, done.stderr
+    assert "KPIBOT_CONFIG_YAML: OK, 1 team" in done.stdout and "latest" in done.stdout
+    from bot.store.session import make_engine
+
+    eng = make_engine(url)
+    with session_factory(eng)() as s:
+        assert list(s.scalars(select(Team.name))) == ["core"]
+    eng.dispose()
+    broken = ENV_CONFIG.replace("Europe/Berlin", "Mars/Base")
+    done = _procfile_release(tmp_path, {"DATABASE_URL": url, "KPIBOT_CONFIG_YAML": broken})
+    assert done.returncode == 2
+    assert done.stderr.startswith("KPIBOT_CONFIG_YAML:3: unknown time zone 'Mars/Base'")
+    assert "latest" not in done.stdout  # the database step did not run
