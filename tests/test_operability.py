@@ -22,6 +22,7 @@ from bot.surfaces.cli import main
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.server import FakeServer
 from tests.scheduler_fakes import SchedulerSlack, poster_for
+from tests.test_cli import one_line_error
 
 NOW = "2026-11-20T09:00:00Z"
 GITHUB_ONLY = """\
@@ -55,17 +56,6 @@ def github() -> Iterator[FakeServer]:
     """A loopback server standing in for GitHub: it records every request that reaches it."""
     with FakeServer() as server:
         yield server
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in captured.err + captured.out
-    for e in expected:
-        assert e in err, err
-    return err
 
 
 # --- kpibot sync without GITHUB_TOKEN -------------------------------------------------------
