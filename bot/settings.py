@@ -650,26 +650,31 @@ CONFIG_YAML_LABEL = "KPIBOT_CONFIG_YAML"
 
 
 def load_config(path: str | Path) -> Config:
+    return _config_or_error(*_read_config_file(path))
+
+
+def config_source(settings: Settings, path: str | Path | None = None) -> tuple[str, str]:
+    """The team configuration's text and the name its problems are reported under: the file
+    at ``path`` when given, else ``KPIBOT_CONFIG_YAML``'s text when set (problems are
+    ``KPIBOT_CONFIG_YAML:<line>``), else the file at ``KPIBOT_CONFIG``."""
+    if path is None and settings.config_yaml:
+        return settings.config_yaml, CONFIG_YAML_LABEL
+    return _read_config_file(path or settings.config_path)
+
+
+def load_team_config(settings: Settings, path: str | Path | None = None) -> Config:
+    """The team configuration of :func:`config_source`, validated."""
+    return _config_or_error(*config_source(settings, path))
+
+
+def _read_config_file(path: str | Path) -> tuple[str, str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(
             f"no team configuration at {p}: run 'kpibot demo' to create a sample, or set "
             "KPIBOT_CONFIG to your kpibot.yml (or KPIBOT_CONFIG_YAML to its contents)"
         )
-    return _config_or_error(p.read_text(encoding="utf-8"), str(path))
-
-
-def load_team_config(settings: Settings) -> Config:
-    """The team configuration: ``KPIBOT_CONFIG_YAML``'s text when set (problems are reported
-    as ``KPIBOT_CONFIG_YAML:<line>``), else the file at ``KPIBOT_CONFIG``."""
-    if settings.config_yaml:
-        return _config_or_error(settings.config_yaml, CONFIG_YAML_LABEL)
-    return load_config(settings.config_path)
-
-
-def config_label(settings: Settings) -> str:
-    """Where the team configuration comes from, as messages name it."""
-    return CONFIG_YAML_LABEL if settings.config_yaml else settings.config_path
+    return p.read_text(encoding="utf-8"), str(path)
 
 
 def has_team_config(settings: Settings) -> bool:

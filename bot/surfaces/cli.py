@@ -36,8 +36,8 @@ from bot.settings import (
     Config,
     Settings,
     TeamConfig,
+    config_source,
     has_team_config,
-    load_config,
     load_env_settings,
     load_team_config,
     parse_config,
@@ -307,7 +307,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     label = CONFIG_YAML_LABEL if from_env else str(path)
     written = not from_env and demo.write_config(path)
     try:
-        config = load_team_config(settings) if from_env else load_config(path)
+        config = load_team_config(settings, None if from_env else path)
         missing = demo.missing_teams(config)
         if missing:
             raise KpibotError(_demo_not_visible(settings, label, missing, args))
@@ -383,16 +383,7 @@ def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     if args.config_command != "check":
         raise KpibotError("say what to do with the configuration: 'kpibot config check'")
-    if settings.config_yaml and not args.path:
-        label, source = CONFIG_YAML_LABEL, settings.config_yaml
-    else:
-        path = Path(args.path or settings.config_path)
-        if not path.is_file():
-            raise KpibotError(
-                f"no team configuration at {path}: run 'kpibot demo' to create a sample, or "
-                "set KPIBOT_CONFIG (or KPIBOT_CONFIG_YAML to the configuration itself)"
-            )
-        label, source = str(path), path.read_text(encoding="utf-8")
+    source, label = config_source(settings, args.path)
     config, problems = parse_config(source, label)
     if problems:
         for p in problems:
