@@ -212,8 +212,34 @@ def write_config(path: Path) -> bool:
     """Write the demo kpibot.yml unless one exists; True when written."""
     if path.exists():
         return False
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(DEMO_CONFIG, encoding="utf-8")
     return True
+
+
+def missing_teams(config: Config) -> list[str]:
+    """The demo teams whose data ``config`` cannot show: not configured, or configured
+    without the demo repositories."""
+    out = []
+    for p in PROFILES:
+        team = next((t for t in config.teams if t.name.lower() == p.name), None)
+        if team is None or not {r.lower() for r in p.repos} <= {r.lower() for r in team.repos}:
+            out.append(p.name)
+    return out
+
+
+def config_path_for_demo(start: Path = Path("kpibot-demo.yml")) -> Path:
+    """A path ``kpibot demo --config`` can use: ``kpibot-demo.yml`` unless it holds another
+    configuration, else ``kpibot-demo-2.yml``, ..."""
+    n = 1
+    path = start
+    while path.is_file():
+        config, _ = parse_config(path.read_text(encoding="utf-8"), str(path))
+        if config is not None and not missing_teams(config):
+            return path
+        n += 1
+        path = start.with_name(f"{start.stem}-{n}{start.suffix}")
+    return path
 
 
 def demo_config() -> Config:

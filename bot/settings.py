@@ -1,7 +1,10 @@
 """Environment settings and the kpibot.yml team configuration, validated into typed objects.
 
 ``load_env_settings`` reads the environment (and a ``.env`` file in the working directory);
-``load_config`` reads ``kpibot.yml`` and reports every problem with its line and a hint.
+``load_config`` reads ``kpibot.yml`` and reports every problem with its line and a hint;
+``load_team_config`` reads the configuration the settings name: the file in
+``KPIBOT_CONFIG``, or the YAML text of ``KPIBOT_CONFIG_YAML`` itself (for deployments that ship
+no file), validated the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ SECRET_FIELDS = {
 class Settings:
     database_url: str = "sqlite:///kpibot.db"
     config_path: str = "kpibot.yml"
+    config_yaml: str | None = None  # the whole kpibot.yml, from KPIBOT_CONFIG_YAML
     slack_bot_token: str | None = None
     slack_app_token: str | None = None
     slack_signing_secret: str | None = None
@@ -70,6 +74,7 @@ class Settings:
 ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "config_path": "KPIBOT_CONFIG",
+    "config_yaml": "KPIBOT_CONFIG_YAML",
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_app_token": "SLACK_APP_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
@@ -107,6 +112,11 @@ def load_env_settings(
             values[attr] = int(raw)
         else:
             values[attr] = raw
+    if "config_path" in values and "config_yaml" in values:
+        raise ConfigError(
+            "KPIBOT_CONFIG and KPIBOT_CONFIG_YAML are both set: keep one (KPIBOT_CONFIG names "
+            "a kpibot.yml file, KPIBOT_CONFIG_YAML holds its contents)"
+        )
     return Settings(**values)
 
 
@@ -344,6 +354,16 @@ class _Checker:
             name = None
         for k, v in pairs:
             self.team_key(k, v, values, label, allowed=TEAM_KEYS)
+        repos_node = next((v for k, v in pairs if k.value == "repos"), None)
+        if name is not None and (repos_node is None or values.get("repos") == ()):
+            # every KPI but predictability, scope creep and time to restore comes from the
+            # team's repositories, and deployments of every source (webhooks included) are
+            # matched to teams by repository: a team without repos could show almost nothing
+            self.add(
+                repos_node or node,
+                f"{label} has no repos: its pull-request KPIs and deployments come from its "
+                "GitHub repositories; add e.g. 'repos: [acme/payments-api]' (owner/name)",
+            )
         if name is None:
             return None
         values["name"] = name
@@ -645,14 +665,43 @@ def _line_of(problem: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+CONFIG_YAML_LABEL = "KPIBOT_CONFIG_YAML"
+
+
 def load_config(path: str | Path) -> Config:
+    return _config_or_error(*_read_config_file(path))
+
+
+def config_source(settings: Settings, path: str | Path | None = None) -> tuple[str, str]:
+    """The team configuration's text and the name its problems are reported under: the file
+    at ``path`` when given, else ``KPIBOT_CONFIG_YAML``'s text when set (problems are
+    ``KPIBOT_CONFIG_YAML:<line>``), else the file at ``KPIBOT_CONFIG``."""
+    if path is None and settings.config_yaml:
+        return settings.config_yaml, CONFIG_YAML_LABEL
+    return _read_config_file(path or settings.config_path)
+
+
+def load_team_config(settings: Settings, path: str | Path | None = None) -> Config:
+    """The team configuration of :func:`config_source`, validated."""
+    return _config_or_error(*config_source(settings, path))
+
+
+def _read_config_file(path: str | Path) -> tuple[str, str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(
             f"no team configuration at {p}: run 'kpibot demo' to create a sample, or set "
-            "KPIBOT_CONFIG to your kpibot.yml"
+            "KPIBOT_CONFIG to your kpibot.yml (or KPIBOT_CONFIG_YAML to its contents)"
         )
-    config, problems = parse_config(p.read_text(encoding="utf-8"), str(path))
+    return p.read_text(encoding="utf-8"), str(path)
+
+
+def has_team_config(settings: Settings) -> bool:
+    return bool(settings.config_yaml) or Path(settings.config_path).is_file()
+
+
+def _config_or_error(text: str, label: str) -> Config:
+    config, problems = parse_config(text, label)
     if config is None:
         more = (
             f" (and {len(problems) - 1} more; run 'kpibot config check')"

@@ -239,7 +239,9 @@ def test_bad_input_is_one_line_and_exit_2(demo, capsys):
 
 
 def test_broken_config_is_one_line(demo, capsys):
-    (demo / "kpibot.yml").write_text("teams:\n  - name: payments\n    timezone: Mars/Base\n")
+    (demo / "kpibot.yml").write_text(
+        "teams:\n  - name: payments\n    timezone: Mars/Base\n    repos: [acme/api]\n"
+    )
     err = one_line_error(capsys, ["report", "ct"], "kpibot.yml:3", "unknown time zone")
     assert "Mars/Base" in err
     (demo / "kpibot.yml").write_text("teams: [\n")

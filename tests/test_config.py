@@ -61,7 +61,7 @@ def test_good_config_parses_every_key():
 def test_defaults_apply_to_every_team():
     config, problems = parse_config(
         "defaults:\n  timezone: Asia/Tokyo\n  dora_edition: 2021\n"
-        "teams:\n  - name: a\n  - name: b\n    timezone: UTC\n"
+        "teams:\n  - name: a\n    repos: [o/a]\n  - name: b\n    timezone: UTC\n    repos: [o/b]\n"
     )
     assert problems == [] and config is not None
     assert config.team("a").timezone == "Asia/Tokyo"
@@ -106,6 +106,7 @@ def test_every_problem_has_its_line_and_a_hint():
         ("kpibot.yml:9:", "deployments source", "github-deployments"),
         ("kpibot.yml:10:", "attribution_window"),
         ("kpibot.yml:11:", "duplicate team 'payments'", "line 2"),
+        ("kpibot.yml:11:", "team 'payments' has no repos", "repos: ["),
         ("kpibot.yml:12:", "has no 'name'"),
         ("kpibot.yml:13:", "unknown top-level key 'extra'"),
     ]
@@ -145,7 +146,7 @@ def test_config_check_command(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.setenv("KPIBOT_CONFIG", str(path))
     assert main(["config", "check"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "14 problems found"
+    assert err[-1] == "15 problems found"
     assert all(line.startswith(str(path)) for line in err[:-1])
     path.write_text(GOOD)
     assert main(["config", "check"]) == 0
@@ -159,8 +160,8 @@ def test_load_config_raises_first_problem_with_count(tmp_path: Path):
     path.write_text(BAD)
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert "kpibot.yml:3" in str(info.value) and "13 more" in str(info.value)
-    assert len(info.value.problems) == 14
+    assert "kpibot.yml:3" in str(info.value) and "14 more" in str(info.value)
+    assert len(info.value.problems) == 15
 
 
 def test_durations():
@@ -184,3 +185,26 @@ def test_env_settings_and_dotenv(tmp_path: Path):
     assert load_env_settings({}, None).database_url == "sqlite:///kpibot.db"
     with pytest.raises(ConfigError, match="PORT"):
         load_env_settings({"PORT": "http"}, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("teams:\n  - name: ops\n    incidents: {source: pagerduty, services: [P1]}\n", 2),
+        ("teams:\n  - name: ops\n    timezone: UTC\n    repos: []\n", 4),
+        ("defaults:\n  timezone: UTC\nteams:\n  - name: a\n    repos: [o/a]\n  - name: ops\n", 6),
+    ],
+    ids=["missing", "empty", "second-team"],
+)
+def test_a_team_without_repos_is_a_problem_with_its_line(tmp_path: Path, capsys, text, line):
+    config, problems = parse_config(text, "kpibot.yml")
+    assert config is None
+    assert problems == [
+        f"kpibot.yml:{line}: team 'ops' has no repos: its pull-request KPIs and deployments "
+        "come from its GitHub repositories; add e.g. 'repos: [acme/payments-api]' (owner/name)"
+    ]
+    path = tmp_path / "kpibot.yml"
+    path.write_text(text)
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"{path}:{line}: " + problems[0].split(": ", 1)[1], "1 problem found"]

@@ -269,3 +269,69 @@ def test_a_skipped_digest_can_still_be_posted_by_hand(f, slack):
     assert jobs.post(sub, BERLIN_TEAM, period, late, manual=True).status == "posted"
     assert jobs.post(sub, BERLIN_TEAM, period, late, manual=True).status == "done"
     assert slack.keys() == [f"digest:{b}:2026-W43"]
+
+
+def _reminder_attempts(slack) -> list[int]:
+    """How many chat.postMessage requests reached the fake Slack (answered or failed)."""
+    return len(slack.requests_to("POST", r"/api/chat\.postMessage"))
+
+
+def test_a_reminder_that_keeps_failing_backs_off_and_is_given_up_once(f, slack, caplog):
+    """Slack refuses every reminder DM: the scheduler's 30 s passes try again 1, 2, 4 ... 60
+    minutes apart, give up after 8 attempts with one warning, and a restart goes on from the
+    stored attempts instead of starting over."""
+    from datetime import timedelta
+    from itertools import pairwise
+
+    from bot.store.models import ReminderRun
+
+    ids = setup_org(f)
+    add_item(f, ids["berlin"], "UOWNER01", date(2026, 10, 27))
+    slack.slack_error("chat.postMessage", "internal_error", times=10_000)
+    first = DigestJobs(f, ORG, poster_for(slack, max_attempts=1))
+    start = datetime(2026, 10, 26, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+    attempts_at: list[datetime] = []
+    jobs = first
+    with caplog.at_level(logging.INFO, logger="kpibot.scheduler"):
+        for tick in range(12 * 120):  # every 30 s for the 12 h grace window
+            now = start + timedelta(seconds=30 * tick)
+            if tick == 120:  # the process restarts after an hour (six attempts so far)
+                assert len(attempts_at) == 6
+                jobs = DigestJobs(f, ORG, poster_for(slack, max_attempts=1))
+            before = _reminder_attempts(slack)
+            assert jobs.send_reminders(now) == 0
+            if _reminder_attempts(slack) > before:
+                attempts_at.append(now)
+    gaps = [(b - a).total_seconds() / 60 for a, b in pairwise(attempts_at)]
+    assert len(attempts_at) == 8
+    assert gaps == [1, 2, 4, 8, 16, 32, 60]
+    records = [r for r in caplog.records if r.name == "kpibot.scheduler"]
+    assert [r for r in records if r.levelno >= logging.ERROR] == []
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "gave up reminding UOWNER01 of berlin" in warnings[0]
+    assert "8 attempts" in warnings[0] and "internal_error" in warnings[0]
+    with f() as s:
+        run = s.scalar(select(ReminderRun))
+    assert run is not None and run.status == "skipped" and run.attempts == 8
+    assert "gave up after 8 attempts" in (run.detail or "")
+    # the next day is a new reminder, tried afresh
+    slack.clear_faults()
+    assert DigestJobs(f, ORG, poster_for(slack)).send_reminders(start + timedelta(days=1)) == 1
+
+
+def test_a_reminder_to_a_user_slack_cannot_dm_is_given_up_at_once(f, slack, caplog):
+    ids = setup_org(f)
+    add_item(f, ids["berlin"], "UOWNER01", date(2026, 10, 27))
+    slack.slack_error("chat.postMessage", "cannot_dm_bot", times=100)
+    jobs = DigestJobs(f, ORG, poster_for(slack))
+    morning = datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
+    with caplog.at_level(logging.WARNING, logger="kpibot.scheduler"):
+        assert jobs.send_reminders(morning) == 0
+        assert jobs.send_reminders(morning.replace(hour=10)) == 0
+        assert DigestJobs(f, ORG, poster_for(slack)).send_reminders(morning.replace(hour=11)) == 0
+    assert _reminder_attempts(slack) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "kpibot.scheduler"]
+    assert (
+        len(warnings) == 1 and "after 1 attempt: " in warnings[0] and "cannot_dm_bot" in warnings[0]
+    )

@@ -29,7 +29,13 @@ from bot.errors import KpibotError
 from bot.metrics.periods import Period
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
 from bot.scheduler.lease import new_holder_id
-from bot.scheduler.posting import ChannelUnavailable, SlackError, SlackPoster, SlackUnavailable
+from bot.scheduler.posting import (
+    USER_ERRORS,
+    ChannelUnavailable,
+    SlackError,
+    SlackPoster,
+    SlackUnavailable,
+)
 from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
 from bot.settings import Config, Settings, TeamConfig
 from bot.store import digest_runs
@@ -56,6 +62,7 @@ class SchedulerOptions:
     sync_every: timedelta | None = timedelta(hours=1)  # None: no periodic sync
     reminder_time: DailyTime = field(default_factory=DailyTime)  # 09:00 team time
     history_margin: timedelta = timedelta(hours=1)  # how far before a claim to look in Slack
+    reminder_retry: digest_runs.Backoff = field(default_factory=digest_runs.Backoff)
 
 
 @dataclass(frozen=True)
@@ -466,11 +473,15 @@ class DigestJobs:
         now: datetime,
     ) -> bool | None:
         """True: sent; False: sent before (or by another process); None: failed."""
+        retry = self.options.reminder_retry
         claim = digest_runs.claim_reminder(
-            self.factory, team_id, owner, day, self.holder, now, self.options.claim_ttl
+            self.factory, team_id, owner, day, self.holder, now, self.options.claim_ttl, retry
         )
         if claim is None:
-            return False
+            # settled (sent or given up), or not yet: being sent elsewhere, or backing off
+            return (
+                False if digest_runs.reminder_settled(self.factory, team_id, owner, day) else None
+            )
         key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
         text = reminder_text(team.name, items, day)
         oldest = _claims_oldest(claim, self.options)
@@ -483,8 +494,30 @@ class DigestJobs:
                     return False
             ts = self.poster.post(channel, {"text": text}, key=key, oldest=oldest)
         except (SlackError, SlackUnavailable) as exc:
+            for_good = isinstance(exc, SlackError) and exc.error in USER_ERRORS
+            if for_good or retry.exhausted(claim.attempts):
+                tries = f"{claim.attempts} attempt{'s' if claim.attempts > 1 else ''}"
+                detail = f"gave up after {tries}: {exc}"
+                self._finish(ReminderRun, claim, "skipped", now, detail=detail)
+                log.warning(
+                    "gave up reminding %s of %s action items for %s after %s: %s",
+                    owner,
+                    team.name,
+                    day.isoformat(),
+                    tries,
+                    exc,
+                )
+                return False
             self._finish(ReminderRun, claim, "failed", now, detail=str(exc))
-            log.error("could not remind %s of %s action items: %s", owner, team.name, exc)
+            log.info(
+                "could not remind %s of %s action items (attempt %s of %s): %s; trying again in %s",
+                owner,
+                team.name,
+                claim.attempts,
+                retry.max_attempts,
+                exc,
+                _duration(retry.wait(claim.attempts)),
+            )
             return None
         self._finish(ReminderRun, claim, "posted", now, ts=ts)
         return True
@@ -511,9 +544,14 @@ class DigestJobs:
                 config=self.config,
                 now=now,
             )
+        except KpibotError as exc:  # a setup problem the message explains (GITHUB_TOKEN)
+            log.warning("periodic sync: %s", exc)
+            return False
         except Exception:
             log.exception("the periodic sync failed; it runs again in the next period")
             return False
+        if summary.github_token_missing is not None:
+            log.warning("periodic sync: %s", summary.github_token_missing)
         for problem in [*summary.problems, *(f"{r.repo}: {r.error}" for r in summary.failed)]:
             log.warning("periodic sync: %s (retried in the next period)", problem)
         log.info("periodic sync done in %.1fs", time.monotonic() - started)
@@ -537,6 +575,11 @@ def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
         f"need{'s' if n == 1 else ''} you"
     )
     return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."
+
+
+def _duration(td: timedelta) -> str:
+    seconds = int(td.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
 def _hours(td: timedelta) -> str:

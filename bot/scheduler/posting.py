@@ -33,6 +33,8 @@ log = logging.getLogger("kpibot.scheduler")
 
 EVENT_TYPE = "kpibot_post"
 CHANNEL_ERRORS = ("channel_not_found", "not_in_channel", "is_archived")
+#: errors of a direct message that no retry will change (the user is gone or cannot be DMed)
+USER_ERRORS = ("user_not_found", "user_disabled", "user_not_visible", "cannot_dm_bot")
 
 
 class SlackError(Exception):

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import KpibotError
 from bot.renderers.mrkdwn import Links
-from bot.settings import Config, Settings, load_config
+from bot.settings import Config, Settings, load_team_config
 from bot.slack import replies
 from bot.slack.listeners import actions, commands, events, views
 from bot.slack.listeners.common import OOPS, Deps
@@ -131,7 +131,7 @@ def create_app(
     if mode == "http" and not settings.slack_signing_secret:
         raise missing("SLACK_SIGNING_SECRET")
     auth = check_token(client)
-    cfg = config or load_config(settings.config_path)
+    cfg = config or load_team_config(settings)
     engine = make_engine(settings.database_url)
     links = Links.of(settings)
     service = Service(session_factory(engine), cfg, clock or system_clock, links=links)

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
-from bot.settings import Config, Settings, TeamConfig, load_config
+from bot.settings import Config, Settings, TeamConfig, load_team_config
 from bot.sources.github import (
     PULL_REQUEST_DETAILS_QUERY,
     REPOSITORY_SYNC_QUERY,
@@ -169,10 +169,16 @@ class SyncSummary:
     requests: int = 0
     derived: int = 0
     seconds: float = 0.0
+    # set when GitHub was not read because GITHUB_TOKEN is missing (the message says what to do)
+    github_token_missing: GitHubTokenMissing | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(r.error is None for r in self.repos)
+        return (
+            not self.problems
+            and self.github_token_missing is None
+            and all(r.error is None for r in self.repos)
+        )
 
     @property
     def failed(self) -> list[RepoSummary]:
@@ -190,6 +196,48 @@ class SyncSummary:
         if self.failed:
             text += f"; {len(self.failed)} failed (see above), run 'kpibot sync' again to resume"
         return text
+
+
+# --------------------------------------------------------------------------- the token
+
+
+class GitHubTokenMissing(KpibotError):
+    """Teams read GitHub and ``GITHUB_TOKEN`` is not set (GitHub's GraphQL API, which the sync
+    uses, answers nothing without a token)."""
+
+
+def reads_github(team: TeamConfig) -> bool:
+    """Whether syncing ``team`` reads the GitHub API: its repositories (pull requests,
+    commits, deployments, issues) or its milestones."""
+    return bool(team.repos) or (team.sprints or {}).get("source") == "github-milestones"
+
+
+def token_page(api_url: str) -> str:
+    """Where a token for ``GITHUB_API_URL`` is created (github.com or the Enterprise Server)."""
+    base = api_url.rstrip("/")
+    if base in ("https://api.github.com", "http://api.github.com"):
+        return "https://github.com/settings/tokens"
+    if base.endswith("/api/v3"):
+        base = base[: -len("/api/v3")]
+    return base + "/settings/tokens"
+
+
+def github_token_missing(
+    settings: Settings, teams: Iterable[TeamConfig]
+) -> GitHubTokenMissing | None:
+    """The error to stop on when ``teams`` read GitHub without ``GITHUB_TOKEN``, else None."""
+    if settings.github_token:
+        return None
+    names = [t.name for t in teams if reads_github(t)]
+    if not names:
+        return None
+    who = f"team {names[0]} reads" if len(names) == 1 else f"teams {', '.join(names)} read"
+    return GitHubTokenMissing(
+        f"GITHUB_TOKEN is not set and {who} GitHub: create a token at "
+        f"{token_page(settings.github_api_url)} (classic with the 'repo' scope, or "
+        "fine-grained with read access to contents, pull requests, deployments, actions and "
+        "issues) and set GITHUB_TOKEN in the environment or .env"
+    )
 
 
 # --------------------------------------------------------------------------- plans and cursors
@@ -747,6 +795,18 @@ _FLAG = {
 }
 
 
+def _other_source_kinds(team: TeamConfig, skip: Iterable[str] = ()) -> dict[str, list[str]]:
+    """The team's non-GitHub-repository sources -> what it takes from each (one call per
+    source: a module's sync_team syncs everything the team takes from it, e.g. Jira gives both
+    sprints and incidents)."""
+    wanted: dict[str, list[str]] = {}
+    for kind, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
+        source = (conf or {}).get("source")
+        if source in OTHER_SOURCES and source not in skip:
+            wanted.setdefault(str(source), []).append(kind)
+    return wanted
+
+
 def _other_sources(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -756,14 +816,9 @@ def _other_sources(
     progress: Progress,
     summary: SyncSummary,
     now: datetime | None = None,
+    skip: Iterable[str] = (),
 ) -> None:
-    # one call per source: a module's sync_team syncs everything the team takes from it
-    # (Jira gives both sprints and incidents)
-    wanted: dict[str, list[str]] = {}
-    for kind, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
-        source = (conf or {}).get("source")
-        if source in OTHER_SOURCES:
-            wanted.setdefault(str(source), []).append(kind)
+    wanted = _other_source_kinds(team, skip)
     for source, kinds in wanted.items():
         what = " and ".join(kinds)
         label = f"{team.name}: {what} from {source}"
@@ -822,21 +877,22 @@ def sync_all(
     """
     progress = as_progress(out)
     started = time.monotonic()
-    config = config or load_config(settings.config_path)
+    config = config or load_team_config(settings)
     teams = [config.team(team)] if team else list(config.teams)
     now = utc(now or datetime.now(UTC))
     sizes = {"pulls": 50, "history": 100, "deployments": 100, "releases": 50, "issues": 100}
     sizes.update(page_sizes or {})
     summary = SyncSummary()
+    own_client = client is None
+    # Without a token nothing is read from GitHub; the teams' Jira, PagerDuty and Opsgenie
+    # sources still sync, and the summary carries the error (a caller's own client is trusted)
+    no_token = github_token_missing(settings, teams) if own_client else None
+    skip = ("github-milestones",) if no_token is not None else ()
+    if no_token is not None and not any(_other_source_kinds(t, skip) for t in teams):
+        raise no_token  # nothing else to sync: stop before touching the store
     with unit_of_work(sessions) as session:
         team_ids = sync_teams(session, config)
-    plans = build_plans(config, team_ids, teams)
-    own_client = client is None
-    if plans and not settings.github_token and own_client:
-        progress.line(
-            "GITHUB_TOKEN is not set: GitHub allows few requests without one and no private "
-            "repositories; set it to a token that can read the repositories in kpibot.yml"
-        )
+    plans = build_plans(config, team_ids, teams) if no_token is None else []
     gh = client or GitHubClient.from_settings(settings, on_wait=progress.line)
     before = gh.requests_made
     down = 0  # repositories in a row GitHub did not answer for
@@ -872,9 +928,19 @@ def sync_all(
     summary.derived = derive_teams(sessions, config, [p.full_name for p in plans])
     for tc in teams:
         _other_sources(
-            settings, sessions, tc, full=full, progress=progress, summary=summary, now=now
+            settings,
+            sessions,
+            tc,
+            full=full,
+            progress=progress,
+            summary=summary,
+            now=now,
+            skip=skip,
         )
     summary.seconds = time.monotonic() - started
+    if no_token is not None:
+        summary.github_token_missing = no_token  # the caller says it, once
+        return summary
     progress.line(summary.line())
     return summary
 
@@ -900,11 +966,14 @@ def derive_teams(sessions: sessionmaker[Session], config: Config, repos: Iterabl
 
 
 __all__ = [
+    "GitHubTokenMissing",
     "LineProgress",
     "Progress",
     "RepoSummary",
     "SyncSummary",
     "TerminalProgress",
     "derive_teams",
+    "github_token_missing",
+    "reads_github",
     "sync_all",
 ]

@@ -6,6 +6,11 @@ over a row whose earlier attempt ``failed`` or was abandoned (``claimed`` longer
 ``stale_after``, i.e. its process died). ``attempts`` counts claims; a claim with
 ``attempts > 1`` must first look in Slack for the message an earlier attempt may have posted.
 Statuses: ``claimed`` -> ``posted`` | ``failed`` (may be claimed again) | ``skipped``.
+
+A run claimed with a :class:`Backoff` (reminders) may be claimed again after a failure only
+once the backoff for its attempts has passed; its caller gives it up (``skipped``) after the
+last attempt. ``attempts`` and ``claimed_at`` are stored, so a restarted process goes on where
+the previous one was instead of starting over.
 """
 
 from __future__ import annotations
@@ -23,6 +28,23 @@ from bot.store.session import utc
 
 RunModel = type[DigestRun] | type[ReminderRun]
 DONE = ("posted", "skipped")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When a failed run is tried again: ``first`` after the first attempt, doubling after
+    each further one up to ``longest``; given up after ``max_attempts`` attempts."""
+
+    first: timedelta = timedelta(minutes=1)
+    longest: timedelta = timedelta(hours=1)
+    max_attempts: int = 8  # 1, 2, 4 ... 60 min apart: the last about 2 h after the first
+
+    def wait(self, attempts: int) -> timedelta:
+        """How long after the claim of attempt number ``attempts`` the next may start."""
+        return min(self.first * 2 ** max(attempts - 1, 0), self.longest)
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,7 @@ def _claim(
     now: datetime,
     stale_after: timedelta,
     reclaim_skipped: bool = False,
+    backoff: Backoff | None = None,
 ) -> Claim | None:
     now = utc(now)
     with factory() as s:
@@ -74,6 +97,8 @@ def _claim(
             return None
         if status == "claimed" and claimed_at > now - stale_after:
             return None  # another process is posting it right now
+        if status == "failed" and backoff is not None and claimed_at > now - backoff.wait(attempts):
+            return None  # failed recently: not yet
         res = s.execute(
             update(model)
             .where(
@@ -120,9 +145,23 @@ def claim_reminder(
     holder: str,
     now: datetime,
     stale_after: timedelta,
+    backoff: Backoff | None = None,
 ) -> Claim | None:
+    """Claim the reminder of an owner for a team and day; None when it is not ours to send
+    (sent, given up, being sent, or failed and its ``backoff`` not yet over)."""
     key = {"team_id": team_id, "owner": owner, "day": day}
-    return _claim(factory, ReminderRun, key, holder, now, stale_after)
+    return _claim(factory, ReminderRun, key, holder, now, stale_after, backoff=backoff)
+
+
+def reminder_settled(factory: sessionmaker[Session], team_id: int, owner: str, day: date) -> bool:
+    """Whether the reminder of an owner for a team and day was sent or given up."""
+    with factory() as s:
+        status = s.scalar(
+            select(ReminderRun.status).where(
+                ReminderRun.team_id == team_id, ReminderRun.owner == owner, ReminderRun.day == day
+            )
+        )
+    return status in DONE
 
 
 def finish(

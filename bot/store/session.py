@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import DatabaseNotReady, KpibotError
@@ -30,24 +31,52 @@ def normalise_url(url: str) -> str:
     return url
 
 
+#: database backends kpibot runs on (SQLite embedded, PostgreSQL through psycopg 3)
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+_URL_EXAMPLES = "sqlite:///kpibot.db or postgresql://user:password@host:5432/kpibot"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """The engine for ``DATABASE_URL``; a URL kpibot cannot use is a :class:`KpibotError`
+    naming the variable, what is supported and what to write (never the URL itself, which
+    may hold a password)."""
+    sa_url = _parse_url(url)
+    try:
+        if sa_url.get_backend_name() == "sqlite":
+            engine = create_engine(
+                sa_url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                **kwargs,
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(sa_url, pool_pre_ping=True, **kwargs)
+    except (ImportError, NoSuchModuleError) as exc:  # a driver named in the URL is missing
+        missing = getattr(exc, "name", None)
+        what = f" (Python module '{missing}' is missing)" if missing else ""
+        raise KpibotError(
+            f"DATABASE_URL asks for the database driver '{sa_url.drivername}', which is not "
+            f"installed{what}: write the URL without a driver ({_URL_EXAMPLES}); kpibot ships "
+            "with SQLite and psycopg 3 for PostgreSQL"
+        ) from exc
+    return engine
+
+
+def _parse_url(url: str) -> URL:
     try:
         sa_url = make_url(normalise_url(url))
-    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
+    except Exception as exc:  # sqlalchemy raises ArgumentError/ValueError with the URL in it
         raise KpibotError(
-            "DATABASE_URL is not a valid database URL: use e.g. sqlite:///kpibot.db or "
-            "postgresql://user@host:5432/db"
+            "DATABASE_URL is not a database URL kpibot can read: kpibot supports sqlite and "
+            f"postgresql; set it to e.g. {_URL_EXAMPLES}"
         ) from exc
-    if sa_url.get_backend_name() == "sqlite":
-        engine = create_engine(
-            sa_url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-            **kwargs,
+    backend = sa_url.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise KpibotError(
+            f"DATABASE_URL is a '{backend}' database, which kpibot does not support: kpibot "
+            f"supports sqlite and postgresql; set DATABASE_URL to e.g. {_URL_EXAMPLES}"
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(sa_url, pool_pre_ping=True, **kwargs)
-    return engine
+    return sa_url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

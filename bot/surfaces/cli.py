@@ -31,7 +31,17 @@ from bot.metrics.periods import (
     parse_period,
 )
 from bot.renderers import jsonout, text
-from bot.settings import Config, Settings, TeamConfig, load_config, load_env_settings, parse_config
+from bot.settings import (
+    CONFIG_YAML_LABEL,
+    Config,
+    Settings,
+    TeamConfig,
+    config_source,
+    has_team_config,
+    load_env_settings,
+    load_team_config,
+    parse_config,
+)
 from bot.store.session import make_engine, require_schema, session_factory, unit_of_work
 
 log = logging.getLogger("kpibot")
@@ -84,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--as-of", metavar="YYYY-MM-DD", help="last day of the demo history (default today)"
     )
+    demo.add_argument(
+        "--config",
+        metavar="PATH",
+        help="use (and write, when missing) the demo team configuration at PATH instead of "
+        "$KPIBOT_CONFIG",
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
@@ -129,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="team configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     check = cfg_sub.add_parser("check", help="validate kpibot.yml, line by line")
-    check.add_argument("path", nargs="?", help="file to check (default $KPIBOT_CONFIG)")
+    check.add_argument(
+        "path", nargs="?", help="file to check (default $KPIBOT_CONFIG_YAML, else $KPIBOT_CONFIG)"
+    )
     return p
 
 
@@ -178,7 +196,7 @@ class Context:
         self.factory = session_factory(self.engine)
 
     def config(self) -> Config:
-        return load_config(self.settings.config_path)
+        return load_team_config(self.settings)
 
 
 def _print(out: str) -> None:
@@ -284,12 +302,24 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
             as_of = date.fromisoformat(args.as_of)
         except ValueError:
             raise KpibotError(f"--as-of '{args.as_of}' is not a date; write YYYY-MM-DD") from None
-    path = Path(ctx.settings.config_path)
-    if demo.write_config(path):
+    settings = ctx.settings
+    from_env = bool(settings.config_yaml) and not args.config
+    path = Path(args.config or settings.config_path)
+    label = CONFIG_YAML_LABEL if from_env else str(path)
+    written = not from_env and demo.write_config(path)
+    try:
+        config = load_team_config(settings, None if from_env else path)
+        missing = demo.missing_teams(config)
+        if missing:
+            raise KpibotError(_demo_not_visible(settings, label, missing, args))
+    except KpibotError:
+        if written:
+            path.unlink()  # nothing changes when the demo cannot be loaded
+        raise
+    if written:
         _print(f"wrote {path} with three demo teams (payments, mobile, platform)")
     else:
-        _print(f"keeping the existing {path}")
-    config = ctx.config()
+        _print(f"keeping the existing {label}")
     upgrade(ctx.engine)
     started = time.monotonic()
     _print(f"loading the demo organisation (six months up to {as_of.isoformat()})...")
@@ -301,11 +331,38 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
         f"{summary.sprints} sprints and {summary.action_items} action items "
         f"in {time.monotonic() - started:.1f}s"
     )
+    prefix = ""
+    if args.config and path != Path(settings.config_path):
+        prefix = f"KPIBOT_CONFIG={path} "
+        if settings.config_yaml:
+            prefix = "KPIBOT_CONFIG_YAML= " + prefix
     _print(
-        "next: kpibot report cycle-time   ·   kpibot report dora --team mobile   ·   "
-        "kpibot digest weekly"
+        f"next: {prefix}kpibot report cycle-time   ·   {prefix}kpibot report dora --team mobile"
+        f"   ·   {prefix}kpibot digest weekly"
     )
     return 0
+
+
+def _demo_not_visible(
+    settings: Settings, label: str, missing: list[str], args: argparse.Namespace
+) -> str:
+    """Why the demo is not loaded beside another configuration, and the command that does."""
+    from bot import demo
+
+    other = demo.config_path_for_demo()
+    teams = ", ".join(missing)
+    command = f"kpibot demo --config {other}"
+    if args.as_of:
+        command += f" --as-of {args.as_of}"
+    use = f"KPIBOT_CONFIG={other}"
+    if settings.config_yaml:
+        use = f"KPIBOT_CONFIG_YAML= {use}"
+    return (
+        f"{label} has no demo team{'s' if len(missing) > 1 else ''} {teams} (with the demo "
+        f"repositories), so no configured team could see the demo data; nothing was loaded. "
+        f"Run '{command}' to write the demo configuration there and load it, then add "
+        f"{use} to the commands (e.g. '{use} kpibot report cycle-time')"
+    )
 
 
 def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
@@ -314,8 +371,7 @@ def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
     from bot.store.migrate import current_revision, upgrade
 
     upgrade(ctx.engine)
-    path = Path(ctx.settings.config_path)
-    if path.is_file():
+    if has_team_config(ctx.settings):
         from bot.store.teams import sync_teams
 
         config = ctx.config()
@@ -328,13 +384,8 @@ def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     if args.config_command != "check":
         raise KpibotError("say what to do with the configuration: 'kpibot config check'")
-    path = Path(args.path or settings.config_path)
-    if not path.is_file():
-        raise KpibotError(
-            f"no team configuration at {path}: run 'kpibot demo' to create a sample, or set "
-            "KPIBOT_CONFIG"
-        )
-    config, problems = parse_config(path.read_text(encoding="utf-8"), str(path))
+    source, label = config_source(settings, args.path)
+    config, problems = parse_config(source, label)
     if problems:
         for p in problems:
             sys.stderr.write(p + "\n")
@@ -342,7 +393,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     assert config is not None
     teams = ", ".join(f"{t.name} ({len(t.repos)} repos, {t.timezone})" for t in config.teams)
-    _print(f"{path}: OK, {len(config.teams)} team{'s' if len(config.teams) > 1 else ''}: {teams}")
+    _print(f"{label}: OK, {len(config.teams)} team{'s' if len(config.teams) > 1 else ''}: {teams}")
     return 0
 
 
@@ -443,6 +494,8 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         config=config,
         now=_now(args.now),
     )
+    if summary.github_token_missing is not None:
+        raise summary.github_token_missing  # the other sources synced; GitHub did not
     return 0 if summary.ok else 1
 
 
