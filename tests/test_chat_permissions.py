@@ -75,8 +75,10 @@ defaults:
   leads: [U0BOSS]
 teams:
   - name: payments
+    repos: [acme/payments]
     leads: [U0PAYLEAD, W0GRIDLEAD]
   - name: mobile
+    repos: [acme/mobile]
 """
 
 
@@ -92,12 +94,15 @@ def test_leads_from_defaults_and_teams():
 def test_a_lead_that_is_not_a_user_id_is_reported_with_its_line():
     from bot.settings import parse_config
 
-    text = "teams:\n  - name: payments\n    leads: [U0PAYLEAD, alice]\n  - name: mobile\n"
+    text = (
+        "teams:\n  - name: payments\n    leads: [U0PAYLEAD, alice]\n    repos: [acme/pay]\n"
+        "  - name: mobile\n    repos: [acme/mobile]\n"
+    )
     config, problems = parse_config(text, "kpibot.yml")
     assert config is None
     assert problems == [
         "kpibot.yml:3: lead 'alice' in team 'payments' is not a Slack user id: use the member "
         "id (e.g. U0123ABCD, from the person's profile -> Copy member ID), not a name"
     ]
-    _, problems = parse_config("teams:\n  - name: payments\n    leads: {a: b}\n")
+    _, problems = parse_config("teams:\n  - name: payments\n    leads: {a: b}\n    repos: [a/b]\n")
     assert problems and ":3: leads must be a list" in problems[0]

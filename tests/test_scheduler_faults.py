@@ -165,13 +165,15 @@ def test_a_failing_dm_to_the_subscriber_does_not_stop_the_others(f, slack):
 
 
 def test_posts_to_one_channel_are_paced(slack):
-    poster = poster_for(slack, pace=0.2)
+    poster = poster_for(slack, pace=0.4)
     for i in range(3):
         poster.post("CSAME001", {"text": f"m{i}"}, key=f"k{i}")
     poster.post("COTHER01", {"text": "other"}, key="k3")
     at = [c.at for c in slack.calls_to("chat.postMessage")]
-    assert at[1] - at[0] >= 0.19 and at[2] - at[1] >= 0.19
-    assert at[3] - at[2] < 0.15  # another channel does not wait
+    # times are taken where the fake receives the posts, so allow for scheduling jitter on a
+    # busy machine; the gaps stay far apart (0.4 s paced, 0 s for another channel)
+    assert at[1] - at[0] >= 0.3 and at[2] - at[1] >= 0.3
+    assert at[3] - at[2] < 0.2  # another channel does not wait
 
 
 def test_transport_errors_are_retried_then_reported_without_the_token(slack, caplog):
