@@ -763,3 +763,52 @@ def test_gitlab_deployment_without_deployment_id_is_keyed_by_its_job(server, ses
     r = httpx.post(server + "/webhooks/deployments", json=anonymous, headers=headers)
     assert r.status_code == 400 and "no deployment_id or deployable_id" in r.json()["error"]
     assert count(session, Deployment) == 2
+
+
+def _mutated(path: str, change) -> bytes:
+    payload = json.loads(octokit(path))
+    change(payload)
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    ("event", "body"),
+    [
+        (
+            "pull_request",
+            _mutated(
+                "pull_request/opened.payload.json",
+                lambda p: p["pull_request"].update(number=10**30),
+            ),
+        ),
+        (
+            "pull_request_review",
+            _mutated(
+                "pull_request_review/submitted.payload.json",
+                lambda p: p["pull_request"].update(number=True),
+            ),
+        ),
+    ],
+)
+def test_verified_github_values_no_column_takes_are_400(server, session, caplog, event, body):
+    caplog.set_level(logging.INFO, logger="kpibot")
+    r = gh(server, event, body)
+    assert r.status_code == 400, r.text
+    assert len(_refusals(caplog)) == 1
+    assert count(session, PullRequest) == 0 and count(session, Review) == 0
+
+
+def test_verified_values_too_long_for_a_column_are_never_a_500(server, session, caplog):
+    """PostgreSQL enforces column lengths (SQLite stores the text as it is)."""
+    caplog.set_level(logging.INFO, logger="kpibot")
+    body = _mutated(
+        "deployment_status/payload.json",
+        lambda p: p["deployment"].update(environment="e" * 300),
+    )
+    r = gh(server, "deployment_status", body)
+    if session.get_bind().dialect.name == "postgresql":
+        assert r.status_code == 400 and "too long or out of range" in r.json()["error"]
+        assert count(session, Deployment) == 0
+    else:
+        assert r.status_code == 200, r.text
+    _refusals(caplog)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Config, TeamConfig
@@ -231,7 +232,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BadRequest("body is not valid JSON (not UTF-8): send UTF-8 encoded JSON") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_int64)
+    except BadRequest:
+        raise
     except RecursionError:
         raise BadRequest("body is not valid JSON (nested too deeply)") from None
     except ValueError as exc:
@@ -241,6 +244,14 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if _UNSTORABLE_ESCAPE.search(text):
         _check_storable(data)
     return data
+
+
+def _int64(digits: str) -> int:
+    """A JSON integer, refused when no database integer column could take it."""
+    value = int(digits)
+    if not -(2**63) <= value < 2**63:
+        raise BadRequest(f"number {digits[:24]}... does not fit in 64 bits")
+    return value
 
 
 def _check_storable(data: Any) -> None:
@@ -724,6 +735,11 @@ class Webhooks:
             return _bad(str(exc))
         except GitHubPayloadError as exc:
             return _bad(f"not a GitHub event payload: {exc}")
+        except DataError:  # verified, but a value the database's column cannot hold
+            return _bad(
+                "a value in the body is too long or out of range for kpibot's database: "
+                "nothing was stored"
+            )
 
     # deployments -------------------------------------------------------------------------
 
@@ -916,14 +932,16 @@ class Webhooks:
     def _gh_review(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         review = parse_rest_review(data.get("review"))
         pr_obj = data.get("pull_request")
-        if not isinstance(pr_obj, Mapping) or not isinstance(pr_obj.get("number"), int):
+        number = pr_obj.get("number") if isinstance(pr_obj, Mapping) else None
+        if not isinstance(number, int) or isinstance(number, bool):
             raise BadRequest("payload has no pull_request.number")
+        assert isinstance(pr_obj, Mapping)
 
         def job(s: Session) -> None:
             rid = self._repo_id(s, full_name)
             pr_id = s.scalar(
                 select(PullRequest.id).where(
-                    PullRequest.repository_id == rid, PullRequest.number == pr_obj["number"]
+                    PullRequest.repository_id == rid, PullRequest.number == number
                 )
             )
             if pr_id is None:  # first seen through its review: store what the event has
