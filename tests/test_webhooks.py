@@ -4,6 +4,8 @@ idempotent redeliveries, and GitHub events from the recorded octokit examples.""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,7 @@ from bot.store.models import Deployment, Incident, PullRequest, Review
 from bot.store.session import session_factory
 from bot.store.teams import sync_teams
 from bot.surfaces.http import HttpApp, Server
-from bot.surfaces.webhooks import Webhooks, install, sign
+from bot.surfaces.webhooks import Webhooks, install, sign, sign_delivery
 from tests.conftest import fixtures_dir
 
 SECRET = "whsec-test-1234"
@@ -64,13 +66,22 @@ def server(engine, session) -> Iterator[str]:
         yield srv.url
 
 
+def signed(body: bytes, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
+    """The headers of a delivery signed now (or at ``ts``)."""
+    stamp = int(time.time()) if ts is None else ts
+    return {
+        "X-Kpibot-Timestamp": str(stamp),
+        "X-Kpibot-Signature-256": sign_delivery(secret, body, stamp),
+    }
+
+
 def post(
-    url: str, path: str, payload: Any, *, secret: str | None = SECRET, **headers: str
+    url: str, path: str, payload: Any, *, secret: str | None = SECRET, **headers: Any
 ) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     h = {"Content-Type": "application/json", **headers}
     if secret is not None:
-        h.setdefault("X-Kpibot-Signature-256", sign(secret, body))
+        h = {**signed(body, secret), **h}
     return httpx.post(url + path, content=body, headers=h)
 
 
@@ -93,7 +104,7 @@ def test_deployment_stored_once_and_redelivery_changes_nothing(server, session):
     assert (d.source, d.status, d.environment) == ("webhook", "success", "production")
     assert d.finished_at.isoformat() == "2026-11-20T09:04:00"
     # a later update of the same deployment id changes that row
-    failed = {**DEPLOY, "status": "failure"}
+    failed = {**DEPLOY, "status": "failure", "finished_at": "2026-11-20T09:06:00Z"}
     assert post(server, "/webhooks/deployments", failed).json()["duplicate"] is False
     assert count(session, Deployment) == 1
     assert session.scalars(select(Deployment.status)).one() == "failure"
@@ -107,13 +118,17 @@ def test_deployment_without_id_is_keyed_by_its_content(server, session):
     assert count(session, Deployment) == 1
 
 
-def test_bearer_token_is_accepted(server, session):
+def test_bearer_token_is_accepted_with_a_current_timestamp(server, session):
     body = json.dumps(DEPLOY).encode()
-    r = httpx.post(
-        server + "/webhooks/deployments",
-        content=body,
-        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
-    )
+    headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
+    r = httpx.post(server + "/webhooks/deployments", content=body, headers=headers)
+    assert r.status_code == 401 and "X-Kpibot-Timestamp" in r.json()["error"]
+    stale = {**headers, "X-Kpibot-Timestamp": str(int(time.time()) - 400)}
+    r = httpx.post(server + "/webhooks/deployments", content=body, headers=stale)
+    assert r.status_code == 401 and "stale" in r.json()["error"]
+    assert count(session, Deployment) == 0
+    now = {**headers, "X-Kpibot-Timestamp": str(int(time.time()))}
+    r = httpx.post(server + "/webhooks/deployments", content=body, headers=now)
     assert r.status_code == 200
     assert count(session, Deployment) == 1
 
@@ -125,6 +140,13 @@ def test_bearer_token_is_accepted(server, session):
         {"X-Kpibot-Signature-256": "sha256=" + "0" * 64},
         {"X-Kpibot-Signature-256": sign("other-secret", json.dumps(DEPLOY).encode())},
         {"Authorization": "Bearer wrong"},
+        signed(json.dumps(DEPLOY).encode(), "other-secret"),
+        # the body alone signed, without the timestamp
+        {"X-Kpibot-Signature-256": sign(SECRET, json.dumps(DEPLOY).encode())},
+        {
+            "X-Kpibot-Timestamp": "1700000000",
+            "X-Kpibot-Signature-256": sign(SECRET, json.dumps(DEPLOY).encode()),
+        },
     ],
 )
 def test_bad_signatures_are_401_and_store_nothing(server, session, headers):
@@ -138,8 +160,7 @@ def test_bad_signatures_are_401_and_store_nothing(server, session, headers):
 def test_signature_covers_the_exact_body(server, session):
     body = json.dumps(DEPLOY).encode()
     tampered = body.replace(b"success", b"failure")
-    r = post(server, "/webhooks/deployments", tampered, secret=None,
-             **{"X-Kpibot-Signature-256": sign(SECRET, body)})  # fmt: skip
+    r = post(server, "/webhooks/deployments", tampered, secret=None, **signed(body))
     assert r.status_code == 401
     assert count(session, Deployment) == 0
 
@@ -371,8 +392,7 @@ def test_concurrent_deliveries_are_stored_exactly_once(server, session):
             clients.append(local.client)
         path, payload = item
         body = json.dumps(payload).encode()
-        r = local.client.post(server + path, content=body,
-                              headers={"X-Kpibot-Signature-256": sign(SECRET, body)})  # fmt: skip
+        r = local.client.post(server + path, content=body, headers=signed(body))
         return payload["id"], r.status_code, bool(r.json().get("duplicate"))
 
     deploys = [d for d in deliveries if d[0].endswith("deployments")]
@@ -506,3 +526,289 @@ def test_github_issue_reopened_is_unresolved_again(server, session):
     assert gh(server, "issues", octokit("issues/reopened.payload.json")).status_code == 200
     session.expire_all()
     assert session.scalars(select(Incident)).one().resolved_at is None
+
+
+# --------------------------------------------------------------------------- hostile input
+
+VALID = json.dumps(DEPLOY).encode()
+MALFORMED = {
+    "not JSON": b"not json",
+    "broken JSON": b"{not json",
+    "deeply nested": b"[" * 100_000,
+    "deeply nested object": b'{"a":' * 100_000,
+    "not UTF-8": b'{"id": "\xff\xfe", "repository": "acme/api"}',
+    "unpaired surrogate": VALID.replace(b'"deploy-4711"', b'"deploy-\\ud800"'),
+    "NUL character": VALID.replace(b'"production"', b'"prod\\u0000"'),
+}
+ENDPOINTS = ("/webhooks/deployments", "/webhooks/incidents", "/webhooks/github")
+
+
+def _refusals(caplog) -> list[logging.LogRecord]:
+    """What the server logged: no traceback, no error, one line per refusal."""
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    return [r for r in caplog.records if r.name.startswith("kpibot")]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_bodies_are_401_unsigned_and_400_signed(server, session, caplog, path, name):
+    caplog.set_level(logging.INFO, logger="kpibot")
+    body = MALFORMED[name]
+    github = {"X-GitHub-Event": "deployment_status"}
+    r = post(server, path, body, secret=None, **github)
+    assert r.status_code == 401, r.text
+    if path.endswith("github"):
+        r = post(server, path, body, secret=None, **github,
+                 **{"X-Hub-Signature-256": sign(SECRET, body)})  # fmt: skip
+    else:
+        r = post(server, path, body)
+    assert r.status_code == 400, r.text
+    assert r.json()["ok"] is False and r.json()["error"]
+    logged = _refusals(caplog)
+    assert len(logged) == 2 and all("\n" not in r.getMessage() for r in logged)
+    assert count(session, Deployment) == 0 and count(session, Incident) == 0
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"X-Kpibot-Signature-256": "sha256=\u00e9t\u00e9".encode()},
+        {"X-Kpibot-Signature-256": b"sha256=\xff\xfe"},
+        {"X-Kpibot-Timestamp": "\u0661\u0667\u0660\u0660".encode()},  # Arabic-Indic digits
+        {"X-Hub-Signature-256": "sha256=\u00e9".encode()},
+        {"Authorization": "Bearer \u00e9\u00e9".encode()},
+        {"X-Gitlab-Token": "t\u00f6ken".encode()},
+    ],
+)
+def test_non_ascii_signature_headers_are_401(server, session, caplog, path, header):
+    caplog.set_level(logging.INFO, logger="kpibot")
+    if "X-Kpibot-Timestamp" in header:
+        header = {**header, "X-Kpibot-Signature-256": sign(SECRET, VALID)}
+    r = post(server, path, VALID, secret=None, **header, **{"X-GitHub-Event": "ping"})
+    assert r.status_code == 401, r.text
+    assert len(_refusals(caplog)) == 1
+    assert count(session, Deployment) == 0
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"), [(-301, 401), (-290, 200), (290, 200), (301, 401)]
+)
+def test_deliveries_signed_more_than_five_minutes_away_are_refused(server, session, offset, status):
+    ts = int(time.time()) + offset
+    r = post(server, "/webhooks/deployments", VALID, secret=None, **signed(VALID, ts=ts))
+    assert r.status_code == status, r.text
+    if status == 401:
+        assert "stale" in r.json()["error"]
+    assert count(session, Deployment) == (status == 200)
+
+
+def test_the_timestamp_is_signed(server, session):
+    ts = int(time.time())
+    headers = signed(VALID, ts=ts - 1000)
+    headers["X-Kpibot-Timestamp"] = str(ts)  # a captured delivery with a fresh timestamp
+    r = post(server, "/webhooks/deployments", VALID, secret=None, **headers)
+    assert r.status_code == 401 and "signature" in r.json()["error"]
+    assert count(session, Deployment) == 0
+
+
+# --------------------------------------------------------------------------- late deliveries
+
+
+def _status(session) -> tuple[str, str | None]:
+    session.expire_all()
+    d = session.scalars(select(Deployment)).one()
+    return d.status, d.finished_at.isoformat() if d.finished_at else None
+
+
+QUEUED = {**DEPLOY, "status": "queued", "finished_at": None}
+RUNNING = {**DEPLOY, "status": "in_progress", "finished_at": None}
+FAILED = {**DEPLOY, "status": "failure", "finished_at": "2026-11-20T09:10:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("deliveries", "final"),
+    [
+        # a replayed in_progress does not turn a success back
+        ([RUNNING, DEPLOY, RUNNING], ("success", "2026-11-20T09:04:00")),
+        ([QUEUED, RUNNING, QUEUED], ("in_progress", None)),
+        # an older success does not replace a newer failure, in either order
+        ([FAILED, DEPLOY], ("failure", "2026-11-20T09:10:00")),
+        ([DEPLOY, FAILED], ("failure", "2026-11-20T09:10:00")),
+        ([DEPLOY, FAILED, RUNNING, DEPLOY], ("failure", "2026-11-20T09:10:00")),
+        # at the same time, the outcome stored first stays
+        ([DEPLOY, {**DEPLOY, "status": "error"}], ("success", "2026-11-20T09:04:00")),
+    ],
+)
+def test_late_deployment_deliveries_never_undo_a_newer_outcome(server, session, deliveries, final):
+    answers = [post(server, "/webhooks/deployments", d).json() for d in deliveries]
+    assert _status(session) == final
+    assert count(session, Deployment) == 1
+    assert all(a["ok"] for a in answers)
+    if deliveries[-1] is not deliveries[0] and final[0] != deliveries[-1]["status"]:
+        assert answers[-1]["ignored"] == "a later outcome of this deployment is already stored"
+
+
+def test_a_late_delivery_does_not_change_the_deployment_s_other_fields(server, session):
+    post(server, "/webhooks/deployments", FAILED)
+    late = {**RUNNING, "url": "https://ci.example.com/elsewhere"}
+    assert "ignored" in post(server, "/webhooks/deployments", late).json()
+    session.expire_all()
+    assert session.scalars(select(Deployment.url)).one() == DEPLOY["url"]
+
+
+def _resolved(session) -> str | None:
+    session.expire_all()
+    at = session.scalars(select(Incident.resolved_at)).one()
+    return at.isoformat() if at else None
+
+
+OPEN = {**INCIDENT, "resolved_at": None, "deployment_id": None}
+RESOLVED = {**OPEN, "resolved_at": "2026-11-20T10:45:00Z"}
+REOPENED = {**OPEN, "reopened_at": "2026-11-20T11:00:00Z"}
+RESOLVED_AGAIN = {**OPEN, "resolved_at": "2026-11-20T12:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("deliveries", "final"),
+    [
+        # a replayed "open" does not re-open a resolved incident
+        ([OPEN, RESOLVED, OPEN], "2026-11-20T10:45:00"),
+        # an explicit, later reopen does; an older resolution does not close it again
+        ([RESOLVED, REOPENED], None),
+        ([RESOLVED, REOPENED, RESOLVED, OPEN], None),
+        ([REOPENED, RESOLVED], None),
+        # a resolution after the reopen closes it; a late reopen does not undo that
+        ([RESOLVED, REOPENED, RESOLVED_AGAIN, REOPENED, RESOLVED], "2026-11-20T12:00:00"),
+        ([RESOLVED_AGAIN, RESOLVED], "2026-11-20T12:00:00"),
+    ],
+)
+def test_late_incident_deliveries_never_undo_a_newer_state(server, session, deliveries, final):
+    for d in deliveries:
+        r = post(server, "/webhooks/incidents", d)
+        assert r.status_code == 200, r.text
+    assert _resolved(session) == final
+    assert count(session, Incident) == 1
+
+
+def test_late_incident_delivery_is_answered_as_ignored(server, session):
+    post(server, "/webhooks/incidents", RESOLVED)
+    assert post(server, "/webhooks/incidents", RESOLVED).json()["duplicate"] is True
+    late = post(server, "/webhooks/incidents", OPEN).json()
+    assert late["ignored"] == "a later state of this incident is already stored"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({**REOPENED, "reopened_at": "2026-11-20T09:00:00Z"}, "'reopened_at' is before"),
+        ({**REOPENED, "resolved_at": "2026-11-20T10:30:00Z"}, "not after 'reopened_at'"),
+        ({**REOPENED, "reopened_at": "soon"}, "not an ISO 8601 time"),
+    ],
+)
+def test_malformed_reopens_are_400(server, session, payload, reason):
+    r = post(server, "/webhooks/incidents", payload)
+    assert r.status_code == 400 and reason in r.json()["error"]
+    assert count(session, Incident) == 0
+
+
+def test_github_late_close_does_not_undo_a_later_reopen(server, session):
+    """The GitHub webhook keeps the same rule: a reopen wins over an older close only."""
+    reopened = json.loads(octokit("issues/reopened.payload.json"))
+    reopened["repository"]["full_name"] = "Codertocat/Hello-World"
+    reopened["issue"]["labels"] = [{"name": "incident"}]
+    closed = {**reopened, "action": "closed"}
+    closed["issue"] = {**reopened["issue"], "state": "closed"}  # closed 2021-07-05T18:07:10Z
+    assert gh(server, "issues", json.dumps(closed).encode()).json()["stored"] == "incident"
+    assert _resolved(session) == "2021-07-05T18:07:10"
+    gh(server, "issues", json.dumps(reopened).encode())  # reopened 2021-10-11T16:40:56Z
+    assert _resolved(session) is None
+    gh(server, "issues", json.dumps(closed).encode())  # the older close, delivered late
+    assert _resolved(session) is None
+    later = {**closed, "issue": {**closed["issue"], "closed_at": "2021-10-12T08:00:00Z"}}
+    gh(server, "issues", json.dumps(later).encode())
+    assert _resolved(session) == "2021-10-12T08:00:00"
+    gh(server, "issues", json.dumps(reopened).encode())  # the reopen, delivered late
+    assert _resolved(session) == "2021-10-12T08:00:00"
+
+
+def test_github_late_success_does_not_replace_a_newer_failure(server, session):
+    body = json.loads(octokit("deployment_status/payload.json"))  # success at 15:20:55
+    failed = json.loads(json.dumps(body))
+    failed["deployment_status"].update(state="failure", created_at="2019-05-15T15:30:00Z")
+    assert gh(server, "deployment_status", json.dumps(failed).encode()).json()["stored"]
+    assert "ignored" in gh(server, "deployment_status", json.dumps(body).encode()).json()
+    assert _status(session) == ("failure", "2019-05-15T15:30:00")
+
+
+# --------------------------------------------------------------------------- GitLab ids
+
+
+def test_gitlab_deployment_without_deployment_id_is_keyed_by_its_job(server, session):
+    from bot.surfaces.webhooks import gitlab_deployment
+
+    old = {k: v for k, v in json.loads(gitlab_fixture()).items() if k != "deployment_id"}
+    assert gitlab_deployment(old)["id"] == "gitlab-30-job-796"
+    other = {**old, "deployable_id": 797, "environment": "production"}
+    headers = {"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": SECRET}
+    for body in (old, other, old):
+        r = httpx.post(server + "/webhooks/deployments", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+    rows = session.execute(select(Deployment.provider_id, Deployment.environment)).all()
+    assert sorted(rows) == [("gitlab-30-job-796", "staging"), ("gitlab-30-job-797", "production")]
+    anonymous = {k: v for k, v in old.items() if k != "deployable_id"}
+    r = httpx.post(server + "/webhooks/deployments", json=anonymous, headers=headers)
+    assert r.status_code == 400 and "no deployment_id or deployable_id" in r.json()["error"]
+    assert count(session, Deployment) == 2
+
+
+def _mutated(path: str, change) -> bytes:
+    payload = json.loads(octokit(path))
+    change(payload)
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    ("event", "body"),
+    [
+        (
+            "pull_request",
+            _mutated(
+                "pull_request/opened.payload.json",
+                lambda p: p["pull_request"].update(number=10**30),
+            ),
+        ),
+        (
+            "pull_request_review",
+            _mutated(
+                "pull_request_review/submitted.payload.json",
+                lambda p: p["pull_request"].update(number=True),
+            ),
+        ),
+    ],
+)
+def test_verified_github_values_no_column_takes_are_400(server, session, caplog, event, body):
+    caplog.set_level(logging.INFO, logger="kpibot")
+    r = gh(server, event, body)
+    assert r.status_code == 400, r.text
+    assert len(_refusals(caplog)) == 1
+    assert count(session, PullRequest) == 0 and count(session, Review) == 0
+
+
+def test_verified_values_too_long_for_a_column_are_never_a_500(server, session, caplog):
+    """PostgreSQL enforces column lengths (SQLite stores the text as it is)."""
+    caplog.set_level(logging.INFO, logger="kpibot")
+    body = _mutated(
+        "deployment_status/payload.json",
+        lambda p: p["deployment"].update(environment="e" * 300),
+    )
+    r = gh(server, "deployment_status", body)
+    if session.get_bind().dialect.name == "postgresql":
+        assert r.status_code == 400 and "too long or out of range" in r.json()["error"]
+        assert count(session, Deployment) == 0
+    else:
+        assert r.status_code == 200, r.text
+    _refusals(caplog)

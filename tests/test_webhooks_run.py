@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bot.metrics.engine import TeamEngine
 from bot.settings import load_config
 from bot.store.models import Deployment, Incident
-from bot.surfaces.webhooks import sign
+from bot.surfaces.webhooks import sign, sign_delivery
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
 from tests.helpers import period
 
@@ -89,12 +89,18 @@ def kpibot(tmp_path: Path, db_url: str) -> Iterator[str]:
                 proc.stderr.close()
 
 
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    ts = int(time.time())
+    signature = sign_delivery(secret, body, ts)
+    return {"X-Kpibot-Timestamp": str(ts), "X-Kpibot-Signature-256": signature}
+
+
 def deliver(url: str, path: str, payload: object, secret: str = SECRET) -> httpx.Response:
     body = json.dumps(payload).encode()
     return httpx.post(
         url + path,
         content=body,
-        headers={"Content-Type": "application/json", "X-Kpibot-Signature-256": sign(secret, body)},
+        headers={"Content-Type": "application/json", **signed(body, secret)},
     )
 
 
@@ -131,7 +137,7 @@ def test_deliveries_to_kpibot_run(kpibot, session, tmp_path):
     malformed = httpx.post(
         kpibot + "/webhooks/deployments",
         content=b'{"repository": ',
-        headers={"X-Kpibot-Signature-256": sign(SECRET, b'{"repository": ')},
+        headers=signed(b'{"repository": '),
     )
     assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["error"]
     gh = httpx.post(

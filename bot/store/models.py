@@ -225,6 +225,8 @@ class Incident(Base):
     url: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the latest explicit reopen a delivery named: an older resolution does not close it again
+    reopened_at: Mapped[datetime | None] = mapped_column(DateTime)
     # explicit link named by the incident's data
     deployment_id: Mapped[int | None] = mapped_column(
         ForeignKey("deployments.id", ondelete="SET NULL")

@@ -23,6 +23,11 @@ Signatures (all keyword arguments after ``session`` are optional unless shown)::
     invalidate_contents(session, repository_id, since: datetime) -> int
         # deployments finished at or after ``since`` get their contents recomputed by derive
 
+Which of two deliveries of one deployment or incident wins (a late or replayed delivery never
+undoes a newer outcome) is :func:`deployment_delivery_wins` and :func:`incident_resolution`:
+SQL over the stored row and the incoming one, for the ``ON CONFLICT DO UPDATE`` of every
+webhook write.
+
 ``PullRequestRecord``, ``ReviewRecord``, ``DeploymentRecord`` and ``CommitRecord`` are the
 frozen records of ``bot.sources.github`` (``CommitRecord`` is re-exported here).
 ``DeploymentRecord.source`` may be a store value (``github-deployments``, ``workflow``,
@@ -41,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,6 +66,8 @@ CHUNK = 400
 __all__ = [
     "CommitRecord",
     "IncidentRecord",
+    "deployment_delivery_wins",
+    "incident_resolution",
     "invalidate_contents",
     "upsert_commits",
     "upsert_deployment",
@@ -91,6 +98,7 @@ class IncidentRecord:
     url: str | None = None
     deployment_id: int | None = None  # explicit link to deployments.id
     commit_sha: str | None = None  # explicit link by commit (full or at least 7 characters)
+    reopened_at: datetime | None = None  # an explicit reopen and its time (webhooks)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -499,3 +507,64 @@ def upsert_incidents(
 
 def upsert_incident(session: Session, team_id: int, record: IncidentRecord) -> int:
     return upsert_incidents(session, team_id, [record])[record.provider_id]
+
+
+# --------------------------------------------------------------------------- late deliveries
+#
+# A webhook delivery may arrive late (a retry) or twice (a replay). The rules below decide, in
+# SQL over the stored row (``stored``: the table) and the incoming one (``incoming``: the
+# ``excluded`` row of ``INSERT ... ON CONFLICT DO UPDATE``), what the row becomes, so that the
+# order of arrival never matters and a late delivery never undoes a newer outcome.
+
+
+def _progress(status: Any, finished_at: Any) -> ColumnElement[int]:
+    """0 waiting (queued, pending...), 1 in progress, 2 finished (it has a finish time:
+    success, failure, error, cancelled... every parser sets one exactly for those)."""
+    return case((finished_at.is_not(None), 2), (status == "in_progress", 1), else_=0)
+
+
+def deployment_delivery_wins(stored: Any, incoming: Any) -> ColumnElement[bool]:
+    """True when the incoming delivery of a stored deployment may replace it.
+
+    A finished deployment is never replaced by an unfinished state, an in-progress one never
+    by a waiting one; between two finished outcomes the later finish time wins, and at the
+    same time the outcome stored first stays (only its other fields may change).
+    """
+    old = _progress(stored.status, stored.finished_at)
+    new = _progress(incoming.status, incoming.finished_at)
+    return or_(
+        new > old,
+        and_(
+            new == old,
+            or_(
+                stored.finished_at.is_(None),
+                incoming.finished_at > stored.finished_at,
+                and_(
+                    incoming.finished_at == stored.finished_at,
+                    incoming.status == stored.status,
+                ),
+            ),
+        ),
+    )
+
+
+def _later(a: Any, b: Any) -> ColumnElement[Any]:
+    """The later of two nullable times (NULL only when both are)."""
+    return case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b)
+
+
+def incident_resolution(stored: Any, incoming: Any) -> dict[str, ColumnElement[Any]]:
+    """``resolved_at`` and ``reopened_at`` of a stored incident after an incoming delivery.
+
+    Only an explicit reopen (``reopened_at`` set) takes a resolution away, and only when it is
+    later than that resolution; a delivery without a resolution (an older "open", an edit)
+    keeps the stored one; between two resolutions the later one wins; a resolution earlier
+    than the latest reopen does not close the incident again.
+    """
+    reopened = _later(stored.reopened_at, incoming.reopened_at)
+    resolved = _later(stored.resolved_at, incoming.resolved_at)
+    closed = and_(resolved.is_not(None), or_(reopened.is_(None), resolved > reopened))
+    return {
+        "reopened_at": reopened,
+        "resolved_at": case((closed, resolved), else_=None),
+    }

@@ -1,16 +1,22 @@
 """Webhooks of HTTP mode, framework-neutral: verify, parse, validate, store idempotently.
 
 ``POST /webhooks/deployments`` and ``POST /webhooks/incidents`` take the JSON documented in
-the README from any CI/CD or incident tool, authenticated by ``X-Kpibot-Signature-256:
-sha256=<hex HMAC-SHA256 of the body with KPIBOT_WEBHOOK_SECRET>`` or ``Authorization: Bearer
-<KPIBOT_WEBHOOK_SECRET>``. ``POST /webhooks/github`` takes GitHub's ``pull_request``,
-``pull_request_review``, ``deployment_status``, ``workflow_run`` and ``issues`` events signed
-with ``X-Hub-Signature-256`` (the same secret).
+the README from any CI/CD or incident tool, authenticated by ``X-Kpibot-Timestamp: <unix
+seconds>`` and ``X-Kpibot-Signature-256: sha256=<hex HMAC-SHA256 of "v1:<timestamp>:<body>"
+with KPIBOT_WEBHOOK_SECRET>`` (see :func:`signature_base`), or by ``Authorization: Bearer
+<KPIBOT_WEBHOOK_SECRET>`` with the same timestamp header (unsigned), or by GitLab's
+``X-Gitlab-Token``. A timestamp more than :data:`MAX_SKEW` seconds away from the server's clock
+is refused, so a captured signed delivery cannot be replayed later. ``POST /webhooks/github``
+takes GitHub's ``pull_request``, ``pull_request_review``, ``deployment_status``,
+``workflow_run`` and ``issues`` events signed with ``X-Hub-Signature-256`` (the same secret).
 
-Every write is an upsert keyed by the provider's ids, so a redelivered event changes nothing.
-A bad or missing signature is 401, a body that does not follow the schema 400 with the reason;
-neither stores anything. Answers are ``(status, JSON object)`` in a :class:`WebhookResult`;
-``install`` mounts the three routes on the HTTP-mode app.
+The signature is checked on the raw bytes before anything is parsed. Every write is an upsert
+keyed by the provider's ids, so a redelivered event changes nothing, and a late one never
+undoes a newer outcome (the rules of ``bot.store.writes.deployment_delivery_wins`` and
+``incident_resolution``, in every upsert's ``WHERE``). An unverified request is 401, a verified
+body that does not follow the schema 400 with the reason; neither stores anything. Answers are
+``(status, JSON object)`` in a :class:`WebhookResult`; ``install`` mounts the three routes on
+the HTTP-mode app.
 """
 
 from __future__ import annotations
@@ -22,14 +28,16 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Dialect, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Config, TeamConfig
@@ -48,6 +56,8 @@ from bot.store.session import unit_of_work
 from bot.store.writes import (
     DEPLOYMENT_SOURCES,
     IncidentRecord,
+    deployment_delivery_wins,
+    incident_resolution,
     upsert_pull_request,
     upsert_repository,
     upsert_reviews,
@@ -60,6 +70,8 @@ log = logging.getLogger("kpibot.webhooks")
 T = TypeVar("T")
 
 SIGNATURE_HEADER = "x-kpibot-signature-256"
+TIMESTAMP_HEADER = "x-kpibot-timestamp"
+MAX_SKEW = 300  # seconds a delivery's timestamp may be away from the server's clock (as Slack)
 GITHUB_SIGNATURE_HEADER = "x-hub-signature-256"
 DEPLOYMENT_STATUSES = (
     "success",
@@ -80,6 +92,9 @@ GITHUB_EVENTS = (
 )
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 _ID = re.compile(r"[^\s]{1,100}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only (int() takes any Unicode digit)
+# JSON escapes of characters no database takes in text: NUL and unpaired surrogates
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2})")
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,11 @@ def _ok(**body: Any) -> WebhookResult:
     return WebhookResult(200, {"ok": True, **body})
 
 
+UNCHANGED = "nothing newer than what is stored (a redelivery or a late event)"
+LATE_DEPLOYMENT = "a later outcome of this deployment is already stored"
+LATE_INCIDENT = "a later state of this incident is already stored"
+
+
 def _bad(reason: str) -> WebhookResult:
     return WebhookResult(400, {"ok": False, "error": reason})
 
@@ -112,42 +132,93 @@ def _unauthorized(reason: str) -> WebhookResult:
 
 
 def sign(secret: str, body: bytes) -> str:
-    """The ``sha256=<hex>`` signature of ``body`` (as GitHub and kpibot's webhooks expect)."""
+    """The ``sha256=<hex>`` HMAC-SHA256 of ``body`` (GitHub's ``X-Hub-Signature-256``)."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def _signature_ok(secret: str, body: bytes, given: str | None) -> bool:
-    if not given:
-        return False
-    return hmac.compare_digest(sign(secret, body), given.strip())
+def signature_base(timestamp: str | int, body: bytes) -> bytes:
+    """What ``X-Kpibot-Signature-256`` signs: ``v1:<X-Kpibot-Timestamp>:<raw body>``."""
+    return b"v1:" + str(timestamp).encode("ascii") + b":" + body
+
+
+def sign_delivery(secret: str, body: bytes, timestamp: str | int) -> str:
+    """The ``X-Kpibot-Signature-256`` of a delivery sent with ``X-Kpibot-Timestamp: timestamp``."""
+    return sign(secret, signature_base(timestamp, body))
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of a header with what it should be; any text (a header may
+    carry non-ASCII bytes) compares without error."""
+    return hmac.compare_digest(
+        expected.encode("utf-8"), given.strip().encode("utf-8", "surrogatepass")
+    )
+
+
+_NO_SIGNATURE = (
+    "bad or missing signature: send X-Kpibot-Timestamp: <unix seconds> and "
+    "X-Kpibot-Signature-256: sha256=<HMAC-SHA256 of v1:<timestamp>:<body>>"
+)
+
+
+def _timestamp_problem(raw: str | None, now: float) -> str | None:
+    """Why ``X-Kpibot-Timestamp`` is not acceptable, or None."""
+    if raw is None or not raw.strip():
+        return (
+            "missing X-Kpibot-Timestamp: send the unix time in seconds, and the signature "
+            "of v1:<timestamp>:<body> in X-Kpibot-Signature-256"
+        )
+    if not _TIMESTAMP.fullmatch(raw.strip()):
+        return "X-Kpibot-Timestamp must be the unix time in seconds"
+    if abs(now - int(raw.strip())) > MAX_SKEW:
+        return (
+            f"stale delivery: X-Kpibot-Timestamp is more than {MAX_SKEW // 60} minutes "
+            "away from the server's clock (send the current time; check the sender's clock)"
+        )
+    return None
 
 
 def verify(
-    secret: str | None, headers: Mapping[str, str], body: bytes, *, github: bool
+    secret: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    github: bool,
+    now: float | None = None,
 ) -> str | None:
-    """``None`` when the request is authentic, else the reason it is refused."""
+    """``None`` when the request is authentic, else the reason it is refused.
+
+    Works on the raw body and headers only: nothing is parsed before this says yes.
+    ``headers`` have lower-cased names.
+    """
     if not secret:
         return "webhooks are disabled: set KPIBOT_WEBHOOK_SECRET on the server"
     if github:
-        if _signature_ok(secret, body, headers.get(GITHUB_SIGNATURE_HEADER)):
+        given = headers.get(GITHUB_SIGNATURE_HEADER)
+        if given and _same(sign(secret, body), given):
             return None
         return (
             "bad or missing X-Hub-Signature-256: set the webhook's secret to KPIBOT_WEBHOOK_SECRET"
         )
-    if _signature_ok(secret, body, headers.get(SIGNATURE_HEADER)):
-        return None
+    now = time.time() if now is None else now
+    stamp = headers.get(TIMESTAMP_HEADER)
+    given = headers.get(SIGNATURE_HEADER)
+    if given:
+        if stamp is None or not _TIMESTAMP.fullmatch(stamp.strip()):
+            return _timestamp_problem(stamp, now) or _NO_SIGNATURE
+        if not _same(sign_delivery(secret, body, stamp.strip()), given):
+            return _NO_SIGNATURE
+        return _timestamp_problem(stamp, now)
     auth = headers.get("authorization") or ""
-    if auth.lower().startswith("bearer ") and hmac.compare_digest(
-        auth[7:].strip().encode("utf-8"), secret.encode("utf-8")
-    ):
-        return None
+    if auth[:7].lower() == "bearer ":
+        if not _same(secret, auth[7:]):
+            return _NO_SIGNATURE
+        # the bearer form signs nothing: its timestamp only bounds when it is taken, and a
+        # replay within that window is harmless by the late-delivery rules of the store
+        return _timestamp_problem(stamp, now)
     gitlab = headers.get("x-gitlab-token")  # GitLab sends its webhook's secret token as is
-    if gitlab and hmac.compare_digest(gitlab.strip().encode("utf-8"), secret.encode("utf-8")):
-        return None
-    return (
-        "bad or missing signature: send X-Kpibot-Signature-256: sha256=<HMAC-SHA256 of the body> "
-        "or Authorization: Bearer <secret>"
-    )
+    if gitlab and _same(secret, gitlab):
+        return None  # GitLab sends no timestamp: the late-delivery rules protect the data
+    return _NO_SIGNATURE
 
 
 # --------------------------------------------------------------------------- body checks
@@ -157,12 +228,52 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadRequest("empty body: send a JSON object")
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("body is not valid JSON (not UTF-8): send UTF-8 encoded JSON") from None
+    try:
+        data = json.loads(text, parse_int=_int64)
+    except BadRequest:
+        raise
+    except RecursionError:
+        raise BadRequest("body is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
         raise BadRequest(f"body is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if _UNSTORABLE_ESCAPE.search(text):
+        _check_storable(data)
     return data
+
+
+def _int64(digits: str) -> int:
+    """A JSON integer, refused when no database integer column could take it."""
+    value = int(digits)
+    if not -(2**63) <= value < 2**63:
+        raise BadRequest(f"number {digits[:24]}... does not fit in 64 bits")
+    return value
+
+
+def _check_storable(data: Any) -> None:
+    """Refuse strings a database cannot store: NUL characters and unpaired surrogates (which
+    only JSON escapes produce). Walks without recursion: the JSON may be deeply nested."""
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(
+                    "body has an unpaired surrogate escape (\\ud800-\\udfff): send valid Unicode"
+                ) from None
+            if "\x00" in item:
+                raise BadRequest("body has a NUL character (\\u0000) in a string: remove it")
 
 
 def _text(
@@ -228,12 +339,29 @@ def gitlab_deployment(data: Mapping[str, Any]) -> dict[str, Any]:
     """A GitLab Deployment Hook body in the deployment schema of ``/webhooks/deployments``.
 
     The deployment id is kept per project (``gitlab-<project id>-<deployment id>``), so each
-    status change of one deployment updates the same row; the full commit SHA comes from
-    ``commit_url`` (else ``short_sha``) and the finish time from ``status_changed_at``.
+    status change of one deployment updates the same row. GitLab before 14.3 sends no
+    ``deployment_id``: the deployment's job (``deployable_id``, one job per deployment) names
+    it then (``gitlab-<project id>-job-<job id>``); a body with neither is refused. The full
+    commit SHA comes from ``commit_url`` (else ``short_sha``) and the finish time from
+    ``status_changed_at``.
     """
     project = data.get("project")
     if not isinstance(project, Mapping) or not project.get("path_with_namespace"):
         raise BadRequest("GitLab deployment: missing project.path_with_namespace")
+    project_id = _provider_id(project, "id")
+    if project_id is None:
+        raise BadRequest("GitLab deployment: missing project.id")
+    deployment = _provider_id(data, "deployment_id")
+    job = _provider_id(data, "deployable_id")
+    if deployment is not None:
+        pid = f"gitlab-{project_id}-{deployment}"
+    elif job is not None:
+        pid = f"gitlab-{project_id}-job-{job}"
+    else:
+        raise BadRequest(
+            "GitLab deployment: no deployment_id or deployable_id to tell the deployment "
+            "apart (GitLab 14.3 and later send deployment_id)"
+        )
     status = GITLAB_STATUSES.get(str(data.get("status") or ""))
     if status is None:
         raise BadRequest(f"GitLab deployment: unknown status {data.get('status')!r}")
@@ -250,7 +378,7 @@ def gitlab_deployment(data: Mapping[str, Any]) -> dict[str, Any]:
             raise BadRequest(f"GitLab deployment: bad status_changed_at {changed!r}") from None
         finished = at.astimezone(UTC).isoformat()
     return {
-        "id": f"gitlab-{project.get('id')}-{data.get('deployment_id')}",
+        "id": pid,
         "repository": str(project["path_with_namespace"]),
         "environment": data.get("environment"),
         "commit_sha": sha,
@@ -270,6 +398,7 @@ _INCIDENT_VALUES = (
     "url",
     "started_at",
     "resolved_at",
+    "reopened_at",
     "deployment_id",
     "commit_sha",
 )
@@ -278,9 +407,10 @@ _INCIDENT_VALUES = (
 class _Writer:
     """The webhook upserts as statements built and compiled once: the rows and keys of
     ``bot.store.writes`` (deployments by repository, source and provider id; incidents by
-    team, source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <something
-    changed> RETURNING id`` each, so a redelivery writes nothing and is recognised by the
-    empty result."""
+    team, source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <the
+    delivery is not older> AND <something changed> RETURNING id`` each (the late-delivery
+    rules of ``bot.store.writes``), so a redelivery or a late delivery writes nothing and is
+    recognised by the empty result."""
 
     def __init__(self, dialect: Dialect) -> None:
         if dialect.name == "postgresql":
@@ -294,25 +424,27 @@ class _Writer:
         dep = insert(Deployment).values(
             {c: bindparam(c) for c in (*_DEPLOYMENT_KEYS, *_DEPLOYMENT_VALUES)}
         )
+        stored_dep: Any = Deployment.__table__.c
         deployment = dep.on_conflict_do_update(
             index_elements=list(_DEPLOYMENT_KEYS),
             set_={**{c: dep.excluded[c] for c in _DEPLOYMENT_VALUES}, "contents_computed_at": None},
-            where=or_(
-                *(
-                    getattr(Deployment, c).is_distinct_from(dep.excluded[c])
-                    for c in _DEPLOYMENT_VALUES
-                )
+            where=and_(
+                deployment_delivery_wins(stored_dep, dep.excluded),
+                or_(*(stored_dep[c].is_distinct_from(dep.excluded[c]) for c in _DEPLOYMENT_VALUES)),
             ),
         ).returning(Deployment.id)
         inc = insert(Incident).values(
             {c: bindparam(c) for c in (*_INCIDENT_KEYS, *_INCIDENT_VALUES)}
         )
+        stored_inc: Any = Incident.__table__.c
+        new = {
+            **{c: inc.excluded[c] for c in _INCIDENT_VALUES},
+            **incident_resolution(stored_inc, inc.excluded),
+        }
         incident = inc.on_conflict_do_update(
             index_elements=list(_INCIDENT_KEYS),
-            set_={c: inc.excluded[c] for c in _INCIDENT_VALUES},
-            where=or_(
-                *(getattr(Incident, c).is_distinct_from(inc.excluded[c]) for c in _INCIDENT_VALUES)
-            ),
+            set_=new,
+            where=or_(*(stored_inc[c].is_distinct_from(new[c]) for c in _INCIDENT_VALUES)),
         ).returning(Incident.id)
         # as bot.store.writes.invalidate_contents: later deployments' contents are stale
         invalidate = (
@@ -508,6 +640,36 @@ class Webhooks:
             w.invalidate(conn, {"rid": rid, "since": record.finished_at})
         return True
 
+    def _deployment_outcome(self, s: Session, rid: int, record: DeploymentRecord) -> str:
+        """Upsert a deployment: ``stored`` (added or changed), ``duplicate`` (the same as
+        stored) or ``late`` (what is stored is newer: the delivery changed nothing)."""
+        if self._store_deployment(s, rid, record):
+            return "stored"
+        source = DEPLOYMENT_SOURCES.get(record.source, record.source)
+        before = _deployment_state(s, rid, source, record.provider_id)
+        mine = (
+            record.environment,
+            record.commit_sha,
+            record.status,
+            record.started_at,
+            record.finished_at,
+            record.url,
+        )
+        return "duplicate" if before == mine else "late"
+
+    def _incident_outcome(self, s: Session, tid: int, record: IncidentRecord) -> str:
+        """Upsert an incident: ``stored``, ``duplicate`` or ``late`` (as deployments)."""
+        if self._store_incident(s, tid, record):
+            return "stored"
+        row = s.execute(
+            select(Incident.resolved_at).where(
+                Incident.team_id == tid,
+                Incident.source == record.source,
+                Incident.provider_id == record.provider_id,
+            )
+        ).first()
+        return "duplicate" if row is not None and row[0] == record.resolved_at else "late"
+
     def _store_incident(self, s: Session, tid: int, record: IncidentRecord) -> bool:
         """Upsert an incident; True when a row was added or changed."""
         row = (
@@ -522,6 +684,7 @@ class Webhooks:
                     "url": record.url,
                     "started_at": record.started_at,
                     "resolved_at": record.resolved_at,
+                    "reopened_at": record.reopened_at,
                     "deployment_id": record.deployment_id,
                     "commit_sha": record.commit_sha,
                 },
@@ -572,6 +735,11 @@ class Webhooks:
             return _bad(str(exc))
         except GitHubPayloadError as exc:
             return _bad(f"not a GitHub event payload: {exc}")
+        except DataError:  # verified, but a value the database's column cannot hold
+            return _bad(
+                "a value in the body is too long or out of range for kpibot's database: "
+                "nothing was stored"
+            )
 
     # deployments -------------------------------------------------------------------------
 
@@ -614,8 +782,12 @@ class Webhooks:
             finished_at=finished,
             url=url,
         )
-        changed = self._write(lambda s: self._store_deployment(s, self._repo_id(s, repo), record))
-        return _ok(stored="deployment", id=pid, duplicate=not changed)
+        outcome = self._write(
+            lambda s: self._deployment_outcome(s, self._repo_id(s, repo), record)
+        )
+        if outcome == "late":
+            return _ok(ignored=LATE_DEPLOYMENT, id=pid)
+        return _ok(stored="deployment", id=pid, duplicate=outcome == "duplicate")
 
     # incidents ---------------------------------------------------------------------------
 
@@ -629,17 +801,26 @@ class Webhooks:
         assert started is not None
         if resolved is not None and resolved < started:
             raise BadRequest("'resolved_at' is before 'started_at'")
+        reopened = _time(data, "reopened_at")
+        if reopened is not None:
+            if reopened < started:
+                raise BadRequest("'reopened_at' is before 'started_at'")
+            if resolved is not None and resolved <= reopened:
+                raise BadRequest(
+                    "'resolved_at' is not after 'reopened_at': send 'resolved_at' empty while "
+                    "the reopened incident is open"
+                )
         title = _text(data, "title", required=False, limit=1000) or pid
         url = _text(data, "url", required=False, limit=2000)
         sha = _sha(data, "commit_sha", required=False)
         dep_ref = _provider_id(data, "deployment_id")
 
-        def job(s: Session) -> bool:
+        def job(s: Session) -> str:
             tid = self._team_id(s, team)
             dep_id = None
             if dep_ref is not None:
                 dep_id = self._deployment_id(s, team, dep_ref)
-            return self._store_incident(
+            return self._incident_outcome(
                 s,
                 tid,
                 IncidentRecord(
@@ -651,11 +832,14 @@ class Webhooks:
                     url=url,
                     deployment_id=dep_id,
                     commit_sha=sha,
+                    reopened_at=reopened,
                 ),
             )
 
-        changed = self._write(job)
-        return _ok(stored="incident", id=pid, team=team.name, duplicate=not changed)
+        outcome = self._write(job)
+        if outcome == "late":
+            return _ok(ignored=LATE_INCIDENT, id=pid, team=team.name)
+        return _ok(stored="incident", id=pid, team=team.name, duplicate=outcome == "duplicate")
 
     def _incident_team(self, data: Mapping[str, Any]) -> TeamConfig:
         name = _text(data, "team", required=False, limit=100)
@@ -748,14 +932,16 @@ class Webhooks:
     def _gh_review(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         review = parse_rest_review(data.get("review"))
         pr_obj = data.get("pull_request")
-        if not isinstance(pr_obj, Mapping) or not isinstance(pr_obj.get("number"), int):
+        number = pr_obj.get("number") if isinstance(pr_obj, Mapping) else None
+        if not isinstance(number, int) or isinstance(number, bool):
             raise BadRequest("payload has no pull_request.number")
+        assert isinstance(pr_obj, Mapping)
 
         def job(s: Session) -> None:
             rid = self._repo_id(s, full_name)
             pr_id = s.scalar(
                 select(PullRequest.id).where(
-                    PullRequest.repository_id == rid, PullRequest.number == pr_obj["number"]
+                    PullRequest.repository_id == rid, PullRequest.number == number
                 )
             )
             if pr_id is None:  # first seen through its review: store what the event has
@@ -773,16 +959,11 @@ class Webhooks:
             return _ok(ignored="inactive statuses do not change a deployment's outcome")
         record = parse_deployment(data.get("deployment"), [status])
 
-        def job(s: Session) -> bool:
-            rid = self._repo_id(s, full_name)
-            before = _deployment_state(s, rid, "github-deployments", record.provider_id)
-            if _outdated(before, record):
-                return False
-            self._store_deployment(s, rid, record)
-            return True
+        def job(s: Session) -> str:
+            return self._deployment_outcome(s, self._repo_id(s, full_name), record)
 
-        if not self._write(job):
-            return _ok(ignored="an outcome with a later time is already stored")
+        if self._write(job) != "stored":
+            return _ok(ignored=UNCHANGED)
         return _ok(stored="deployment", id=record.provider_id, status=record.status)
 
     def _gh_workflow_run(
@@ -806,16 +987,11 @@ class Webhooks:
                 )
                 record = parse_workflow_run(run, environment=env)
 
-                def job(s: Session, record: DeploymentRecord = record) -> bool:
-                    rid = self._repo_id(s, full_name)
-                    before = _deployment_state(s, rid, "workflow", record.provider_id)
-                    if _outdated(before, record):
-                        return False
-                    self._store_deployment(s, rid, record)
-                    return True
+                def job(s: Session, record: DeploymentRecord = record) -> str:
+                    return self._deployment_outcome(s, self._repo_id(s, full_name), record)
 
-                if not self._write(job):
-                    return _ok(ignored="an outcome with a later time is already stored")
+                if self._write(job) != "stored":
+                    return _ok(ignored=UNCHANGED)
                 return _ok(stored="deployment", id=record.provider_id, status=record.status)
         return _ok(ignored=f"workflow '{name or path}' is not a deployment workflow in kpibot.yml")
 
@@ -827,8 +1003,9 @@ class Webhooks:
             return _ok(ignored="pull requests are not incidents")
         labels = {lbl.lower() for lbl in issue.labels}
         # GitHub may deliver an older event (opened, labeled, edited) after the close: only a
-        # reopen takes a stored resolution away
-        keep_resolution = issue.closed_at is None and data.get("action") != "reopened"
+        # reopen, at the issue's update time, takes a stored resolution away (the rule of
+        # bot.store.writes.incident_resolution, applied by the upsert)
+        reopened_at = issue.updated_at if data.get("action") == "reopened" else None
         stored: list[str] = []  # every team whose labels it carries counts it
         for team in teams:
             inc = team.incidents
@@ -846,6 +1023,7 @@ class Webhooks:
                 resolved_at=issue.closed_at,
                 url=issue.url,
                 commit_sha=refs.shas[0] if refs.shas else None,
+                reopened_at=reopened_at,
             )
 
             def job(
@@ -863,17 +1041,7 @@ class Webhooks:
                         .limit(1)
                     )
                     r = replace(r, deployment_id=dep)
-                tid = self._team_id(s, t)
-                if keep_resolution:
-                    resolved = s.scalar(
-                        select(Incident.resolved_at).where(
-                            Incident.team_id == tid,
-                            Incident.source == r.source,
-                            Incident.provider_id == r.provider_id,
-                        )
-                    )
-                    r = replace(r, resolved_at=resolved)
-                return self._store_incident(s, tid, r)
+                return self._store_incident(s, self._team_id(s, t), r)
 
             self._write(job)
             stored.append(team.name)
@@ -881,13 +1049,6 @@ class Webhooks:
             pid = f"{full_name.lower()}#{issue.number}"
             return _ok(stored="incident", id=pid, team=stored[0], teams=stored)
         return _ok(ignored="the issue has none of the teams' incident labels")
-
-
-def _outdated(before: tuple[Any, ...] | None, record: DeploymentRecord) -> bool:
-    """A redelivered or late event must not undo a finished outcome stored already."""
-    if before is None or before[4] is None:
-        return False
-    return record.finished_at is None or record.finished_at < before[4]
 
 
 def _deployment_state(s: Session, rid: int, source: str, pid: str) -> tuple[Any, ...] | None:
@@ -921,10 +1082,9 @@ def install(app: HttpApp, hooks: Webhooks) -> None:
     def route(fn: Callable[[Mapping[str, str], bytes], WebhookResult]) -> Any:
         def handler(req: HttpRequest) -> HttpResponse:
             result = fn(req.headers, req.body)
-            if result.status >= 400:
-                log.info(
-                    "webhook %s refused (%s): %s", req.path, result.status, result.body["error"]
-                )
+            if result.status >= 400:  # one line: the reason may quote the sender's text
+                reason = str(result.body["error"]).encode("unicode_escape").decode("ascii")
+                log.info("webhook %s refused (%s): %s", req.path, result.status, reason)
             return HttpResponse.json(result.body, status=result.status)
 
         return handler

@@ -1,0 +1,26 @@
+"""incidents: reopened_at, the latest explicit reopen a webhook delivered
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-03 06:40:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reopened_at", sa.DateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_column("reopened_at")
