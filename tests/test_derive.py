@@ -271,8 +271,8 @@ def test_a_deployed_commit_missing_from_the_graph_has_unknown_contents(session):
 
 def test_a_path_back_across_the_edge_of_the_graph_is_unknown(session):
     r"""a0 - a1 ------- m2 - a3      m2 merges f1, whose parent fx the graph does not have
-                      /
-             fx - f1
+             /
+    fx - f1
     """
     setup_team(session)
     commit(session, "a0", [], T("2026-11-01 09:00"))

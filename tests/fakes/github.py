@@ -153,6 +153,9 @@ class Repo:
     default_branch: str = "main"
     pulls: dict[int, Pull] = field(default_factory=dict)
     commits: list[Commit] = field(default_factory=list)  # default branch, newest first
+    # commits only on other branches (release branches, hotfixes), any order: reachable
+    # through ``object(oid:)`` and their history, not through the default branch's
+    branch_commits: list[Commit] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
@@ -219,6 +222,7 @@ class FakeGitHub(FakeServer):
         self.rate_limit_remaining = 5000
         self.data_lock = threading.RLock()
         self._degraded = 0
+        self.object_errors = 0  # the next N ``object(oid:)`` fields fail (a GitHub timeout)
         for prefix in ("", "/api/v3"):
             self.route(
                 "GET",
@@ -487,6 +491,16 @@ class FakeGitHub(FakeServer):
                 lambda i: _issue_view(repo, i),
             )
 
+        def git_object(oid: str | None = None, **_: Any) -> dict[str, Any] | None:
+            with self._lock:
+                failing, self.object_errors = self.object_errors > 0, max(0, self.object_errors - 1)
+            if failing:
+                raise _Timeout("Something went wrong while executing your query.")
+            by_sha = {c.sha: c for c in (*repo.commits, *repo.branch_commits)}
+            if oid not in by_sha:
+                return None
+            return {"__typename": "Commit", "oid": oid, "history": _history_of(by_sha, oid)}
+
         def pull_request(number: int, **_: Any) -> dict[str, Any] | None:
             p = repo.pulls.get(number)
             return None if p is None else _pull_view(repo, p)
@@ -504,6 +518,7 @@ class FakeGitHub(FakeServer):
             },
             "pullRequests": pulls,
             "pullRequest": pull_request,
+            "object": git_object,
             "deployments": deployments,
             "releases": releases,
             "issues": issues,
@@ -532,6 +547,10 @@ class _NotFound(Exception):
     kind = "NOT_FOUND"
 
 
+class _Timeout(Exception):
+    pass
+
+
 def _resolve(source: Any, info: graphql.GraphQLResolveInfo, **args: Any) -> Any:
     value = source.get(info.field_name) if isinstance(source, dict) else None
     if callable(value):
@@ -551,6 +570,27 @@ def _commit_view(c: Commit) -> dict[str, Any]:
         "committedDate": iso(c.committed_at),
         "parents": lambda **_: {"nodes": [{"oid": p} for p in c.parents]},
     }
+
+
+def _history_of(by_sha: dict[str, Commit], oid: str) -> Callable[..., dict[str, Any]]:
+    """A commit's ``history``: every commit reachable from it, newest commit date first (git
+    log's order), paged by position like GitHub's cursors."""
+
+    def history(first: int = 100, after: str | None = None, **_: Any) -> dict[str, Any]:
+        seen: set[str] = set()
+        stack = [oid]
+        while stack:
+            sha = stack.pop()
+            if sha in seen or sha not in by_sha:
+                continue
+            seen.add(sha)
+            stack.extend(by_sha[sha].parents)
+        items = sorted((by_sha[s] for s in seen), key=lambda c: (c.committed_at, c.sha))
+        items.reverse()
+        ranks = {c.sha: n for n, c in enumerate(items)}
+        return _page(items, lambda c: {"rank": ranks[c.sha]}, first, after, _commit_view)
+
+    return history
 
 
 def _connection(items: list[Any], first: int, after: str | None, view: Callable) -> dict:
