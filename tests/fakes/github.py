@@ -699,9 +699,15 @@ def generate_org(
     end: datetime = datetime(2026, 11, 20),
     days: int = 180,
     seed: int = 1,
+    release_branches: int = 0,
 ) -> list[Repo]:
     """A deterministic organisation: squash-merged PRs with reviews, files and commits, a
-    linear default-branch history, and a production deployment after every few merges."""
+    linear default-branch history, and a production deployment after every few merges.
+
+    ``release_branches``: per repository, that many release branches cut from the default
+    branch, each deployed (its cut commit), hotfixed (a commit on the branch, deployed) and
+    rolled back (the cut commit deployed again): commits only the deployed commits' history
+    reaches."""
     rng = random.Random(seed)
     out: list[Repo] = []
     per_repo = [pulls // repos + (1 if i < pulls % repos else 0) for i in range(repos)]
@@ -791,6 +797,28 @@ def generate_org(
                 )
             )
             dep_id += 1
+        for b in range(release_branches):
+            at, base = merges[(b + 1) * len(merges) // (release_branches + 1)]
+            cut = Commit(sha_of(repo.name, "release", b), [sha_of(repo.name, base)], at, at)
+            fix_at = at + timedelta(hours=20)
+            fix = Commit(sha_of(repo.name, "hotfix", b), [cut.sha], fix_at, fix_at)
+            repo.branch_commits += [fix, cut]
+            for n, (what, when) in enumerate(
+                [
+                    (cut.sha, at + timedelta(hours=1)),
+                    (fix.sha, fix_at + timedelta(hours=1)),
+                    (cut.sha, fix_at + timedelta(hours=2)),  # the hotfix rolled back
+                ]
+            ):
+                repo.deployments.append(
+                    Deployment(
+                        40_000 * (ri + 1) + 10 * b + n,
+                        what,
+                        when,
+                        [("SUCCESS", when + timedelta(minutes=10))],
+                        ref=f"release/{b + 1}.0",
+                    )
+                )
         for k in range(rng.randint(2, 6)):
             opened = start + timedelta(days=rng.uniform(0, days))
             repo.issues.append(
@@ -814,8 +842,9 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repos", type=int, default=20)
     p.add_argument("--pulls", type=int, default=10_000)
+    p.add_argument("--release-branches", type=int, default=0, help="per repository")
     args = p.parse_args(argv)
-    fake = FakeGitHub(generate_org(args.repos, args.pulls))
+    fake = FakeGitHub(generate_org(args.repos, args.pulls, release_branches=args.release_branches))
     github_schema()
     fake.start()
     sys.stdout.write(fake.url + "\n")
