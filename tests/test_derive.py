@@ -378,3 +378,21 @@ def test_graph_difference_and_ancestry(session):
     assert not g.is_strict_ancestor("f1", "a3")
     assert not g.is_strict_ancestor("a4", "a0")
     assert not g.is_strict_ancestor("nope", "a4")
+
+
+def test_difference_is_unknown_when_the_base_side_leaves_the_graph(session):
+    """r2's parent rx (a release-branch commit forked from a1) is not stored: whether a1 and a0
+    are reachable from r2 cannot be told, so a2 ^r2 is unknown, not {a2, a1, a0}."""
+    setup_team(session)
+    commit(session, "a0", [], T("2026-11-01 09:00"))
+    commit(session, "a1", ["a0"], T("2026-11-02 09:00"))
+    commit(session, "a2", ["a1"], T("2026-11-03 09:00"))
+    commit(session, "r2", ["rx"], T("2026-11-03 10:00"))
+    g = load_graph(session, repo(session).id)
+    assert g.difference("a2", "r2") is None
+    assert g.difference("r2", "a2") is None
+    assert g.difference("a2", "a1") == {"a2"}
+    g.add([("rx", ["a1"], T("2026-11-02 12:00"))])
+    assert g.difference("a2", "r2") == {"a2"}
+    assert g.difference("r2", "a2") == {"r2", "rx"}
+    assert g.is_strict_ancestor("a1", "r2")

@@ -194,9 +194,8 @@ class Deployment(Base):
     rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
     # derived: the commit graph does not know its commit or its path back to the previous
     # deployment, so its contents are unknown (no PR credited, never judged a rollback)
-    contents_unknown: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
-    )
+    # (a server default only: inserts that name their columns, like the webhooks', leave it out)
+    contents_unknown: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class DeploymentPullRequest(Base):
