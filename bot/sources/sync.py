@@ -12,6 +12,10 @@ Resumable: each page is written with idempotent upserts and its cursor (``sync_c
 the traversal is, and the high-water mark of the last complete one) in one transaction, so a
 sync killed at any point and started again ends with the same store as an uninterrupted one.
 
+Then the history of deployed commits the default branch's history does not reach (release
+branches, hotfixes) is read, several commits per request, so that ``bot.store.derive`` can tell
+every deployment's contents exactly or mark them unknown.
+
 After the repositories, ``bot.store.derive`` recomputes deployment contents and rollbacks, and
 the teams' non-GitHub sources (Jira, PagerDuty, Opsgenie, GitHub milestones) are synced by
 their modules' ``sync_team`` when those modules are installed.
