@@ -232,28 +232,130 @@ def test_rollback_lookback_is_thirty_days(session):
     assert rolled_back_at(session, d1) is None
 
 
-def test_without_the_commit_graph_merged_prs_stand_in(session):
+def unknown(session, dep) -> bool:
+    return session.scalar(select(Deployment.contents_unknown).where(Deployment.id == dep.id))
+
+
+def test_a_deployed_commit_missing_from_the_graph_has_unknown_contents(session):
+    """Contents are never guessed from merge times: a deployment of a commit the graph does
+    not have credits no PR, and neither does the next one (its path back is unknown)."""
     setup_team(session)
-    q_old = pr(session, created=T("2026-10-20 00:00"), merged=T("2026-10-20 10:00"))
-    q_dev = pr(session, base="develop", created=T("2026-11-01 00:00"), merged=T("2026-11-01 10:00"))
-    q1 = pr(session, created=T("2026-11-01 00:00"), merged=T("2026-11-01 10:00"))
+    commit(session, "a0", [], T("2026-10-31 09:00"))
+    commit(session, "a1", ["a0"], T("2026-11-01 10:00"))
+    p1 = pr(session, merge_sha="a1", created=T("2026-11-01 00:00"), merged=T("2026-11-01 10:00"))
+    p2 = pr(session, merge_sha="a2", created=T("2026-11-02 09:00"), merged=T("2026-11-02 09:57"))
+    d0 = deployment(session, sha="a1", finished=T("2026-11-01 12:00"))
     e1 = deployment(
         session, sha="e1", started=T("2026-11-02 09:55"), finished=T("2026-11-02 10:00")
     )
-    # merged while e1 was running (after its commit was chosen): not in e1
-    q2 = pr(session, created=T("2026-11-02 09:00"), merged=T("2026-11-02 09:57"))
-    q3 = pr(session, created=T("2026-11-02 14:00"), merged=T("2026-11-02 15:00"))
-    e2 = deployment(
-        session, sha="e2", started=T("2026-11-03 09:55"), finished=T("2026-11-03 10:00")
-    )
-    q4 = pr(session, created=T("2026-11-03 09:00"), merged=T("2026-11-03 09:58"))
+    d2 = deployment(session, sha="a1", finished=T("2026-11-03 10:00"))
+    rid = repo(session).id
+    assert derive_repository(session, rid, ENVS) == 3
+    assert contents(session, d0) == {p1.id}
+    assert contents(session, e1) == set() and unknown(session, e1)
+    # d2's path back to e1 is not known either (and it is no rollback of anything)
+    assert contents(session, d2) == set() and unknown(session, d2)
+    assert not unknown(session, d0)
+    assert rolled_back_at(session, d0) is None
+
+    # a later sync fetches e1's history: both are recomputed without --full
+    commit(session, "a2", ["a1"], T("2026-11-02 09:57"))
+    commit(session, "e1", ["a2"], T("2026-11-02 09:58"))
+    assert derive_repository(session, rid, ENVS) == 2
+    assert contents(session, e1) == {p2.id} and not unknown(session, e1)
+    # d2 deploys a1, a strict ancestor of e1: a rollback, containing nothing
+    assert contents(session, d2) == set() and not unknown(session, d2)
+    assert rolled_back_at(session, e1) == T("2026-11-03 10:00")
+    assert derive_repository(session, rid, ENVS) == 0
+
+
+def test_a_path_back_across_the_edge_of_the_graph_is_unknown(session):
+    r"""a0 - a1 ------- m2 - a3      m2 merges f1, whose parent fx the graph does not have
+             /
+    fx - f1
+    """
+    setup_team(session)
+    commit(session, "a0", [], T("2026-11-01 09:00"))
+    commit(session, "a1", ["a0"], T("2026-11-02 09:00"))
+    commit(session, "f1", ["fx"], T("2026-11-02 10:00"))
+    commit(session, "m2", ["a1", "f1"], T("2026-11-03 09:00"))
+    commit(session, "a3", ["m2"], T("2026-11-04 09:00"))
+    p_m = pr(session, merge_sha="m2", created=T("2026-11-02 09:00"), merged=T("2026-11-03 09:00"))
+    p_a3 = pr(session, merge_sha="a3", created=T("2026-11-04 08:00"), merged=T("2026-11-04 09:00"))
+    d1 = deployment(session, sha="a1", finished=T("2026-11-02 12:00"))
+    d2 = deployment(session, sha="a3", finished=T("2026-11-04 12:00"))
+    rid = repo(session).id
+    derive_repository(session, rid, ENVS)
+    assert not unknown(session, d1)
+    # fx may bring anything (PRs merged long ago, or a1 itself): unknown, no credit at all
+    assert unknown(session, d2) and contents(session, d2) == set()
+    assert p_m.id not in contents(session, d1)
+
+    commit(session, "fx", ["a0"], T("2026-11-01 10:00"))
+    assert derive_repository(session, rid, ENVS) == 1
+    assert contents(session, d2) == {p_m.id, p_a3.id} and not unknown(session, d2)
+
+
+def test_first_deployment_whose_lookback_crosses_the_edge_is_unknown(session):
+    setup_team(session)
+    commit(session, "b1", ["b0"], T("2026-10-30 12:00"))  # b0 (its parent) is not stored
+    commit(session, "b2", ["b1"], T("2026-11-02 12:00"))
+    pr(session, merge_sha="b2", created=T("2026-11-02 10:00"), merged=T("2026-11-02 12:00"))
+    d = deployment(session, sha="b2", finished=T("2026-11-02 12:00"))
     derive_repository(session, repo(session).id, ENVS)
-    # e1: the first: merged into main in [Oct 26 10:00, started Nov 2 09:55]
-    assert contents(session, e1) == {q1.id}
-    assert q_old.id not in contents(session, e1) and q_dev.id not in contents(session, e1)
-    # e2: merged after e1 started, up to e2's start; every PR lands in exactly one deployment
-    assert contents(session, e2) == {q2.id, q3.id}
-    assert q4.id not in contents(session, e1) | contents(session, e2)
+    assert unknown(session, d) and contents(session, d) == set()
+
+
+def test_release_branch_contents_hotfix_and_rollback(session):
+    r"""main:     a0 - a1 - a2 - a3
+                        \
+    release/1:           r1 - h1      (r1 cuts the release, h1 a hotfix PR into release/1)
+
+    D1 deploys a2 (main), D2 r1, D3 h1, D4 r1 again (rolls D3 back), D5 a3.
+    """
+    setup_team(session)
+    commit(session, "a0", [], T("2026-11-01 09:00"))
+    commit(session, "a1", ["a0"], T("2026-11-02 09:00"))
+    commit(session, "a2", ["a1"], T("2026-11-03 09:00"))
+    commit(session, "r1", ["a1"], T("2026-11-03 10:00"))
+    commit(session, "h1", ["r1"], T("2026-11-04 09:00"))
+    commit(session, "a3", ["a2"], T("2026-11-04 10:00"))
+    p = {
+        n: pr(session, merge_sha=sha, created=T(at) - 2 * HOUR_TD, merged=T(at), base=base)
+        for n, sha, at, base in [
+            ("A1", "a1", "2026-11-02 09:00", "main"),
+            ("A2", "a2", "2026-11-03 09:00", "main"),
+            ("H1", "h1", "2026-11-04 09:00", "release/1"),
+            ("A3", "a3", "2026-11-04 10:00", "main"),
+        ]
+    }
+    d1 = deployment(session, sha="a2", finished=T("2026-11-03 12:00"))
+    d2 = deployment(session, sha="r1", finished=T("2026-11-03 14:00"))
+    d3 = deployment(session, sha="h1", finished=T("2026-11-04 11:00"))
+    d4 = deployment(session, sha="r1", finished=T("2026-11-04 12:00"))
+    d5 = deployment(session, sha="a3", finished=T("2026-11-05 12:00"))
+    assert derive_repository(session, repo(session).id, ENVS) == 5
+    assert contents(session, d1) == {p["A1"].id, p["A2"].id}
+    assert contents(session, d2) == set()  # r1 brings no PR; a2 is not in the release
+    assert contents(session, d3) == {p["H1"].id}  # the hotfix only, not A3 merged before
+    assert contents(session, d4) == set()  # a strict ancestor of h1: a rollback
+    assert contents(session, d5) == {p["A2"].id, p["A3"].id}  # a3 ^r1: a3, a2
+    assert rolled_back_at(session, d3) == T("2026-11-04 12:00")
+    assert [rolled_back_at(session, d) for d in (d1, d2, d4, d5)] == [None] * 4
+    assert not any(unknown(session, d) for d in (d1, d2, d3, d4, d5))
+
+
+def test_unknown_contents_are_never_judged_a_rollback(session):
+    setup_team(session)
+    commit(session, "c0", [], T("2026-11-01 09:00"))
+    commit(session, "c1", ["c0"], T("2026-11-01 10:00"))
+    d0 = deployment(session, sha="c1", finished=T("2026-11-02 10:00"))
+    deployment(session, sha="zz", finished=T("2026-11-03 10:00"))  # unknown commit
+    # c0 is an ancestor of c1, but the path back to zz is unknown: no judgement
+    d2 = deployment(session, sha="c0", finished=T("2026-11-04 10:00"))
+    derive_repository(session, repo(session).id, ENVS)
+    assert unknown(session, d2)
+    assert rolled_back_at(session, d0) is None
 
 
 def test_graph_difference_and_ancestry(session):
@@ -264,8 +366,11 @@ def test_graph_difference_and_ancestry(session):
     assert g.difference("a4", "f2") == {"a4", "m1", "a3"}
     assert g.difference("a3", "a4") == set()
     assert g.difference("a3", "a3") == set()
-    assert g.difference("a2", None) == {"a2", "a1", "a0"}
-    assert g.difference("a2", "unknown") == {"a2", "a1", "a0"}
+    assert g.reachable("a2") == {"a2", "a1", "a0"}
+    # a base or head the graph does not have: unknown, not "everything reachable"
+    assert g.difference("a2", "unknown") is None
+    assert g.difference("unknown", "a2") is None
+    assert g.reachable("unknown") is None
     assert g.generation["a0"] == 1 and g.generation["m1"] == 6  # 1 + gen(f2) = 1 + 5
     assert g.is_strict_ancestor("f1", "a4")
     assert g.is_strict_ancestor("a0", "m1")
@@ -273,3 +378,21 @@ def test_graph_difference_and_ancestry(session):
     assert not g.is_strict_ancestor("f1", "a3")
     assert not g.is_strict_ancestor("a4", "a0")
     assert not g.is_strict_ancestor("nope", "a4")
+
+
+def test_difference_is_unknown_when_the_base_side_leaves_the_graph(session):
+    """r2's parent rx (a release-branch commit forked from a1) is not stored: whether a1 and a0
+    are reachable from r2 cannot be told, so a2 ^r2 is unknown, not {a2, a1, a0}."""
+    setup_team(session)
+    commit(session, "a0", [], T("2026-11-01 09:00"))
+    commit(session, "a1", ["a0"], T("2026-11-02 09:00"))
+    commit(session, "a2", ["a1"], T("2026-11-03 09:00"))
+    commit(session, "r2", ["rx"], T("2026-11-03 10:00"))
+    g = load_graph(session, repo(session).id)
+    assert g.difference("a2", "r2") is None
+    assert g.difference("r2", "a2") is None
+    assert g.difference("a2", "a1") == {"a2"}
+    g.add([("rx", ["a1"], T("2026-11-02 12:00"))])
+    assert g.difference("a2", "r2") == {"a2"}
+    assert g.difference("r2", "a2") == {"r2", "rx"}
+    assert g.is_strict_ancestor("a1", "r2")

@@ -55,3 +55,35 @@ if PG_URL.startswith("postgres"):
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+def test_0004_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
+    """Contents computed before 0004 may come from the merged-PR fallback: all are computed
+    again at the next sync; the new column starts false."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'm4.db'}")
+    try:
+        upgrade(eng, "0003")
+        with eng.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO repositories (id, full_name, provider, default_branch) "
+                    "VALUES (1, 'acme/api', 'github', 'main')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO deployments (id, repository_id, source, provider_id, "
+                    "environment, commit_sha, status, finished_at, contents_computed_at) VALUES "
+                    "(1, 1, 'webhook', 'd1', 'production', 'abc1234', 'success', "
+                    "'2026-11-02 10:00:00', '2026-11-02 10:00:00')"
+                )
+            )
+        upgrade(eng)
+        assert current_revision(eng) == "0004"
+        with eng.connect() as conn:
+            row = conn.execute(
+                text("SELECT contents_computed_at, contents_unknown FROM deployments")
+            ).one()
+        assert row[0] is None and not row[1]
+    finally:
+        eng.dispose()

@@ -13,11 +13,14 @@ import graphql
 import pytest
 
 from bot.sources.github import (
+    COMMIT_HISTORIES_BATCH,
     PULL_REQUEST_DETAILS_QUERY,
     PULL_REQUESTS_QUERY,
     REPOSITORY_SYNC_QUERY,
     GitHubPayloadError,
+    commit_histories_query,
     find_references,
+    parse_commit_histories_response,
     parse_commit_node,
     parse_deployment_node,
     parse_issue_node,
@@ -61,6 +64,46 @@ def schema() -> Any:
 )
 def test_sync_queries_are_valid_against_githubs_schema(schema, query):
     assert graphql.validate(schema, graphql.parse(query)) == []
+
+
+@pytest.mark.parametrize("count", [1, 3, COMMIT_HISTORIES_BATCH])
+def test_commit_histories_query_is_valid_against_githubs_schema(schema, count):
+    query = commit_histories_query(count)
+    assert graphql.validate(schema, graphql.parse(query)) == []
+    assert query.count("object(oid: $oid") == count
+
+
+def test_commit_histories_query_validation_is_not_vacuous(schema):
+    bad = commit_histories_query(2).replace("committedDate", "commitDate")
+    assert any("commitDate" in e.message for e in graphql.validate(schema, graphql.parse(bad)))
+    with pytest.raises(ValueError):
+        commit_histories_query(COMMIT_HISTORIES_BATCH + 1)
+
+
+def test_commit_histories_response_per_alias():
+    node = {
+        "oid": "b" * 40,
+        "authoredDate": "2026-11-02T09:00:00Z",
+        "committedDate": "2026-11-02T10:00:00+01:00",
+        "parents": {"nodes": [{"oid": "a" * 40}]},
+    }
+    data = {
+        "rateLimit": None,
+        "repository": {
+            "c0": {
+                "history": {"pageInfo": {"hasNextPage": True, "endCursor": "X"}, "nodes": [node]}
+            },
+            "c1": None,  # no such commit
+            "c2": {},  # an object that is not a commit (a tree, a blob)
+        },
+    }
+    c0, c1, c2 = parse_commit_histories_response(data, 3)
+    assert c0 is not None and c0.has_next_page and c0.end_cursor == "X"
+    assert c0.items[0].sha == "b" * 40 and c0.items[0].parents == ("a" * 40,)
+    assert c0.items[0].committed_at == datetime(2026, 11, 2, 9, 0)
+    assert c1 is None and c2 is None
+    with pytest.raises(GitHubPayloadError):
+        parse_commit_histories_response({"repository": {"c0": {"history": []}}}, 1)
 
 
 def test_sync_query_validation_is_not_vacuous(schema):

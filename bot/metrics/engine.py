@@ -126,7 +126,13 @@ class TeamEngine:
             merged, deployed = self._populations(start, end)
             runs = [
                 DeploymentFacts(
-                    r.id, r.repository_id, r.commit_sha, r.status, r.finished_at, r.rolled_back_at
+                    r.id,
+                    r.repository_id,
+                    r.commit_sha,
+                    r.status,
+                    r.finished_at,
+                    r.rolled_back_at,
+                    bool(r.contents_unknown),
                 )
                 for r in q.deployment_rows(
                     s, self.repo_ids, self.envs, runs_from, end + self.window
@@ -304,7 +310,9 @@ class TeamEngine:
                     (d.finished for d in self._runs if d.succeeded), period
                 )
             case "lead-time":
-                return lagging.lead_time(self.deployed_prs(period))
+                return lagging.lead_time(
+                    self.deployed_prs(period), lagging.unknown_contents(self._runs, period)
+                )
             case "change-failure-rate":
                 return lagging.change_failure_rate(self._runs, self._attribution, period)
             case "mttr":

@@ -40,6 +40,7 @@ class DeploymentFacts:
     status: str
     finished: datetime
     rolled_back_at: datetime | None = None
+    contents_unknown: bool = False  # the commit graph does not know what it contains
 
     @property
     def succeeded(self) -> bool:
@@ -92,6 +93,13 @@ class SprintItemFacts:
 # --- deployment frequency ------------------------------------------------------------------
 
 
+def unknown_contents(runs: Iterable[DeploymentFacts], period: Period) -> int:
+    """Successful deployments finished in ``period`` whose contents are unknown."""
+    return sum(
+        1 for d in runs if d.succeeded and d.contents_unknown and period.contains(d.finished)
+    )
+
+
 def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValue:
     """Median distinct deployment days (team zone) per ISO week overlapping the period.
 
@@ -131,9 +139,13 @@ def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValu
 # --- lead time -----------------------------------------------------------------------------
 
 
-def lead_time(prs: Sequence[PRFacts]) -> MetricValue:
+def lead_time(prs: Sequence[PRFacts], unknown_contents: int = 0) -> MetricValue:
+    """``unknown_contents``: successful production deployments finished in the period whose
+    contents are unknown (they credit no PR; reported so the reader knows what is missing)."""
     tls = [timeline(p) for p in prs if p.deployed is not None]
     if not tls:
+        if unknown_contents:
+            return MetricValue(0, None, breakdown={"unknown_contents": unknown_contents})
         return NO_DATA
     s = summarise(t.lead or 0.0 for t in tls)
     breakdown = {
@@ -141,6 +153,7 @@ def lead_time(prs: Sequence[PRFacts]) -> MetricValue:
         "pickup": median(t.pickup for t in tls),
         "review": median(t.review for t in tls),
         "deploy": median(t.deploy or 0.0 for t in tls),
+        "unknown_contents": unknown_contents,
     }
     return MetricValue(s.n, s.p50, s.p50, s.p75, s.p90, breakdown)
 

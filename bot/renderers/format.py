@@ -87,3 +87,13 @@ def sparkline(values: Sequence[float | None]) -> str:
 
 
 PHASES = {"coding": "coding", "pickup": "pickup", "review": "review", "deploy": "deploy"}
+
+
+def unknown_contents(card_metric: str, breakdown: dict[str, object] | None) -> str | None:
+    """The lead-time card's note on deployments whose contents are unknown, or None."""
+    n = (breakdown or {}).get("unknown_contents")
+    if card_metric != "lead-time" or not isinstance(n, int) or n <= 0:
+        return None
+    if n == 1:
+        return "1 deployment with unknown contents is not counted"
+    return f"{n} deployments with unknown contents are not counted"

@@ -47,6 +47,9 @@ def _breakdown_lines(card: MetricCard) -> list[str]:
         out.append(
             f"  by {b.get('basis')}" + (f" over {b['sprints']} sprints" if "sprints" in b else "")
         )
+    unknown = fmt.unknown_contents(card.metric, card.breakdown)
+    if unknown:
+        out.append(f"  {unknown}")
     return out
 
 

@@ -245,6 +245,9 @@ def card_blocks(
     phases = _phases(card)
     if phases:
         blocks.append(section(phases))
+    unknown = fmt.unknown_contents(card.metric, card.breakdown)
+    if unknown:
+        blocks.append(context(unknown))
     spark = _sparkline(card)
     if spark:
         blocks.append(context(spark))

@@ -217,6 +217,45 @@ query PullRequestDetails(
 }
 """
 
+#: Commit fields of every history page (the commit graph: parents and dates).
+_HISTORY_NODE = "oid authoredDate committedDate parents(first: 5) { nodes { oid } }"
+
+#: How many deployed commits' histories one :func:`commit_histories_query` request carries.
+COMMIT_HISTORIES_BATCH = 10
+
+
+def commit_histories_query(count: int) -> str:
+    """One request for the next history page of ``count`` commits (GraphQL aliases ``c0``,
+    ``c1``...; variables ``$oid0``/``$after0``...): the history of deployed commits outside
+    the default branch (release branches), back to what the store already has."""
+    if not 1 <= count <= COMMIT_HISTORIES_BATCH:
+        raise ValueError(f"count must be 1 to {COMMIT_HISTORIES_BATCH}, got {count}")
+    params = "".join(f"\n  $oid{i}: GitObjectID!\n  $after{i}: String" for i in range(count))
+    fields = "".join(
+        f"""
+    c{i}: object(oid: $oid{i}) {{
+      ... on Commit {{
+        history(first: $pageSize, after: $after{i}) {{
+          pageInfo {{ hasNextPage endCursor }}
+          nodes {{ {_HISTORY_NODE} }}
+        }}
+      }}
+    }}"""
+        for i in range(count)
+    )
+    return f"""
+query CommitHistories(
+  $owner: String!
+  $name: String!
+  $pageSize: Int!{params}
+) {{
+  rateLimit {{ cost remaining resetAt }}
+  repository(owner: $owner, name: $name) {{{fields}
+  }}
+}}
+"""
+
+
 DEFAULT_BRANCH_QUERY = """
 query DefaultBranch($owner: String!, $name: String!) {
   rateLimit { cost remaining resetAt }
@@ -967,6 +1006,25 @@ def parse_repository_sync_response(data: Any, environment: str = "production") -
         issues=_connection(r, "issues", what, parse_issue_node),
         rate_limit=_rate_limit(d),
     )
+
+
+def parse_commit_histories_response(data: Any, count: int) -> list[Connection[CommitRecord] | None]:
+    """The ``data`` of one :func:`commit_histories_query` answer: per alias, its history page,
+    or None when GitHub has no commit with that id (``object`` is null or not a commit)."""
+    d = _mapping(data, "GraphQL data")
+    repo = d.get("repository")
+    if repo is None:
+        raise GitHubPayloadError("GraphQL data: repository is null (not found or no access)")
+    r = _mapping(repo, "repository")
+    out: list[Connection[CommitRecord] | None] = []
+    for i in range(count):
+        obj = r.get(f"c{i}")
+        if obj is None:
+            out.append(None)
+            continue
+        o = _mapping(obj, f"repository.c{i}")
+        out.append(_connection(o, "history", f"repository.c{i}", parse_commit_node))
+    return out
 
 
 def parse_pull_request_details_response(data: Any) -> PullRequestDetails:

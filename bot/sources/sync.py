@@ -12,6 +12,10 @@ Resumable: each page is written with idempotent upserts and its cursor (``sync_c
 the traversal is, and the high-water mark of the last complete one) in one transaction, so a
 sync killed at any point and started again ends with the same store as an uninterrupted one.
 
+Then the history of deployed commits the default branch's history does not reach (release
+branches, hotfixes) is read, several commits per request, so that ``bot.store.derive`` can tell
+every deployment's contents exactly or mark them unknown.
+
 After the repositories, ``bot.store.derive`` recomputes deployment contents and rollbacks, and
 the teams' non-GitHub sources (Jira, PagerDuty, Opsgenie, GitHub milestones) are synced by
 their modules' ``sync_team`` when those modules are installed.
@@ -23,6 +27,7 @@ import importlib
 import inspect
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -36,20 +41,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import KpibotError
 from bot.settings import Config, Settings, TeamConfig, load_team_config
 from bot.sources.github import (
+    COMMIT_HISTORIES_BATCH,
     PULL_REQUEST_DETAILS_QUERY,
     REPOSITORY_SYNC_QUERY,
+    CommitRecord,
     DeploymentRecord,
     GitHubPayloadError,
     IssueRecord,
     PullRequestRecord,
     RepositoryPage,
+    commit_histories_query,
     find_references,
+    parse_commit_histories_response,
     parse_pull_request_details_response,
     parse_repository_sync_response,
     parse_workflow_run,
 )
 from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
-from bot.store import writes
+from bot.store import derive, writes
 from bot.store.derive import derive_repository
 from bot.store.models import Commit, Deployment, PullRequest, Repository, SyncCursor
 from bot.store.session import unit_of_work, utc
@@ -65,6 +74,12 @@ UPDATE_OVERLAP = timedelta(minutes=10)  # pull requests and issues re-read befor
 PARTIAL_RETRIES = 2
 UNAVAILABLE_STOP = 3  # repositories in a row GitHub does not answer for before stopping
 MIN_PULLS_PAGE = 5  # smallest page of pull requests asked for when big ones fail
+#: requests per repository and sync for the history of deployed commits the default branch's
+#: history does not cover (each carries up to COMMIT_HISTORIES_BATCH commits' next pages)
+CONTENTS_REQUESTS = 4
+MISSING_COMMITS = "missing-commits"  # cursor kind: deployed commits GitHub does not have
+MISSING_KEPT = 1000
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 #: teams' non-GitHub sources -> the module syncing them (``sync_team``)
 OTHER_SOURCES = {
@@ -260,6 +275,7 @@ class RepoPlan:
     release_env: str = "production"
     workflows: list[tuple[str, str | None, str]] = field(default_factory=list)  # file, branch, env
     issue_teams: list[IssueTeam] = field(default_factory=list)
+    production_envs: set[str] = field(default_factory=set)  # of every team listing it
 
     @property
     def owner(self) -> str:
@@ -294,6 +310,7 @@ def build_plans(
         for repo in team.repos:
             p = plan(repo)
             p.pulls = True
+            p.production_envs.update(team.production_environments)
             source = dep.get("source")
             if source == "github-deployments":
                 p.deployments = True
@@ -397,6 +414,46 @@ def _save_cursor(session: Session, scope: str, kind: str, t: Traversal, now: dat
         row.updated_at = now
 
 
+@dataclass
+class _Head:
+    """A deployed commit whose history is being read: where its history is, how far back it
+    may go, and the deployments (indexes) waiting for it."""
+
+    sha: str
+    bound: datetime
+    after: str | None = None
+    open: bool = True
+    deployments: set[int] = field(default_factory=set)
+
+
+def _load_missing(session: Session, scope: str) -> list[str]:
+    row = session.get(SyncCursor, (SOURCE, scope, MISSING_COMMITS))
+    try:
+        shas = json.loads(row.cursor) if row is not None and row.cursor else []
+    except ValueError:
+        return []
+    return [s for s in shas if isinstance(s, str)] if isinstance(shas, list) else []
+
+
+def _save_missing(session: Session, scope: str, shas: list[str], now: datetime) -> None:
+    known = _load_missing(session, scope)
+    merged = [*[s for s in known if s not in shas], *shas][-MISSING_KEPT:]
+    row = session.get(SyncCursor, (SOURCE, scope, MISSING_COMMITS))
+    if row is None:
+        session.add(
+            SyncCursor(
+                source=SOURCE,
+                scope=scope,
+                kind=MISSING_COMMITS,
+                cursor=json.dumps(merged),
+                updated_at=now,
+            )
+        )
+    else:
+        row.cursor = json.dumps(merged)
+        row.updated_at = now
+
+
 # --------------------------------------------------------------------------- the sync
 
 
@@ -468,6 +525,7 @@ class _RepoSync:
             self._graphql_phase()
             for workflow, branch, env in self.plan.workflows:
                 self._workflow_phase(workflow, branch, env)
+            self._contents_phase()
         except GitHubError as exc:
             self.summary.error = str(exc)
             self.summary.unavailable = isinstance(exc, GitHubUnavailable)
@@ -684,6 +742,112 @@ class _RepoSync:
             t.after = cursor
         else:
             t.finish()
+
+    # ------------------------------------------------------------------ deployed commits
+
+    def _contents_phase(self) -> None:
+        """Fetch the history of deployed commits the stored graph does not cover.
+
+        The default branch's history does not reach commits deployed from release branches
+        (or hotfixes on them). For every successful production deployment whose contents the
+        graph cannot tell yet (``bot.store.derive.contents_at`` is None), this reads its
+        commit's history, a page at a time and several commits per request (GraphQL aliases),
+        until the graph knows the path back to the previous deployment (the walk has reached
+        commits the store has), the history ends or passes the bound (the first deployment's
+        7-day lookback, else the sync's horizon), or the request budget is spent. What is
+        still unknown then stays unknown (no PR credited) until a later sync gets it; a commit
+        GitHub does not have is remembered and asked for again only by ``--full``.
+        """
+        envs = sorted(self.plan.production_envs)
+        if self.repo_id is None or not envs:
+            return
+        rid = self.repo_id
+        with unit_of_work(self.sessions) as session:
+            deps = derive.successful_deployments(session, rid, envs)
+            todo = [
+                i
+                for i, d in enumerate(deps)
+                if d.contents_computed_at is None or d.contents_unknown
+            ]
+            if not todo:
+                return
+            graph = derive.load_graph(session, rid)
+            missing = set() if self.full else set(_load_missing(session, self.scope))
+        waiting = {i for i in todo if derive.contents_at(graph, deps, i) is None}
+        heads: dict[str, _Head] = {}
+        for i in sorted(waiting, reverse=True):  # the newest deployments first
+            d, prev = deps[i], deps[i - 1] if i else None
+            sha = d.commit_sha
+            if sha in graph and prev is not None and prev.commit_sha not in graph:
+                sha = prev.commit_sha  # the path back is missing at the other end
+            if not _FULL_SHA.fullmatch(sha) or sha in missing:
+                continue
+            # how far back this deployment may need: its lookback when it is the first one
+            bound = (
+                d.finished_at - derive.FIRST_DEPLOYMENT_LOOKBACK if prev is None else self.horizon
+            )
+            h = heads.setdefault(sha, _Head(sha, bound))
+            h.bound = min(h.bound, bound)
+            h.deployments.add(i)
+        requests = 0
+        newly_missing: list[str] = []
+        try:
+            while requests < CONTENTS_REQUESTS:
+                batch = [h for h in heads.values() if h.open][:COMMIT_HISTORIES_BATCH]
+                if not batch:
+                    break
+                self._status(f"reading the history of {len(batch)} deployed commits")
+                variables: dict[str, Any] = {
+                    "owner": self.plan.owner,
+                    "name": self.plan.name,
+                    "pageSize": self.sizes["history"],
+                }
+                for n, h in enumerate(batch):
+                    variables[f"oid{n}"] = h.sha
+                    variables[f"after{n}"] = h.after
+                result = self.client.graphql(
+                    commit_histories_query(len(batch)), variables, repo=self.plan.full_name
+                )
+                requests += 1
+                pages = parse_commit_histories_response(result.data, len(batch))
+                failed = {
+                    str(e["path"][1])
+                    for e in result.errors
+                    if isinstance(e.get("path"), list) and len(e["path"]) >= 2
+                }
+                fetched: list[CommitRecord] = []
+                for n, (h, page) in enumerate(zip(batch, pages, strict=True)):
+                    if page is None:
+                        h.open = False
+                        if f"c{n}" not in failed:  # answered: GitHub has no such commit
+                            newly_missing.append(h.sha)
+                        continue
+                    fetched.extend(page.items)
+                    h.after = page.end_cursor
+                    dates = [c.committed_at or c.authored_at for c in page.items]
+                    oldest = min((t for t in dates if t is not None), default=None)
+                    past_bound = oldest is not None and oldest < h.bound
+                    if not page.has_next_page or not page.end_cursor or past_bound:
+                        h.open = False
+                fresh = [c for c in fetched if c.sha not in graph]
+                with unit_of_work(self.sessions) as session:
+                    writes.upsert_commits(session, rid, fresh)
+                    if newly_missing:
+                        _save_missing(session, self.scope, newly_missing, self.now)
+                        newly_missing = []
+                self.summary.commits += len({c.sha for c in fresh})
+                graph.add((c.sha, c.parents, c.committed_at or c.authored_at) for c in fresh)
+                waiting = {i for i in waiting if derive.contents_at(graph, deps, i) is None}
+                for h in heads.values():
+                    h.deployments &= waiting
+                    if not h.deployments:
+                        h.open = False
+        except (GitHubError, GitHubPayloadError) as exc:
+            # the deployments stay unknown for now; the next sync asks again
+            msg = f"could not read the history of deployed commits ({exc})"
+            self.summary.warnings.append(msg)
+            self.progress.line(f"{self.plan.full_name}: {msg}; their contents stay unknown")
+        self._status("read deployed commits")
 
     # ------------------------------------------------------------------ incidents
 

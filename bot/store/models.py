@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -191,6 +192,10 @@ class Deployment(Base):
     # ancestor of this one's commit (a rollback)
     contents_computed_at: Mapped[datetime | None] = mapped_column(DateTime)
     rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # derived: the commit graph does not know its commit or its path back to the previous
+    # deployment, so its contents are unknown (no PR credited, never judged a rollback)
+    # (a server default only: inserts that name their columns, like the webhooks', leave it out)
+    contents_unknown: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class DeploymentPullRequest(Base):

@@ -204,6 +204,7 @@ def deployment_rows(
             Deployment.status,
             Deployment.finished_at,
             Deployment.rolled_back_at,
+            Deployment.contents_unknown,
         )
         .where(
             Deployment.repository_id.in_(repo_ids),

@@ -153,6 +153,9 @@ class Repo:
     default_branch: str = "main"
     pulls: dict[int, Pull] = field(default_factory=dict)
     commits: list[Commit] = field(default_factory=list)  # default branch, newest first
+    # commits only on other branches (release branches, hotfixes), any order: reachable
+    # through ``object(oid:)`` and their history, not through the default branch's
+    branch_commits: list[Commit] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
@@ -219,6 +222,7 @@ class FakeGitHub(FakeServer):
         self.rate_limit_remaining = 5000
         self.data_lock = threading.RLock()
         self._degraded = 0
+        self.object_errors = 0  # the next N ``object(oid:)`` fields fail (a GitHub timeout)
         for prefix in ("", "/api/v3"):
             self.route(
                 "GET",
@@ -487,6 +491,16 @@ class FakeGitHub(FakeServer):
                 lambda i: _issue_view(repo, i),
             )
 
+        def git_object(oid: str | None = None, **_: Any) -> dict[str, Any] | None:
+            with self._lock:
+                failing, self.object_errors = self.object_errors > 0, max(0, self.object_errors - 1)
+            if failing:
+                raise _Timeout("Something went wrong while executing your query.")
+            by_sha = {c.sha: c for c in (*repo.commits, *repo.branch_commits)}
+            if oid not in by_sha:
+                return None
+            return {"__typename": "Commit", "oid": oid, "history": _history_of(by_sha, oid)}
+
         def pull_request(number: int, **_: Any) -> dict[str, Any] | None:
             p = repo.pulls.get(number)
             return None if p is None else _pull_view(repo, p)
@@ -504,6 +518,7 @@ class FakeGitHub(FakeServer):
             },
             "pullRequests": pulls,
             "pullRequest": pull_request,
+            "object": git_object,
             "deployments": deployments,
             "releases": releases,
             "issues": issues,
@@ -532,6 +547,10 @@ class _NotFound(Exception):
     kind = "NOT_FOUND"
 
 
+class _Timeout(Exception):
+    pass
+
+
 def _resolve(source: Any, info: graphql.GraphQLResolveInfo, **args: Any) -> Any:
     value = source.get(info.field_name) if isinstance(source, dict) else None
     if callable(value):
@@ -551,6 +570,27 @@ def _commit_view(c: Commit) -> dict[str, Any]:
         "committedDate": iso(c.committed_at),
         "parents": lambda **_: {"nodes": [{"oid": p} for p in c.parents]},
     }
+
+
+def _history_of(by_sha: dict[str, Commit], oid: str) -> Callable[..., dict[str, Any]]:
+    """A commit's ``history``: every commit reachable from it, newest commit date first (git
+    log's order), paged by position like GitHub's cursors."""
+
+    def history(first: int = 100, after: str | None = None, **_: Any) -> dict[str, Any]:
+        seen: set[str] = set()
+        stack = [oid]
+        while stack:
+            sha = stack.pop()
+            if sha in seen or sha not in by_sha:
+                continue
+            seen.add(sha)
+            stack.extend(by_sha[sha].parents)
+        items = sorted((by_sha[s] for s in seen), key=lambda c: (c.committed_at, c.sha))
+        items.reverse()
+        ranks = {c.sha: n for n, c in enumerate(items)}
+        return _page(items, lambda c: {"rank": ranks[c.sha]}, first, after, _commit_view)
+
+    return history
 
 
 def _connection(items: list[Any], first: int, after: str | None, view: Callable) -> dict:
@@ -659,9 +699,15 @@ def generate_org(
     end: datetime = datetime(2026, 11, 20),
     days: int = 180,
     seed: int = 1,
+    release_branches: int = 0,
 ) -> list[Repo]:
     """A deterministic organisation: squash-merged PRs with reviews, files and commits, a
-    linear default-branch history, and a production deployment after every few merges."""
+    linear default-branch history, and a production deployment after every few merges.
+
+    ``release_branches``: per repository, that many release branches cut from the default
+    branch, each deployed (its cut commit), hotfixed (a commit on the branch, deployed) and
+    rolled back (the cut commit deployed again): commits only the deployed commits' history
+    reaches."""
     rng = random.Random(seed)
     out: list[Repo] = []
     per_repo = [pulls // repos + (1 if i < pulls % repos else 0) for i in range(repos)]
@@ -751,6 +797,28 @@ def generate_org(
                 )
             )
             dep_id += 1
+        for b in range(release_branches):
+            at, base = merges[(b + 1) * len(merges) // (release_branches + 1)]
+            cut = Commit(sha_of(repo.name, "release", b), [sha_of(repo.name, base)], at, at)
+            fix_at = at + timedelta(hours=20)
+            fix = Commit(sha_of(repo.name, "hotfix", b), [cut.sha], fix_at, fix_at)
+            repo.branch_commits += [fix, cut]
+            for n, (what, when) in enumerate(
+                [
+                    (cut.sha, at + timedelta(hours=1)),
+                    (fix.sha, fix_at + timedelta(hours=1)),
+                    (cut.sha, fix_at + timedelta(hours=2)),  # the hotfix rolled back
+                ]
+            ):
+                repo.deployments.append(
+                    Deployment(
+                        40_000 * (ri + 1) + 10 * b + n,
+                        what,
+                        when,
+                        [("SUCCESS", when + timedelta(minutes=10))],
+                        ref=f"release/{b + 1}.0",
+                    )
+                )
         for k in range(rng.randint(2, 6)):
             opened = start + timedelta(days=rng.uniform(0, days))
             repo.issues.append(
@@ -774,8 +842,9 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repos", type=int, default=20)
     p.add_argument("--pulls", type=int, default=10_000)
+    p.add_argument("--release-branches", type=int, default=0, help="per repository")
     args = p.parse_args(argv)
-    fake = FakeGitHub(generate_org(args.repos, args.pulls))
+    fake = FakeGitHub(generate_org(args.repos, args.pulls, release_branches=args.release_branches))
     github_schema()
     fake.start()
     sys.stdout.write(fake.url + "\n")
