@@ -57,12 +57,12 @@ if PG_URL.startswith("postgres"):
             admin.dispose()
 
 
-def test_0004_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
-    """Contents computed before 0004 may come from the merged-PR fallback: all are computed
+def test_0006_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
+    """Contents computed before 0006 may come from the merged-PR fallback: all are computed
     again at the next sync; the new column starts false."""
     eng = make_engine(f"sqlite:///{tmp_path / 'm4.db'}")
     try:
-        upgrade(eng, "0003")
+        upgrade(eng, "0005")
         with eng.begin() as conn:
             conn.execute(
                 text(
@@ -79,7 +79,7 @@ def test_0004_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
                 )
             )
         upgrade(eng)
-        assert current_revision(eng) == "0004"
+        assert current_revision(eng) == "0006"
         with eng.connect() as conn:
             row = conn.execute(
                 text("SELECT contents_computed_at, contents_unknown FROM deployments")
