@@ -263,7 +263,7 @@ def make_harness(db_url: str, fake: FakeSlack, tmp_path: Any) -> Iterator[Harnes
         slack_api_url=fake.api_url,
     )
     app = create_app(settings, config=Config(TEAMS), clock=lambda: NOW, backoff=0.01)
-    server = Server(slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=8).start()
+    server = Server(slack_http_app(app), host="127.0.0.1", port=0, threads=8).start()
     h = Harness(fake, server, app)
     try:
         yield h
