@@ -147,6 +147,23 @@ def test_a_redirecting_response_url_is_not_followed(kpi, trap):
     assert len(kpi.slack.requests_to("POST", "/response/moved")) == 1
 
 
+def test_a_failing_listener_apologises_only_through_slacks_hooks(kpi, trap):
+    @kpi.app.bolt.command("/boom")
+    def boom(ack: Any) -> None:
+        ack()
+        time.sleep(0.2)  # the acknowledgement is on its way first
+        raise RuntimeError("listener bug")
+
+    for hook, expect_post in ((kpi.slack.response_url("oops"), True), (trap.url + "/x", False)):
+        body = kpi.command_body("", "U0ALICE", sh.PAY_CHANNEL, hook, "t-5")
+        assert kpi.post(body.replace("%2Fkpi", "%2Fboom"), FORM).status_code == 200
+        if expect_post:
+            assert "Something went wrong" in kpi.answer(hook).text_of()
+    time.sleep(0.3)
+    assert trap.requests == []
+    assert len(kpi.slack.calls_to("response_url")) == 1
+
+
 @pytest.mark.parametrize(
     ("url", "allowed"),
     [
@@ -159,6 +176,12 @@ def test_a_redirecting_response_url_is_not_followed(kpi, trap):
         ("https://hooks.slack.com:8443/commands/x", False),
         ("https://hooks.slack.com:99999/commands/x", False),
         ("http://127.0.0.1:8080/hook", False),
+        ("https://hooks.slack.com\\@evil.example/x", False),
+        ("https://hooks.slack.com%2F@evil.example/x", False),
+        ("https://hooks.slack.com./commands/x", False),
+        (" https://hooks.slack.com/commands/x", False),
+        ("https://hooks.slack.com/x\r\nHost: evil.example", False),
+        ("ftp://hooks.slack.com/x", False),
         ("", False),
         (None, False),
         (["https://hooks.slack.com/x"], False),

@@ -14,7 +14,6 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from slack_sdk import WebClient
@@ -37,29 +36,32 @@ SLACK_HOOKS_URL = DEFAULT_SLACK_HOOKS_URL
 RESPONSE_URL_TIMEOUT = 10.0  # seconds for one post to a response URL
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"https": 443, "http": 80}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
+def _parse(url: str) -> httpx.URL | None:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    if parsed.scheme not in ("https", "http") or not parsed.host or parsed.userinfo:
+        return None
+    return parsed
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host.lower(), url.port or (443 if url.scheme == "https" else 80)
 
 
 def response_url_allowed(url: object, hooks_url: str = SLACK_HOOKS_URL) -> bool:
     """True when ``url`` may be posted to: same scheme, host and port as ``hooks_url``
     (``https://hooks.slack.com/`` unless configured), under its path, without credentials.
-    Every post to a response URL asks this first."""
-    if not isinstance(url, str) or not url or len(url) > 2048:
+    Every post to a response URL asks this first. The URL is parsed by httpx, the client
+    that sends the post, so the check and the request cannot read it differently."""
+    if not isinstance(url, str) or len(url) > 2048:
         return False
-    try:
-        parts = urlsplit(url)
-        origin = _origin(url)
-    except ValueError:  # a malformed port or IPv6 address
+    parsed, base = _parse(url), _parse(hooks_url)
+    if parsed is None or base is None:
         return False
-    if parts.username is not None or parts.password is not None or not origin[1]:
-        return False
-    base = urlsplit(hooks_url)
     base_path = base.path if base.path.endswith("/") else base.path + "/"
-    return origin == _origin(hooks_url) and (parts.path or "/").startswith(base_path)
+    return _origin(parsed) == _origin(base) and parsed.path.startswith(base_path)
 
 
 def post_response_url(
@@ -76,7 +78,7 @@ def post_response_url(
         return None
     assert isinstance(url, str)
     body = {k: v for k, v in payload.items() if v is not None}
-    resp = httpx.post(url, json=body, timeout=timeout, follow_redirects=False)
+    resp = httpx.post(httpx.URL(url), json=body, timeout=timeout, follow_redirects=False)
     return resp.status_code
 
 
