@@ -414,6 +414,19 @@ def test_a_port_in_use_is_one_line_and_exit_2(slack, db_url, tmp_path):
     assert "--port" in err[0]
 
 
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("nohost.invalid", "is not a known address"), ("10.255.255.1", "not an address of this")],
+)
+def test_an_address_kpibot_cannot_listen_on_is_one_line(host, expected):
+    from bot.errors import KpibotError
+    from bot.surfaces.cli import _listen
+
+    with pytest.raises(KpibotError, match=expected) as exc:
+        _listen(HttpApp(), host, free_port())
+    assert "\n" not in str(exc.value) and "--host" in str(exc.value)
+
+
 # ------------------------------------------------------ item: Slack unreachable at start-up
 
 

@@ -59,6 +59,9 @@ class _QuietTokenWarning(logging.Filter):
 BOLT_LOG = logging.getLogger("kpibot.bolt")
 BOLT_LOG.addFilter(_QuietTokenWarning())
 
+PROBE_LOG = logging.getLogger("kpibot.slack.probe")  # the SDK's own line for each failed probe
+PROBE_LOG.setLevel(logging.CRITICAL)
+
 
 class SlackSetupError(KpibotError):
     """A missing or refused Slack credential; the message names the variable and the fix."""
@@ -123,10 +126,10 @@ class SlackConnection:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def check(self) -> dict[str, Any]:
+    def check(self, client: WebClient | None = None) -> dict[str, Any]:
         """``auth.test`` once; records the state and raises as :func:`check_token` does."""
         try:
-            self.auth = check_token(self.client)
+            self.auth = check_token(client or self.client)
         except SlackUnreachable:
             self.state = "unreachable"
             raise
@@ -145,11 +148,18 @@ class SlackConnection:
 
     def _retry(self) -> None:
         # A plain loop rather than tenacity: the wait is Event.wait so close() ends it at
-        # once, and there is nothing else to configure.
+        # once, and there is nothing else to configure. The loop is the retry policy, so the
+        # probe makes one attempt per pass, and only this loop's line goes to the log.
+        probe = WebClient(
+            token=self.client.token,
+            base_url=self.client.base_url,
+            timeout=self.client.timeout,
+            logger=PROBE_LOG,
+        )
         wait = self.first_wait
         while not self._stop.wait(wait):
             try:
-                self.check()
+                self.check(probe)
                 return
             except SlackUnreachable as exc:
                 log.warning("%s; asking again in %.0f s", exc, min(wait * 2, self.max_wait))

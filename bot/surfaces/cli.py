@@ -370,18 +370,22 @@ def _listen(http_app: Any, host: str, port: int) -> Any:
 
     try:
         return Server(http_app, host=host, port=port, threads=HTTP_THREADS)
+    except ValueError:  # waitress: a host name that does not resolve
+        problem = f"--host {host} is not a known address: use an IP address of this machine"
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            problem = f"port {port} is already in use"
+            problem = (
+                f"port {port} is already in use: choose another with --port (or PORT), or "
+                "stop what uses it"
+            )
         elif exc.errno in (errno.EACCES, errno.EPERM):
-            problem = f"port {port} needs privileges kpibot does not have"
+            problem = f"port {port} needs privileges kpibot does not have: use --port 1024 or above"
         elif exc.errno == errno.EADDRNOTAVAIL:
-            problem = f"{host} is not an address of this machine"
+            problem = f"--host {host} is not an address of this machine: use one of its IPs"
         else:
-            problem = f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__})"
-        raise KpibotError(
-            f"{problem}: choose another with --port (or PORT) and --host, or stop what uses it"
-        ) from None
+            reason = exc.strerror or type(exc).__name__
+            problem = f"cannot listen on {host} port {port} ({reason}): check --host and --port"
+    raise KpibotError(problem)
 
 
 def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[], None]]:
