@@ -122,6 +122,11 @@ def load_env_settings(
             if not raw.isdigit() or not 0 < int(raw) < 65536:
                 raise ConfigError(f"PORT must be a port number (1-65535), not '{raw}'")
             values[attr] = int(raw)
+        elif attr == "slack_hooks_url" and not re.match(r"https?://[^/\s]+/?", raw):
+            raise ConfigError(
+                f"SLACK_HOOKS_URL must be the URL Slack's response URLs start with, such as "
+                f"https://hooks.slack.com/, not '{raw}'"
+            )
         else:
             values[attr] = raw
     return Settings(**values)

@@ -192,6 +192,13 @@ def test_response_urls_are_allowed_only_on_slacks_hooks_host(url, allowed):
 
 
 def test_the_hooks_host_follows_the_settings():
+    from bot.errors import ConfigError
+    from bot.settings import load_env_settings
+
+    env = {"SLACK_HOOKS_URL": "https://hooks.slack-gov.com/"}
+    assert load_env_settings(env, None).hooks_url() == "https://hooks.slack-gov.com/"
+    with pytest.raises(ConfigError, match="SLACK_HOOKS_URL must be"):
+        load_env_settings({"SLACK_HOOKS_URL": "hooks.slack.com"}, None)
     assert Settings().hooks_url() == "https://hooks.slack.com/"
     fake = Settings(slack_api_url="http://127.0.0.1:5555/api/")
     assert fake.hooks_url() == "http://127.0.0.1:5555/"
