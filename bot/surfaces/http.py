@@ -257,7 +257,8 @@ def _request(environ: Environ, method: str, path: str, length: int) -> HttpReque
 
 
 class Server:
-    """A waitress server for an :class:`HttpApp`; ``serve_forever()`` or ``start()``/``stop()``."""
+    """A waitress server for an :class:`HttpApp`; ``serve_forever()`` or ``start()``/``stop()``.
+    Its body limit is the app's largest route limit when it is built: add routes first."""
 
     def __init__(
         self,
