@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads=args.threads,
             report_workers=args.workers,
         )
-        server = Server(slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=args.threads)
+        server = Server(slack_http_app(app), host="127.0.0.1", port=0, threads=args.threads)
         server.start()
         url = server.url + "/slack/events"
         verifier = SignatureVerifier(SECRET)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -25,6 +26,9 @@ from bot.metrics import registry
 from bot.metrics.registry import Kind, Target
 
 # --- environment ---------------------------------------------------------------------------
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_SLACK_HOOKS_URL = "https://hooks.slack.com/"
 
 SECRET_FIELDS = {
     "slack_bot_token",
@@ -46,7 +50,8 @@ class Settings:
     slack_bot_token: str | None = None
     slack_app_token: str | None = None
     slack_signing_secret: str | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_hooks_url: str | None = None  # see hooks_url()
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
     jira_url: str | None = None
@@ -70,6 +75,17 @@ class Settings:
 
     __str__ = __repr__
 
+    def hooks_url(self) -> str:
+        """Where Slack's response URLs live (the only place kpibot posts them to):
+        ``SLACK_HOOKS_URL`` when set; else Slack's ``https://hooks.slack.com/``; else, when
+        ``SLACK_API_URL`` points elsewhere (a proxy, a test fake), that server's root."""
+        if self.slack_hooks_url:
+            return self.slack_hooks_url
+        if self.slack_api_url.rstrip("/") == DEFAULT_SLACK_API_URL.rstrip("/"):
+            return DEFAULT_SLACK_HOOKS_URL
+        parts = urlsplit(self.slack_api_url)
+        return f"{parts.scheme}://{parts.netloc}/"
+
 
 ENV_NAMES = {
     "database_url": "DATABASE_URL",
@@ -79,6 +95,7 @@ ENV_NAMES = {
     "slack_app_token": "SLACK_APP_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_api_url": "SLACK_API_URL",
+    "slack_hooks_url": "SLACK_HOOKS_URL",
     "github_token": "GITHUB_TOKEN",
     "github_api_url": "GITHUB_API_URL",
     "jira_url": "JIRA_URL",
@@ -110,6 +127,11 @@ def load_env_settings(
             if not raw.isdigit() or not 0 < int(raw) < 65536:
                 raise ConfigError(f"PORT must be a port number (1-65535), not '{raw}'")
             values[attr] = int(raw)
+        elif attr == "slack_hooks_url" and not re.match(r"https?://[^/\s]+/?", raw):
+            raise ConfigError(
+                f"SLACK_HOOKS_URL must be the URL Slack's response URLs start with, such as "
+                f"https://hooks.slack.com/, not '{raw}'"
+            )
         else:
             values[attr] = raw
     if "config_path" in values and "config_yaml" in values:

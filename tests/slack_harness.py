@@ -290,7 +290,7 @@ def make_harness(
         slack_api_url=fake.api_url,
     )
     app = create_app(settings, config=config or Config(TEAMS), clock=lambda: NOW, backoff=0.01)
-    server = Server(slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=8).start()
+    server = Server(slack_http_app(app), host="127.0.0.1", port=0, threads=8).start()
     h = Harness(fake, server, app)
     try:
         yield h

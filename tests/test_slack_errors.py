@@ -143,7 +143,7 @@ def test_kpibot_run_http_mode_serves_events_and_health(slack, db_url, tmp_path):
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "kpibot run did not start"
                 time.sleep(0.1)
-        assert r.status_code == 200 and r.json() == {"ok": True, "database": "ok"}
+        assert r.status_code == 200 and r.json() == {"ok": True, "database": "ok", "slack": "ok"}
         hook = slack.response_url("run1")
         body = (
             "command=%2Fkpi&text=ct&user_id=U0ALICE&channel_id=C0PAY00001&team_id=T0FAKE001"
@@ -178,7 +178,7 @@ def test_reports_in_worker_processes_and_a_dead_pool_falls_back(slack, db_url, t
     app = create_app(
         settings, config=Config(sh.TEAMS), clock=lambda: sh.NOW, backoff=0.01, report_workers=1
     )
-    server = sh.Server(sh.slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=4).start()
+    server = sh.Server(sh.slack_http_app(app), host="127.0.0.1", port=0, threads=4).start()
     h = sh.Harness(slack, server, app)
     try:
         assert app.workers is not None

@@ -1,6 +1,10 @@
-"""Sending answers to Slack reliably: ``respond()`` with retries and a ``chat.postEphemeral``
-fallback, channel posts whose Slack errors become advice, and the retry policy every
-``WebClient`` of the app uses (429 with Retry-After, 5xx, dropped connections).
+"""Sending answers to Slack reliably: the command's response URL with retries and a
+``chat.postEphemeral`` fallback, channel posts whose Slack errors become advice, and the retry
+policy every ``WebClient`` of the app uses (429 with Retry-After, 5xx, dropped connections).
+
+A response URL comes from a request body, so it is posted to only when it points at Slack's
+hooks host (:func:`response_url_allowed`, the one place that decides) and never through a
+redirect.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import (
@@ -23,7 +28,59 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.jitter import Jitter
 
+from bot.settings import DEFAULT_SLACK_HOOKS_URL
+
 log = logging.getLogger("kpibot.slack")
+
+SLACK_HOOKS_URL = DEFAULT_SLACK_HOOKS_URL
+RESPONSE_URL_TIMEOUT = 10.0  # seconds for one post to a response URL
+
+
+def _parse(url: str) -> httpx.URL | None:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    if parsed.scheme not in ("https", "http") or not parsed.host or parsed.userinfo:
+        return None
+    return parsed
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host.lower(), url.port or (443 if url.scheme == "https" else 80)
+
+
+def response_url_allowed(url: object, hooks_url: str = SLACK_HOOKS_URL) -> bool:
+    """True when ``url`` may be posted to: same scheme, host and port as ``hooks_url``
+    (``https://hooks.slack.com/`` unless configured), under its path, without credentials.
+    Every post to a response URL asks this first. The URL is parsed by httpx, the client
+    that sends the post, so the check and the request cannot read it differently."""
+    if not isinstance(url, str) or len(url) > 2048:
+        return False
+    parsed, base = _parse(url), _parse(hooks_url)
+    if parsed is None or base is None:
+        return False
+    base_path = base.path if base.path.endswith("/") else base.path + "/"
+    return _origin(parsed) == _origin(base) and parsed.path.startswith(base_path)
+
+
+def post_response_url(
+    url: object,
+    payload: dict[str, Any],
+    hooks_url: str = SLACK_HOOKS_URL,
+    timeout: float = RESPONSE_URL_TIMEOUT,
+) -> int | None:
+    """POST ``payload`` as JSON to a response URL; returns the HTTP status, or None when
+    the URL is not Slack's (nothing is sent). Redirects are not followed. httpx rather than
+    Bolt's ``respond()``: that one posts to any URL in the body and follows redirects."""
+    if not response_url_allowed(url, hooks_url):
+        log.warning("not posting to a response URL outside %s", hooks_url)
+        return None
+    assert isinstance(url, str)
+    body = {k: v for k, v in payload.items() if v is not None}
+    resp = httpx.post(httpx.URL(url), json=body, timeout=timeout, follow_redirects=False)
+    return resp.status_code
+
 
 CHANNEL_ADVICE = {
     "not_in_channel": "I'm not in this channel yet: invite me with `/invite @kpibot`, then try "
@@ -133,25 +190,28 @@ def send(
     retries: int = 2,
     backoff: float = 0.5,
     replace_original: bool | None = None,
+    hooks_url: str = SLACK_HOOKS_URL,
 ) -> bool:
-    """Answer through ``respond()`` (the response_url), retrying 429/5xx; when that keeps
-    failing, fall back to ``chat.postEphemeral``. True when the user got the answer."""
+    """Answer through the response URL of ``respond`` (Bolt's, from the verified request),
+    retrying 429/5xx; when that keeps failing, or the URL is not Slack's, fall back to
+    ``chat.postEphemeral``. True when the user got the answer."""
     body = dict(payload)
     if replace_original is not None:
         body["replace_original"] = replace_original
-    if respond is not None and getattr(respond, "response_url", "") is None:
-        respond = None  # e.g. a button in App Home: there is no response URL to answer on
-    if respond is not None:
+    # None e.g. for a button in App Home: there is no response URL to answer on
+    url = getattr(respond, "response_url", None) if respond is not None else None
+    if url is not None:
         for attempt in range(retries + 1):
             try:
-                resp = respond(**body)
-                status = getattr(resp, "status_code", 200)
+                status = post_response_url(url, body, hooks_url)
+                if status is None:
+                    break
                 if status < 300:
                     return True
                 log.warning("response_url answered %s (attempt %d)", status, attempt + 1)
                 if status < 500 and status != 429:
                     break
-            except Exception as exc:  # network errors from the webhook client
+            except httpx.HTTPError as exc:
                 log.warning("response_url failed: %s (attempt %d)", type(exc).__name__, attempt + 1)
             time.sleep(backoff * (2**attempt))
     if channel and user:

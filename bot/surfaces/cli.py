@@ -118,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="socket or http (default: socket when SLACK_APP_TOKEN is set, else http); "
         "scheduler: only the scheduler (digests, reminders, sync), for a worker process",
     )
-    run.add_argument("--port", type=int, help="HTTP port (default $PORT or 3000)")
+    run.add_argument("--port", type=_port, help="HTTP port, 1-65535 (default $PORT or 3000)")
+    run.add_argument(
+        "--host",
+        default="0.0.0.0",
+        help="address the HTTP server listens on (default 0.0.0.0: every interface)",
+    )
     run.add_argument(
         "--no-scheduler", action="store_true", help="do not post digests and reminders"
     )
@@ -401,6 +406,40 @@ RUN_MODES = ["socket", "http", "scheduler"]
 HTTP_THREADS = 32
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port a server can listen on."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), not '{text}'")
+    return int(text)
+
+
+def _listen(http_app: Any, host: str, port: int) -> Any:
+    """The waitress server on ``host:port``; a port in use or an unknown address is bad
+    input (one line, exit 2)."""
+    import errno
+
+    from bot.surfaces.http import Server
+
+    try:
+        return Server(http_app, host=host, port=port, threads=HTTP_THREADS)
+    except ValueError:  # waitress: a host name that does not resolve
+        problem = f"--host {host} is not a known address: use an IP address of this machine"
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            problem = (
+                f"port {port} is already in use: choose another with --port (or PORT), or "
+                "stop what uses it"
+            )
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            problem = f"port {port} needs privileges kpibot does not have: use --port 1024 or above"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            problem = f"--host {host} is not an address of this machine: use one of its IPs"
+        else:
+            reason = exc.strerror or type(exc).__name__
+            problem = f"cannot listen on {host} port {port} ({reason}): check --host and --port"
+    raise KpibotError(problem)
+
+
 def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[], None]]:
     """Start the services that run beside the Slack app in ``kpibot run`` (the scheduler,
     unless --no-scheduler); returns their stop functions, called in reverse order on exit."""
@@ -441,16 +480,16 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     stops = start_background(ctx, args)
     try:
         if mode == "http":
-            from bot.surfaces.http import Server, slack_http_app
+            from bot.surfaces.http import slack_http_app
             from bot.surfaces.webhooks import Webhooks, install
 
             port = args.port or settings.port
-            http_app = slack_http_app(kpi.bolt, ctx.engine)
+            http_app = slack_http_app(kpi, ctx.engine)
             install(http_app, Webhooks(ctx.factory, ctx.config(), settings.webhook_secret))
-            server = Server(http_app, port=port, threads=HTTP_THREADS)
+            server = _listen(http_app, args.host, port)
             _print(
-                f"kpibot listening on port {server.port}: POST /slack/events, GET /healthz, "
-                "POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"
+                f"kpibot listening on {args.host} port {server.port}: POST /slack/events, "
+                "GET /healthz, POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"
             )
             server.serve_forever()
         else:

@@ -5,9 +5,16 @@ and returns an :class:`HttpResponse`. Adding an endpoint is one entry::
 
     http_app.add_route("POST", "/webhooks/github", handle_github)
 
-``POST /slack/events`` goes through Bolt (request verification included: unsigned, badly
-signed or stale requests get 401 and reach no listener). ``GET /healthz`` checks the
-database and answers ``{"ok": true, ...}`` (503 when the database is unreachable).
+A route may name a ``verify`` function: a request it does not accept (or that makes it
+raise) gets 401 before the handler sees it. ``POST /slack/events`` is verified that way
+against the signing secret, on the raw bytes, before anything parses the body; then Bolt
+(which verifies again) dispatches it, and a verified body Bolt cannot parse gets 400.
+``GET /healthz`` checks the database and answers ``{"ok": true, "database": "ok", "slack":
+"ok"}`` (503 when the database is unreachable; Slack's state does not change ``ok``).
+
+:class:`Server` sets waitress's own limits from the routes: a body over the largest route
+limit or headers over :data:`MAX_HEADERS` are refused before they are read, and a connection
+idle for :data:`CHANNEL_TIMEOUT` seconds (a body that stops arriving) is closed.
 """
 
 from __future__ import annotations
@@ -17,14 +24,21 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from slack_bolt import App, BoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+if TYPE_CHECKING:
+    from bot.slack.app import KpiApp
 
 log = logging.getLogger("kpibot.http")
 
 MAX_BODY = 1024 * 1024  # Slack payloads are far smaller; anything bigger is refused
+MAX_HEADERS = 64 * 1024  # all request headers together
+SLACK_MEDIA_TYPES = ("application/x-www-form-urlencoded", "application/json")  # what Slack sends
+CHANNEL_TIMEOUT = 30  # seconds a connection may stay idle, e.g. in the middle of a body
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -62,6 +76,25 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], HttpResponse]
+Verify = Callable[[HttpRequest], bool]
+
+
+def slack_signature_ok(signing_secret: str, req: HttpRequest) -> bool:
+    """Slack's request signature (``X-Slack-Signature`` over ``v0:timestamp:body`` with the
+    signing secret, timestamp within 5 minutes), checked on the raw bytes. Malformed headers
+    or bodies (a timestamp that is no number, non-ASCII signatures, non-UTF-8 bytes) are
+    simply not verified."""
+    if not signing_secret:
+        return False
+    try:
+        return SignatureVerifier(signing_secret).is_valid(
+            body=req.body,
+            timestamp=req.headers.get("x-slack-request-timestamp"),
+            signature=req.headers.get("x-slack-signature"),
+        )
+    except (ValueError, TypeError, UnicodeError, OverflowError):
+        return False
+
 
 REASONS = {
     200: "OK",
@@ -70,6 +103,7 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -79,32 +113,69 @@ class HttpApp:
     """The WSGI application of ``kpibot run --mode http``."""
 
     def __init__(
-        self, bolt_app: App | None = None, health: Callable[[], dict[str, Any]] | None = None
+        self,
+        bolt_app: App | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
+        *,
+        signing_secret: str = "",
     ) -> None:
         self.bolt_app = bolt_app
         self.health = health
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): self.healthz}
         self.max_body: dict[tuple[str, str], int] = {}
+        self.verifiers: dict[tuple[str, str], Verify] = {}
         if bolt_app is not None:
-            self.routes[("POST", "/slack/events")] = self.slack_events
+            if not signing_secret:
+                raise ValueError("serving Slack's events needs the signing secret to verify them")
+            self.add_route(
+                "POST",
+                "/slack/events",
+                self.slack_events,
+                verify=lambda req: slack_signature_ok(signing_secret, req),
+            )
 
     def add_route(
-        self, method: str, path: str, handler: Handler, *, max_body: int = MAX_BODY
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        max_body: int = MAX_BODY,
+        verify: Verify | None = None,
     ) -> None:
-        """Serve ``method path``; bodies over ``max_body`` bytes get 413 unread."""
-        self.routes[(method.upper(), path)] = handler
+        """Serve ``method path``; bodies over ``max_body`` bytes get 413 unread; with
+        ``verify``, requests it does not accept get 401 and never reach ``handler``."""
+        key = (method.upper(), path)
+        self.routes[key] = handler
         if max_body != MAX_BODY:
-            self.max_body[(method.upper(), path)] = max_body
+            self.max_body[key] = max_body
+        if verify is not None:
+            self.verifiers[key] = verify
+
+    def largest_body(self) -> int:
+        """The largest body any route accepts (the server refuses bigger ones unread)."""
+        return max([MAX_BODY, *self.max_body.values()])
 
     # -------------------------------------------------------------------- handlers
 
     def slack_events(self, req: HttpRequest) -> HttpResponse:
+        """A verified request from Slack, dispatched through Bolt."""
         assert self.bolt_app is not None
-        bolt_req = BoltRequest(
-            body=req.text(),
-            query={k: list(v) for k, v in req.query.items()},  # type: ignore[arg-type]
-            headers={k: [v] for k, v in req.headers.items()},
-        )
+        media_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type not in SLACK_MEDIA_TYPES:
+            log.warning("Slack request with an unexpected Content-Type refused (400)")
+            return HttpResponse.json({"error": "malformed request"}, status=400)
+        try:
+            bolt_req = BoltRequest(
+                body=req.body.decode("utf-8"),
+                query={k: list(v) for k, v in req.query.items()},  # type: ignore[arg-type]
+                headers={k: [v] for k, v in req.headers.items()},
+            )
+            if not isinstance(bolt_req.body, dict) or not bolt_req.body:
+                raise ValueError("no form fields or JSON object")
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+            log.warning("malformed Slack request refused: %s", type(exc).__name__)
+            return HttpResponse.json({"error": "malformed request"}, status=400)
         resp = self.bolt_app.dispatch(bolt_req)
         headers = {k: v[0] for k, v in resp.headers.items() if v}
         return HttpResponse(resp.status, (resp.body or "").encode("utf-8"), headers)
@@ -140,23 +211,25 @@ class HttpApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return HttpResponse.text("bad Content-Length", 400)
+        if length < 0:
+            return HttpResponse.text("bad Content-Length", 400)
         if length > self.max_body.get((method, path), MAX_BODY):
             return HttpResponse.text("request body too large", 413)
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        headers = {
-            k[5:].replace("_", "-").lower(): str(v)
-            for k, v in environ.items()
-            if k.startswith("HTTP_")
-        }
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = str(environ["CONTENT_TYPE"])
-        req = HttpRequest(
-            method,
-            path,
-            parse_qs(str(environ.get("QUERY_STRING") or ""), keep_blank_values=True),
-            headers,
-            body,
-        )
+        try:
+            req = _request(environ, method, path, length)
+        except Exception as exc:  # nothing is verified yet: one line, no traceback
+            log.warning("unreadable request to %s %s: %s", method, path, type(exc).__name__)
+            return HttpResponse.text("bad request", 400)
+        verify = self.verifiers.get((method, path))
+        if verify is not None:
+            try:
+                verified = verify(req)
+            except Exception as exc:
+                log.warning("verifying %s %s failed: %s", method, path, type(exc).__name__)
+                verified = False
+            if not verified:
+                log.warning("unverified request to %s %s refused (401)", method, path)
+                return HttpResponse.json({"error": "invalid request"}, status=401)
         try:
             return handler(req)
         except Exception:
@@ -164,14 +237,37 @@ class HttpApp:
             return HttpResponse.text("internal error", 500)
 
 
+def _request(environ: Environ, method: str, path: str, length: int) -> HttpRequest:
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    headers = {
+        k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    return HttpRequest(
+        method,
+        path,
+        parse_qs(str(environ.get("QUERY_STRING") or ""), keep_blank_values=True),
+        headers,
+        body,
+    )
+
+
 # ---------------------------------------------------------------------------- serving
 
 
 class Server:
-    """A waitress server for an :class:`HttpApp`; ``serve_forever()`` or ``start()``/``stop()``."""
+    """A waitress server for an :class:`HttpApp`; ``serve_forever()`` or ``start()``/``stop()``.
+    Its body limit is the app's largest route limit when it is built: add routes first."""
 
     def __init__(
-        self, app: HttpApp, host: str = "0.0.0.0", port: int = 3000, threads: int = 16
+        self,
+        app: HttpApp,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        threads: int = 16,
+        *,
+        channel_timeout: int = CHANNEL_TIMEOUT,
     ) -> None:
         from waitress.server import create_server
 
@@ -183,7 +279,12 @@ class Server:
             threads=threads,
             ident="kpibot",
             asyncore_loop_timeout=0.2,
-            channel_timeout=120,
+            # waitress reads a whole body before calling the app: its own limits refuse an
+            # oversized one by Content-Length (413) and drop a body that stops arriving
+            max_request_body_size=app.largest_body() + 1,  # it refuses length >= this
+            max_request_header_size=MAX_HEADERS,
+            channel_timeout=channel_timeout,
+            cleanup_interval=max(1, channel_timeout // 6),
         )
         self._thread: threading.Thread | None = None
 
@@ -229,17 +330,22 @@ class Server:
         self.stop()
 
 
-def slack_http_app(bolt_app: App, engine: Any | None = None) -> HttpApp:
-    """The HTTP app of ``kpibot run --mode http``: Slack events plus a health check that
-    pings the database."""
+def slack_http_app(kpi: KpiApp, engine: Any | None = None) -> HttpApp:
+    """The HTTP app of ``kpibot run --mode http``: Slack events (verified with the app's
+    signing secret) plus a health check that pings the database and reports Slack's state
+    (``ok``, ``unreachable`` or ``refused``) without failing on it: a load balancer must not
+    restart kpibot because Slack is down."""
 
     def health() -> dict[str, Any]:
-        if engine is None:
-            return {}
-        from sqlalchemy import text
+        report: dict[str, Any] = {}
+        if engine is not None:
+            from sqlalchemy import text
 
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return {"database": "ok"}
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            report["database"] = "ok"
+        if kpi.slack is not None:
+            report["slack"] = kpi.slack.state
+        return report
 
-    return HttpApp(bolt_app, health=health)
+    return HttpApp(kpi.bolt, health=health, signing_secret=kpi.signing_secret)

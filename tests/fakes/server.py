@@ -96,6 +96,7 @@ class FakeServer:
         self.requests: list[FakeRequest] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.port = 0  # set before start() to serve on a given port (0: any free one)
 
     # ------------------------------------------------------------------ set-up
 
@@ -153,7 +154,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         self._httpd.daemon_threads = True
         # a short poll interval: shutdown() waits for the serve loop to notice, once per fake
         self._thread = threading.Thread(

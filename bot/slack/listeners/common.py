@@ -35,6 +35,7 @@ class Deps:
     admins: AdminCache
     backoff: float = 0.5  # response_url retry backoff (seconds)
     workers: ReportWorkers | None = None
+    hooks_url: str = replies.SLACK_HOOKS_URL  # the only host response URLs are posted to
 
     def report(self, name: str, *args: Any) -> Any:
         """``service.<name>(*args)`` for the slow reports (``card``, ``home``), in a worker
@@ -67,6 +68,7 @@ def reply(
         user=user,
         backoff=deps.backoff,
         replace_original=replace_original,
+        hooks_url=deps.hooks_url,
     )
 
 
