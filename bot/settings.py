@@ -54,6 +54,8 @@ class Settings:
     pagerduty_api_url: str = "https://api.pagerduty.com"
     opsgenie_api_key: str | None = None
     opsgenie_api_url: str = "https://api.opsgenie.com"
+    http_threads: int = 32  # HTTP mode: requests served at once
+    http_connections: int = 500  # HTTP mode: open connections before new ones wait
 
     def __repr__(self) -> str:  # secrets never reach logs
         parts = []
@@ -85,7 +87,10 @@ ENV_NAMES = {
     "pagerduty_api_url": "PAGERDUTY_API_URL",
     "opsgenie_api_key": "OPSGENIE_API_KEY",
     "opsgenie_api_url": "OPSGENIE_API_URL",
+    "http_threads": "KPIBOT_HTTP_THREADS",
+    "http_connections": "KPIBOT_HTTP_CONNECTIONS",
 }
+COUNT_LIMITS = {"http_threads": 1000, "http_connections": 10_000}
 
 
 def load_env_settings(
@@ -104,6 +109,11 @@ def load_env_settings(
         if attr == "port":
             if not raw.isdigit() or not 0 < int(raw) < 65536:
                 raise ConfigError(f"PORT must be a port number (1-65535), not '{raw}'")
+            values[attr] = int(raw)
+        elif attr in COUNT_LIMITS:
+            top = COUNT_LIMITS[attr]
+            if not raw.strip().isdigit() or not 0 < int(raw) <= top:
+                raise ConfigError(f"{name} must be a whole number from 1 to {top}, not '{raw}'")
             values[attr] = int(raw)
         else:
             values[attr] = raw

@@ -346,7 +346,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 RUN_MODES = ["socket", "http", "scheduler"]
-HTTP_THREADS = 32
+HTTP_THREADS = Settings().http_threads  # the default of KPIBOT_HTTP_THREADS
 
 
 def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[], None]]:
@@ -395,7 +395,12 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             port = args.port or settings.port
             http_app = slack_http_app(kpi.bolt, ctx.engine)
             install(http_app, Webhooks(ctx.factory, ctx.config(), settings.webhook_secret))
-            server = Server(http_app, port=port, threads=HTTP_THREADS)
+            server = Server(
+                http_app,
+                port=port,
+                threads=settings.http_threads,
+                connection_limit=settings.http_connections,
+            )
             _print(
                 f"kpibot listening on port {server.port}: POST /slack/events, GET /healthz, "
                 "POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"

@@ -1,5 +1,6 @@
 """``/kpi``: parse at once; answer help and mistakes in the ack itself, open the modal right
-after the ack, and run everything else after the ack, answering through ``respond()``."""
+after the ack, and run everything else after the ack, answering through ``respond()`` (a
+report when the worker processes have room for it; otherwise the ack says busy)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot.errors import KpibotError
 from bot.slack import blocks
-from bot.slack.listeners.common import Deps, open_item_modal, reply, run_command
+from bot.slack.listeners.common import Deps, answer_command, open_item_modal, reply
 from bot.slack.parse import ParseError, parse
 
 
@@ -39,8 +40,8 @@ def handle_kpi(
             channel_team = None
         ack(**blocks.help_payload(channel_team, svc.team_names()))
         return
-    ack()
     if cmd.kind == "action_add":
+        ack()
         problem = open_item_modal(
             deps,
             client,
@@ -53,5 +54,8 @@ def handle_kpi(
         if problem:
             reply(deps, respond, client, blocks.message(problem), channel=channel, user=user)
         return
-    payload = run_command(deps, cmd, text, user, channel)
-    reply(deps, respond, client, payload, channel=channel, user=user)
+
+    def answer(payload: dict[str, Any]) -> None:
+        reply(deps, respond, client, payload, channel=channel, user=user)
+
+    answer_command(deps, cmd, text, user, channel, ack=ack, answer=answer)
