@@ -54,7 +54,7 @@ class Settings:
     pagerduty_api_url: str = "https://api.pagerduty.com"
     opsgenie_api_key: str | None = None
     opsgenie_api_url: str = "https://api.opsgenie.com"
-    http_threads: int = 32  # HTTP mode: requests served at once
+    http_threads: int = 64  # HTTP mode: requests served at once
     http_connections: int = 500  # HTTP mode: open connections before new ones wait
 
     def __repr__(self) -> str:  # secrets never reach logs

@@ -8,6 +8,8 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,10 +118,11 @@ def test_a_killed_worker_is_replaced_and_its_reports_computed_again(slack, db_ur
     assert not [r for r in caplog.records if "in-process" in r.getMessage()]
 
 
-def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(slack, db_url):
+def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(slack, db_url, caplog):
+    caplog.set_level(logging.WARNING, logger="kpibot.slack")
     with served(db_url, slack, workers=1) as h:
         w = _workers(h)
-        assert w.max_waiting == 8  # WAITING_PER_WORKER per worker process
+        assert w.max_waiting == 16  # WAITING_PER_WORKER per worker process
         w.max_waiting = 1  # one computing, one waiting
         w.pool.submit(time.sleep, 3)  # the only worker is busy
         r1, url1 = h.command("ct")
@@ -133,16 +136,36 @@ def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(slack, db
         assert body["response_type"] == "ephemeral" and body["text"] == BUSY
         assert "try again in a minute" in BUSY
         assert busy_ack < 2.0  # answered at once, not after the reports ahead of it
+        r3b, url3b = h.command("health", user="U0DAVE")
+        assert r3b.json()["text"] == BUSY and w.refused == 2
         # the admitted ones are answered from the worker once it is free
         assert "Cycle time · payments" in h.answer(url1, timeout=30).text_of()
         assert "PR size · payments" in h.answer(url2, timeout=30).text_of()
-        assert h.answers(url3) == []  # the busy one was never started
+        assert h.answers(url3) == h.answers(url3b) == []  # the busy ones were never started
         assert _in_workers(w) == 2
         # with the queue drained, commands are admitted again
         r4, url4 = h.command("dora", user="U0CAROL")
         assert r4.text == ""
         assert "DORA" in h.answer(url4, timeout=30).text_of()
         assert w.waiting == 0 and h.answers(url3) == []
+    logged = [r.getMessage() for r in caplog.records]
+    assert len([m for m in logged if "answering busy until" in m]) == 1  # one line per spell
+    assert len([m for m in logged if "take reports again (2 refused so far)" in m]) == 1
+
+
+def test_reports_that_would_wait_past_the_budget_are_answered_busy(slack, db_url):
+    with served(db_url, slack, workers=1) as h:
+        w = _workers(h)
+        assert w.wait_budget == 2.0
+        w.wait_budget, w.seconds_per_report = 1.5, 1.0  # as if each report took a second
+        w.pool.submit(time.sleep, 3)  # the only worker is busy
+        urls = [h.command(text)[1] for text in ("ct", "pr-size", "first-review")]
+        r, busy_url = h.command("dora")  # two waiting ahead of it: about 2 s > 1.5 s
+        assert r.json()["text"] == BUSY
+        for url, title in zip(urls, ("Cycle time", "PR size", "First review"), strict=True):
+            assert title in h.answer(url, timeout=30).text_of()
+        assert h.answers(busy_url) == [] and w.refused == 1
+        assert w.seconds_per_report < 1.0  # measured: these reports take far less
 
 
 def test_more_connections_than_waitress_default_are_served():
@@ -164,10 +187,57 @@ def test_http_threads_and_connections_from_the_environment():
     env = {"KPIBOT_HTTP_THREADS": "64", "KPIBOT_HTTP_CONNECTIONS": "2000"}
     s = load_env_settings(env, dotenv_path=None)
     assert (s.http_threads, s.http_connections) == (64, 2000)
-    assert (Settings().http_threads, Settings().http_connections) == (32, 500)
+    assert (Settings().http_threads, Settings().http_connections) == (64, 500)
     for name, raw in (("KPIBOT_HTTP_THREADS", "0"), ("KPIBOT_HTTP_CONNECTIONS", "lots")):
         with pytest.raises(ConfigError) as exc:
             load_env_settings({name: raw}, dotenv_path=None)
         assert str(exc.value) == f"{name} must be a whole number from 1 to " + (
             "1000, not '0'" if raw == "0" else "10000, not 'lots'"
         )
+
+
+WORKERS_THEN_WAIT = """
+import sys, time
+from bot.settings import Config
+from bot.slack.workers import ReportWorkers
+from tests.slack_harness import TEAMS
+
+if __name__ == "__main__":
+    workers = ReportWorkers(sys.argv[1], Config(TEAMS), 2)
+    workers.warm_up()
+    print(" ".join(map(str, workers.pids())), flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_workers_end_when_the_serving_process_is_killed(db_url, tmp_path):
+    script = tmp_path / "serve_workers.py"
+    script.write_text(WORKERS_THEN_WAIT)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), db_url],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if _alive(p)]

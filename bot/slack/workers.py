@@ -10,9 +10,12 @@ Under load the acknowledgements come first:
 
 - workers run at a lower CPU priority (``os.nice(WORKER_NICE)``), so the serving process gets
   the cores it needs to acknowledge within Slack's 3 seconds while reports are being built;
-- the work waiting for a worker is bounded: with more than ``max_waiting`` reports waiting
-  (``WAITING_PER_WORKER`` per worker process by default), :meth:`ReportWorkers.submit_answer`
-  raises :class:`WorkersBusy` at once instead of queueing without limit;
+- the work waiting for a worker is bounded by time: a report is admitted while the reports
+  ahead of it would take the workers at most ``WAIT_BUDGET`` seconds (from the recent mean time
+  of a report), and never with ``max_waiting`` reports already waiting
+  (``WAITING_PER_WORKER`` per worker process); otherwise
+  :meth:`ReportWorkers.submit_answer` raises :class:`WorkersBusy` at once instead of queueing
+  without limit;
 - :meth:`ReportWorkers.submit_answer` returns a future whose callbacks run on the workers' own
   delivery threads, so no serving or listener thread waits for a report.
 
@@ -28,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -44,7 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("kpibot.slack")
 
 WORKER_NICE = 10  # added to the workers' niceness: the acknowledgements win the CPU
-WAITING_PER_WORKER = 8  # reports allowed to wait per worker process (see ``max_waiting``)
+WAIT_BUDGET = 2.0  # seconds of reports a new one may wait behind (answer within ~3 s)
+WAITING_PER_WORKER = 16  # at most this many reports wait per worker process, however fast
+FIRST_ESTIMATE = 0.25  # seconds per report until some were measured (a card: 0.1 to 0.2 s)
 DELIVERY_THREADS = 8  # threads handing finished reports to their callbacks (replies are I/O)
 TIMEOUT = 120.0  # seconds a synchronous caller waits for a report
 
@@ -59,6 +65,11 @@ def _clock() -> datetime:
 
 def _init(database_url: str, config: Config) -> None:
     global _service
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_exit_with, args=(parent,), name="kpibot-parent-watch", daemon=True
+        ).start()
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):  # not permitted here: the normal priority
             os.nice(WORKER_NICE)
@@ -70,24 +81,35 @@ def _init(database_url: str, config: Config) -> None:
     )
 
 
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """End this worker when the serving process is gone (killed with ``kill -9``, say): a
+    worker waits for work forever otherwise, holding its memory and database connections."""
+    parent.join()
+    os._exit(0)
+
+
 def _answer(
     cmd: Command, text: str, user: str, channel: str | None, now: datetime
-) -> tuple[int, Any]:
+) -> tuple[int, float, Any]:
     global _now
     from bot.slack.listeners.common import compute
 
     assert _service is not None, "worker not initialised"
     _now = now
-    return os.getpid(), compute(_service, cmd, text, user, channel)
+    t0 = time.perf_counter()
+    answer = compute(_service, cmd, text, user, channel)
+    return os.getpid(), time.perf_counter() - t0, answer
 
 
-def _call(name: str, args: tuple[Any, ...], now: datetime) -> tuple[int, Any]:
+def _call(name: str, args: tuple[Any, ...], now: datetime) -> tuple[int, float, Any]:
     global _now
     assert _service is not None, "worker not initialised"
     if name not in CALLABLE:
         raise ValueError(f"{name} is not computed in workers")
     _now = now
-    return os.getpid(), getattr(_service, name)(*args)
+    t0 = time.perf_counter()
+    result = getattr(_service, name)(*args)
+    return os.getpid(), time.perf_counter() - t0, result
 
 
 CALLABLE = ("card", "home", "health")
@@ -98,16 +120,20 @@ def default_count() -> int:
 
 
 class WorkersBusy(Exception):
-    """More reports are waiting for a worker process than ``max_waiting``."""
+    """The reports waiting for the worker processes would keep a new one waiting too long."""
 
 
 class ReportWorkers:
     """A pool of ``count`` spawned processes answering report commands.
 
-    ``max_waiting`` bounds the reports waiting for a free process (default
-    ``WAITING_PER_WORKER`` per process: with reports taking 0.1 to 0.5 s, the last one admitted
-    is answered within a few seconds, while a burst beyond that is told at once to try again).
-    ``computed_in`` counts the reports computed by each worker process id.
+    A report is admitted while ``waiting / count * seconds_per_report`` (the time the reports
+    ahead of it keep the workers busy, from the mean of recent reports) stays within
+    ``wait_budget`` and fewer than ``max_waiting`` are waiting (default ``WAITING_PER_WORKER``
+    per process). So the last one admitted is answered within about 3 s on a busy or an idle
+    machine alike (idle, reports take 0.1 to 0.5 s and a burst of 20 is all admitted), while a
+    burst beyond that is told at once to try again.
+    ``computed_in`` counts the reports computed by each worker process id, ``refused`` the
+    reports refused as busy, ``rebuilds`` the pools replaced after a worker died.
     """
 
     def __init__(
@@ -117,6 +143,7 @@ class ReportWorkers:
         count: int | None = None,
         *,
         max_waiting: int | None = None,
+        wait_budget: float = WAIT_BUDGET,
     ) -> None:
         self.count = count or default_count()
         self.max_waiting = WAITING_PER_WORKER * self.count if max_waiting is None else max_waiting
@@ -125,6 +152,10 @@ class ReportWorkers:
         self._in_flight = 0
         self._closed = False
         self.rebuilds = 0
+        self.refused = 0
+        self._refusing = False
+        self.wait_budget = wait_budget
+        self.seconds_per_report = FIRST_ESTIMATE  # moving mean of the reports' compute times
         self.computed_in: Counter[int] = Counter()
         self._delivery = ThreadPoolExecutor(
             max_workers=DELIVERY_THREADS, thread_name_prefix="kpibot-report"
@@ -170,11 +201,27 @@ class ReportWorkers:
             return max(0, self._in_flight - self.count)
 
     def _submit(
-        self, fn: Callable[..., tuple[int, Any]], args: tuple[Any, ...], *, bounded: bool
+        self, fn: Callable[..., tuple[int, float, Any]], args: tuple[Any, ...], *, bounded: bool
     ) -> Future[Any]:
         with self._lock:
-            if bounded and self._in_flight >= self.count + self.max_waiting:
-                raise WorkersBusy(f"{self._in_flight - self.count} reports are waiting")
+            waiting = max(0, self._in_flight - self.count)
+            expected_wait = waiting / self.count * self.seconds_per_report
+            if bounded and (waiting >= self.max_waiting or expected_wait > self.wait_budget):
+                self.refused += 1
+                if not self._refusing:  # one line per busy spell, not one per command
+                    self._refusing = True
+                    log.warning(
+                        "%d reports are waiting for the report workers (%.1f s of work): "
+                        "answering busy until fewer are",
+                        waiting,
+                        expected_wait,
+                    )
+                raise WorkersBusy(f"{waiting} reports are waiting ({expected_wait:.1f} s)")
+            if self._refusing:
+                self._refusing = False
+                log.warning(
+                    "the report workers take reports again (%d refused so far)", self.refused
+                )
             self._in_flight += 1
         outer: Future[Any] = Future()
         outer.add_done_callback(self._release)
@@ -188,7 +235,7 @@ class ReportWorkers:
     def _attempt(
         self,
         outer: Future[Any],
-        fn: Callable[..., tuple[int, Any]],
+        fn: Callable[..., tuple[int, float, Any]],
         args: tuple[Any, ...],
         *,
         retry: bool,
@@ -218,10 +265,10 @@ class ReportWorkers:
 
     def _settle(
         self,
-        inner: Future[tuple[int, Any]],
+        inner: Future[tuple[int, float, Any]],
         outer: Future[Any],
         pool: ProcessPoolExecutor,
-        fn: Callable[..., tuple[int, Any]],
+        fn: Callable[..., tuple[int, float, Any]],
         args: tuple[Any, ...],
         retry: bool,
     ) -> None:
@@ -234,9 +281,10 @@ class ReportWorkers:
         elif exc is not None:
             outer.set_exception(exc)
         else:
-            pid, result = inner.result()
+            pid, seconds, result = inner.result()
             with self._lock:
                 self.computed_in[pid] += 1
+                self.seconds_per_report += 0.2 * (seconds - self.seconds_per_report)
             outer.set_result(result)
 
     def _rebuild(self, broken: ProcessPoolExecutor) -> bool:

@@ -128,7 +128,7 @@ def answer_command(
     try:
         job = workers.submit_answer(cmd, text, user, channel, deps.service.now())
     except WorkersBusy as exc:
-        log.warning("too busy for /kpi %s (%s); answered busy", cmd.kind, exc)
+        log.info("too busy for /kpi %s (%s); answered busy", cmd.kind, exc)
         ack(**busy_payload())
         return
     except Exception as exc:
@@ -164,7 +164,7 @@ def run_command(
         try:
             return deps.workers.answer(cmd, text, user, channel, deps.service.now())
         except WorkersBusy as exc:
-            log.warning("too busy for /kpi %s (%s); answered busy", cmd.kind, exc)
+            log.info("too busy for /kpi %s (%s); answered busy", cmd.kind, exc)
             return busy_payload()
         except Exception as exc:
             return _after_worker_failure(deps, exc, cmd, text, user, channel)
