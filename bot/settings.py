@@ -63,6 +63,8 @@ class Settings:
     pagerduty_api_url: str = "https://api.pagerduty.com"
     opsgenie_api_key: str | None = None
     opsgenie_api_url: str = "https://api.opsgenie.com"
+    http_threads: int = 64  # HTTP mode: requests served at once
+    http_connections: int = 500  # HTTP mode: open connections before new ones wait
 
     def __repr__(self) -> str:  # secrets never reach logs
         parts = []
@@ -107,7 +109,10 @@ ENV_NAMES = {
     "pagerduty_api_url": "PAGERDUTY_API_URL",
     "opsgenie_api_key": "OPSGENIE_API_KEY",
     "opsgenie_api_url": "OPSGENIE_API_URL",
+    "http_threads": "KPIBOT_HTTP_THREADS",
+    "http_connections": "KPIBOT_HTTP_CONNECTIONS",
 }
+COUNT_LIMITS = {"http_threads": 1000, "http_connections": 10_000}
 
 
 def load_env_settings(
@@ -132,6 +137,11 @@ def load_env_settings(
                 f"SLACK_HOOKS_URL must be the URL Slack's response URLs start with, such as "
                 f"https://hooks.slack.com/, not '{raw}'"
             )
+        elif attr in COUNT_LIMITS:
+            top = COUNT_LIMITS[attr]
+            if not raw.strip().isdigit() or not 0 < int(raw) <= top:
+                raise ConfigError(f"{name} must be a whole number from 1 to {top}, not '{raw}'")
+            values[attr] = int(raw)
         else:
             values[attr] = raw
     if "config_path" in values and "config_yaml" in values:

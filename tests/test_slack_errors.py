@@ -167,42 +167,6 @@ def test_kpibot_run_http_mode_serves_events_and_health(slack, db_url, tmp_path):
     assert BOT_TOKEN not in out + err and sh.SECRET not in out + err
 
 
-def test_reports_in_worker_processes_and_a_dead_pool_falls_back(slack, db_url, tmp_path):
-    sh.seed(db_url)
-    settings = Settings(
-        database_url=db_url,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=sh.SECRET,
-        slack_api_url=slack.api_url,
-    )
-    app = create_app(
-        settings, config=Config(sh.TEAMS), clock=lambda: sh.NOW, backoff=0.01, report_workers=1
-    )
-    server = sh.Server(sh.slack_http_app(app), host="127.0.0.1", port=0, threads=4).start()
-    h = sh.Harness(slack, server, app)
-    try:
-        assert app.workers is not None
-        pids = {p.pid for p in app.workers.pool._processes.values()}
-        assert pids and os.getpid() not in pids
-        _, url = h.command("ct last-month")
-        in_worker = h.answer(url)
-        assert "Cycle time · payments" in in_worker.text_of()
-        h.click("share_card", '{"m": "pr-size", "t": "payments", "p": "28d"}')
-        assert "PR size · payments" in slack.wait_for("chat.postMessage")[0].text_of()
-        h.event({"type": "app_home_opened", "user": "U0ALICE", "tab": "home"})
-        assert "Your teams' health" in slack.wait_for("views.publish")[0].text_of()
-        for p in list(app.workers.pool._processes.values()):
-            p.kill()
-        time.sleep(0.3)
-        _, url = h.command("ct last-month")
-        fallback = h.answer(url)
-        assert fallback.blocks == in_worker.blocks  # same answer, computed in-process
-    finally:
-        h.close()
-        server.stop()
-        app.close()
-
-
 def test_run_socket_mode_with_a_refused_app_token(slack, tmp_path, monkeypatch, capsys, db_url):
     (tmp_path / "kpibot.yml").write_text("teams:\n  - name: payments\n    repos: [acme/api]\n")
     _env(

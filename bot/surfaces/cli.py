@@ -403,7 +403,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 RUN_MODES = ["socket", "http", "scheduler"]
-HTTP_THREADS = 32
+HTTP_THREADS = Settings().http_threads  # the default of KPIBOT_HTTP_THREADS
 
 
 def _port(text: str) -> int:
@@ -413,7 +413,9 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _listen(http_app: Any, host: str, port: int) -> Any:
+def _listen(
+    http_app: Any, host: str, port: int, *, threads: int, connection_limit: int
+) -> Any:
     """The waitress server on ``host:port``; a port in use or an unknown address is bad
     input (one line, exit 2)."""
     import errno
@@ -421,7 +423,9 @@ def _listen(http_app: Any, host: str, port: int) -> Any:
     from bot.surfaces.http import Server
 
     try:
-        return Server(http_app, host=host, port=port, threads=HTTP_THREADS)
+        return Server(
+            http_app, host=host, port=port, threads=threads, connection_limit=connection_limit
+        )
     except ValueError:  # waitress: a host name that does not resolve
         problem = f"--host {host} is not a known address: use an IP address of this machine"
     except OSError as exc:
@@ -486,7 +490,13 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             port = args.port or settings.port
             http_app = slack_http_app(kpi, ctx.engine)
             install(http_app, Webhooks(ctx.factory, ctx.config(), settings.webhook_secret))
-            server = _listen(http_app, args.host, port)
+            server = _listen(
+                http_app,
+                args.host,
+                port,
+                threads=settings.http_threads,
+                connection_limit=settings.http_connections,
+            )
             _print(
                 f"kpibot listening on {args.host} port {server.port}: POST /slack/events, "
                 "GET /healthz, POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"

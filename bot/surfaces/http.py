@@ -268,7 +268,13 @@ class Server:
         threads: int = 16,
         *,
         channel_timeout: int = CHANNEL_TIMEOUT,
+        connection_limit: int = 500,
     ) -> None:
+        """``threads`` requests are served at once; up to ``connection_limit`` connections
+        are open at once (waitress's own default, 100, made a burst of Slack commands wait
+        for a connection; ``kpibot run`` takes both from ``KPIBOT_HTTP_THREADS`` and
+        ``KPIBOT_HTTP_CONNECTIONS``). ``serve_forever`` waits with poll() rather than select(),
+        which fails past 1,024 descriptors."""
         from waitress.server import create_server
 
         self.app = app
@@ -277,6 +283,8 @@ class Server:
             host=host,
             port=port,
             threads=threads,
+            connection_limit=connection_limit,
+            asyncore_use_poll=True,
             ident="kpibot",
             asyncore_loop_timeout=0.2,
             # waitress reads a whole body before calling the app: its own limits refuse an

@@ -1,5 +1,6 @@
 """``/kpi``: parse at once; answer help and mistakes in the ack itself, open the modal right
-after the ack, and run everything else after the ack, answering through ``respond()``."""
+after the ack, and run everything else after the ack, answering through ``respond()`` (a
+report when the worker processes have room for it; otherwise the ack says busy)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from slack_sdk import WebClient
 from bot.chat.permissions import NotAllowed
 from bot.errors import KpibotError
 from bot.slack import blocks
-from bot.slack.listeners.common import Deps, open_item_modal, refusal, reply, run_command
+from bot.slack.listeners.common import Deps, answer_command, open_item_modal, refusal, reply
 from bot.slack.parse import ParseError, parse
 
 
@@ -45,8 +46,8 @@ def handle_kpi(
             channel_team = None
         ack(**blocks.help_payload(channel_team, svc.team_names()))
         return
-    ack()
     if cmd.kind == "action_add":
+        ack()
         problem = open_item_modal(
             deps,
             client,
@@ -59,5 +60,8 @@ def handle_kpi(
         if problem:
             reply(deps, respond, client, blocks.message(problem), channel=channel, user=user)
         return
-    payload = run_command(deps, cmd, text, user, channel, body=body, client=client)
-    reply(deps, respond, client, payload, channel=channel, user=user)
+
+    def answer(payload: dict[str, Any]) -> None:
+        reply(deps, respond, client, payload, channel=channel, user=user)
+
+    answer_command(deps, cmd, text, user, channel, body=body, client=client, ack=ack, answer=answer)

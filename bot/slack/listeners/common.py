@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +21,17 @@ from bot.slack.parse import Command
 from bot.slack.permissions import AdminCache
 from bot.slack.replies import Respond
 from bot.slack.service import NeedTeam, Service
-from bot.slack.workers import ReportWorkers
+from bot.slack.workers import ReportWorkers, WorkersBusy
 
 log = logging.getLogger("kpibot.slack")
 
 OOPS = (
     "Something went wrong on my side while answering that. Please try again; if it keeps "
     "happening, ask whoever runs kpibot to look at its log."
+)
+BUSY = (
+    "I'm busy answering a lot of other requests right now, so I didn't start on this one. "
+    "Please try again in a minute."
 )
 
 
@@ -102,6 +108,65 @@ def refusal(exc: NotAllowed) -> dict[str, Any]:
     return blocks.message(f":no_entry: {exc}")
 
 
+def busy_payload() -> dict[str, Any]:
+    """The ephemeral answer when too many reports are waiting for the worker processes."""
+    return blocks.message(BUSY)
+
+
+def answer_command(
+    deps: Deps,
+    cmd: Command,
+    text: str,
+    user: str,
+    channel: str | None,
+    *,
+    body: dict[str, Any],
+    client: WebClient,
+    ack: Callable[..., Any],
+    answer: Callable[[dict[str, Any]], None],
+) -> None:
+    """Acknowledge a parsed command, then answer it with ``answer(payload)``. The request's
+    workspace has been admitted already (``handle_kpi``); writes check the person again.
+
+    Reports go to the worker processes when the app has them: this returns right after the
+    ack (a listener thread never waits for a report, so the next acks find one free) and
+    ``answer`` runs on a worker delivery thread when the report is ready. When more reports are
+    waiting than the workers admit, the ack itself says busy and nothing is started. Other
+    commands (and reports without workers) are acknowledged, then computed on this thread."""
+    workers = deps.workers
+    if workers is None or cmd.kind not in REPORT_KINDS:
+        ack()
+        answer(run_command(deps, cmd, text, user, channel, body=body, client=client))
+        return
+    try:
+        job = workers.submit_answer(cmd, text, user, channel, deps.service.now())
+    except WorkersBusy as exc:
+        log.info("too busy for /kpi %s (%s); answered busy", cmd.kind, exc)
+        ack(**busy_payload())
+        return
+    except Exception as exc:
+        ack()
+        answer(_after_worker_failure(deps, exc, cmd, text, user, channel))
+        return
+    ack()
+
+    def done(future: Future[dict[str, Any]]) -> None:
+        if future.cancelled():  # the app is closing
+            return
+        try:
+            payload = future.result()
+        except CancelledError:
+            return
+        except Exception as exc:
+            payload = _after_worker_failure(deps, exc, cmd, text, user, channel)
+        try:
+            answer(payload)
+        except Exception:
+            log.exception("delivering the answer to /kpi %s failed", cmd.kind)
+
+    job.add_done_callback(done)
+
+
 def run_command(
     deps: Deps,
     cmd: Command,
@@ -112,9 +177,9 @@ def run_command(
     body: dict[str, Any],
     client: WebClient,
 ) -> dict[str, Any]:
-    """The answer to a parsed command (after ack), for the person behind ``body``. Reports
-    run in the worker processes when the app has them (so report queries never hold the
-    acks' interpreter), else here."""
+    """The answer to a parsed command (after ack), for the person behind ``body``, waiting
+    for it. Reports run in the worker processes when the app has them (so report queries never
+    hold the acks' interpreter), else here; when too many are waiting, the answer says busy."""
     actor = deps.admins.actor(body, user, admin=cmd.kind in WRITE_KINDS)
     try:
         deps.service.admit(actor)
@@ -123,13 +188,30 @@ def run_command(
     if deps.workers is not None and cmd.kind in REPORT_KINDS:
         try:
             return deps.workers.answer(cmd, text, user, channel, deps.service.now())
-        except Exception as exc:  # a broken pool must not lose the answer
-            log.warning("report worker failed (%s); answering in-process", type(exc).__name__)
+        except WorkersBusy as exc:
+            log.info("too busy for /kpi %s (%s); answered busy", cmd.kind, exc)
+            return busy_payload()
+        except Exception as exc:
+            return _after_worker_failure(deps, exc, cmd, text, user, channel)
 
     def postable() -> str | None:
         return ensure_member(client, channel) if channel else None
 
     return compute(deps.service, cmd, text, user, channel, actor, postable)
+
+
+def _after_worker_failure(
+    deps: Deps, exc: BaseException, cmd: Command, text: str, user: str, channel: str | None
+) -> dict[str, Any]:
+    """The answer to a report when the workers could not give one. A pool that broke again
+    after being replaced gets an apology (a report that kills workers must not run in the
+    serving process); any other failure (a timeout, a result that would not pickle) is computed
+    here so the answer is not lost."""
+    if isinstance(exc, BrokenProcessPool):
+        log.error("report workers died twice answering /kpi %s; answered with an apology", cmd.kind)
+        return blocks.error_payload(OOPS)
+    log.warning("report worker failed (%s); answering in-process", type(exc).__name__)
+    return compute(deps.service, cmd, text, user, channel)
 
 
 def compute(
