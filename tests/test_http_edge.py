@@ -430,7 +430,7 @@ def test_an_address_kpibot_cannot_listen_on_is_one_line(host, expected):
     from bot.surfaces.cli import _listen
 
     with pytest.raises(KpibotError, match=expected) as exc:
-        _listen(HttpApp(), host, free_port())
+        _listen(HttpApp(), host, free_port(), threads=4, connection_limit=10)
     assert "\n" not in str(exc.value) and "--host" in str(exc.value)
 
 

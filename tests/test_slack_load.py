@@ -46,7 +46,7 @@ def served(db_url: str, fake: FakeSlack, workers: int) -> Iterator[sh.Harness]:
         backoff=0.01,
         report_workers=workers,
     )
-    server = sh.Server(sh.slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=4).start()
+    server = sh.Server(sh.slack_http_app(app), host="127.0.0.1", port=0, threads=4).start()
     h = sh.Harness(fake, server, app)
     try:
         yield h
