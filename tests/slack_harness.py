@@ -253,7 +253,9 @@ def slack(slack_server: FakeSlack) -> Iterator[FakeSlack]:
     slack_server.reset()
 
 
-def make_harness(db_url: str, fake: FakeSlack, tmp_path: Any) -> Iterator[Harness]:
+def make_harness(
+    db_url: str, fake: FakeSlack, tmp_path: Any, *, report_workers: int = 0
+) -> Iterator[Harness]:
     seed(db_url)
     settings = Settings(
         database_url=db_url,
@@ -262,7 +264,13 @@ def make_harness(db_url: str, fake: FakeSlack, tmp_path: Any) -> Iterator[Harnes
         slack_signing_secret=SECRET,
         slack_api_url=fake.api_url,
     )
-    app = create_app(settings, config=Config(TEAMS), clock=lambda: NOW, backoff=0.01)
+    app = create_app(
+        settings,
+        config=Config(TEAMS),
+        clock=lambda: NOW,
+        backoff=0.01,
+        report_workers=report_workers,
+    )
     server = Server(slack_http_app(app.bolt), host="127.0.0.1", port=0, threads=8).start()
     h = Harness(fake, server, app)
     try:
