@@ -177,9 +177,9 @@ class ReportWorkers:
     def submit_answer(
         self, cmd: Command, text: str, user: str, channel: str | None, now: datetime
     ) -> Future[dict[str, Any]]:
-        """Start computing the answer to ``cmd``; raises :class:`WorkersBusy` when more than
-        ``max_waiting`` reports are already waiting. The future's callbacks run on a delivery
-        thread of this pool, never on the caller's."""
+        """Start computing the answer to ``cmd``; raises :class:`WorkersBusy` when the reports
+        already waiting would keep it past ``wait_budget`` (or ``max_waiting`` are waiting).
+        The future's callbacks run on a delivery thread of this pool, never on the caller's."""
         return self._submit(_answer, (cmd, text, user, channel, now), bounded=True)
 
     def answer(
