@@ -156,6 +156,7 @@ def serve(
             "refused": w.refused if w else 0,
             "rebuilds": w.rebuilds if w else 0,
             "max_waiting": w.max_waiting if w else 0,
+            "wait_budget": w.wait_budget if w else 0.0,
         }
     )
     app.close()
@@ -362,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stats:
         print(
             f"  workers: {stats['computed']} reports computed (warm-up included), "
-            f"{stats['refused']} refused busy (more than {stats['max_waiting']} waiting), "
+            f"{stats['refused']} refused busy (work ahead over {stats['wait_budget']:.1f} s or "
+            f"{stats['max_waiting']} waiting), "
             f"{stats['rebuilds']} pool rebuilds"
         )
     print(

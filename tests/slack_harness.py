@@ -279,7 +279,12 @@ def slack(slack_server: FakeSlack) -> Iterator[FakeSlack]:
 
 
 def make_harness(
-    db_url: str, fake: FakeSlack, tmp_path: Any, config: Config | None = None
+    db_url: str,
+    fake: FakeSlack,
+    tmp_path: Any,
+    config: Config | None = None,
+    *,
+    report_workers: int = 0,
 ) -> Iterator[Harness]:
     seed(db_url)
     settings = Settings(
@@ -289,7 +294,13 @@ def make_harness(
         slack_signing_secret=SECRET,
         slack_api_url=fake.api_url,
     )
-    app = create_app(settings, config=config or Config(TEAMS), clock=lambda: NOW, backoff=0.01)
+    app = create_app(
+        settings,
+        config=config or Config(TEAMS),
+        clock=lambda: NOW,
+        backoff=0.01,
+        report_workers=report_workers,
+    )
     server = Server(slack_http_app(app), host="127.0.0.1", port=0, threads=8).start()
     h = Harness(fake, server, app)
     try:

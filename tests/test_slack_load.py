@@ -19,41 +19,20 @@ import httpx
 import pytest
 
 from bot.errors import ConfigError
-from bot.settings import Config, Settings, load_env_settings
-from bot.slack.app import create_app
+from bot.settings import Settings, load_env_settings
 from bot.slack.listeners.common import BUSY
 from bot.slack.workers import ReportWorkers
 from bot.surfaces.http import HttpApp, Server
 from tests import slack_harness as sh
-from tests.fakes.slack import BOT_TOKEN, FakeSlack
+from tests.fakes.slack import FakeSlack
 
 slack_server, slack = sh.slack_server, sh.slack
 
 
 @contextmanager
-def served(db_url: str, fake: FakeSlack, workers: int) -> Iterator[sh.Harness]:
-    sh.seed(db_url)
-    settings = Settings(
-        database_url=db_url,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=sh.SECRET,
-        slack_api_url=fake.api_url,
-    )
-    app = create_app(
-        settings,
-        config=Config(sh.TEAMS),
-        clock=lambda: sh.NOW,
-        backoff=0.01,
-        report_workers=workers,
-    )
-    server = sh.Server(sh.slack_http_app(app), host="127.0.0.1", port=0, threads=4).start()
-    h = sh.Harness(fake, server, app)
-    try:
-        yield h
-    finally:
-        h.close()
-        server.stop()
-        app.close()
+def served(db_url: str, fake: FakeSlack, tmp_path: Any, workers: int) -> Iterator[sh.Harness]:
+    """The app in HTTP mode with ``workers`` report worker processes."""
+    yield from sh.make_harness(db_url, fake, tmp_path, report_workers=workers)
 
 
 def _workers(h: sh.Harness) -> ReportWorkers:
@@ -65,9 +44,11 @@ def _in_workers(w: ReportWorkers) -> int:
     return sum(w.computed_in.values())
 
 
-def test_a_killed_worker_is_replaced_and_its_reports_computed_again(slack, db_url, caplog):
+def test_a_killed_worker_is_replaced_and_its_reports_computed_again(
+    slack, db_url, tmp_path, caplog
+):
     caplog.set_level(logging.WARNING, logger="kpibot.slack")
-    with served(db_url, slack, workers=2) as h:
+    with served(db_url, slack, tmp_path, workers=2) as h:
         w = _workers(h)
         _, url = h.command("ct last-month")
         first = h.answer(url, timeout=30)
@@ -118,9 +99,11 @@ def test_a_killed_worker_is_replaced_and_its_reports_computed_again(slack, db_ur
     assert not [r for r in caplog.records if "in-process" in r.getMessage()]
 
 
-def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(slack, db_url, caplog):
+def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(
+    slack, db_url, tmp_path, caplog
+):
     caplog.set_level(logging.WARNING, logger="kpibot.slack")
-    with served(db_url, slack, workers=1) as h:
+    with served(db_url, slack, tmp_path, workers=1) as h:
         w = _workers(h)
         assert w.max_waiting == 16  # WAITING_PER_WORKER per worker process
         w.max_waiting = 1  # one computing, one waiting
@@ -153,8 +136,8 @@ def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(slack, db
     assert len([m for m in logged if "take reports again (2 refused so far)" in m]) == 1
 
 
-def test_reports_that_would_wait_past_the_budget_are_answered_busy(slack, db_url):
-    with served(db_url, slack, workers=1) as h:
+def test_reports_that_would_wait_past_the_budget_are_answered_busy(slack, db_url, tmp_path):
+    with served(db_url, slack, tmp_path, workers=1) as h:
         w = _workers(h)
         assert w.wait_budget == 2.0
         w.wait_budget, w.seconds_per_report = 1.5, 1.0  # as if each report took a second
