@@ -106,10 +106,10 @@ def test_metric_card_content():
         "*n*\n12",
         "< 2.0d",
         "off target",
-        "+20% vs previous",
+        "▲ 20% worse",
         "Last 8 periods",
-        "P0 → P7",
-        "*pickup 1.0d*",
+        "P0 to P7",
+        "*pickup 25h*",
     ):
         assert part in text, part
     buttons = [e for b in p["blocks"] if b["type"] == "actions" for e in b["elements"]]

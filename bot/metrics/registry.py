@@ -64,6 +64,12 @@ class MetricSpec:
     def unit(self) -> str:
         return UNITS[self.kind]
 
+    @property
+    def trend_in_points(self) -> bool:
+        """Rate KPIs (a share: coverage, failure rate, predictability, scope creep) trend in
+        percentage points, the others by relative change (METRICS.md, Aggregation)."""
+        return self.kind is Kind.RATIO
+
 
 H = 3600.0
 

@@ -65,7 +65,7 @@ class MetricCard:
     previous_n: int
     previous_value: float | None
     trend: str  # better | worse | flat | not enough data
-    change: float | None
+    change: float | None  # relative, or for a rate KPI the difference in fractions (points)
     band: str | None
     edition: int | None
     breakdown: dict[str, Any] | None
@@ -93,7 +93,9 @@ def build_card(
     values = engine.values(metric_id, periods)
     current = values[-1]
     prev = values[-2] if base == periods[-2] else engine.value(metric_id, base)
-    tr = trend(current.value, current.n, prev.value, prev.n, spec.lower_is_better)
+    tr = trend(
+        current.value, current.n, prev.value, prev.n, spec.lower_is_better, spec.trend_in_points
+    )
     target = engine.team.target_for(metric_id)
     band = engine.band(metric_id, current)
     return MetricCard(
