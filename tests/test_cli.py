@@ -149,7 +149,10 @@ def test_dora_and_health(demo, capsys):
     assert [m["metric"] for m in dora["metrics"]] == list(registry.DORA)
     assert all(m["band"] in ("elite", "high", "medium", "low") for m in dora["metrics"])
     health = run_json(capsys, "report", "health", "--team", "platform")
-    assert health["with_data"] == len(registry.HEADLINE)
+    # every KPI of the registry: the demo teams have every source configured
+    assert [m["metric"] for m in health["metrics"]] == [m.id for m in registry.METRICS]
+    assert health["no_source"] == []
+    assert health["with_data"] == len(registry.METRICS)
     assert health["on_target"] == sum(m["status"] == "on target" for m in health["metrics"])
     assert main(["report", "health", "--team", "platform", "--now", NOW]) == 0
     text = capsys.readouterr().out

@@ -10,11 +10,13 @@ rounding of JSON numbers at the source (seconds to integers, fractions to 4 deci
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from bot.metrics.registry import Kind, Target
-from bot.reports.cards import MetricCard, PeriodInfo
+from bot.reports.cards import MetricCard, NoSource, PeriodInfo
 
 SPARK = "▁▂▃▄▅▆▇█"
 NO_DATA = "no data"
@@ -158,7 +160,7 @@ def axis_unit(kind: Kind, values: Sequence[float | None] = ()) -> tuple[float, s
             size, unit = 60, "m"
         return float(size), UNIT_NAMES[unit]
     if kind is Kind.RATIO:
-        return 0.01, "%"
+        return 0.01, "percent"
     return 1.0, {
         Kind.LINES: "lines changed",
         Kind.RATE: "merges per developer-week",
@@ -236,6 +238,18 @@ def period_label(p: PeriodInfo) -> str:
     return f"{p.label} so far" if p.in_progress else p.label
 
 
+def axis_period(label: str, first: date | None, last: date | None) -> str:
+    """A period's name under a chart's bar: ``W46``, ``Nov 2026``, ``2026-Q3``, and for a
+    rolling window its days (``Nov 6–Dec 3``)."""
+    if re.fullmatch(r"\d{4}-W\d{2}", label):
+        return label[5:]
+    if re.fullmatch(r"\d{4}-\d{2}", label) and first is not None:
+        return f"{first:%b %Y}"
+    if re.fullmatch(r"\d+d", label) and first is not None and last is not None:
+        return f"{first:%b} {first.day}–\n{last:%b} {last.day}"
+    return label
+
+
 def sparkline(values: Sequence[float | None]) -> str:
     known = [v for v in values if v is not None]
     if not known:
@@ -260,6 +274,25 @@ def unknown_contents(card_metric: str, breakdown: Mapping[str, object] | None) -
     if n == 1:
         return "1 deployment with unknown contents is not counted"
     return f"{n} deployments with unknown contents are not counted"
+
+
+def and_list(words: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def no_source(items: Sequence[NoSource]) -> list[str]:
+    """The health view's lines on KPIs without a source, one per missing kind of source:
+    ``Delivery predictability and Scope creep: no source configured (add sprints to the
+    team in kpibot.yml)``."""
+    by_missing: dict[tuple[str, ...], list[str]] = {}
+    for ns in items:
+        by_missing.setdefault(ns.missing, []).append(ns.name)
+    return [
+        f"{and_list(names)}: no source configured, add {and_list(list(missing))} to the team "
+        "in kpibot.yml"
+        for missing, names in by_missing.items()
+    ]
 
 
 # --- JSON: rounded at the source, still in base units ----------------------------------------

@@ -78,6 +78,7 @@ def health(h: Health) -> dict[str, Any]:
         "on_target": h.on_target,
         "with_data": h.with_data,
         "metrics": [card(c) for c in h.cards],
+        "no_source": [{"metric": n.metric, "missing": list(n.missing)} for n in h.no_source],
     }
 
 

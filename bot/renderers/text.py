@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
-from bot.reports.cards import DoraCard, Health, MetricCard
+from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
 STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data": "– no data"}
@@ -13,8 +13,8 @@ STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data
 def _breakdown_lines(card: MetricCard) -> list[str]:
     b = card.breakdown or {}
     out: list[str] = []
-    if card.metric in ("cycle-time", "lead-time") and card.n:
-        keys = ["coding", "pickup", "review"] + (["deploy"] if card.metric == "lead-time" else [])
+    if card.metric in PHASE_KEYS and card.n:
+        keys = PHASE_KEYS[card.metric]
         shown = fmt.durations([b.get(k) for k in keys])
         parts = [f"{k} {v}" for k, v in zip(keys, shown, strict=True)]
         out.append("  phases (p50): " + " · ".join(parts))
@@ -92,11 +92,13 @@ def health(h: Health) -> str:
         f"Health · {h.team} · {fmt.period(h.period)}: {h.on_target} of {h.with_data} "
         "KPIs with data on target"
     ]
+    width = max((len(c.name) for c in h.cards), default=24)
     for c in h.cards:
         lines.append(
-            f"  {STATUS[c.status]:<13} {c.name:<24} {fmt.value(c.kind, c.value):>16}  "
+            f"  {STATUS[c.status]:<13} {c.name:<{width}} {fmt.value(c.kind, c.value):>16}  "
             f"target {fmt.target(c.kind, c.target)}"
         )
+    lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ from bot.renderers.blocks import (
     section,
 )
 from bot.renderers.mrkdwn import escape
-from bot.reports.cards import DoraCard, Health, MetricCard
+from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.store.subscriptions import Subscription
 
 Payload = dict[str, Any]
@@ -191,9 +191,9 @@ def card_value(card: MetricCard) -> str:
 
 def _phases(card: MetricCard) -> str | None:
     b = card.breakdown or {}
-    if card.metric not in ("cycle-time", "lead-time") or not card.n:
+    if card.metric not in PHASE_KEYS or not card.n:
         return None
-    keys = ["coding", "pickup", "review"] + (["deploy"] if card.metric == "lead-time" else [])
+    keys = PHASE_KEYS[card.metric]
     known = {k: b.get(k) for k in keys if isinstance(b.get(k), (int, float))}
     biggest = max(known, key=lambda k: known[k] or 0) if known else None
     parts = []
@@ -316,6 +316,7 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
         blocks.append(header(f"Health · {h.team}"))
     blocks.append(section(f"*{escape(h.team)}: {health_line(h)}* · {escape(fmt.period(h.period))}"))
     blocks += [section(card_line(c)) for c in h.cards]
+    blocks += [context(line) for line in fmt.no_source(h.no_source)]
     return blocks
 
 
