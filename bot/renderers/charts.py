@@ -48,6 +48,7 @@ ON_TARGET, OFF_TARGET = BLUE, VERMILLION
 PHASE_COLOURS = {"coding": BLUE, "pickup": ORANGE, "review": GREEN, "deploy": PURPLE}
 BAND_COLOURS = {"elite": GREEN, "high": SKY, "medium": ORANGE, "low": VERMILLION}
 DORA_PERIODS = 6
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 1.0}
 
 WIDTH, HEIGHT, DPI = 8.0, 4.0, 100  # 800 x 400 pixels
 
@@ -71,8 +72,12 @@ def png(fig: Figure) -> bytes:
 
 
 def _style(ax: Axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.tick_params(axis="x", length=0)
     ax.tick_params(labelsize=8)
     ax.yaxis.grid(True, color="#EEEEEE", linewidth=0.8)
     ax.set_axisbelow(True)
@@ -117,7 +122,8 @@ def trend_figure(card: MetricCard) -> Figure:
             labels.append(f"{fmt.scaled(card.kind, p.value, scale)}\nn = {p.n}")
         else:
             labels.append(fmt.scaled(card.kind, p.value, scale))
-    ax.bar_label(bars, labels=labels, padding=2, fontsize=8, color=INK)
+    for t in ax.bar_label(bars, labels=labels, padding=2, fontsize=8, color=INK):
+        t.set_bbox(LABEL_BOX)  # readable where a label meets the target line
     target = card.target.value / scale
     target_text = f"target {fmt.target(card.kind, card.target)}"
     ax.axhline(target, color=INK, linestyle="--", linewidth=1.2, label=target_text, gid="target")
@@ -212,6 +218,8 @@ def dora_figure(cards: Sequence[MetricCard], team: str, edition: int | None) -> 
         ]
         ax.bar_label(bars, labels=labels, padding=2, fontsize=7, color=INK)
         ax.set_ylim(0, (max(heights) or 1.0) * 1.25)
+        ax.set_yticks([])  # the values are on the bars; no tick labels to draw (speed)
+        ax.spines["left"].set_visible(False)
         ax.set_title(card.name, fontsize=10, loc="left")
         ax.set_ylabel(unit, fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
