@@ -110,6 +110,14 @@ def test_no_minus_zero():
         assert "-0%" not in out and "-0 pp" not in out and "→ 0 pp flat" in out
 
 
+def test_a_flat_change_never_reads_as_big_as_a_real_one():
+    # -9.96 % is flat (under 10 %): "▼ 10% flat" would contradict the rule
+    assert fmt.trend(Kind.RATE, "flat", -0.0996) == "▼ 9.9% flat"
+    assert fmt.trend(Kind.RATIO, "flat", 0.0499) == "▲ 4.9 pp flat"
+    assert fmt.trend(Kind.RATE, "worse", -0.10) == "▼ 10% worse"
+    assert fmt.trend(Kind.RATE, "flat", 0.094) == "▲ 9% flat"
+
+
 def test_trend_edge_cases():
     assert fmt.trend(Kind.DURATION, "not enough data", None) == "not enough data"
     assert fmt.trend(Kind.DURATION, "not enough data", 0.5) == "▲ 50% · not enough data"

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from bot.metrics.registry import Kind, Target
+from bot.metrics.stats import TREND_MIN_CHANGE, TREND_MIN_POINTS
 from bot.reports.cards import MetricCard, NoSource, PeriodInfo
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -183,14 +184,19 @@ def scaled(kind: Kind, v: float, scale: float) -> str:
 # --- trends -----------------------------------------------------------------------------------
 
 
-def change(kind: Kind, c: float | None) -> str:
+def change(kind: Kind, c: float | None, direction: str = "") -> str:
     """The size of a change, without sign (the arrow carries the direction): ``29%`` or,
-    for rate KPIs, ``7 pp``; ``0%`` for a change that rounds to nothing."""
+    for rate KPIs, ``7 pp``; ``0%`` for a change that rounds to nothing. A *flat* change
+    that would round up to the threshold of a real one (10 %, 5 pp) keeps a decimal
+    (``9.6% flat``, never ``10% flat``)."""
     if c is None:
         return ""
-    if kind is Kind.RATIO:
-        return f"{half_up(abs(c) * 100)} pp"
-    return f"{half_up(abs(c) * 100):,}%"
+    size = abs(c) * 100
+    unit = " pp" if kind is Kind.RATIO else "%"
+    threshold = (TREND_MIN_POINTS if kind is Kind.RATIO else TREND_MIN_CHANGE) * 100
+    if direction == "flat" and half_up(size) >= threshold:
+        return f"{math.floor(size * 10) / 10:.1f}{unit}"
+    return f"{half_up(size):,}{unit}"
 
 
 def arrow(kind: Kind, c: float | None, direction: str = "") -> str:
@@ -205,7 +211,7 @@ def arrow(kind: Kind, c: float | None, direction: str = "") -> str:
 def trend(kind: Kind, direction: str, c: float | None, lower_is_better: bool | None = None) -> str:
     """``▲ 29% worse``, ``▼ 7 pp better``, ``▲ 3% flat``, ``→ 0% flat``,
     ``▲ 12% · not enough data``; ``▲ from 0 · worse`` when the previous value was 0."""
-    size = change(kind, c)
+    size = change(kind, c, direction)
     if c is None:
         if direction in ("better", "worse") and lower_is_better is not None:
             rose = (direction == "worse") == lower_is_better
