@@ -18,6 +18,7 @@ is formatted by ``bot.renderers.format``.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -62,6 +63,20 @@ def _figure(width: float = WIDTH, height: float = HEIGHT) -> Figure:
     fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.2)
     FigureCanvasAgg(fig)
     return fig
+
+
+def warm_up() -> None:
+    """Import matplotlib and load its fonts now (half a second to a second, once per
+    process), so that the first chart a long-running process draws is not the slow one."""
+    fig = _figure(1.0, 1.0)
+    fig.add_subplot().set_title("warm-up")
+    png(fig)
+
+
+def warm_up_in_background() -> threading.Thread:
+    thread = threading.Thread(target=warm_up, name="chart-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def png(fig: Figure) -> bytes:
