@@ -33,7 +33,7 @@ def card(**kw) -> MetricCard:
         lower_is_better=False,
         n=40,
         value=0.92,
-        p50=0.92,
+        p50=None,  # a share, not a median
         p75=None,
         p90=None,
         target=Target(">", 0.95),
@@ -172,6 +172,14 @@ def test_one_unit_per_line():
     assert "coding 1.0h · pickup 25h · review 2.0h" in text.card(c)
     payload = json.dumps(slack_blocks.card_payload(c), ensure_ascii=False)
     assert "24h / 34h" in payload
+
+
+def test_only_a_median_is_called_p50():
+    # review coverage is a share of PRs, not a median
+    coverage = json.dumps(slack_blocks.card_payload(card()), ensure_ascii=False)
+    assert "*Value*\\n92%" in coverage and "p50" not in coverage
+    size = json.dumps(slack_blocks.card_payload(card(**PR_SIZE)), ensure_ascii=False)
+    assert "*Value (p50)*\\n176 lines" in size
 
 
 def test_no_nested_parentheses():

@@ -227,7 +227,9 @@ def card_blocks(
     if card.status == "no data":
         value_text = "*Value*\nno data (n = 0)"
     else:
-        value_text = f"*Value (p50)*\n{fmt.value(kind, card.value)}"
+        # "(p50)" only where the value is a median (not for a share or a rate)
+        label = "Value (p50)" if card.p50 is not None else "Value"
+        value_text = f"*{label}*\n{fmt.value(kind, card.value)}"
     items = [value_text, f"*n*\n{card.n}"]
     if card.p75 is not None and kind is not Kind.RATIO:
         p75, p90 = fmt.detail(kind, card.value, card.p75, card.p90)
