@@ -137,6 +137,25 @@ def test_trend_chart_units_follow_the_kpi():
     assert [t.get_text() for t in ax.texts] == ["175", "320"]
 
 
+def test_a_period_in_progress_says_so_far_on_the_chart():
+    c = card([1.0 * D, 1.5 * D])
+    c = MetricCard(
+        **{
+            **c.__dict__,
+            "period": PeriodInfo(
+                "2026-W41",
+                "week 2026-W41 so far (Oct 5 – Oct 7)",
+                datetime(2026, 10, 5, tzinfo=UTC),
+                datetime(2026, 10, 7, 12, tzinfo=UTC),
+                "UTC",
+                in_progress=True,
+            ),
+        }
+    )
+    ax = charts.trend_figure(c).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["W40", "W41\nso far"]
+
+
 def test_rolling_periods_are_named_by_their_days():
     assert charts.period_names(
         [SparkPoint("28d", 1.0, 5, date(2026, 10, 23), date(2026, 11, 19))]

@@ -98,8 +98,12 @@ def _style(ax: Axes) -> None:
     ax.set_axisbelow(True)
 
 
-def period_names(points: Sequence[SparkPoint]) -> list[str]:
-    return [fmt.axis_period(p.label, p.first_day, p.last_day) for p in points]
+def period_names(points: Sequence[SparkPoint], in_progress: bool = False) -> list[str]:
+    """The x axis: each period's name, the last marked "so far" while it is in progress."""
+    names = [fmt.axis_period(p.label, p.first_day, p.last_day) for p in points]
+    if in_progress and names:
+        names[-1] += "\nso far"
+    return names
 
 
 def _on_target(card: MetricCard, v: float | None) -> bool | None:
@@ -116,7 +120,7 @@ def trend_figure(card: MetricCard) -> Figure:
     fig = _figure()
     ax = fig.add_subplot()
     _style(ax)
-    names = period_names(points)
+    names = period_names(points, card.period.in_progress)
     heights = [0.0 if v is None else v / scale for v in values]
     colours = []
     hatches = []
@@ -147,8 +151,8 @@ def trend_figure(card: MetricCard) -> Figure:
     ax.set_ylabel(unit)
     ax.set_title(f"{card.name} · {card.team}", fontsize=12, loc="left", fontweight="bold")
     ax.set_xlabel(
-        f"p50 per period, last {len(points)} periods · faded bars: fewer than "
-        f"{TREND_MIN_N} samples",
+        ("p50 per period, " if card.p50 is not None else "")
+        + f"last {len(points)} periods · faded bars: fewer than {TREND_MIN_N} samples",
         fontsize=8,
         color="#555555",
     )
@@ -173,7 +177,7 @@ def phase_figure(card: MetricCard) -> Figure:
     fig = _figure()
     ax = fig.add_subplot()
     _style(ax)
-    names = period_names(points)
+    names = period_names(points, card.period.in_progress)
     bottom = [0.0] * len(points)
     for k in keys:
         heights = [(v or 0.0) / scale for v in per_phase[k]]
@@ -225,7 +229,9 @@ def dora_figure(cards: Sequence[MetricCard], team: str, edition: int | None) -> 
         scale, unit = fmt.axis_unit(card.kind, values)
         heights = [0.0 if v is None else v / scale for v in values]
         colours = [BAND_COLOURS.get(p.band or "", GREY) for p in points]
-        bars = ax.bar(period_names(points), heights, color=colours, width=0.7)
+        bars = ax.bar(
+            period_names(points, card.period.in_progress), heights, color=colours, width=0.7
+        )
         for bar in bars:
             bar.set_gid("bar")
         labels = [
