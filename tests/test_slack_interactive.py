@@ -90,10 +90,19 @@ def test_show_chart_uploads_a_png_with_files_upload_v2(kpi):
     done = kpi.slack.wait_for("files.completeUploadExternal")[0]
     assert done.args["channel_id"] == PAY
     assert "Cycle time · payments, last 8 periods" in done.args["initial_comment"]
-    (png,) = kpi.slack.uploads.values()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    # cycle time: its trend chart and its phase chart, shared in one message
+    assert [f["title"] for f in json.loads(done.args["files"])] == [
+        "Cycle time · payments",
+        "Cycle time by phase · payments",
+    ]
+    pngs = list(kpi.slack.uploads.values())
+    assert len(pngs) == 2 and all(p.startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
     methods = [c.method for c in kpi.slack.calls if c.method.startswith(("files.", "upload"))]
-    assert methods == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert methods == [
+        *["files.getUploadURLExternal"] * 2,
+        *["upload"] * 2,
+        "files.completeUploadExternal",
+    ]
 
 
 def test_show_chart_in_a_channel_without_the_bot(kpi):

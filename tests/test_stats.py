@@ -114,3 +114,38 @@ def test_trend_from_zero():
     assert (t.direction, t.change) == ("worse", None)
     t = trend(0.2, 5, 0.0, 5, lower_is_better=False)
     assert (t.direction, t.change) == ("better", None)
+
+
+# --- rate KPIs: percentage points ------------------------------------------------------------
+
+
+def test_rate_trend_is_the_difference_in_points():
+    # review coverage 60 % -> 92 %: +32 points (not +53 % relative), better
+    t = trend(0.92, 50, 0.60, 50, lower_is_better=False, points=True)
+    assert t.points is True
+    assert t.change == pytest.approx(0.32)
+    assert t.direction == "better"
+
+
+def test_rate_trend_needs_five_points():
+    # 90 % -> 95 %: exactly 5 points is a change (at least 5), despite float noise
+    assert trend(0.95, 20, 0.90, 20, lower_is_better=False, points=True).direction == "better"
+    # 90 % -> 94 %: 4 points is flat, although it is +4.4 % relative
+    t = trend(0.94, 20, 0.90, 20, lower_is_better=False, points=True)
+    assert t.direction == "flat"
+    # a 10 % -> 12 % failure rate is +20 % relative, but only 2 points: flat
+    assert trend(0.12, 20, 0.10, 20, lower_is_better=True, points=True).direction == "flat"
+    # 10 % -> 16 %: 6 points worse for a lower-is-better rate
+    assert trend(0.16, 20, 0.10, 20, lower_is_better=True, points=True).direction == "worse"
+
+
+def test_rate_trend_from_zero_is_a_difference():
+    t = trend(0.08, 20, 0.0, 20, lower_is_better=True, points=True)
+    assert (t.direction, t.change) == ("worse", pytest.approx(0.08))
+
+
+def test_registry_rate_kpis_trend_in_points():
+    from bot.metrics.registry import BY_ID
+
+    rates = {m for m, spec in BY_ID.items() if spec.trend_in_points}
+    assert rates == {"review-coverage", "change-failure-rate", "predictability", "scope-creep"}

@@ -58,11 +58,19 @@ class MetricSpec:
     cadence: str  # leading | lagging
     definition: str
     dora: bool = False
-    headline: bool = True  # counted by the health view
+    # the sources the KPI is computed from: repos (pull requests), deployments, incidents,
+    # sprints; the health view lists a KPI only when the team has every one configured
+    sources: tuple[str, ...] = ("repos",)
 
     @property
     def unit(self) -> str:
         return UNITS[self.kind]
+
+    @property
+    def trend_in_points(self) -> bool:
+        """Rate KPIs (a share: coverage, failure rate, predictability, scope creep) trend in
+        percentage points, the others by relative change (METRICS.md, Aggregation)."""
+        return self.kind is Kind.RATIO
 
 
 H = 3600.0
@@ -136,6 +144,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "Median number of distinct days with a successful production deployment per ISO week "
         "(weeks with none count as 0). n is the number of successful production deployments.",
         dora=True,
+        sources=("deployments",),
     ),
     MetricSpec(
         "lead-time",
@@ -148,6 +157,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "Median time from a PR's first commit to the finish of the first successful production "
         "deployment that contains it, over PRs whose deployment finished in the period.",
         dora=True,
+        sources=("repos", "deployments"),
     ),
     MetricSpec(
         "change-failure-rate",
@@ -162,6 +172,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "the attribution window after it (and it is the latest deployment before that "
         "incident), or when it is rolled back or a PR it contains is reverted within the window.",
         dora=True,
+        sources=("deployments",),
     ),
     MetricSpec(
         "mttr",
@@ -174,6 +185,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "Median time from an incident's start to its resolution, over incidents resolved in "
         "the period.",
         dora=True,
+        sources=("incidents",),
     ),
     MetricSpec(
         "predictability",
@@ -186,6 +198,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "Completed committed work / committed work, over sprints (or milestones) that ended in "
         "the period; by story points when every committed item has them, else by item count. "
         "n is the number of committed items.",
+        sources=("sprints",),
     ),
     MetricSpec(
         "recovery-time",
@@ -197,7 +210,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "lagging",
         "Median time from the finish of a failed deployment to the resolution of the incident "
         "attributed to it, over such incidents resolved in the period.",
-        headline=False,
+        sources=("deployments", "incidents"),
     ),
     MetricSpec(
         "scope-creep",
@@ -209,14 +222,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "lagging",
         "Work added to sprints after they started / committed work, over sprints that ended in "
         "the period (points or items, as for predictability).",
-        headline=False,
+        sources=("sprints",),
     ),
 )
 
 BY_ID: dict[str, MetricSpec] = {m.id: m for m in METRICS}
 LEADING: tuple[str, ...] = tuple(m.id for m in METRICS if m.cadence == "leading")
 DORA: tuple[str, ...] = tuple(m.id for m in METRICS if m.dora)
-HEADLINE: tuple[str, ...] = tuple(m.id for m in METRICS if m.headline)
 LAGGING: tuple[str, ...] = tuple(m.id for m in METRICS if m.cadence == "lagging")
 
 _LOOKUP: dict[str, str] = {}

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 TREND_MIN_N = 5
-TREND_MIN_CHANGE = 0.10
+TREND_MIN_CHANGE = 0.10  # relative change
+TREND_MIN_POINTS = 0.05  # rate KPIs: 5 percentage points
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -41,7 +42,10 @@ def median(values: Iterable[float]) -> float | None:
 @dataclass(frozen=True)
 class Trend:
     direction: str  # better | worse | flat | not enough data
-    change: float | None  # relative change (current - previous) / |previous|
+    # relative change (current - previous) / |previous|; for a rate KPI (``points``) the
+    # difference current - previous of the two fractions (0.07 = 7 percentage points)
+    change: float | None
+    points: bool = False
 
 
 def trend(
@@ -50,20 +54,26 @@ def trend(
     previous: float | None,
     n_previous: int,
     lower_is_better: bool,
+    points: bool = False,
 ) -> Trend:
+    """METRICS.md, Aggregation: better or worse only when both periods have ``n >= 5`` and the
+    change is at least 10 % (``points``: at least 5 percentage points)."""
     change: float | None = None
     if current is not None and previous is not None:
-        if previous != 0:
+        if points:
+            change = current - previous
+        elif previous != 0:
             change = (current - previous) / abs(previous)
         elif current == 0:
             change = 0.0
     if n_current < TREND_MIN_N or n_previous < TREND_MIN_N or current is None or previous is None:
-        return Trend("not enough data", change)
+        return Trend("not enough data", change, points)
+    threshold = TREND_MIN_POINTS if points else TREND_MIN_CHANGE
     if change is None:  # previous was 0 and current is not
         moved_up = current > previous
-    elif abs(change) < TREND_MIN_CHANGE:
-        return Trend("flat", change)
+    elif round(abs(change), 9) < threshold:  # 0.95 - 0.90 is 0.0499999...: 5 points
+        return Trend("flat", change, points)
     else:
         moved_up = change > 0
     better = (not moved_up) if lower_is_better else moved_up
-    return Trend("better" if better else "worse", change)
+    return Trend("better" if better else "worse", change, points)

@@ -14,7 +14,7 @@ from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
 from bot.renderers import mrkdwn
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
-from bot.reports.cards import MetricCard, PeriodInfo
+from bot.reports.cards import MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
 MAX_MESSAGE_BLOCKS = 50
@@ -84,16 +84,12 @@ def limit_blocks(
     return [*blocks[: limit - 1], context(note)]
 
 
-def _label(p: PeriodInfo) -> str:
-    return f"{p.label} so far" if p.in_progress else p.label
-
-
 def card_line(c: MetricCard) -> str:
     band = f" · {c.band}" if c.band else ""
     return (
         f"{STATUS_ICON[c.status]} *{c.name}*: {fmt.value(c.kind, c.value)} "
         f"(n = {c.n}) · target {fmt.target(c.kind, c.target)}{band} · "
-        f"{fmt.trend(c.trend, c.change)}"
+        f"trend {fmt.card_trend(c)}"
     )
 
 
@@ -113,12 +109,12 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
     """``links``: which source URLs may be links (default: github.com)."""
     blocks: list[Block] = [
         header(f"Weekly leading indicators · {d.team}"),
-        context(f"{d.period.description} · team time zone {d.period.timezone}"),
+        context(f"{fmt.period(d.period)} · team time zone {d.period.timezone}"),
     ]
     blocks.extend(section(card_line(c)) for c in d.cards)
     if d.biggest_phase:
         phase, secs = d.biggest_phase
-        blocks.append(context(f"Biggest cycle-time phase: *{phase}* ({fmt.duration(secs)} p50)"))
+        blocks.append(context(f"Biggest cycle-time phase: *{phase}*, {fmt.duration(secs)} p50"))
     blocks.append(divider())
     waiting = [
         f"• {mrkdwn.link(w.url, f'{w.repository}#{w.number}', links)} {escape(w.title)}"
@@ -154,8 +150,9 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
         }
     )
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
+    label = fmt.period_label(d.period)
     return {
-        "text": f"Weekly leading indicators for {escape(d.team)}, {_label(d.period)}: {summary}",
+        "text": f"Weekly leading indicators for {escape(d.team)}, {label}: {summary}",
         "blocks": limit_blocks(blocks),
     }
 
@@ -164,7 +161,7 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
     blocks: list[Block] = [
         header(f"Monthly lagging indicators · {d.team}"),
         context(
-            f"{d.period.description} · DORA {d.edition} bands · team time zone {d.period.timezone}"
+            f"{fmt.period(d.period)} · DORA {d.edition} bands · team time zone {d.period.timezone}"
         ),
     ]
     for c in (*d.dora, d.predictability, d.scope_creep):
@@ -190,7 +187,8 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
         )
     )
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.dora)
+    label = fmt.period_label(d.period)
     return {
-        "text": f"Monthly lagging indicators for {escape(d.team)}, {_label(d.period)}: {summary}",
+        "text": f"Monthly lagging indicators for {escape(d.team)}, {label}: {summary}",
         "blocks": limit_blocks(blocks),
     }

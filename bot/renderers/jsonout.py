@@ -1,10 +1,16 @@
-"""JSON rendering (PRODUCT.md: durations in seconds, rates as fractions, ISO 8601 UTC times)."""
+"""JSON rendering (PRODUCT.md: durations in seconds, rates as fractions, ISO 8601 UTC times).
+
+Numbers are rounded here, at the source, by ``bot.renderers.format``: durations to whole
+seconds, every other number (fractions, lines, rates) to 4 decimals, still in base units.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
+from bot.metrics.registry import BY_ID, Kind
+from bot.renderers import format as fmt
 from bot.reports.cards import DoraCard, Health, MetricCard, PeriodInfo
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
@@ -24,25 +30,36 @@ def period(p: PeriodInfo) -> dict[str, Any]:
 
 
 def card(c: MetricCard) -> dict[str, Any]:
-    """The one object of ``kpibot report --format json``, the keys PRODUCT.md lists."""
+    """The one object of ``kpibot report --format json``, the keys PRODUCT.md lists.
+
+    ``change``: the trend's change, relative (``0.29`` = +29 %) or, for a rate KPI
+    (``change_unit`` ``"points"``), the difference of the two fractions (``0.07`` = +7 pp).
+    """
+    k = c.kind
     return {
         "metric": c.metric,
         "team": c.team,
         "period": period(c.period),
         "n": c.n,
-        "value": c.value,
+        "value": fmt.json_number(k, c.value),
         "unit": c.unit,
-        "p50": c.p50,
-        "p75": c.p75,
-        "p90": c.p90,
-        "target": {"op": c.target.op, "value": c.target.value},
+        "p50": fmt.json_number(k, c.p50),
+        "p75": fmt.json_number(k, c.p75),
+        "p90": fmt.json_number(k, c.p90),
+        "target": {"op": c.target.op, "value": fmt.json_number(k, c.target.value)},
         "status": c.status,
-        "previous": {"n": c.previous_n, "value": c.previous_value},
+        "previous": {"n": c.previous_n, "value": fmt.json_number(k, c.previous_value)},
         "trend": c.trend,
+        "change": fmt.json_number(None, c.change),
+        "change_unit": "points" if k is Kind.RATIO else "relative",
         "band": c.band,
-        "breakdown": c.breakdown,
+        "breakdown": fmt.json_breakdown(c.breakdown),
         "so_far": c.period.in_progress,
     }
+
+
+def _kpi_number(kpi: str | None, v: float | None) -> float | int | None:
+    return fmt.json_number(BY_ID[kpi].kind if kpi in BY_ID else None, v)
 
 
 def dora(d: DoraCard) -> dict[str, Any]:
@@ -61,6 +78,7 @@ def health(h: Health) -> dict[str, Any]:
         "on_target": h.on_target,
         "with_data": h.with_data,
         "metrics": [card(c) for c in h.cards],
+        "no_source": [{"metric": n.metric, "missing": list(n.missing)} for n in h.no_source],
     }
 
 
@@ -77,8 +95,8 @@ def item(i: ActionItemView) -> dict[str, Any]:
         "due_on": _day(i.due_on),
         "completed_on": _day(i.completed_on),
         "kpi": i.kpi,
-        "baseline": i.baseline,
-        "after": i.after,
+        "baseline": _kpi_number(i.kpi, i.baseline),
+        "after": _kpi_number(i.kpi, i.after),
         "overdue": i.overdue,
     }
 
@@ -90,7 +108,9 @@ def weekly(d: WeeklyDigest) -> dict[str, Any]:
         "period": period(d.period),
         "metrics": [card(c) for c in d.cards],
         "biggest_phase": (
-            {"phase": d.biggest_phase[0], "p50": d.biggest_phase[1]} if d.biggest_phase else None
+            {"phase": d.biggest_phase[0], "p50": fmt.json_number(Kind.DURATION, d.biggest_phase[1])}
+            if d.biggest_phase
+            else None
         ),
         "waiting_for_review": [
             {
@@ -114,7 +134,7 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
         "edition": d.edition,
         "metrics": [card(c) for c in (*d.dora, d.predictability, d.scope_creep)],
         "three_month": {
-            k: [{"label": p.label, "value": p.value, "n": p.n} for p in v]
+            k: [{"label": p.label, "value": _kpi_number(k, p.value), "n": p.n} for p in v]
             for k, v in d.three_month.items()
         },
         "completed_action_items": [item(i) for i in d.completed_items],

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.metrics.registry import BY_ID, Kind
+from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
-from bot.reports.cards import DoraCard, Health, MetricCard
+from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
 STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data": "– no data"}
@@ -13,15 +13,17 @@ STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data
 def _breakdown_lines(card: MetricCard) -> list[str]:
     b = card.breakdown or {}
     out: list[str] = []
-    if card.metric in ("cycle-time", "lead-time") and card.n:
-        keys = ["coding", "pickup", "review"] + (["deploy"] if card.metric == "lead-time" else [])
-        parts = [f"{k} {fmt.duration(b.get(k))}" for k in keys]
+    if card.metric in PHASE_KEYS and card.n:
+        keys = PHASE_KEYS[card.metric]
+        shown = fmt.durations([b.get(k) for k in keys])
+        parts = [f"{k} {v}" for k, v in zip(keys, shown, strict=True)]
         out.append("  phases (p50): " + " · ".join(parts))
         if b.get("merged_without_review"):
             out.append(f"  merged without review: {b['merged_without_review']}")
     elif card.metric == "pr-size" and card.n:
         out.append(
-            f"  over 400 lines: {fmt.percent(b.get('over_400_share'))} ({b.get('over_400')})"
+            f"  over 400 lines: {fmt.percent(b.get('over_400_share'))} "
+            f"({b.get('over_400')} {fmt.plural(b.get('over_400') or 0, 'PR')})"
         )
     elif card.metric == "first-review" and b.get("without_review"):
         out.append(f"  merged without review (not counted): {b['without_review']}")
@@ -29,13 +31,14 @@ def _breakdown_lines(card: MetricCard) -> list[str]:
         out.append(f"  approved before merge: {b.get('approved')} of {card.n}")
     elif card.metric == "merge-frequency" and card.n:
         out.append(
-            f"  {b.get('merged')} merged PRs, {b.get('authors')} authors, "
-            f"{fmt.number(b.get('weeks') or 0)} weeks"
+            f"  {b.get('merged')} merged {fmt.plural(b.get('merged') or 0, 'PR')}, "
+            f"{b.get('authors')} {fmt.plural(b.get('authors') or 0, 'author')}, "
+            f"{fmt.number(b.get('weeks') or 0)} {fmt.plural(b.get('weeks') or 0, 'week')}"
         )
     elif card.metric == "deploy-frequency" and card.n:
         out.append(
             f"  {fmt.number(b.get('deployments_per_week') or 0)} deployments/week, "
-            f"{b.get('deploy_days')} deployment days"
+            f"{b.get('deploy_days')} deployment {fmt.plural(b.get('deploy_days') or 0, 'day')}"
         )
     elif card.metric == "change-failure-rate" and (card.n or b.get("deploy_failure_share")):
         out.append(
@@ -45,7 +48,12 @@ def _breakdown_lines(card: MetricCard) -> list[str]:
         )
     elif card.metric in ("predictability", "scope-creep") and card.n:
         out.append(
-            f"  by {b.get('basis')}" + (f" over {b['sprints']} sprints" if "sprints" in b else "")
+            f"  by {b.get('basis')}"
+            + (
+                f" over {b['sprints']} {fmt.plural(b['sprints'], 'sprint')}"
+                if "sprints" in b
+                else ""
+            )
         )
     unknown = fmt.unknown_contents(card.metric, card.breakdown)
     if unknown:
@@ -54,19 +62,14 @@ def _breakdown_lines(card: MetricCard) -> list[str]:
 
 
 def card(c: MetricCard) -> str:
-    head = f"{c.name} · {c.team} · {c.period.description}"
+    head = f"{c.name} · {c.team} · {fmt.period(c.period)}"
     lines = [head]
     if c.status == "no data":
         lines.append(f"  no data (n = 0) · target {fmt.target(c.kind, c.target)}")
     else:
-        val = fmt.value(c.kind, c.value)
-        detail = ""
-        if c.p75 is not None and c.kind is not Kind.RATIO:
-            detail = f" (p75 {fmt.value(c.kind, c.p75)}, p90 {fmt.value(c.kind, c.p90)})"
-        lines.append(f"  {val}{detail} · n = {c.n}")
+        lines.append(f"  {fmt.spread(c.kind, c.value, c.p75, c.p90)} · n = {c.n}")
         lines.append(f"  target {fmt.target(c.kind, c.target)} · {STATUS[c.status]}")
-    prev = fmt.value(c.kind, c.previous_value)
-    lines.append(f"  {fmt.trend(c.trend, c.change)} · previous {prev} (n = {c.previous_n})")
+    lines.append(f"  trend {fmt.card_trend(c)} · {fmt.previous(c)}")
     if c.band:
         lines.append(f"  DORA {c.edition}: {c.band}")
     lines.extend(_breakdown_lines(c))
@@ -77,7 +80,7 @@ def card(c: MetricCard) -> str:
 
 
 def dora(d: DoraCard) -> str:
-    lines = [f"DORA · {d.team} · {d.period.description} · edition {d.edition}"]
+    lines = [f"DORA · {d.team} · {fmt.period(d.period)} · edition {d.edition}"]
     for c in d.cards:
         band = c.band or "no data"
         lines.append(f"  {c.name:<24} {fmt.value(c.kind, c.value):>16}  n = {c.n:<5} {band}")
@@ -86,14 +89,16 @@ def dora(d: DoraCard) -> str:
 
 def health(h: Health) -> str:
     lines = [
-        f"Health · {h.team} · {h.period.description}: {h.on_target} of {h.with_data} "
+        f"Health · {h.team} · {fmt.period(h.period)}: {h.on_target} of {h.with_data} "
         "KPIs with data on target"
     ]
+    width = max((len(c.name) for c in h.cards), default=24)
     for c in h.cards:
         lines.append(
-            f"  {STATUS[c.status]:<13} {c.name:<24} {fmt.value(c.kind, c.value):>16}  "
+            f"  {STATUS[c.status]:<13} {c.name:<{width}} {fmt.value(c.kind, c.value):>16}  "
             f"target {fmt.target(c.kind, c.target)}"
         )
+    lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
     return "\n".join(lines)
 
 
@@ -104,15 +109,15 @@ def _item(i: ActionItemView) -> str:
 
 
 def weekly(d: WeeklyDigest) -> str:
-    lines = [f"Weekly leading indicators · {d.team} · {d.period.description}", ""]
+    lines = [f"Weekly leading indicators · {d.team} · {fmt.period(d.period)}", ""]
     for c in d.cards:
         lines.append(
             f"  {STATUS[c.status]:<13} {c.name:<18} {fmt.value(c.kind, c.value):>16}  "
-            f"n = {c.n:<4} {fmt.trend(c.trend, c.change)}"
+            f"n = {c.n:<4} trend {fmt.card_trend(c)}"
         )
     if d.biggest_phase:
         phase, secs = d.biggest_phase
-        lines += ["", f"Biggest cycle-time phase: {phase} ({fmt.duration(secs)} p50)"]
+        lines += ["", f"Biggest cycle-time phase: {phase}, {fmt.duration(secs)} p50"]
     lines += ["", f"PRs waiting for review ({len(d.waiting)}):"]
     lines += [f"  • {w.repository}#{w.number} {w.title}" for w in d.waiting] or ["  none"]
     lines += ["", f"Open action items ({len(d.open_items)}, {len(d.overdue_items)} overdue):"]
@@ -122,7 +127,7 @@ def weekly(d: WeeklyDigest) -> str:
 
 def monthly(d: MonthlyDigest) -> str:
     lines = [
-        f"Monthly lagging indicators · {d.team} · {d.period.description} · DORA {d.edition}",
+        f"Monthly lagging indicators · {d.team} · {fmt.period(d.period)} · DORA {d.edition}",
         "",
     ]
     for c in (*d.dora, d.predictability, d.scope_creep):
@@ -131,7 +136,7 @@ def monthly(d: MonthlyDigest) -> str:
         spark = f" · 3 months {fmt.sparkline([p.value for p in three])}" if three else ""
         lines.append(
             f"  {c.name:<32} {fmt.value(c.kind, c.value):>16}  n = {c.n:<4}"
-            f"{band} · {fmt.trend(c.trend, c.change)}{spark}"
+            f"{band} · trend {fmt.card_trend(c)}{spark}"
         )
     lines += ["", f"Action items completed this month ({len(d.completed_items)}):"]
     for i in d.completed_items:

@@ -6,14 +6,15 @@ Numbers stay in base units (seconds, fractions, lines); renderers do all formatt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.metrics.engine import TeamEngine
 from bot.metrics.periods import Period
-from bot.metrics.registry import BY_ID, DORA, HEADLINE, Kind, MetricSpec, Target
+from bot.metrics.registry import BY_ID, DORA, METRICS, Kind, MetricSpec, Target
 from bot.metrics.stats import trend
 from bot.metrics.values import MetricValue
+from bot.settings import TeamConfig
 
 SPARK_PERIODS = 8
 
@@ -41,9 +42,15 @@ class PeriodInfo:
 
 @dataclass(frozen=True)
 class SparkPoint:
+    """One past period of a card's history (oldest first): what its charts draw."""
+
     label: str
     value: float | None
     n: int
+    first_day: date | None = None  # the period's first and last local days
+    last_day: date | None = None
+    band: str | None = None  # DORA keys: the period's band
+    phases: tuple[tuple[str, float | None], ...] = ()  # cycle and lead time: p50 per phase
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class MetricCard:
     previous_n: int
     previous_value: float | None
     trend: str  # better | worse | flat | not enough data
-    change: float | None
+    change: float | None  # relative, or for a rate KPI the difference in fractions (points)
     band: str | None
     edition: int | None
     breakdown: dict[str, Any] | None
@@ -77,6 +84,27 @@ def status_of(mv: MetricValue, target: Target) -> str:
     if not mv.has_data or mv.value is None:
         return "no data"
     return "on target" if target.met_by(mv.value) else "off target"
+
+
+#: the phases of the KPIs that have them (METRICS.md, the pull-request timeline)
+PHASE_KEYS: dict[str, tuple[str, ...]] = {
+    "cycle-time": ("coding", "pickup", "review"),
+    "lead-time": ("coding", "pickup", "review", "deploy"),
+}
+
+
+def _spark_point(engine: TeamEngine, spec: MetricSpec, p: Period, v: MetricValue) -> SparkPoint:
+    b = v.breakdown or {}
+    phases = tuple((k, b.get(k) if v.has_data else None) for k in PHASE_KEYS.get(spec.id, ()))
+    return SparkPoint(
+        p.label,
+        v.value if v.has_data else None,
+        v.n,
+        p.start_local.date(),
+        p.last_day,
+        engine.band(spec.id, v) if spec.dora else None,
+        phases,
+    )
 
 
 def build_card(
@@ -93,7 +121,9 @@ def build_card(
     values = engine.values(metric_id, periods)
     current = values[-1]
     prev = values[-2] if base == periods[-2] else engine.value(metric_id, base)
-    tr = trend(current.value, current.n, prev.value, prev.n, spec.lower_is_better)
+    tr = trend(
+        current.value, current.n, prev.value, prev.n, spec.lower_is_better, spec.trend_in_points
+    )
     target = engine.team.target_for(metric_id)
     band = engine.band(metric_id, current)
     return MetricCard(
@@ -119,7 +149,7 @@ def build_card(
         edition=engine.team.dora_edition if spec.dora else None,
         breakdown=current.breakdown,
         sparkline=tuple(
-            SparkPoint(p.label, v.value if v.has_data else None, v.n)
+            _spark_point(engine, spec, p, v)
             for p, v in zip(periods[-spark:], values[-spark:], strict=True)
         )
         if spark >= 2
@@ -146,10 +176,20 @@ def build_dora(engine: TeamEngine, period: Period) -> DoraCard:
 
 
 @dataclass(frozen=True)
+class NoSource:
+    """A KPI the health view leaves out: the team has none of ``missing`` configured."""
+
+    metric: str
+    name: str
+    missing: tuple[str, ...]  # deployments | incidents | sprints | repos
+
+
+@dataclass(frozen=True)
 class Health:
     team: str
     period: PeriodInfo
     cards: tuple[MetricCard, ...]
+    no_source: tuple[NoSource, ...] = ()
 
     @property
     def with_data(self) -> int:
@@ -160,9 +200,30 @@ class Health:
         return sum(1 for c in self.cards if c.status == "on target")
 
 
+def configured_sources(team: TeamConfig) -> frozenset[str]:
+    """The kinds of source a team has configured (``MetricSpec.sources`` names them)."""
+    have = set()
+    if team.repos:
+        have.add("repos")
+    for kind, cfg in (
+        ("deployments", team.deployments),
+        ("incidents", team.incidents),
+        ("sprints", team.sprints),
+    ):
+        if cfg and cfg.get("source"):
+            have.add(kind)
+    return frozenset(have)
+
+
 def build_health(engine: TeamEngine, period: Period) -> Health:
-    return Health(
-        engine.team.name,
-        PeriodInfo.of(period),
-        tuple(build_card(engine, m, period, spark=2) for m in HEADLINE),
-    )
+    """Every KPI of the registry the team has the sources for, against its target; the
+    others are named with the source they need."""
+    have = configured_sources(engine.team)
+    cards, missing = [], []
+    for spec in METRICS:
+        lacking = tuple(s for s in spec.sources if s not in have)
+        if lacking:
+            missing.append(NoSource(spec.id, spec.name, lacking))
+        else:
+            cards.append(build_card(engine, spec.id, period, spark=2))
+    return Health(engine.team.name, PeriodInfo.of(period), tuple(cards), tuple(missing))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
+from bot.renderers.charts import Upload
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
 from bot.scheduler.lease import new_holder_id
 from bot.scheduler.posting import (
@@ -81,11 +82,42 @@ class Outcome:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class DigestPost:
+    """A digest as posted: the message, and the charts uploaded into its thread."""
+
+    message: Message
+    charts: tuple[Upload, ...] = ()
+
+
 @dataclass
 class _Renders:
     """Digests rendered in one pass, shared by every subscription of a team."""
 
-    items: dict[tuple[str, str, str], Message] = field(default_factory=dict)
+    items: dict[tuple[str, str, str], DigestPost] = field(default_factory=dict)
+
+
+def render_digest_post(
+    session: Session,
+    team: TeamConfig,
+    kind: str,
+    period: Period,
+    now: datetime,
+    links: Links = GITHUB_COM,
+) -> DigestPost:
+    """The Slack message (``text`` fallback and ``blocks``) of a team's digest and, for the
+    monthly digest, its DORA chart; ``links``: the source URLs that may be links
+    (``Links.of(settings)``)."""
+    from bot.metrics.engine import TeamEngine
+    from bot.renderers import blocks, charts
+    from bot.reports.digests import build_monthly, build_weekly
+
+    engine = TeamEngine(session, team)
+    now_naive = utc(now)
+    if kind == "weekly":
+        return DigestPost(blocks.weekly(build_weekly(engine, period, now_naive), links))
+    md = build_monthly(engine, period, now_naive)
+    return DigestPost(blocks.monthly(md), (charts.dora_upload(md.dora, md.team, md.edition),))
 
 
 def render_digest(
@@ -96,17 +128,8 @@ def render_digest(
     now: datetime,
     links: Links = GITHUB_COM,
 ) -> Message:
-    """The Slack message (``text`` fallback and ``blocks``) of a team's digest; ``links``: the
-    source URLs that may be links (``Links.of(settings)``)."""
-    from bot.metrics.engine import TeamEngine
-    from bot.renderers import blocks
-    from bot.reports.digests import build_monthly, build_weekly
-
-    engine = TeamEngine(session, team)
-    now_naive = utc(now)
-    if kind == "weekly":
-        return blocks.weekly(build_weekly(engine, period, now_naive), links)
-    return blocks.monthly(build_monthly(engine, period, now_naive))
+    """The Slack message of a team's digest (:func:`render_digest_post` without charts)."""
+    return render_digest_post(session, team, kind, period, now, links).message
 
 
 class DigestJobs:
@@ -306,14 +329,14 @@ class DigestJobs:
                     )
                     return self._outcome(sub, period, "found", ts=ts)
             cache_key = (team.name, sub.kind, period.key)
-            message = renders.items.get(cache_key) if renders else None
-            if message is None:
+            rendered = renders.items.get(cache_key) if renders else None
+            if rendered is None:
                 with self.factory() as s:
-                    message = render_digest(s, team, sub.kind, period, now, self.links)
+                    rendered = render_digest_post(s, team, sub.kind, period, now, self.links)
                 if renders is not None:
-                    renders.items[cache_key] = message
+                    renders.items[cache_key] = rendered
             ts = self.poster.post(
-                sub.channel_id, message, key=key, deadline=deadline, oldest=oldest
+                sub.channel_id, rendered.message, key=key, deadline=deadline, oldest=oldest
             )
         except ChannelUnavailable as exc:
             self._finish(DigestRun, claim, "failed", now, detail=exc.error)
@@ -343,7 +366,31 @@ class DigestJobs:
             period.key,
             sub.channel_id,
         )
+        if rendered.charts:
+            self._charts(sub, period, rendered.charts, ts, deadline)
         return self._outcome(sub, period, "posted", ts=ts)
+
+    def _charts(
+        self,
+        sub: subs.Subscription,
+        period: Period,
+        charts: tuple[Upload, ...],
+        ts: str,
+        deadline: float,
+    ) -> None:
+        """Upload a digest's charts into its thread. The digest is posted and recorded first:
+        a chart that cannot be uploaded is logged and never holds back or repeats the digest."""
+        try:
+            self.poster.upload(sub.channel_id, charts, thread_ts=ts or None, deadline=deadline)
+        except (SlackError, SlackUnavailable) as exc:
+            log.warning(
+                "posted the %s digest of %s for %s to %s without its chart: %s",
+                sub.kind,
+                sub.team,
+                period.key,
+                sub.channel_id,
+                exc,
+            )
 
     def _finish(
         self,

@@ -20,14 +20,17 @@ history, which is how a retry learns that an earlier attempt did reach Slack.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from bot.renderers.charts import Upload
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -105,11 +108,13 @@ class SlackPoster:
         *,
         deadline: float | None = None,
         retry_unclear: bool = True,
+        form: bool = False,
     ) -> dict[str, Any]:
         """One Web API method with retries; returns the ``ok`` body.
 
         ``retry_unclear=False``: a 5xx, timeout or dropped connection (after which the call
         may or may not have taken effect) raises :class:`Unclear` instead of being repeated.
+        ``form``: send the arguments form-encoded (the file-upload methods take no JSON).
         """
         p = self.policy
         failures = 0
@@ -118,11 +123,16 @@ class SlackPoster:
             if deadline is not None and self._monotonic() + p.timeout > deadline:
                 raise SlackUnavailable(f"Slack {method}: gave up, the claim's time ran out")
             try:
+                body_arg: dict[str, Any] = (
+                    {"data": {k: v for k, v in payload.items() if v is not None}}
+                    if form
+                    else {"json": payload}
+                )
                 resp = self._client.post(
                     self.api_url + method,
-                    json=payload,
                     headers={"Authorization": f"Bearer {self._token}"},
                     timeout=p.timeout,
+                    **body_arg,
                 )
             except httpx.TransportError as exc:
                 failures += 1
@@ -235,6 +245,56 @@ class SlackPoster:
                 continue
             return str(body.get("ts") or body.get("message", {}).get("ts") or "")
         raise SlackUnavailable("Slack chat.postMessage: no attempt made")  # pragma: no cover
+
+    def upload(
+        self,
+        channel: str,
+        files: Sequence[Upload],
+        *,
+        thread_ts: str | None = None,
+        deadline: float | None = None,
+    ) -> list[str]:
+        """Share PNG files in a channel (in the thread of ``thread_ts``) through Slack's
+        external upload flow, as ``files_upload_v2`` does: ``files.getUploadURLExternal`` per
+        file, the bytes to each upload URL (without the token), then one
+        ``files.completeUploadExternal``. Returns the file ids.
+
+        The completion is never repeated after an unclear answer (it may have shared the
+        files): that raises :class:`Unclear`, so a chart is missing rather than posted twice.
+        """
+        ids: list[str] = []
+        for f in files:
+            body = self.call(
+                "files.getUploadURLExternal",
+                {"filename": f.filename, "length": str(len(f.png)), "alt_txt": f.alt},
+                deadline=deadline,
+                form=True,
+            )
+            url, file_id = body.get("upload_url"), body.get("file_id")
+            if not url or not file_id:
+                raise SlackError("files.getUploadURLExternal", "no_upload_url_returned")
+            try:
+                resp = self._client.post(
+                    str(url),
+                    content=f.png,
+                    headers={"Content-Type": "application/octet-stream"},
+                    timeout=self.policy.timeout,
+                )
+            except httpx.TransportError as exc:
+                raise SlackUnavailable(f"file upload: {type(exc).__name__}") from None
+            if resp.status_code != 200:
+                raise SlackUnavailable(f"file upload: HTTP {resp.status_code}")
+            ids.append(str(file_id))
+        files_arg = [{"id": i, "title": f.title} for i, f in zip(ids, files, strict=True)]
+        self._pace(channel)
+        self.call(
+            "files.completeUploadExternal",
+            {"files": json.dumps(files_arg), "channel_id": channel, "thread_ts": thread_ts},
+            deadline=deadline,
+            retry_unclear=False,
+            form=True,
+        )
+        return ids
 
     def find_post(
         self,

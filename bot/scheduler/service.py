@@ -27,6 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.renderers import charts
 from bot.renderers.mrkdwn import Links
 from bot.scheduler.jobs import Clock, DigestJobs, SchedulerOptions, system_clock
 from bot.scheduler.lease import Lease, new_holder_id
@@ -66,6 +67,8 @@ class SchedulerService:
         self.factory = factory
         self.scheduler: BaseScheduler | None = None
         self._tick_lock = threading.Lock()
+        # the monthly digest carries a chart: load the plotting library before it is due
+        charts.warm_up_in_background()
 
     # ------------------------------------------------------------------ work
 

@@ -30,7 +30,7 @@ from bot.renderers.blocks import (
     section,
 )
 from bot.renderers.mrkdwn import escape
-from bot.reports.cards import DoraCard, Health, MetricCard
+from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.store.subscriptions import Subscription
 
 Payload = dict[str, Any]
@@ -191,14 +191,13 @@ def card_value(card: MetricCard) -> str:
 
 def _phases(card: MetricCard) -> str | None:
     b = card.breakdown or {}
-    if card.metric not in ("cycle-time", "lead-time") or not card.n:
+    if card.metric not in PHASE_KEYS or not card.n:
         return None
-    keys = ["coding", "pickup", "review"] + (["deploy"] if card.metric == "lead-time" else [])
+    keys = PHASE_KEYS[card.metric]
     known = {k: b.get(k) for k in keys if isinstance(b.get(k), (int, float))}
     biggest = max(known, key=lambda k: known[k] or 0) if known else None
     parts = []
-    for k in keys:
-        v = fmt.duration(b.get(k))
+    for k, v in zip(keys, fmt.durations([b.get(k) for k in keys]), strict=True):
         parts.append(f"*{k} {v}*" if k == biggest else f"{k} {v}")
     line = "*Phases (p50):* " + " · ".join(parts)
     if b.get("merged_without_review"):
@@ -212,8 +211,8 @@ def _sparkline(card: MetricCard) -> str | None:
     values = [p.value for p in card.sparkline]
     first, last = card.sparkline[0].label, card.sparkline[-1].label
     return (
-        f"Last {len(values)} periods: `{fmt.sparkline(values)}` ({escape(first)} → "
-        f"{escape(last)}; · = no data)"
+        f"Last {len(values)} periods: `{fmt.sparkline(values)}` · {escape(first)} to "
+        f"{escape(last)} · `·` = no data"
     )
 
 
@@ -223,22 +222,22 @@ def card_blocks(
     kind = card.kind
     blocks: list[Block] = [
         header(f"{card.name} · {card.team}"),
-        context(f"{escape(card.period.description)} · team time zone {card.period.timezone}"),
+        context(f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"),
     ]
     if card.status == "no data":
         value_text = "*Value*\nno data (n = 0)"
     else:
-        value_text = f"*Value (p50)*\n{fmt.value(kind, card.value)}"
+        # "(p50)" only where the value is a median (not for a share or a rate)
+        label = "Value (p50)" if card.p50 is not None else "Value"
+        value_text = f"*{label}*\n{fmt.value(kind, card.value)}"
     items = [value_text, f"*n*\n{card.n}"]
     if card.p75 is not None and kind is not Kind.RATIO:
-        items.append(f"*p75 / p90*\n{fmt.value(kind, card.p75)} / {fmt.value(kind, card.p90)}")
+        p75, p90 = fmt.detail(kind, card.value, card.p75, card.p90)
+        items.append(f"*p75 / p90*\n{p75} / {p90}")
     items.append(
         f"*Target*\n{fmt.target(kind, card.target)} {STATUS_ICON[card.status]} {card.status}"
     )
-    prev = fmt.value(kind, card.previous_value)
-    items.append(
-        f"*Trend*\n{fmt.trend(card.trend, card.change)}\nprevious {prev} (n = {card.previous_n})"
-    )
+    items.append(f"*Trend*\n{fmt.card_trend(card)}\n{fmt.previous(card)}")
     if card.band:
         items.append(f"*DORA {card.edition} band*\n{card.band}")
     blocks.append(fields(items))
@@ -270,7 +269,7 @@ def card_blocks(
 
 def card_summary(card: MetricCard) -> str:
     return (
-        f"{card.name} for {escape(card.team)}, {card.period.description}: "
+        f"{card.name} for {escape(card.team)}, {fmt.period(card.period)}: "
         f"{fmt.value(card.kind, card.value)} (n = {card.n}), {card.status}"
     )
 
@@ -300,7 +299,7 @@ def definition_payload(spec: MetricSpec, target_text: str | None = None) -> Payl
 def dora_payload(d: DoraCard) -> Payload:
     blocks: list[Block] = [
         header(f"DORA keys · {d.team}"),
-        context(f"{escape(d.period.description)} · DORA {d.edition} edition bands"),
+        context(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
     ]
     blocks += [section(card_line(c)) for c in d.cards]
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
@@ -317,8 +316,9 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
     blocks: list[Block] = []
     if title:
         blocks.append(header(f"Health · {h.team}"))
-    blocks.append(section(f"*{escape(h.team)}: {health_line(h)}* · {escape(h.period.description)}"))
+    blocks.append(section(f"*{escape(h.team)}: {health_line(h)}* · {escape(fmt.period(h.period))}"))
     blocks += [section(card_line(c)) for c in h.cards]
+    blocks += [context(line) for line in fmt.no_source(h.no_source)]
     return blocks
 
 
@@ -582,7 +582,7 @@ def home_view(
         )
         blocks.append(
             section(
-                f"*{escape(h.team)}*: {health_line(h)} ({escape(h.period.description)})\n{line}"
+                f"*{escape(h.team)}*: {health_line(h)} · {escape(fmt.period(h.period))}\n{line}"
             )
         )
     blocks.append(divider())

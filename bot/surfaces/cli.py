@@ -31,6 +31,7 @@ from bot.metrics.periods import (
     parse_period,
 )
 from bot.renderers import jsonout, text
+from bot.reports.cards import PHASE_KEYS
 from bot.settings import (
     CONFIG_YAML_LABEL,
     Config,
@@ -76,11 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("metric", metavar="METRIC")
     _common(r, "28d")
     r.add_argument("--format", choices=("text", "json"), default="text")
+    r.add_argument(
+        "--chart",
+        metavar="FILE.png",
+        help="also write the chart as a PNG: the KPI's last 8 periods, or for 'dora' the four "
+        "keys over 6 periods with their bands",
+    )
+    r.add_argument(
+        "--phases",
+        action="store_true",
+        help="with --chart, for cycle-time and lead-time: the chart of their phases",
+    )
 
     d = sub.add_parser("digest", help="render the weekly or monthly digest")
     d.add_argument("kind", choices=("weekly", "monthly", "leading", "lagging"))
     _common(d, "the last complete week or month")
     d.add_argument("--format", choices=("text", "json", "blocks"), default="text")
+    d.add_argument(
+        "--chart",
+        metavar="FILE.png",
+        help="monthly: also write the DORA chart posted with the digest as a PNG",
+    )
     d.add_argument(
         "--post",
         action="store_true",
@@ -221,23 +238,59 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
         raise UnknownMetric(str(exc).rstrip(".") + ", dora, health.") from None
     now = _now(args.now)
     period = parse_period(args.period or "28d", team.zone, now)
+    chart = _chart_path(args.chart)
+    if args.phases and not chart:
+        raise KpibotError("--phases goes with --chart: add --chart FILE.png")
+    if chart and metric_id == "health":
+        raise KpibotError("health has no chart: ask for a KPI's or dora's chart instead")
+    if args.phases and metric_id not in PHASE_KEYS:
+        raise KpibotError(
+            f"--phases is for {' and '.join(PHASE_KEYS)}, which have phases; {metric_id} has none"
+        )
     require_schema(ctx.engine)
+    from bot.renderers import charts
     from bot.reports.cards import build_card, build_dora, build_health
 
+    png: bytes | None = None
     with unit_of_work(ctx.factory) as session:
         engine = TeamEngine(session, team)
         out: Any
         if metric_id == "dora":
             dora = build_dora(engine, period)
             out = jsonout.dora(dora) if args.format == "json" else text.dora(dora)
+            if chart:
+                png = charts.dora_png(dora.cards, dora.team, dora.edition)
         elif metric_id == "health":
             health = build_health(engine, period)
             out = jsonout.health(health) if args.format == "json" else text.health(health)
         else:
             card = build_card(engine, metric_id, period)
             out = jsonout.card(card) if args.format == "json" else text.card(card)
+            if chart:
+                png = charts.phase_png(card) if args.phases else charts.trend_png(card)
+    if chart and png is not None:
+        _write_chart(chart, png)
     _print(json.dumps(out, indent=2) if args.format == "json" else out)
     return 0
+
+
+def _chart_path(arg: str | None) -> Path | None:
+    if not arg:
+        return None
+    path = Path(arg)
+    if path.suffix.lower() != ".png":
+        raise KpibotError(f"--chart '{arg}' must name a .png file, e.g. --chart chart.png")
+    if not path.parent.is_dir():
+        raise KpibotError(f"--chart '{arg}': the folder {path.parent} does not exist")
+    return path
+
+
+def _write_chart(path: Path, png: bytes) -> None:
+    try:
+        path.write_bytes(png)
+    except OSError as exc:
+        raise KpibotError(f"could not write the chart to {path}: {exc.strerror}") from None
+    sys.stderr.write(f"wrote the chart to {path}\n")
 
 
 def _digest_period(kind: str, team: TeamConfig, word: str | None, now: datetime) -> Period:
@@ -255,6 +308,8 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
     kind = {"leading": "weekly", "lagging": "monthly"}.get(args.kind, args.kind)
     now = _now(args.now)
     period = _digest_period(kind, team, args.period, now)
+    if args.chart and args.post:
+        raise KpibotError("--chart writes a file; --post posts the digest with its chart already")
     require_schema(ctx.engine)
     if args.post:
         from bot.scheduler.commands import post_now
@@ -272,6 +327,9 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
         )
     if args.channel:
         raise KpibotError("--channel goes with --post: add --post to post the digest there")
+    chart = _chart_path(args.chart)
+    if chart and kind != "monthly":
+        raise KpibotError("--chart is for the monthly digest (its DORA chart)")
     from bot.renderers import blocks
     from bot.renderers.mrkdwn import Links
     from bot.reports.digests import build_monthly, build_weekly
@@ -293,6 +351,10 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
                 "json": lambda: jsonout.monthly(md),
                 "blocks": lambda: blocks.monthly(md),
             }[args.format]()
+            if chart:
+                from bot.renderers import charts
+
+                _write_chart(chart, charts.dora_png(md.dora, md.team, md.edition))
     _print(rendered if args.format == "text" else json.dumps(rendered, indent=2))
     return 0
 

@@ -15,8 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.chat.permissions import NotAllowed
 from bot.errors import KpibotError
 from bot.metrics import registry
-from bot.renderers import format as fmt
-from bot.renderers.charts import trend_png
+from bot.renderers import charts
 from bot.slack import blocks, replies
 from bot.slack.listeners.common import (
     OOPS,
@@ -137,20 +136,15 @@ def register(app: App, deps: Deps) -> None:
     ) -> None:
         metric, team, period = svc.card_ref(_value(body))
         card = deps.report("card", team, metric, period)
-        values = [p.value for p in card.sparkline]
-        png = trend_png(values, card.target.value, card.lower_is_better)
-        labels = " · ".join(f"{p.label} {fmt.value(card.kind, p.value)}" for p in card.sparkline)
-        target = fmt.target(card.kind, card.target)
-        comment = (
-            f"{card.name} · {card.team}, last {len(values)} periods (target {target}): {labels}"
-        )
+        uploads = charts.card_uploads(card)
+        comment = charts.alt_text(card)
         try:
             client.files_upload_v2(
                 channel=channel,
-                content=png,
-                filename=f"{card.metric}-{card.team}.png",
-                title=f"{card.name} · {card.team}",
-                alt_txt=comment[:1000],
+                file_uploads=[
+                    {"content": u.png, "filename": u.filename, "title": u.title, "alt_txt": u.alt}
+                    for u in uploads
+                ],
                 initial_comment=comment[:3000],
             )
         except SlackApiError as exc:
