@@ -39,7 +39,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
-from bot.settings import Config, Settings, TeamConfig, load_team_config
+from bot.settings import (
+    Config,
+    GitHubDeployments,
+    GitHubIssueIncidents,
+    MilestoneSprints,
+    ReleaseDeployments,
+    Settings,
+    TeamConfig,
+    WorkflowDeployments,
+    load_team_config,
+)
 from bot.sources.github import (
     COMMIT_HISTORIES_BATCH,
     PULL_REQUEST_DETAILS_QUERY,
@@ -224,7 +234,7 @@ class GitHubTokenMissing(KpibotError):
 def reads_github(team: TeamConfig) -> bool:
     """Whether syncing ``team`` reads the GitHub API: its repositories (pull requests,
     commits, deployments, issues) or its milestones."""
-    return bool(team.repos) or (team.sprints or {}).get("source") == "github-milestones"
+    return bool(team.repos) or isinstance(team.sprints, MilestoneSprints)
 
 
 def token_page(api_url: str) -> str:
@@ -306,32 +316,25 @@ def build_plans(
 
     for team in teams:
         env = team.production_environments[0] if team.production_environments else "production"
-        dep = dict(team.deployments or {})
+        dep = team.deployments
         for repo in team.repos:
             p = plan(repo)
             p.pulls = True
             p.production_envs.update(team.production_environments)
-            source = dep.get("source")
-            if source == "github-deployments":
+            if isinstance(dep, GitHubDeployments):
                 p.deployments = True
                 p.environments.update(team.production_environments)
-            elif source == "releases":
+            elif isinstance(dep, ReleaseDeployments):
                 p.releases = True
                 p.release_env = env
-            elif source == "workflow" and dep.get("workflow"):
-                wf = (str(dep["workflow"]), dep.get("branch") or None, env)
+            elif isinstance(dep, WorkflowDeployments):
+                wf = (dep.workflow, dep.branch, env)
                 if wf not in p.workflows:
                     p.workflows.append(wf)
-        inc = dict(team.incidents or {})
-        if inc.get("source") == "github-issues":
-            labels = tuple(inc.get("labels") or ("incident",))
-            if isinstance(inc.get("labels"), str):
-                labels = (str(inc["labels"]),)
-            repos = inc.get("repos") or list(team.repos)
-            if isinstance(repos, str):
-                repos = [repos]
-            for repo in repos:
-                plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team.name, labels))
+        inc = team.incidents
+        if isinstance(inc, GitHubIssueIncidents):
+            for repo in inc.repos or team.repos:
+                plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team.name, inc.labels))
     return list(plans.values())
 
 
@@ -965,7 +968,7 @@ def _other_source_kinds(team: TeamConfig, skip: Iterable[str] = ()) -> dict[str,
     sprints and incidents)."""
     wanted: dict[str, list[str]] = {}
     for kind, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
-        source = (conf or {}).get("source")
+        source = conf.source if conf is not None else None
         if source in OTHER_SOURCES and source not in skip:
             wanted.setdefault(str(source), []).append(kind)
     return wanted

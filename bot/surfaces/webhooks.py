@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Config, TeamConfig
+from bot.settings import Config, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
 from bot.sources.github import (
     DeploymentRecord,
     GitHubPayloadError,
@@ -782,9 +782,7 @@ class Webhooks:
             finished_at=finished,
             url=url,
         )
-        outcome = self._write(
-            lambda s: self._deployment_outcome(s, self._repo_id(s, repo), record)
-        )
+        outcome = self._write(lambda s: self._deployment_outcome(s, self._repo_id(s, repo), record))
         if outcome == "late":
             return _ok(ignored=LATE_DEPLOYMENT, id=pid)
         return _ok(stored="deployment", id=pid, duplicate=outcome == "duplicate")
@@ -976,9 +974,9 @@ class Webhooks:
         name = str(run.get("name") or "")
         for team in teams:
             dep = team.deployments
-            wanted = str(dep.get("workflow") or "")
-            if dep.get("source") != "workflow" or not wanted:
+            if not isinstance(dep, WorkflowDeployments):
                 continue
+            wanted = dep.workflow
             if path.split("@")[0].endswith("/" + wanted) or path == wanted or name == wanted:
                 env = (
                     team.production_environments[0]
@@ -1009,9 +1007,9 @@ class Webhooks:
         stored: list[str] = []  # every team whose labels it carries counts it
         for team in teams:
             inc = team.incidents
-            if inc.get("source") != "github-issues":
+            if not isinstance(inc, GitHubIssueIncidents):
                 continue
-            wanted = {str(x).lower() for x in (inc.get("labels") or ["incident"])}
+            wanted = {x.lower() for x in inc.labels}
             if not labels & wanted:
                 continue
             refs = find_references(f"{issue.title}\n{issue.body}")
