@@ -8,7 +8,6 @@ leak ``KeyError``/``TypeError``. Timestamps become naive UTC datetimes at second
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -1048,40 +1047,3 @@ def parse_pull_request_details_response(data: Any) -> PullRequestDetails:
             ),
         ),
     )
-
-
-# --------------------------------------------------------------------------- incident links
-
-_SHA = re.compile(r"(?<![0-9A-Za-z])([0-9a-f]{7,40})(?![0-9A-Za-z])", re.IGNORECASE)
-_DEPLOYMENT_REF = re.compile(
-    r"/deployments/(\d+)|/actions/runs/(\d+)|\bdeploy(?:ment)?\s*(?:id\s*)?[#:]\s*(\d+)",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True)
-class References:
-    shas: tuple[str, ...]  # lower case, 7 to 40 hex digits
-    deployment_ids: tuple[str, ...]  # GitHub deployment or workflow run ids
-
-
-def find_references(text: str) -> References:
-    """Commit SHAs and deployment (or workflow run) ids an issue body names.
-
-    A SHA is 7-40 hex digits standing alone; shorter than 40 it must mix digits and letters
-    (so plain numbers and words like ``defaced`` are not taken for commits). Deployments are
-    named by URL (``.../deployments/123``, ``.../actions/runs/456``) or as ``deployment #123``.
-    """
-    shas: list[str] = []
-    ids: list[str] = []
-    for m in _DEPLOYMENT_REF.finditer(text):
-        ident = next(g for g in m.groups() if g)
-        if ident not in ids:
-            ids.append(ident)
-    for m in _SHA.finditer(text):
-        s = m.group(1).lower()
-        if len(s) < 40 and (s.isdigit() or s.isalpha()):
-            continue
-        if s not in shas:
-            shas.append(s)
-    return References(tuple(shas), tuple(ids))

@@ -39,6 +39,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
+from bot.ingest import rules
 from bot.settings import (
     Config,
     GitHubDeployments,
@@ -61,16 +62,15 @@ from bot.sources.github import (
     PullRequestRecord,
     RepositoryPage,
     commit_histories_query,
-    find_references,
     parse_commit_histories_response,
     parse_pull_request_details_response,
     parse_repository_sync_response,
     parse_workflow_run,
 )
 from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
-from bot.store import derive, writes
+from bot.store import derive, links, writes
 from bot.store.derive import derive_repository
-from bot.store.models import Commit, Deployment, PullRequest, Repository, SyncCursor
+from bot.store.models import Deployment, Repository, SyncCursor
 from bot.store.session import unit_of_work, utc
 from bot.store.teams import sync_teams
 
@@ -271,8 +271,12 @@ def github_token_missing(
 @dataclass
 class IssueTeam:
     team_id: int
-    name: str
-    labels: tuple[str, ...]
+    team: TeamConfig
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        inc = self.team.incidents
+        return inc.labels if isinstance(inc, GitHubIssueIncidents) else ()
 
 
 @dataclass
@@ -283,7 +287,7 @@ class RepoPlan:
     environments: set[str] = field(default_factory=set)
     releases: bool = False
     release_env: str = "production"
-    workflows: list[tuple[str, str | None, str]] = field(default_factory=list)  # file, branch, env
+    workflows: list[tuple[WorkflowDeployments, str]] = field(default_factory=list)  # and env
     issue_teams: list[IssueTeam] = field(default_factory=list)
     production_envs: set[str] = field(default_factory=set)  # of every team listing it
 
@@ -315,7 +319,7 @@ def build_plans(
         return plans[key]
 
     for team in teams:
-        env = team.production_environments[0] if team.production_environments else "production"
+        env = rules.deployment_environment(team)
         dep = team.deployments
         for repo in team.repos:
             p = plan(repo)
@@ -328,13 +332,11 @@ def build_plans(
                 p.releases = True
                 p.release_env = env
             elif isinstance(dep, WorkflowDeployments):
-                wf = (dep.workflow, dep.branch, env)
+                wf = (dep, env)
                 if wf not in p.workflows:
                     p.workflows.append(wf)
-        inc = team.incidents
-        if isinstance(inc, GitHubIssueIncidents):
-            for repo in inc.repos or team.repos:
-                plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team.name, inc.labels))
+        for repo in rules.issue_repositories(team):
+            plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team))
     return list(plans.values())
 
 
@@ -526,8 +528,8 @@ class _RepoSync:
         before = self.client.requests_made
         try:
             self._graphql_phase()
-            for workflow, branch, env in self.plan.workflows:
-                self._workflow_phase(workflow, branch, env)
+            for workflow, env in self.plan.workflows:
+                self._workflow_phase(workflow, env)
             self._contents_phase()
         except GitHubError as exc:
             self.summary.error = str(exc)
@@ -856,65 +858,37 @@ class _RepoSync:
 
     def _store_incidents(self, session: Session, issues: Iterable[IssueRecord]) -> int:
         by_team: dict[int, list[writes.IncidentRecord]] = {}
+        repo = self.plan.full_name
         for issue in issues:
             if issue.is_pull_request:
                 continue
-            labels = {lbl.lower() for lbl in issue.labels}
-            # every team whose labels it carries: teams sharing a repository each count it
-            teams = [t for t in self.plan.issue_teams if labels & {x.lower() for x in t.labels}]
-            if not teams:
-                continue
-            dep_id, sha = self._link(session, issue)
-            record = writes.IncidentRecord(
-                source="github-issues",
-                provider_id=f"{self.plan.full_name.lower()}#{issue.number}",
-                title=issue.title,
-                started_at=issue.created_at,
-                resolved_at=issue.closed_at,
-                url=issue.url,
-                deployment_id=dep_id,
-                commit_sha=sha,
-            )
-            for team in teams:
-                by_team.setdefault(team.team_id, []).append(record)
+            text = f"{issue.title}\n{issue.body}"
+            # every team counting it: teams sharing a repository each count it
+            for t in self.plan.issue_teams:
+                if not rules.counts_issue(t.team, repo, issue.labels):
+                    continue
+                dep_id, sha = links.link_incident(session, t.team.repos, text)
+                by_team.setdefault(t.team_id, []).append(
+                    writes.IncidentRecord(
+                        source="github-issues",
+                        provider_id=rules.incident_provider_id(repo, issue.number),
+                        title=issue.title,
+                        started_at=issue.created_at,
+                        resolved_at=issue.closed_at,
+                        url=issue.url,
+                        deployment_id=dep_id,
+                        commit_sha=sha,
+                    )
+                )
         stored = 0
         for team_id, records in by_team.items():
             stored += len(writes.upsert_incidents(session, team_id, records))
         return stored
 
-    def _link(self, session: Session, issue: IssueRecord) -> tuple[int | None, str | None]:
-        """The deployment (by id) or commit an incident's text names, when the store knows it."""
-        refs = find_references(f"{issue.title}\n{issue.body}")
-        dep_id = None
-        if refs.deployment_ids:
-            dep_id = session.scalar(
-                select(Deployment.id)
-                .where(Deployment.provider_id.in_(list(refs.deployment_ids)))
-                .order_by(Deployment.id)
-                .limit(1)
-            )
-        for sha in refs.shas:
-            pattern = sha + "%"
-            known = (
-                session.scalar(select(Commit.sha).where(Commit.sha.like(pattern)).limit(1))
-                or session.scalar(
-                    select(Deployment.commit_sha)
-                    .where(Deployment.commit_sha.like(pattern))
-                    .limit(1)
-                )
-                or session.scalar(
-                    select(PullRequest.merge_commit_sha)
-                    .where(PullRequest.merge_commit_sha.like(pattern))
-                    .limit(1)
-                )
-            )
-            if known:
-                return dep_id, known
-        return dep_id, None
-
     # ------------------------------------------------------------------ workflow runs
 
-    def _workflow_phase(self, workflow: str, branch: str | None, env: str) -> None:
+    def _workflow_phase(self, dep: WorkflowDeployments, env: str) -> None:
+        workflow, branch = dep.workflow, dep.branch
         kind = f"workflow:{workflow}"[:32]
         with unit_of_work(self.sessions) as session:
             t = self._start(
@@ -935,16 +909,24 @@ class _RepoSync:
             runs_raw = body.get("workflow_runs")
             if not isinstance(runs_raw, list):
                 raise GitHubPayloadError("workflow runs: expected a 'workflow_runs' list")
-            runs: list[DeploymentRecord] = [parse_workflow_run(r, env) for r in runs_raw]
+            every: list[DeploymentRecord] = [parse_workflow_run(r, env) for r in runs_raw]
             older = since is not None and any(
-                r.started_at is not None and r.started_at < since for r in runs
+                r.started_at is not None and r.started_at < since for r in every
             )
+            # the rule the webhooks apply too (GitHub's branch filter is only a narrowing)
+            runs = [
+                run
+                for run, raw in zip(every, runs_raw, strict=True)
+                if rules.run_matches(
+                    dep, path=raw.get("path"), name=raw.get("name"), branch=run.ref
+                )
+            ]
             with unit_of_work(self.sessions) as session:
                 if self.repo_id is None:
                     self.repo_id = writes.upsert_repository(session, self.plan.full_name)
                 stored = writes.upsert_deployments(session, self.repo_id, runs)
                 self.summary.deployments += len(stored)
-                for r in runs:
+                for r in every:
                     t.see(r.started_at)
                 self._advance(t, bool(page.next_url) and not older, page.next_url)
                 _save_cursor(session, self.scope, kind, t, self.now)

@@ -24,9 +24,9 @@ Signatures (all keyword arguments after ``session`` are optional unless shown)::
         # deployments finished at or after ``since`` get their contents recomputed by derive
 
 Which of two deliveries of one deployment or incident wins (a late or replayed delivery never
-undoes a newer outcome) is :func:`deployment_delivery_wins` and :func:`incident_resolution`:
-SQL over the stored row and the incoming one, for the ``ON CONFLICT DO UPDATE`` of every
-webhook write.
+undoes a newer outcome) is ``bot.ingest.rules.deployment_delivery_wins`` and
+``incident_resolution`` (re-exported here): SQL over the stored row and the incoming one, for
+the ``ON CONFLICT DO UPDATE`` of every webhook write.
 
 ``PullRequestRecord``, ``ReviewRecord``, ``DeploymentRecord`` and ``CommitRecord`` are the
 frozen records of ``bot.sources.github`` (``CommitRecord`` is re-exported here).
@@ -46,10 +46,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.ingest.rules import deployment_delivery_wins, earliest, incident_resolution
 from bot.sources.github import CommitRecord, DeploymentRecord, PullRequestRecord, ReviewRecord
 from bot.store.models import (
     Commit,
@@ -160,8 +161,6 @@ def upsert_repository(
     default_branch: str | None = None,
 ) -> int:
     """The repository's id, creating it (matched case-insensitively by ``owner/name``)."""
-    from sqlalchemy import func
-
     repo = session.scalar(
         select(Repository).where(func.lower(Repository.full_name) == full_name.lower())
     )
@@ -237,7 +236,23 @@ def upsert_pull_requests(
         ):
             before[number] = tuple(facts)
     table: Table = PullRequest.__table__  # type: ignore[assignment]
-    _upsert(session, table, rows, ["repository_id", "number"])
+    stored = table.c
+    _upsert(
+        session,
+        table,
+        rows,
+        ["repository_id", "number"],
+        # what one delivery or page may not know (a REST payload has no ready-for-review
+        # event nor commit dates) never erases what another told: the earliest
+        # ready-for-review time, the first commit, having been a draft
+        extra_set={
+            "ready_at": lambda stmt: earliest(stored.ready_at, stmt.excluded.ready_at),
+            "first_commit_at": lambda stmt: func.coalesce(
+                stmt.excluded.first_commit_at, stored.first_commit_at
+            ),
+            "was_draft": lambda stmt: or_(stored.was_draft, stmt.excluded.was_draft),
+        },
+    )
     ids: dict[int, int] = {}
     numbers = [r.number for r in prs]
     for i in range(0, len(numbers), CHUNK):
@@ -507,64 +522,3 @@ def upsert_incidents(
 
 def upsert_incident(session: Session, team_id: int, record: IncidentRecord) -> int:
     return upsert_incidents(session, team_id, [record])[record.provider_id]
-
-
-# --------------------------------------------------------------------------- late deliveries
-#
-# A webhook delivery may arrive late (a retry) or twice (a replay). The rules below decide, in
-# SQL over the stored row (``stored``: the table) and the incoming one (``incoming``: the
-# ``excluded`` row of ``INSERT ... ON CONFLICT DO UPDATE``), what the row becomes, so that the
-# order of arrival never matters and a late delivery never undoes a newer outcome.
-
-
-def _progress(status: Any, finished_at: Any) -> ColumnElement[int]:
-    """0 waiting (queued, pending...), 1 in progress, 2 finished (it has a finish time:
-    success, failure, error, cancelled... every parser sets one exactly for those)."""
-    return case((finished_at.is_not(None), 2), (status == "in_progress", 1), else_=0)
-
-
-def deployment_delivery_wins(stored: Any, incoming: Any) -> ColumnElement[bool]:
-    """True when the incoming delivery of a stored deployment may replace it.
-
-    A finished deployment is never replaced by an unfinished state, an in-progress one never
-    by a waiting one; between two finished outcomes the later finish time wins, and at the
-    same time the outcome stored first stays (only its other fields may change).
-    """
-    old = _progress(stored.status, stored.finished_at)
-    new = _progress(incoming.status, incoming.finished_at)
-    return or_(
-        new > old,
-        and_(
-            new == old,
-            or_(
-                stored.finished_at.is_(None),
-                incoming.finished_at > stored.finished_at,
-                and_(
-                    incoming.finished_at == stored.finished_at,
-                    incoming.status == stored.status,
-                ),
-            ),
-        ),
-    )
-
-
-def _later(a: Any, b: Any) -> ColumnElement[Any]:
-    """The later of two nullable times (NULL only when both are)."""
-    return case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b)
-
-
-def incident_resolution(stored: Any, incoming: Any) -> dict[str, ColumnElement[Any]]:
-    """``resolved_at`` and ``reopened_at`` of a stored incident after an incoming delivery.
-
-    Only an explicit reopen (``reopened_at`` set) takes a resolution away, and only when it is
-    later than that resolution; a delivery without a resolution (an older "open", an edit)
-    keeps the stored one; between two resolutions the later one wins; a resolution earlier
-    than the latest reopen does not close the incident again.
-    """
-    reopened = _later(stored.reopened_at, incoming.reopened_at)
-    resolved = _later(stored.resolved_at, incoming.resolved_at)
-    closed = and_(resolved.is_not(None), or_(reopened.is_(None), resolved > reopened))
-    return {
-        "reopened_at": reopened,
-        "resolved_at": case((closed, resolved), else_=None),
-    }

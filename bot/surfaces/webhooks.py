@@ -12,7 +12,7 @@ takes GitHub's ``pull_request``, ``pull_request_review``, ``deployment_status``,
 
 The signature is checked on the raw bytes before anything is parsed. Every write is an upsert
 keyed by the provider's ids, so a redelivered event changes nothing, and a late one never
-undoes a newer outcome (the rules of ``bot.store.writes.deployment_delivery_wins`` and
+undoes a newer outcome (the rules of ``bot.ingest.rules.deployment_delivery_wins`` and
 ``incident_resolution``, in every upsert's ``WHERE``). An unverified request is 401, a verified
 body that does not follow the schema 400 with the reason; neither stores anything. Answers are
 ``(status, JSON object)`` in a :class:`WebhookResult`; ``install`` mounts the three routes on
@@ -40,17 +40,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Config, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
+from bot.ingest import rules
+from bot.settings import Config, TeamConfig
 from bot.sources.github import (
     DeploymentRecord,
     GitHubPayloadError,
-    find_references,
     parse_deployment,
     parse_rest_issue,
     parse_rest_pull,
     parse_rest_review,
     parse_workflow_run,
 )
+from bot.store import links
 from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
 from bot.store.session import unit_of_work
 from bot.store.writes import (
@@ -884,6 +885,8 @@ class Webhooks:
         if not isinstance(repo_obj, Mapping) or not isinstance(repo_obj.get("full_name"), str):
             raise BadRequest("payload has no repository.full_name")
         full_name = str(repo_obj["full_name"])
+        if event == "issues":  # incident repositories need not be a team's code repositories
+            return self._gh_issue(full_name, data)
         teams = self.teams_of(full_name)
         if not teams:
             return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
@@ -894,35 +897,18 @@ class Webhooks:
                 return self._gh_review(full_name, data)
             case "deployment_status":
                 return self._gh_deployment_status(full_name, data)
-            case "workflow_run":
-                return self._gh_workflow_run(full_name, teams, data)
             case _:
-                return self._gh_issue(full_name, teams, data)
+                return self._gh_workflow_run(full_name, teams, data)
 
     def _gh_pull_request(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
-        record = parse_rest_pull(data.get("pull_request"))
-        action = data.get("action")
+        parsed = parse_rest_pull(data.get("pull_request"))
+        # the store keeps the earliest ready-for-review time, first commit and draft history
+        ready_at = rules.ready_for_review_at(_text_or_none(data.get("action")), parsed.updated_at)
+        record = replace(parsed, ready_at=ready_at, was_draft=parsed.was_draft or bool(ready_at))
 
         def job(s: Session) -> int:
-            rid = self._repo_id(s, full_name)
-            old = s.execute(
-                select(
-                    PullRequest.ready_at, PullRequest.first_commit_at, PullRequest.was_draft
-                ).where(PullRequest.repository_id == rid, PullRequest.number == record.number)
-            ).first()
-            ready_at = old.ready_at if old is not None else None
-            if ready_at is None and action == "ready_for_review":
-                ready_at = record.updated_at
-            stored = replace(
-                record,
-                ready_at=ready_at,
-                first_commit_at=old.first_commit_at if old is not None else None,
-                was_draft=record.was_draft
-                or ready_at is not None
-                or bool(old is not None and old.was_draft),
-            )
-            upsert_pull_request(s, rid, stored)
-            return stored.number
+            upsert_pull_request(s, self._repo_id(s, full_name), record)
+            return record.number
 
         number = self._write(job)
         return _ok(stored="pull_request", number=number)
@@ -970,83 +956,66 @@ class Webhooks:
         run = data.get("workflow_run")
         if not isinstance(run, Mapping):
             raise BadRequest("payload has no workflow_run")
-        path = str(run.get("path") or "")
-        name = str(run.get("name") or "")
-        for team in teams:
-            dep = team.deployments
-            if not isinstance(dep, WorkflowDeployments):
-                continue
-            wanted = dep.workflow
-            if path.split("@")[0].endswith("/" + wanted) or path == wanted or name == wanted:
-                env = (
-                    team.production_environments[0]
-                    if team.production_environments
-                    else "production"
-                )
-                record = parse_workflow_run(run, environment=env)
+        path = _text_or_none(run.get("path"))
+        name = _text_or_none(run.get("name"))
+        branch = _text_or_none(run.get("head_branch"))
+        deploying = rules.deployment_teams(teams, path=path, name=name, branch=branch)
+        if not deploying:
+            return _ok(
+                ignored=f"workflow '{name or path}' on '{branch}' is not a deployment workflow "
+                "in kpibot.yml"
+            )
+        record = parse_workflow_run(run, environment=rules.deployment_environment(deploying[0]))
 
-                def job(s: Session, record: DeploymentRecord = record) -> str:
-                    return self._deployment_outcome(s, self._repo_id(s, full_name), record)
+        def job(s: Session) -> str:
+            return self._deployment_outcome(s, self._repo_id(s, full_name), record)
 
-                if self._write(job) != "stored":
-                    return _ok(ignored=UNCHANGED)
-                return _ok(stored="deployment", id=record.provider_id, status=record.status)
-        return _ok(ignored=f"workflow '{name or path}' is not a deployment workflow in kpibot.yml")
+        if self._write(job) != "stored":
+            return _ok(ignored=UNCHANGED)
+        return _ok(stored="deployment", id=record.provider_id, status=record.status)
 
-    def _gh_issue(
-        self, full_name: str, teams: list[TeamConfig], data: Mapping[str, Any]
-    ) -> WebhookResult:
+    def _gh_issue(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         issue = parse_rest_issue(data.get("issue"))
         if issue.is_pull_request:
             return _ok(ignored="pull requests are not incidents")
-        labels = {lbl.lower() for lbl in issue.labels}
+        teams = rules.incident_teams(self.config.teams, full_name, issue.labels)
+        if not teams:
+            if not self.teams_of(full_name) and not any(
+                full_name.lower() in (r.lower() for r in rules.issue_repositories(t))
+                for t in self.config.teams
+            ):
+                return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
+            return _ok(ignored="the issue has none of the teams' incident labels")
         # GitHub may deliver an older event (opened, labeled, edited) after the close: only a
         # reopen, at the issue's update time, takes a stored resolution away (the rule of
-        # bot.store.writes.incident_resolution, applied by the upsert)
+        # bot.ingest.rules.incident_resolution, applied by the upsert)
         reopened_at = issue.updated_at if data.get("action") == "reopened" else None
-        stored: list[str] = []  # every team whose labels it carries counts it
-        for team in teams:
-            inc = team.incidents
-            if not isinstance(inc, GitHubIssueIncidents):
-                continue
-            wanted = {x.lower() for x in inc.labels}
-            if not labels & wanted:
-                continue
-            refs = find_references(f"{issue.title}\n{issue.body}")
-            record = IncidentRecord(
-                source="github-issues",
-                provider_id=f"{full_name.lower()}#{issue.number}",
-                title=issue.title,
-                started_at=issue.created_at,
-                resolved_at=issue.closed_at,
-                url=issue.url,
-                commit_sha=refs.shas[0] if refs.shas else None,
-                reopened_at=reopened_at,
-            )
+        pid = rules.incident_provider_id(full_name, issue.number)
+        text = f"{issue.title}\n{issue.body}"
+        for team in teams:  # every team counting it
 
-            def job(
-                s: Session, r: IncidentRecord = record, t: TeamConfig = team, ids: Any = refs
-            ) -> bool:
-                if ids.deployment_ids:  # a deployment or run URL in the issue names it
-                    repo_ids = [self._repo_id(s, name) for name in t.repos]
-                    dep = s.scalar(
-                        select(Deployment.id)
-                        .where(
-                            Deployment.repository_id.in_(repo_ids),
-                            Deployment.provider_id.in_(list(ids.deployment_ids)),
-                        )
-                        .order_by(Deployment.id)
-                        .limit(1)
-                    )
-                    r = replace(r, deployment_id=dep)
-                return self._store_incident(s, self._team_id(s, t), r)
+            def job(s: Session, t: TeamConfig = team) -> bool:
+                dep_id, sha = links.link_incident(s, t.repos, text)
+                record = IncidentRecord(
+                    source="github-issues",
+                    provider_id=pid,
+                    title=issue.title,
+                    started_at=issue.created_at,
+                    resolved_at=issue.closed_at,
+                    url=issue.url,
+                    deployment_id=dep_id,
+                    commit_sha=sha,
+                    reopened_at=reopened_at,
+                )
+                return self._store_incident(s, self._team_id(s, t), record)
 
             self._write(job)
-            stored.append(team.name)
-        if stored:
-            pid = f"{full_name.lower()}#{issue.number}"
-            return _ok(stored="incident", id=pid, team=stored[0], teams=stored)
-        return _ok(ignored="the issue has none of the teams' incident labels")
+        names = [t.name for t in teams]
+        return _ok(stored="incident", id=pid, team=names[0], teams=names)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _deployment_state(s: Session, rid: int, source: str, pid: str) -> tuple[Any, ...] | None:
