@@ -208,3 +208,41 @@ def test_the_earliest_ready_for_review_time_is_kept(serve, session):
     session.expire_all()
     pr = session.scalars(select(PullRequest)).one()
     assert pr.ready_at.isoformat() == "2019-05-15T15:21:18" and pr.was_draft
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+@pytest.mark.parametrize("package", ["store", "ingest"])
+def test_the_store_and_the_rules_import_no_source(package):
+    """Records live in bot.store.records; the store and the ingestion rules sit below the
+    sources (which parse) and the surfaces (which receive)."""
+    from pathlib import Path
+
+    import bot
+
+    root = Path(bot.__file__).parent / package
+    files = sorted(root.rglob("*.py"))
+    assert files
+    for path in files:
+        bad = {
+            m
+            for m in _imports(path)
+            if m.startswith(("bot.sources", "bot.surfaces", "bot.slack", "bot.scheduler"))
+        }
+        if package == "ingest":
+            bad |= {m for m in _imports(path) if m.startswith("bot.store")}
+        assert not bad, (str(path), bad)

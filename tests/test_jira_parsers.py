@@ -22,7 +22,7 @@ from bot.sources.jira import (
     sprint_ids,
     sprint_items,
 )
-from bot.sources.records import SprintRecord
+from bot.store.records import SprintRecord
 from tests.conftest import fixtures_dir
 from tests.fakes.jira import (
     FIELDS,

@@ -15,6 +15,14 @@ from typing import Any, Generic, TypeVar
 
 from bot.errors import KpibotError
 from bot.sources.timestamps import iso_utc
+from bot.store.records import (
+    CommitRecord,
+    DeploymentRecord,
+    FileRecord,
+    IssueRecord,
+    PullRequestRecord,
+    ReviewRecord,
+)
 
 T = TypeVar("T")
 
@@ -270,63 +278,6 @@ TERMINAL_DEPLOYMENT_STATES = frozenset({"success", "failure", "error"})
 
 class GitHubPayloadError(KpibotError, ValueError):
     """A GitHub payload is not shaped as expected (missing field, wrong type, bad timestamp)."""
-
-
-@dataclass(frozen=True)
-class ReviewRecord:
-    provider_id: str
-    author_login: str
-    author_is_bot: bool
-    state: str  # uppercase: APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
-    submitted_at: datetime | None
-    dismissed: bool
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    additions: int
-    deletions: int
-
-
-@dataclass(frozen=True)
-class PullRequestRecord:
-    number: int
-    title: str
-    url: str | None
-    author_login: str
-    author_is_bot: bool
-    state: str  # open, closed (not merged) or merged
-    is_draft: bool
-    was_draft: bool  # known from the ready-for-review event (GraphQL) or the current draft flag
-    created_at: datetime
-    updated_at: datetime
-    ready_at: datetime | None
-    merged_at: datetime | None
-    closed_at: datetime | None
-    merge_commit_sha: str | None  # only for merged PRs
-    base_ref: str
-    head_ref: str
-    additions: int
-    deletions: int
-    changed_files: int
-    labels: tuple[str, ...] = ()
-    first_commit_at: datetime | None = None
-    reviews: tuple[ReviewRecord, ...] = ()
-    files: tuple[FileRecord, ...] = ()
-
-
-@dataclass(frozen=True)
-class DeploymentRecord:
-    source: str  # deployment, workflow_run or release
-    provider_id: str
-    environment: str
-    commit_sha: str | None  # None for releases: the tag still has to be resolved to a commit
-    ref: str | None
-    status: str  # success, failure, error, cancelled, in_progress, queued, pending, ...
-    started_at: datetime | None
-    finished_at: datetime | None
-    url: str | None
 
 
 @dataclass(frozen=True)
@@ -715,27 +666,6 @@ def parse_release(payload: Any, environment: str = "production") -> DeploymentRe
 
 
 # --------------------------------------------------------------------------- repository sync
-
-
-@dataclass(frozen=True)
-class CommitRecord:
-    sha: str
-    parents: tuple[str, ...] = ()
-    authored_at: datetime | None = None
-    committed_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class IssueRecord:
-    number: int
-    title: str
-    url: str | None
-    body: str
-    created_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None
-    labels: tuple[str, ...]
-    is_pull_request: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import ConfigError, KpibotError
 from bot.settings import JiraIncidents, JiraSprints, Settings, TeamConfig
-from bot.sources.records import (
-    SprintItemRecord,
-    SprintRecord,
+from bot.sources.rest import RestClient, SourceError
+from bot.sources.timestamps import iso_utc
+from bot.store.models import Sprint, Team
+from bot.store.records import IncidentRecord, SprintItemRecord, SprintRecord
+from bot.store.session import unit_of_work, utc
+from bot.store.writes import (
     get_cursor,
     set_cursor,
     store_sprint,
     store_sprint_items,
+    upsert_incidents,
 )
-from bot.sources.rest import RestClient, SourceError
-from bot.sources.timestamps import iso_utc
-from bot.store.models import Sprint, Team
-from bot.store.session import unit_of_work, utc
-from bot.store.writes import IncidentRecord, upsert_incidents
 
 PAGE_SIZE = 50
 #: JQL dates have minute precision in the Jira user's time zone: re-read a day to be safe.

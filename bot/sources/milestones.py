@@ -25,13 +25,9 @@ from bot.settings import MilestoneSprints, Settings, TeamConfig
 from bot.sources.github import GitHubPayloadError, parse_timestamp
 from bot.sources.github_client import GitHubClient
 from bot.sources.pagerduty import team_id
-from bot.sources.records import (
-    SprintItemRecord,
-    SprintRecord,
-    store_sprint,
-    store_sprint_items,
-)
+from bot.store.records import SprintItemRecord, SprintRecord
 from bot.store.session import unit_of_work, utc
+from bot.store.writes import store_sprint, store_sprint_items
 
 PER_PAGE = 100
 

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import ConfigError, KpibotError
 from bot.settings import OpsgenieIncidents, PagerDutyIncidents, Settings, TeamConfig
-from bot.sources.records import get_cursor, set_cursor
 from bot.sources.rest import RestClient
 from bot.sources.timestamps import iso_utc
 from bot.store.models import Team
+from bot.store.records import IncidentRecord
 from bot.store.session import unit_of_work, utc
-from bot.store.writes import IncidentRecord, upsert_incidents
+from bot.store.writes import get_cursor, set_cursor, upsert_incidents
 
 PAGE_SIZE = 100
 WINDOW = timedelta(days=179)

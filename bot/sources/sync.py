@@ -70,7 +70,7 @@ from bot.sources.github import (
 from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
 from bot.store import derive, links, writes
 from bot.store.derive import derive_repository
-from bot.store.models import Deployment, Repository, SyncCursor
+from bot.store.models import Deployment, Repository
 from bot.store.session import unit_of_work, utc
 from bot.store.teams import sync_teams
 
@@ -400,23 +400,12 @@ def _dt(text: str | None) -> datetime | None:
 
 
 def _load_cursors(session: Session, scope: str) -> dict[str, Traversal]:
-    rows = session.execute(
-        select(SyncCursor.kind, SyncCursor.cursor).where(
-            SyncCursor.source == SOURCE, SyncCursor.scope == scope
-        )
-    )
-    return {kind: Traversal.load(raw) for kind, raw in rows}
+    cursors = writes.get_cursors(session, SOURCE, scope)
+    return {kind: Traversal.load(raw) for kind, raw in cursors.items()}
 
 
 def _save_cursor(session: Session, scope: str, kind: str, t: Traversal, now: datetime) -> None:
-    row = session.get(SyncCursor, (SOURCE, scope, kind))
-    if row is None:
-        session.add(
-            SyncCursor(source=SOURCE, scope=scope, kind=kind, cursor=t.dump(), updated_at=now)
-        )
-    else:
-        row.cursor = t.dump()
-        row.updated_at = now
+    writes.set_cursor(session, SOURCE, scope, kind, t.dump(), now)
 
 
 @dataclass
@@ -432,9 +421,9 @@ class _Head:
 
 
 def _load_missing(session: Session, scope: str) -> list[str]:
-    row = session.get(SyncCursor, (SOURCE, scope, MISSING_COMMITS))
+    raw = writes.get_cursor(session, SOURCE, scope, MISSING_COMMITS)
     try:
-        shas = json.loads(row.cursor) if row is not None and row.cursor else []
+        shas = json.loads(raw) if raw else []
     except ValueError:
         return []
     return [s for s in shas if isinstance(s, str)] if isinstance(shas, list) else []
@@ -443,20 +432,7 @@ def _load_missing(session: Session, scope: str) -> list[str]:
 def _save_missing(session: Session, scope: str, shas: list[str], now: datetime) -> None:
     known = _load_missing(session, scope)
     merged = [*[s for s in known if s not in shas], *shas][-MISSING_KEPT:]
-    row = session.get(SyncCursor, (SOURCE, scope, MISSING_COMMITS))
-    if row is None:
-        session.add(
-            SyncCursor(
-                source=SOURCE,
-                scope=scope,
-                kind=MISSING_COMMITS,
-                cursor=json.dumps(merged),
-                updated_at=now,
-            )
-        )
-    else:
-        row.cursor = json.dumps(merged)
-        row.updated_at = now
+    writes.set_cursor(session, SOURCE, scope, MISSING_COMMITS, json.dumps(merged), now)
 
 
 # --------------------------------------------------------------------------- the sync
@@ -862,24 +838,11 @@ class _RepoSync:
         for issue in issues:
             if issue.is_pull_request:
                 continue
-            text = f"{issue.title}\n{issue.body}"
             # every team counting it: teams sharing a repository each count it
             for t in self.plan.issue_teams:
-                if not rules.counts_issue(t.team, repo, issue.labels):
-                    continue
-                dep_id, sha = links.link_incident(session, t.team.repos, text)
-                by_team.setdefault(t.team_id, []).append(
-                    writes.IncidentRecord(
-                        source="github-issues",
-                        provider_id=rules.incident_provider_id(repo, issue.number),
-                        title=issue.title,
-                        started_at=issue.created_at,
-                        resolved_at=issue.closed_at,
-                        url=issue.url,
-                        deployment_id=dep_id,
-                        commit_sha=sha,
-                    )
-                )
+                if rules.counts_issue(t.team, repo, issue.labels):
+                    record = links.issue_incident(session, t.team, repo, issue)
+                    by_team.setdefault(t.team_id, []).append(record)
         stored = 0
         for team_id, records in by_team.items():
             stored += len(writes.upsert_incidents(session, team_id, records))

@@ -5,12 +5,15 @@ repositories (deployments by provider id, commits by SHA prefix), for the rule o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.ingest import rules
+from bot.settings import TeamConfig
 from bot.store.models import Commit, Deployment, PullRequest, Repository
+from bot.store.records import IncidentRecord, IssueRecord
 
 
 def repository_ids(session: Session, names: Iterable[str]) -> list[int]:
@@ -66,3 +69,29 @@ def link_incident(
         )
 
     return rules.incident_link(text, deployment_of=deployment_of, commit_of=commit_of)
+
+
+def issue_incident(
+    session: Session,
+    team: TeamConfig,
+    repository: str,
+    issue: IssueRecord,
+    *,
+    reopened_at: datetime | None = None,
+) -> IncidentRecord:
+    """The incident a GitHub issue is for ``team`` (which counts it, see
+    ``bot.ingest.rules.incident_teams``): started when opened, resolved when closed, linked
+    to what its text names among the team's repositories; ``reopened_at`` for an explicit
+    reopen (a webhook's ``reopened`` action)."""
+    dep_id, sha = link_incident(session, team.repos, f"{issue.title}\n{issue.body}")
+    return IncidentRecord(
+        source="github-issues",
+        provider_id=rules.incident_provider_id(repository, issue.number),
+        title=issue.title,
+        started_at=issue.created_at,
+        resolved_at=issue.closed_at,
+        url=issue.url,
+        deployment_id=dep_id,
+        commit_sha=sha,
+        reopened_at=reopened_at,
+    )

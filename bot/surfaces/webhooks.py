@@ -35,15 +35,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Dialect, bindparam, func, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ingest import rules
 from bot.settings import Config, TeamConfig
 from bot.sources.github import (
-    DeploymentRecord,
     GitHubPayloadError,
     parse_deployment,
     parse_rest_issue,
@@ -51,18 +49,11 @@ from bot.sources.github import (
     parse_rest_review,
     parse_workflow_run,
 )
-from bot.store import links
+from bot.store import links, writes
 from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
+from bot.store.records import DeploymentRecord, IncidentRecord
 from bot.store.session import unit_of_work
-from bot.store.writes import (
-    DEPLOYMENT_SOURCES,
-    IncidentRecord,
-    deployment_delivery_wins,
-    incident_resolution,
-    upsert_pull_request,
-    upsert_repository,
-    upsert_reviews,
-)
+from bot.store.writes import upsert_pull_request, upsert_repository, upsert_reviews
 
 if TYPE_CHECKING:
     from bot.surfaces.http import HttpApp
@@ -391,72 +382,28 @@ def gitlab_deployment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- prepared writes
 
-_DEPLOYMENT_KEYS = ("repository_id", "source", "provider_id")
-_DEPLOYMENT_VALUES = ("environment", "commit_sha", "status", "started_at", "finished_at", "url")
-_INCIDENT_KEYS = ("team_id", "source", "provider_id")
-_INCIDENT_VALUES = (
-    "title",
-    "url",
-    "started_at",
-    "resolved_at",
-    "reopened_at",
-    "deployment_id",
-    "commit_sha",
-)
-
 
 class _Writer:
-    """The webhook upserts as statements built and compiled once: the rows and keys of
-    ``bot.store.writes`` (deployments by repository, source and provider id; incidents by
-    team, source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <the
-    delivery is not older> AND <something changed> RETURNING id`` each (the late-delivery
-    rules of ``bot.store.writes``), so a redelivery or a late delivery writes nothing and is
-    recognised by the empty result."""
+    """The store's deployment and incident upserts (``bot.store.writes.deployment_upsert``,
+    ``incident_upsert`` for deliveries, ``invalidate_statement``: the same natural keys,
+    values and late-delivery rules as every other write) over bind parameters, compiled once,
+    so a redelivery or a late delivery writes nothing and is recognised by the empty result."""
 
     def __init__(self, dialect: Dialect) -> None:
-        if dialect.name == "postgresql":
-            insert: Any = postgresql.insert
-        elif dialect.name == "sqlite":
-            insert = sqlite.insert
-        else:
-            raise NotImplementedError(
-                f"webhooks are not implemented for the {dialect.name} database"
+        dep_columns = (*writes.KEYS["deployments"], *writes.DEPLOYMENT_VALUES)
+        inc_columns = (*writes.KEYS["incidents"], *writes.INCIDENT_VALUES)
+        deployment = writes.deployment_upsert(
+            writes.insert_for(dialect.name, Deployment).values(
+                {c: bindparam(c) for c in dep_columns}
             )
-        dep = insert(Deployment).values(
-            {c: bindparam(c) for c in (*_DEPLOYMENT_KEYS, *_DEPLOYMENT_VALUES)}
         )
-        stored_dep: Any = Deployment.__table__.c
-        deployment = dep.on_conflict_do_update(
-            index_elements=list(_DEPLOYMENT_KEYS),
-            set_={**{c: dep.excluded[c] for c in _DEPLOYMENT_VALUES}, "contents_computed_at": None},
-            where=and_(
-                deployment_delivery_wins(stored_dep, dep.excluded),
-                or_(*(stored_dep[c].is_distinct_from(dep.excluded[c]) for c in _DEPLOYMENT_VALUES)),
+        incident = writes.incident_upsert(
+            writes.insert_for(dialect.name, Incident).values(
+                {c: bindparam(c) for c in inc_columns}
             ),
-        ).returning(Deployment.id)
-        inc = insert(Incident).values(
-            {c: bindparam(c) for c in (*_INCIDENT_KEYS, *_INCIDENT_VALUES)}
+            snapshot=False,
         )
-        stored_inc: Any = Incident.__table__.c
-        new = {
-            **{c: inc.excluded[c] for c in _INCIDENT_VALUES},
-            **incident_resolution(stored_inc, inc.excluded),
-        }
-        incident = inc.on_conflict_do_update(
-            index_elements=list(_INCIDENT_KEYS),
-            set_=new,
-            where=or_(*(stored_inc[c].is_distinct_from(new[c]) for c in _INCIDENT_VALUES)),
-        ).returning(Incident.id)
-        # as bot.store.writes.invalidate_contents: later deployments' contents are stale
-        invalidate = (
-            update(Deployment)
-            .where(
-                Deployment.repository_id == bindparam("rid"),
-                Deployment.finished_at >= bindparam("since"),
-                Deployment.contents_computed_at.is_not(None),
-            )
-            .values(contents_computed_at=None)
-        )
+        invalidate = writes.invalidate_statement(bindparam("rid"), bindparam("since"))
         dep_types = {c.name: c.type for c in Deployment.__table__.columns}
         inc_types = {c.name: c.type for c in Incident.__table__.columns}
         self.deployment = _Prepared(deployment, dialect, dep_types)
@@ -621,20 +568,7 @@ class Webhooks:
         those of the repository's later deployments are marked for ``bot.store.derive``)."""
         w = self._writer(s)
         conn = s.connection()
-        row = w.deployment(
-            conn,
-            {
-                "repository_id": rid,
-                "source": DEPLOYMENT_SOURCES.get(record.source, record.source),
-                "provider_id": record.provider_id,
-                "environment": record.environment,
-                "commit_sha": record.commit_sha,
-                "status": record.status,
-                "started_at": record.started_at,
-                "finished_at": record.finished_at,
-                "url": record.url,
-            },
-        ).first()
+        row = w.deployment(conn, writes.deployment_row(rid, record)).first()
         if row is None:
             return False
         if record.finished_at is not None:
@@ -646,8 +580,8 @@ class Webhooks:
         stored) or ``late`` (what is stored is newer: the delivery changed nothing)."""
         if self._store_deployment(s, rid, record):
             return "stored"
-        source = DEPLOYMENT_SOURCES.get(record.source, record.source)
-        before = _deployment_state(s, rid, source, record.provider_id)
+        row = writes.deployment_row(rid, record)
+        before = _deployment_state(s, rid, row["source"], record.provider_id)
         mine = (
             record.environment,
             record.commit_sha,
@@ -673,25 +607,7 @@ class Webhooks:
 
     def _store_incident(self, s: Session, tid: int, record: IncidentRecord) -> bool:
         """Upsert an incident; True when a row was added or changed."""
-        row = (
-            self._writer(s)
-            .incident(
-                s.connection(),
-                {
-                    "team_id": tid,
-                    "source": record.source,
-                    "provider_id": record.provider_id,
-                    "title": record.title,
-                    "url": record.url,
-                    "started_at": record.started_at,
-                    "resolved_at": record.resolved_at,
-                    "reopened_at": record.reopened_at,
-                    "deployment_id": record.deployment_id,
-                    "commit_sha": record.commit_sha,
-                },
-            )
-            .first()
-        )
+        row = self._writer(s).incident(s.connection(), writes.incident_row(tid, record)).first()
         return row is not None
 
     # entry points ------------------------------------------------------------------------
@@ -990,27 +906,15 @@ class Webhooks:
         # reopen, at the issue's update time, takes a stored resolution away (the rule of
         # bot.ingest.rules.incident_resolution, applied by the upsert)
         reopened_at = issue.updated_at if data.get("action") == "reopened" else None
-        pid = rules.incident_provider_id(full_name, issue.number)
-        text = f"{issue.title}\n{issue.body}"
         for team in teams:  # every team counting it
 
             def job(s: Session, t: TeamConfig = team) -> bool:
-                dep_id, sha = links.link_incident(s, t.repos, text)
-                record = IncidentRecord(
-                    source="github-issues",
-                    provider_id=pid,
-                    title=issue.title,
-                    started_at=issue.created_at,
-                    resolved_at=issue.closed_at,
-                    url=issue.url,
-                    deployment_id=dep_id,
-                    commit_sha=sha,
-                    reopened_at=reopened_at,
-                )
+                record = links.issue_incident(s, t, full_name, issue, reopened_at=reopened_at)
                 return self._store_incident(s, self._team_id(s, t), record)
 
             self._write(job)
         names = [t.name for t in teams]
+        pid = rules.incident_provider_id(full_name, issue.number)
         return _ok(stored="incident", id=pid, team=names[0], teams=names)
 
 
