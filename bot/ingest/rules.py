@@ -9,7 +9,8 @@ these, so the same event stored through either path ends as the same rows:
   case-insensitively);
 - which workflow runs are deployments (:func:`is_deployment_run`: the team's configured
   workflow file, on its ``branch`` when one is set) and in which environment
-  (:func:`deployment_environment`);
+  (:func:`deployment_environment`); which GitHub deployments are (:func:`counts_github_deployment`:
+  the team's source is ``github-deployments``, to one of its production environments);
 - how an incident links to a deployment (:func:`find_references` in its title and body, then
   :func:`incident_link`: a deployment id the store knows, else the first SHA the store knows;
   unknown hex, such as a trace id, is no link);
@@ -33,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_
 
-from bot.settings import GitHubIssueIncidents, TeamConfig, WorkflowDeployments
+from bot.settings import GitHubDeployments, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
 
 # --------------------------------------------------------------------------- incidents
 
@@ -77,6 +78,15 @@ def incident_provider_id(repository: str, number: int) -> str:
 def deployment_environment(team: TeamConfig) -> str:
     """The environment of the team's workflow runs and releases: its first production one."""
     return team.production_environments[0] if team.production_environments else "production"
+
+
+def counts_github_deployment(team: TeamConfig, environment: str) -> bool:
+    """Whether a GitHub deployment to ``environment`` is one of ``team``'s: its deployments
+    come from GitHub Deployments and the environment is one of its production environments
+    (the sync asks GitHub for exactly those)."""
+    return isinstance(team.deployments, GitHubDeployments) and (
+        environment in team.production_environments
+    )
 
 
 def is_deployment_run(

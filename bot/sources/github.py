@@ -606,7 +606,9 @@ def parse_deployment(payload: Any, statuses: Sequence[Any] = ()) -> DeploymentRe
         status=status,
         started_at=_opt_ts(d, "created_at", what),
         finished_at=finished_at,
-        url=_opt_str(d, "url", what),
+        # the payload's url is the API's; GitHub gives a deployment no page of its own (nor
+        # does the sync's GraphQL), so both paths store none
+        url=None,
     )
 
 

@@ -503,9 +503,14 @@ class _RepoSync:
         started = time.monotonic()
         before = self.client.requests_made
         try:
-            self._graphql_phase()
+            # workflow runs first: an issue stored by the GraphQL phase may name one
+            with unit_of_work(self.sessions) as session:
+                self.repo_id = session.scalar(
+                    select(Repository.id).where(func.lower(Repository.full_name) == self.scope)
+                )
             for workflow, env in self.plan.workflows:
                 self._workflow_phase(workflow, env)
+            self._graphql_phase()
             self._contents_phase()
         except GitHubError as exc:
             self.summary.error = str(exc)

@@ -812,7 +812,7 @@ class Webhooks:
             case "pull_request_review":
                 return self._gh_review(full_name, data)
             case "deployment_status":
-                return self._gh_deployment_status(full_name, data)
+                return self._gh_deployment_status(full_name, teams, data)
             case _:
                 return self._gh_workflow_run(full_name, teams, data)
 
@@ -851,13 +851,20 @@ class Webhooks:
         self._write(job)
         return _ok(stored="review", id=review.provider_id)
 
-    def _gh_deployment_status(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
+    def _gh_deployment_status(
+        self, full_name: str, teams: list[TeamConfig], data: Mapping[str, Any]
+    ) -> WebhookResult:
         status = data.get("deployment_status")
         if not isinstance(status, Mapping):
             raise BadRequest("payload has no deployment_status")
         if str(status.get("state", "")).lower() == "inactive":
             return _ok(ignored="inactive statuses do not change a deployment's outcome")
         record = parse_deployment(data.get("deployment"), [status])
+        if not any(rules.counts_github_deployment(t, record.environment) for t in teams):
+            return _ok(
+                ignored=f"deployments to '{record.environment}' are not a team's production "
+                "deployments from GitHub in kpibot.yml"
+            )
 
         def job(s: Session) -> str:
             return self._deployment_outcome(s, self._repo_id(s, full_name), record)
