@@ -84,6 +84,11 @@ def data() -> list[Repo]:
         Issue(54, "Deploy broke checkout", d(12, 11, 10), d(12, 11, 40), d(12, 11, 40),
               ["INCIDENT"], body="Failed in https://github.com/acme/api/actions/runs/904"),
         Issue(55, "Still slow", d(13, 10), d(13, 10), None, ["incident"]),
+        # reopened and open now (GitHub still reports the last closedAt)
+        Issue(56, "Back again", d(12, 14), d(12, 16), d(12, 15), ["incident"], reopened=True),
+        # reopened, then closed again
+        Issue(57, "Flapping", d(13, 8), d(13, 10), d(13, 10), ["incident"],
+              reopened_at=d(13, 9, 30)),
     ]  # fmt: skip
     ops = Repo("acme", "ops", database_id=78)
     ops.issues = [
@@ -268,6 +273,12 @@ def test_the_shapes_cover_every_rule(fake, tmp_path: Path, monkeypatch):
     assert scalar["acme/ops#7"] == (None, sha(2))  # another repository's issue, linked
     assert scalar["acme/api#54"] == ("904", None)  # by workflow run URL
     assert "acme/api#53" not in scalar
+    states = {
+        dict(r[2])["provider_id"]: (dict(r[2])["resolved_at"], dict(r[2])["reopened_at"])
+        for r in rows["workflow-any-branch"]["incidents"]
+    }
+    assert states["acme/api#56"] == (None, d(12, 16))  # reopened: open again
+    assert states["acme/api#57"] == (d(13, 10), d(13, 9, 30))  # closed after its reopen
     runs = {
         shape: {d[1][1][1] for d in r["deployments"]}  # provider ids
         for shape, r in rows.items()

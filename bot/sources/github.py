@@ -189,6 +189,9 @@ query RepositorySync(
         state
         closedAt
         labels(first: 20) { nodes { name } }
+        timelineItems(last: 1, itemTypes: [REOPENED_EVENT]) {
+          nodes { ... on ReopenedEvent { createdAt } }
+        }
       }
     }
   }
@@ -848,6 +851,11 @@ def parse_issue_node(node: Any) -> IssueRecord:
     """A GraphQL ``Issue`` (an incident candidate)."""
     n = _mapping(node, "issue")
     what = f"issue #{n.get('number', '?')}"
+    reopens = [
+        _ts(e, "createdAt", f"{what}.timelineItems")
+        for e in (_nodes(n, "timelineItems", what) if "timelineItems" in n else [])
+        if e.get("createdAt") is not None
+    ]
     return IssueRecord(
         number=_int(n, "number", what),
         title=_str(n, "title", what),
@@ -857,6 +865,7 @@ def parse_issue_node(node: Any) -> IssueRecord:
         updated_at=_ts(n, "updatedAt", what),
         closed_at=_closed_at(n, "state", "closedAt", what),
         labels=tuple(_str(lbl, "name", f"{what}.labels") for lbl in _nodes(n, "labels", what)),
+        reopened_at=max(reopens) if reopens else None,
     )
 
 

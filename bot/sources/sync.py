@@ -846,11 +846,14 @@ class _RepoSync:
             # every team counting it: teams sharing a repository each count it
             for t in self.plan.issue_teams:
                 if rules.counts_issue(t.team, repo, issue.labels):
-                    record = links.issue_incident(session, t.team, repo, issue)
+                    record = links.issue_incident(
+                        session, t.team, repo, issue, reopened_at=issue.reopened_at
+                    )
                     by_team.setdefault(t.team_id, []).append(record)
         stored = 0
         for team_id, records in by_team.items():
-            stored += len(writes.upsert_incidents(session, team_id, records))
+            # GitHub tells the last reopen: the resolution rule of the webhooks applies
+            stored += len(writes.upsert_incidents(session, team_id, records, snapshot=False))
         return stored
 
     # ------------------------------------------------------------------ workflow runs

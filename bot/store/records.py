@@ -89,6 +89,7 @@ class IssueRecord:
     closed_at: datetime | None
     labels: tuple[str, ...]
     is_pull_request: bool = False
+    reopened_at: datetime | None = None  # the last reopen, when the source tells it
 
 
 # --------------------------------------------------------------------------- incidents

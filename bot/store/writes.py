@@ -569,16 +569,18 @@ def incident_upsert(insert: Any, *, snapshot: bool) -> Any:
 
 
 def upsert_incidents(
-    session: Session, team_id: int, records: Sequence[IncidentRecord]
+    session: Session, team_id: int, records: Sequence[IncidentRecord], *, snapshot: bool = True
 ) -> dict[str, int]:
-    """Store incidents of one team as the source's current state (see :func:`incident_upsert`);
-    returns provider_id -> incidents.id."""
+    """Store incidents of one team; returns provider_id -> incidents.id. ``snapshot``: the
+    records are the source's current state and replace the stored ones; otherwise (a source
+    telling reopens, as GitHub's issues do) the resolution follows
+    ``bot.ingest.rules.incident_resolution`` (see :func:`incident_upsert`)."""
     rows = _dedupe((incident_row(team_id, r) for r in records), KEYS["incidents"])
     if not rows:
         return {}
     table: Table = Incident.__table__  # type: ignore[assignment]
     for chunk in _chunks(rows):
-        session.execute(incident_upsert(_insert(session, table).values(chunk), snapshot=True))
+        session.execute(incident_upsert(_insert(session, table).values(chunk), snapshot=snapshot))
     out: dict[str, int] = {}
     by_source: dict[str, list[str]] = {}
     for r in rows:

@@ -143,6 +143,7 @@ class Issue:
     labels: list[str] = field(default_factory=list)
     body: str = ""
     reopened: bool = False  # open again; GitHub still reports the last closedAt
+    reopened_at: datetime | None = None  # the last reopen (default: the update time)
 
 
 @dataclass
@@ -680,7 +681,16 @@ def _issue_view(repo: Repo, i: Issue) -> dict[str, Any]:
         "state": "CLOSED" if i.closed_at is not None and not i.reopened else "OPEN",
         "closedAt": iso(i.closed_at),
         "labels": lambda **_: {"nodes": [{"name": n} for n in i.labels]},
+        "timelineItems": lambda **_: {
+            "nodes": [{"__typename": "ReopenedEvent", "createdAt": iso(_reopen_of(i))}]
+            if _reopen_of(i)
+            else []
+        },
     }
+
+
+def _reopen_of(i: Issue) -> datetime | None:
+    return i.reopened_at or (i.updated_at if i.reopened else None)
 
 
 # --------------------------------------------------------------------------- webhook deliveries
@@ -813,6 +823,15 @@ def webhook_deliveries(repo: Repo) -> list[tuple[str, dict[str, Any]]]:
                 "updated_at": iso(i.updated_at),
             }
             add(i.closed_at, "issues", {"action": "closed", "issue": closed})
+        reopen = _reopen_of(i)
+        if reopen is not None:
+            again = {
+                **issue,
+                "state": "open",
+                "closed_at": iso(i.closed_at),
+                "updated_at": iso(reopen),
+            }
+            add(reopen, "issues", {"action": "reopened", "issue": again})
     out.sort(key=lambda e: (e[0], e[1]))
     return [(event, payload) for _, _, event, payload in out]
 
