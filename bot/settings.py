@@ -14,12 +14,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError, did_you_mean
 from bot.metrics import registry
@@ -226,11 +235,200 @@ DEFAULT_IGNORE_PATHS = (
     "*.min.js",
     "*.snap",
 )
-DEPLOYMENT_SOURCES = ("github-deployments", "workflow", "releases", "webhook")
-INCIDENT_SOURCES = ("github-issues", "jira", "pagerduty", "opsgenie", "webhook")
-SPRINT_SOURCES = ("jira", "github-milestones")
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --- where a team's deployments, incidents and sprints come from ---------------------------
+#
+# Each is a pydantic model discriminated by ``source``, normalised once here (a scalar where a
+# list is allowed becomes a one-item tuple, PagerDuty's ``service`` joins ``services``), so no
+# other module reads the raw YAML mapping.
+
+
+def _as_tuple(value: Any) -> Any:
+    """A scalar written where a list is allowed is a list of one (``labels: incident``)."""
+    if value is None:
+        return ()
+    if isinstance(value, str | int | float):
+        return (str(value),)
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return value
+
+
+class _Source(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GitHubDeployments(_Source):
+    """GitHub Deployments of the team's repositories, in its production environments."""
+
+    source: Literal["github-deployments"] = "github-deployments"
+
+
+class WorkflowDeployments(_Source):
+    """Runs of one GitHub Actions workflow (by file name), optionally on one branch only."""
+
+    source: Literal["workflow"] = "workflow"
+    workflow: str = Field(min_length=1)
+    branch: str | None = None
+
+
+class ReleaseDeployments(_Source):
+    """Published GitHub releases."""
+
+    source: Literal["releases"] = "releases"
+
+
+class WebhookDeployments(_Source):
+    """Deployments sent to ``/webhooks/deployments`` only."""
+
+    source: Literal["webhook"] = "webhook"
+
+
+DeploymentSource = Annotated[
+    GitHubDeployments | WorkflowDeployments | ReleaseDeployments | WebhookDeployments,
+    Field(discriminator="source"),
+]
+
+
+class GitHubIssueIncidents(_Source):
+    """GitHub issues carrying one of ``labels``, in ``repos`` (default: the team's repos)."""
+
+    source: Literal["github-issues"] = "github-issues"
+    labels: tuple[str, ...] = ("incident",)
+    repos: tuple[str, ...] = ()
+
+    @field_validator("labels", "repos", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _as_tuple(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _some_label(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return value or ("incident",)
+
+
+class JiraIncidents(_Source):
+    source: Literal["jira"] = "jira"
+    project: str = Field(min_length=1)
+    issue_type: str = "Incident"
+
+
+class _ServiceIncidents(_Source):
+    services: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _join_service(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "service" in data:
+            data = dict(data)
+            one = _as_tuple(data.pop("service"))
+            data["services"] = (*_as_tuple(data.get("services")), *one)
+        return data
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _as_tuple(value)
+
+
+class PagerDutyIncidents(_ServiceIncidents):
+    source: Literal["pagerduty"] = "pagerduty"
+
+
+class OpsgenieIncidents(_ServiceIncidents):
+    source: Literal["opsgenie"] = "opsgenie"
+
+
+class WebhookIncidents(_Source):
+    """Incidents sent to ``/webhooks/incidents`` only."""
+
+    source: Literal["webhook"] = "webhook"
+
+
+IncidentSource = Annotated[
+    GitHubIssueIncidents
+    | JiraIncidents
+    | PagerDutyIncidents
+    | OpsgenieIncidents
+    | WebhookIncidents,
+    Field(discriminator="source"),
+]
+
+
+class JiraSprints(_Source):
+    source: Literal["jira"] = "jira"
+    board: str = Field(min_length=1)
+    points_field: str | None = None
+
+    @field_validator("board", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class MilestoneSprints(_Source):
+    """GitHub milestones with a due date, in ``repos`` (default: the team's repos)."""
+
+    source: Literal["github-milestones"] = "github-milestones"
+    repos: tuple[str, ...] = ()
+
+    @field_validator("repos", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _as_tuple(value)
+
+
+SprintSource = Annotated[JiraSprints | MilestoneSprints, Field(discriminator="source")]
+
+#: section -> source name -> its model
+SOURCE_MODELS: dict[str, dict[str, type[_Source]]] = {
+    "deployments": {
+        "github-deployments": GitHubDeployments,
+        "workflow": WorkflowDeployments,
+        "releases": ReleaseDeployments,
+        "webhook": WebhookDeployments,
+    },
+    "incidents": {
+        "github-issues": GitHubIssueIncidents,
+        "jira": JiraIncidents,
+        "pagerduty": PagerDutyIncidents,
+        "opsgenie": OpsgenieIncidents,
+        "webhook": WebhookIncidents,
+    },
+    "sprints": {"jira": JiraSprints, "github-milestones": MilestoneSprints},
+}
+DEPLOYMENTS: TypeAdapter[DeploymentSource] = TypeAdapter(DeploymentSource)
+INCIDENTS: TypeAdapter[IncidentSource] = TypeAdapter(IncidentSource)
+SPRINTS: TypeAdapter[SprintSource] = TypeAdapter(SprintSource)
+_SOURCE_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    "deployments": DEPLOYMENTS,
+    "incidents": INCIDENTS,
+    "sprints": SPRINTS,
+}
+#: what to write when a source's required key is missing or empty: (section, source, key) -> hint
+_MISSING_HINTS = {
+    ("deployments", "workflow", "workflow"): "source 'workflow' needs 'workflow: deploy.yml' "
+    "(the workflow file name)",
+    ("incidents", "jira", "project"): "source 'jira' needs 'project: <key>' (and optionally "
+    "'issue_type', default Incident)",
+    ("incidents", "pagerduty", "services"): "source 'pagerduty' needs 'services: [<service "
+    "id>, ...]' (the services whose incidents are the team's)",
+    ("incidents", "opsgenie", "services"): "source 'opsgenie' needs 'services: [<service "
+    "id>, ...]' (the services whose incidents are the team's)",
+    ("sprints", "jira", "board"): "source 'jira' needs 'board: <board id>'",
+}
+
+
+def source_config(what: str, raw: Any) -> Any:
+    """A ``deployments``, ``incidents`` or ``sprints`` mapping as its typed object (an object
+    already typed is returned as it is); raises ``pydantic.ValidationError``."""
+    if raw is None or isinstance(raw, _Source):
+        return raw
+    return _SOURCE_ADAPTERS[what].validate_python(raw)
 
 
 @dataclass(frozen=True)
@@ -249,11 +447,9 @@ class TeamConfig:
     repos: tuple[str, ...] = ()
     branches: tuple[str, ...] = ()
     production_environments: tuple[str, ...] = DEFAULT_PRODUCTION
-    deployments: Mapping[str, Any] = field(default_factory=lambda: {"source": "github-deployments"})
-    incidents: Mapping[str, Any] = field(
-        default_factory=lambda: {"source": "github-issues", "labels": ["incident"]}
-    )
-    sprints: Mapping[str, Any] | None = None
+    deployments: DeploymentSource = field(default_factory=GitHubDeployments)
+    incidents: IncidentSource = field(default_factory=GitHubIssueIncidents)
+    sprints: SprintSource | None = None
     exclude_authors: tuple[str, ...] = ()
     ignore_paths: tuple[str, ...] = ()
     targets: Mapping[str, Target] = field(default_factory=dict)
@@ -262,6 +458,11 @@ class TeamConfig:
     attribution_window: float = 72 * 3600.0
     leads: tuple[str, ...] = ()  # chat user ids who may change the team's channels and items
     line: int | None = None
+
+    def __post_init__(self) -> None:
+        # a mapping (as written in YAML, or by a caller) becomes its typed object
+        for what in ("deployments", "incidents", "sprints"):
+            object.__setattr__(self, what, source_config(what, getattr(self, what)))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -452,47 +653,10 @@ class _Checker:
             items = self.str_list(v, key)
             if items is not None:
                 values[key] = items
-        elif key == "deployments":
-            values[key] = self.source(v, key, label, DEPLOYMENT_SOURCES, {"workflow", "branch"})
-            dep = values[key]
-            if dep is not None and dep.get("source") == "workflow" and not dep.get("workflow"):
-                self.add(
-                    v,
-                    f"deployments of {label}: source 'workflow' needs 'workflow: "
-                    "deploy.yml' (the workflow file name)",
-                )
-        elif key == "incidents":
-            values[key] = self.source(
-                v,
-                key,
-                label,
-                INCIDENT_SOURCES,
-                {"labels", "project", "issue_type", "services", "service", "repos"},
-            )
-            inc = values[key]
-            if inc is not None and inc.get("source") == "jira" and not inc.get("project"):
-                self.add(
-                    v,
-                    f"incidents of {label}: source 'jira' needs 'project: <key>' (and "
-                    "optionally 'issue_type', default Incident)",
-                )
-            if (
-                inc is not None
-                and inc.get("source") in ("pagerduty", "opsgenie")
-                and not (inc.get("services") or inc.get("service"))
-            ):
-                self.add(
-                    v,
-                    f"incidents of {label}: source '{inc.get('source')}' needs 'services: "
-                    "[<service id>, ...]' (the services whose incidents are the team's)",
-                )
-        elif key == "sprints":
-            values[key] = self.source(
-                v, key, label, SPRINT_SOURCES, {"board", "repos", "points_field"}
-            )
-            spr = values[key]
-            if spr is not None and spr.get("source") == "jira" and "board" not in spr:
-                self.add(v, f"sprints of {label}: source 'jira' needs 'board: <board id>'")
+        elif key in ("deployments", "incidents", "sprints"):
+            typed = self.source(v, key, label)
+            if typed is not None:
+                values[key] = typed
         elif key == "targets":
             values[key] = self.targets(v, label)
         elif key == "digests":
@@ -525,38 +689,60 @@ class _Checker:
                 except ValueError as exc:
                     self.add(v, f"attribution_window of {label}: {exc}")
 
-    def source(
-        self, node: yaml.Node, what: str, label: str, sources: tuple[str, ...], extra: set[str]
-    ) -> dict[str, Any] | None:
+    def source(self, node: yaml.Node, what: str, label: str) -> Any | None:
+        """A ``deployments``, ``incidents`` or ``sprints`` section as its typed object, every
+        problem reported on its line (unknown keys with the chosen source's keys as hints)."""
+        raw: dict[str, Any] = {}
+        key_nodes: dict[str, yaml.Node] = {}
+        source_node: yaml.Node = node
         if isinstance(node, yaml.ScalarNode):
-            pairs_dict: dict[str, Any] = {"source": node.value}
-            source_node: yaml.Node = node
+            raw["source"] = node.value
         else:
             pairs = self.mapping(node, f"{what} of {label}")
             if pairs is None:
                 return None
-            pairs_dict = {}
-            source_node = node
             for k, v in pairs:
+                key_nodes[k.value] = k
                 if k.value == "source":
                     source_node = v
-                if k.value not in extra | {"source"}:
-                    hint = did_you_mean(k.value, extra | {"source"})
-                    self.add(k, f"unknown key '{k.value}' in {what} of {label}.{hint}")
-                    continue
                 if isinstance(v, yaml.SequenceNode):
-                    pairs_dict[k.value] = list(self.str_list(v, k.value) or ())
+                    raw[k.value] = list(self.str_list(v, k.value) or ())
                 else:
-                    pairs_dict[k.value] = self.scalar(v, k.value)
-        src = pairs_dict.get("source")
-        if src not in sources:
-            hint = did_you_mean(str(src), sources)
+                    raw[k.value] = self.scalar(v, k.value)
+        models = SOURCE_MODELS[what]
+        src = raw.get("source")
+        if src not in models:
+            hint = did_you_mean(str(src), models)
             self.add(
                 source_node,
-                f"{what} source of {label} must be one of {', '.join(sources)}, not '{src}'.{hint}",
+                f"{what} source of {label} must be one of {', '.join(models)}, not '{src}'.{hint}",
             )
             return None
-        return pairs_dict
+        allowed = set(models[src].model_fields)
+        if "services" in allowed:
+            allowed.add("service")  # one service, joined to services
+        for key in [k for k in raw if k not in allowed]:
+            hint = did_you_mean(key, allowed) or (
+                f" Keys of source '{src}': {', '.join(sorted(allowed))}."
+            )
+            self.add(key_nodes.get(key, node), f"unknown key '{key}' in {what} of {label}.{hint}")
+            del raw[key]
+        try:
+            return source_config(what, raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                field_name = str(err["loc"][-1]) if err["loc"] else "source"
+                needs = _MISSING_HINTS.get((what, str(src), field_name))
+                if needs is not None and err["type"] in (
+                    "missing",
+                    "string_too_short",
+                    "too_short",
+                ):
+                    message = f"{what} of {label}: {needs}"
+                else:
+                    message = f"{what} of {label}: '{field_name}' {err['msg'].lower()}"
+                self.add(key_nodes.get(field_name, node), message)
+            return None
 
     def targets(self, node: yaml.Node, label: str) -> dict[str, Target]:
         out: dict[str, Target] = {}

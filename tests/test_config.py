@@ -9,6 +9,12 @@ import pytest
 from bot.errors import ConfigError
 from bot.settings import (
     DEFAULT_EXCLUDE_AUTHORS,
+    GitHubIssueIncidents,
+    JiraSprints,
+    MilestoneSprints,
+    PagerDutyIncidents,
+    TeamConfig,
+    WorkflowDeployments,
     load_config,
     load_env_settings,
     parse_config,
@@ -43,7 +49,9 @@ def test_good_config_parses_every_key():
     t = config.team("PAYMENTS")
     assert t.timezone == "Europe/Berlin"
     assert t.repos == ("acme/payments-api", "acme/payments-web")
-    assert t.deployments == {"source": "workflow", "workflow": "deploy.yml"}
+    assert t.deployments == WorkflowDeployments(workflow="deploy.yml")
+    assert t.incidents == GitHubIssueIncidents(labels=("incident",))
+    assert t.sprints == JiraSprints(board="12")
     assert t.target_for("cycle-time").value == 48 * 3600
     assert t.target_for("cycle-time").op == "<"
     assert t.target_for("review-coverage").value == pytest.approx(0.95)
@@ -56,6 +64,56 @@ def test_good_config_parses_every_key():
     assert t.digests.weekly_day == 0 and t.digests.monthly_time == (9, 0)
     assert t.bot_patterns[: len(DEFAULT_EXCLUDE_AUTHORS)] == DEFAULT_EXCLUDE_AUTHORS
     assert "release-robot" in t.bot_patterns
+
+
+def test_sources_are_typed_and_normalised():
+    config, problems = parse_config(
+        "teams:\n"
+        "  - name: a\n    repos: [o/a]\n"
+        "    deployments: {source: workflow, workflow: deploy.yml, branch: main}\n"
+        "    incidents: {source: github-issues, labels: sev1, repos: o/ops}\n"
+        "    sprints: github-milestones\n"
+        "  - name: b\n    repos: [o/b]\n"
+        "    incidents: {source: pagerduty, service: P1}\n"
+    )
+    assert problems == [] and config is not None
+    a, b = config.team("a"), config.team("b")
+    assert a.deployments == WorkflowDeployments(workflow="deploy.yml", branch="main")
+    # a scalar where a list is allowed is a list of one
+    assert a.incidents == GitHubIssueIncidents(labels=("sev1",), repos=("o/ops",))
+    assert a.sprints == MilestoneSprints()
+    assert b.incidents == PagerDutyIncidents(services=("P1",))
+    # the defaults, and a mapping given by a caller, are typed the same way
+    assert TeamConfig(name="c").incidents == GitHubIssueIncidents(labels=("incident",))
+    typed = TeamConfig(name="c", incidents={"source": "github-issues", "labels": "x"})
+    assert typed.incidents == GitHubIssueIncidents(labels=("x",))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "teams:\n  - name: a\n    repos: [o/a]\n    deployments:\n      source: workflow\n"
+            "      workflow: deploy.yml\n      branches: main\n",
+            "kpibot.yml:7: unknown key 'branches' in deployments of team 'a'. Did you mean "
+            "'branch'?",
+        ),
+        (
+            "teams:\n  - name: a\n    repos: [o/a]\n    incidents:\n      source: pagerduty\n",
+            "kpibot.yml:5: incidents of team 'a': source 'pagerduty' needs 'services: [<service "
+            "id>, ...]'",
+        ),
+        (
+            "teams:\n  - name: a\n    repos: [o/a]\n    incidents: {source: jira, labels: x}\n",
+            "kpibot.yml:4: unknown key 'labels' in incidents of team 'a'.",
+        ),
+    ],
+    ids=["typo", "missing", "other-source"],
+)
+def test_source_problems_have_their_line_and_hint(text, expected):
+    config, problems = parse_config(text, "kpibot.yml")
+    assert config is None
+    assert any(p.startswith(expected) for p in problems), problems
 
 
 def test_defaults_apply_to_every_team():

@@ -22,7 +22,7 @@ from bot.sources.jira import (
     sprint_ids,
     sprint_items,
 )
-from bot.sources.records import SprintRecord
+from bot.store.records import SprintRecord
 from tests.conftest import fixtures_dir
 from tests.fakes.jira import (
     FIELDS,
@@ -278,7 +278,7 @@ def test_config_checks_jira_keys():
         "    incidents: {source: jira, project: OPS, issue_type: Incident}\n"
     )
     assert problems == []
-    assert config is not None and config.teams[0].sprints["points_field"] == "customfield_10016"
+    assert config is not None and config.teams[0].sprints.points_field == "customfield_10016"
     _, problems = parse_config(base + "    incidents: {source: jira}\n")
     assert len(problems) == 1 and "needs 'project: <key>'" in problems[0]
     _, problems = parse_config(base + "    sprints: {source: jira, bord: 12}\n")

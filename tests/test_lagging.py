@@ -122,6 +122,41 @@ def test_deploy_frequency_no_data_and_one(session):
     assert (mv.n, mv.value) == (1, 1.0)
 
 
+def test_deploy_frequency_is_0_once_the_team_has_deployed(session):
+    """METRICS.md's exception: a period without a successful production deployment has value
+    0 (band low), not "no data", once the team has one recorded before the period's end."""
+    team = setup_team(session)
+    deployment(session, sha="abc", finished=T("2026-10-05 10:00"))  # Mon, W41: the first
+    deployment(session, sha="abc", finished=T("2026-11-03 10:00"), status="failure")  # W45
+    deployment(session, sha="abc", finished=T("2026-11-04 10:00"), env="staging")  # W45
+    eng = engine(session, team)
+    mv = eng.value("deploy-frequency", period("2026-W45"))
+    assert (mv.n, mv.value, mv.has_data) == (0, 0.0, True)
+    assert mv.breakdown == {"deployments_per_week": 0.0, "deploy_days": 0, "weeks": 1}
+    assert eng.band("deploy-frequency", mv) == "low"
+    card = build_card(eng, "deploy-frequency", period("2026-W45"))
+    assert card.status != "no data" and card.band == "low"
+    # before the first deployment finished: still no data (W40 ends Sun 4 Oct)
+    for before in ("2026-W40", "2026-09"):
+        mv = eng.value("deploy-frequency", period(before))
+        assert (mv.n, mv.value, mv.has_data) == (0, None, False), before
+    # the month of the first deployment counts it: W40 0 (1-4 Oct), W41 1, W42-W44 0
+    mv = eng.value("deploy-frequency", period(OCT))
+    assert (mv.n, mv.value) == (1, 0.0)
+    # another team's deployments do not make this one's watched
+    other = setup_team(session, TeamConfig(name="web", repos=("acme/web",)))
+    mv = engine(session, other).value("deploy-frequency", period("2026-W45"))
+    assert (mv.n, mv.value) == (0, None)
+
+
+def test_deploy_frequency_0_pure():
+    p = period("2026-W45")
+    assert lagging.deploy_frequency([], p).has_data is False
+    assert lagging.deploy_frequency([], p, first_deployed=T("2026-11-08 23:59")).value == 0.0
+    # a first deployment at the period's end (exclusive) is after it
+    assert lagging.deploy_frequency([], p, first_deployed=T("2026-11-09 00:00")).value is None
+
+
 def test_deploy_frequency_rolling_period_pure():
     p = period("14d", now="2026-10-21T12:00:00")  # [Wed 7 Oct 12:00, Wed 21 Oct 12:00)
     finished = [

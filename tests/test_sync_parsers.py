@@ -12,6 +12,7 @@ from typing import Any
 import graphql
 import pytest
 
+from bot.ingest.rules import find_references
 from bot.sources.github import (
     COMMIT_HISTORIES_BATCH,
     PULL_REQUEST_DETAILS_QUERY,
@@ -19,7 +20,6 @@ from bot.sources.github import (
     REPOSITORY_SYNC_QUERY,
     GitHubPayloadError,
     commit_histories_query,
-    find_references,
     parse_commit_histories_response,
     parse_commit_node,
     parse_deployment_node,

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from bot.sources.github import DeploymentRecord, FileRecord, PullRequestRecord, ReviewRecord
 from bot.store import writes
 from bot.store.derive import derive_repository
 from bot.store.models import (
@@ -19,6 +18,7 @@ from bot.store.models import (
     Review,
     Team,
 )
+from bot.store.records import DeploymentRecord, FileRecord, PullRequestRecord, ReviewRecord
 
 T0 = datetime(2026, 11, 2, 9, 0, 0)
 

@@ -71,6 +71,8 @@ class TeamEngine:
         self.branches = PathFilter(team.branches) if team.branches else None
         self.window = timedelta(seconds=team.attribution_window)
         self._span: tuple[datetime, datetime] | None = None
+        self._first_deployed_at: datetime | None = None
+        self._first_deployed_read = False
         self._merged = _Sorted([], lambda p: p.merged)
         self._deployed = _Sorted([], lambda p: p.deployed)
         self._runs: list[DeploymentFacts] = []
@@ -307,7 +309,9 @@ class TeamEngine:
                 return leading.merge_frequency(self._merged_unsized(period), period.days)
             case "deploy-frequency":
                 return lagging.deploy_frequency(
-                    (d.finished for d in self._runs if d.succeeded), period
+                    (d.finished for d in self._runs if d.succeeded),
+                    period,
+                    self._first_deployed(),
                 )
             case "lead-time":
                 return lagging.lead_time(
@@ -325,6 +329,24 @@ class TeamEngine:
             case "scope-creep":
                 return lagging.scope_creep(self._sprint_items(period))
         raise KeyError(metric_id)
+
+    def _first_deployed(self) -> datetime | None:
+        """When the team's first recorded successful production deployment finished (for
+        deployment frequency's 0: METRICS.md), read once."""
+        if not self._first_deployed_read:
+            self._first_deployed_read = True
+            self._first_deployed_at = (
+                self.session.scalar(
+                    select(func.min(Deployment.finished_at)).where(
+                        Deployment.repository_id.in_(self.repo_ids),
+                        Deployment.environment.in_(self.envs),
+                        Deployment.status == "success",
+                    )
+                )
+                if self.repo_ids
+                else None
+            )
+        return self._first_deployed_at
 
     def values(self, metric_id: str, periods: Sequence[Period]) -> list[MetricValue]:
         self.prefetch(periods)

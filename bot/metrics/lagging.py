@@ -100,12 +100,19 @@ def unknown_contents(runs: Iterable[DeploymentFacts], period: Period) -> int:
     )
 
 
-def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValue:
+def deploy_frequency(
+    finished: Iterable[datetime], period: Period, first_deployed: datetime | None = None
+) -> MetricValue:
     """Median distinct deployment days (team zone) per ISO week overlapping the period.
 
     ``finished``: finish times (naive UTC) of the successful production deployments. For a
     period in progress the unfinished ISO week is left out of the median; while no week of
     the period has finished, the value is the number of deployment days so far.
+
+    ``first_deployed``: when the team's first recorded successful production deployment
+    finished. A period without one is "no data", except (METRICS.md) once the team has a
+    deployment before the period's end: the source was watched and saw none, so the value
+    is 0 (band *low*).
     """
     zone = period.zone
     times = [t for t in finished if period.contains(t)]
@@ -121,6 +128,14 @@ def deploy_frequency(finished: Iterable[datetime], period: Period) -> MetricValu
         per_week.append(float(sum(1 for d in days if ws <= d < we)))
         w = week_of(we, zone)
     n = len(times)
+    if n == 0 and first_deployed is not None and first_deployed < period.end:
+        return MetricValue(
+            0,
+            0.0,
+            breakdown={"deployments_per_week": 0.0, "deploy_days": 0, "weeks": len(per_week)},
+            extra={"deploy_days": 0, "period_days": period.days},
+            measured=True,
+        )
     if n == 0:
         return MetricValue(0, None, breakdown={"deployments_per_week": None, "deploy_days": 0})
     weeks = period.days / 7

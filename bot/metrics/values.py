@@ -16,10 +16,13 @@ class MetricValue:
     breakdown: dict[str, Any] | None = None
     # for the deployment-frequency band: distinct deployment days in the period
     extra: dict[str, Any] = field(default_factory=dict)
+    # a value although nothing was counted: the source was watched and saw none (deployment
+    # frequency 0 once the team has any recorded deployment, METRICS.md)
+    measured: bool = False
 
     @property
     def has_data(self) -> bool:
-        return self.n > 0 and self.value is not None
+        return self.value is not None and (self.n > 0 or self.measured)
 
 
 NO_DATA = MetricValue(0, None)

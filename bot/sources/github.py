@@ -8,7 +8,6 @@ leak ``KeyError``/``TypeError``. Timestamps become naive UTC datetimes at second
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,14 @@ from typing import Any, Generic, TypeVar
 
 from bot.errors import KpibotError
 from bot.sources.timestamps import iso_utc
+from bot.store.records import (
+    CommitRecord,
+    DeploymentRecord,
+    FileRecord,
+    IssueRecord,
+    PullRequestRecord,
+    ReviewRecord,
+)
 
 T = TypeVar("T")
 
@@ -182,6 +189,9 @@ query RepositorySync(
         state
         closedAt
         labels(first: 20) { nodes { name } }
+        timelineItems(last: 1, itemTypes: [REOPENED_EVENT]) {
+          nodes { ... on ReopenedEvent { createdAt } }
+        }
       }
     }
   }
@@ -271,63 +281,6 @@ TERMINAL_DEPLOYMENT_STATES = frozenset({"success", "failure", "error"})
 
 class GitHubPayloadError(KpibotError, ValueError):
     """A GitHub payload is not shaped as expected (missing field, wrong type, bad timestamp)."""
-
-
-@dataclass(frozen=True)
-class ReviewRecord:
-    provider_id: str
-    author_login: str
-    author_is_bot: bool
-    state: str  # uppercase: APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
-    submitted_at: datetime | None
-    dismissed: bool
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    additions: int
-    deletions: int
-
-
-@dataclass(frozen=True)
-class PullRequestRecord:
-    number: int
-    title: str
-    url: str | None
-    author_login: str
-    author_is_bot: bool
-    state: str  # open, closed (not merged) or merged
-    is_draft: bool
-    was_draft: bool  # known from the ready-for-review event (GraphQL) or the current draft flag
-    created_at: datetime
-    updated_at: datetime
-    ready_at: datetime | None
-    merged_at: datetime | None
-    closed_at: datetime | None
-    merge_commit_sha: str | None  # only for merged PRs
-    base_ref: str
-    head_ref: str
-    additions: int
-    deletions: int
-    changed_files: int
-    labels: tuple[str, ...] = ()
-    first_commit_at: datetime | None = None
-    reviews: tuple[ReviewRecord, ...] = ()
-    files: tuple[FileRecord, ...] = ()
-
-
-@dataclass(frozen=True)
-class DeploymentRecord:
-    source: str  # deployment, workflow_run or release
-    provider_id: str
-    environment: str
-    commit_sha: str | None  # None for releases: the tag still has to be resolved to a commit
-    ref: str | None
-    status: str  # success, failure, error, cancelled, in_progress, queued, pending, ...
-    started_at: datetime | None
-    finished_at: datetime | None
-    url: str | None
 
 
 @dataclass(frozen=True)
@@ -656,7 +609,9 @@ def parse_deployment(payload: Any, statuses: Sequence[Any] = ()) -> DeploymentRe
         status=status,
         started_at=_opt_ts(d, "created_at", what),
         finished_at=finished_at,
-        url=_opt_str(d, "url", what),
+        # the payload's url is the API's; GitHub gives a deployment no page of its own (nor
+        # does the sync's GraphQL), so both paths store none
+        url=None,
     )
 
 
@@ -716,27 +671,6 @@ def parse_release(payload: Any, environment: str = "production") -> DeploymentRe
 
 
 # --------------------------------------------------------------------------- repository sync
-
-
-@dataclass(frozen=True)
-class CommitRecord:
-    sha: str
-    parents: tuple[str, ...] = ()
-    authored_at: datetime | None = None
-    committed_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class IssueRecord:
-    number: int
-    title: str
-    url: str | None
-    body: str
-    created_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None
-    labels: tuple[str, ...]
-    is_pull_request: bool = False
 
 
 @dataclass(frozen=True)
@@ -917,6 +851,11 @@ def parse_issue_node(node: Any) -> IssueRecord:
     """A GraphQL ``Issue`` (an incident candidate)."""
     n = _mapping(node, "issue")
     what = f"issue #{n.get('number', '?')}"
+    reopens = [
+        _ts(e, "createdAt", f"{what}.timelineItems")
+        for e in (_nodes(n, "timelineItems", what) if "timelineItems" in n else [])
+        if e.get("createdAt") is not None
+    ]
     return IssueRecord(
         number=_int(n, "number", what),
         title=_str(n, "title", what),
@@ -926,6 +865,7 @@ def parse_issue_node(node: Any) -> IssueRecord:
         updated_at=_ts(n, "updatedAt", what),
         closed_at=_closed_at(n, "state", "closedAt", what),
         labels=tuple(_str(lbl, "name", f"{what}.labels") for lbl in _nodes(n, "labels", what)),
+        reopened_at=max(reopens) if reopens else None,
     )
 
 
@@ -1048,40 +988,3 @@ def parse_pull_request_details_response(data: Any) -> PullRequestDetails:
             ),
         ),
     )
-
-
-# --------------------------------------------------------------------------- incident links
-
-_SHA = re.compile(r"(?<![0-9A-Za-z])([0-9a-f]{7,40})(?![0-9A-Za-z])", re.IGNORECASE)
-_DEPLOYMENT_REF = re.compile(
-    r"/deployments/(\d+)|/actions/runs/(\d+)|\bdeploy(?:ment)?\s*(?:id\s*)?[#:]\s*(\d+)",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True)
-class References:
-    shas: tuple[str, ...]  # lower case, 7 to 40 hex digits
-    deployment_ids: tuple[str, ...]  # GitHub deployment or workflow run ids
-
-
-def find_references(text: str) -> References:
-    """Commit SHAs and deployment (or workflow run) ids an issue body names.
-
-    A SHA is 7-40 hex digits standing alone; shorter than 40 it must mix digits and letters
-    (so plain numbers and words like ``defaced`` are not taken for commits). Deployments are
-    named by URL (``.../deployments/123``, ``.../actions/runs/456``) or as ``deployment #123``.
-    """
-    shas: list[str] = []
-    ids: list[str] = []
-    for m in _DEPLOYMENT_REF.finditer(text):
-        ident = next(g for g in m.groups() if g)
-        if ident not in ids:
-            ids.append(ident)
-    for m in _SHA.finditer(text):
-        s = m.group(1).lower()
-        if len(s) < 40 and (s.isdigit() or s.isalpha()):
-            continue
-        if s not in shas:
-            shas.append(s)
-    return References(tuple(shas), tuple(ids))

@@ -25,20 +25,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import ConfigError, KpibotError
-from bot.settings import Settings, TeamConfig
-from bot.sources.records import (
-    SprintItemRecord,
-    SprintRecord,
+from bot.settings import JiraIncidents, JiraSprints, Settings, TeamConfig
+from bot.sources.rest import RestClient, SourceError
+from bot.sources.timestamps import iso_utc
+from bot.store.models import Sprint, Team
+from bot.store.records import IncidentRecord, SprintItemRecord, SprintRecord
+from bot.store.session import unit_of_work, utc
+from bot.store.writes import (
     get_cursor,
     set_cursor,
     store_sprint,
     store_sprint_items,
+    upsert_incidents,
 )
-from bot.sources.rest import RestClient, SourceError
-from bot.sources.timestamps import iso_utc
-from bot.store.models import Sprint, Team
-from bot.store.session import unit_of_work, utc
-from bot.store.writes import IncidentRecord, upsert_incidents
 
 PAGE_SIZE = 50
 #: JQL dates have minute precision in the Jira user's time zone: re-read a day to be safe.
@@ -568,8 +567,9 @@ def sync_sprints(
     report: Callable[[str], None],
     now: datetime,
 ) -> int:
-    spec = team.sprints or {}
-    board = str(spec.get("board"))
+    spec = team.sprints
+    assert isinstance(spec, JiraSprints)
+    board = spec.board
     scope = f"board:{board}"
     stored = 0
     sprints = {s.provider_id: s for s in client.sprints(board)}
@@ -581,7 +581,7 @@ def sync_sprints(
     report(f"{team.name}: {len(ids)} sprints of Jira board {board}")
     if not ids:
         return stored
-    fields = client.fields(spec.get("points_field"))
+    fields = client.fields(spec.points_field)
     categories = client.status_categories()
     since = _since(cursor, full, now)
     jql = f'updated >= "{_jql_time(since)}" ORDER BY updated ASC'
@@ -614,13 +614,8 @@ def sync_incidents(
     base_url: str | None,
 ) -> int:
     spec = team.incidents
-    project = spec.get("project")
-    if not project:
-        raise ConfigError(
-            f"incidents of team '{team.name}': source 'jira' needs 'project: <key>' "
-            "(and optionally 'issue_type', default Incident) in kpibot.yml"
-        )
-    issue_type = str(spec.get("issue_type") or "Incident")
+    assert isinstance(spec, JiraIncidents)
+    project, issue_type = spec.project, spec.issue_type
     scope = f"{project}/{issue_type}"
     with unit_of_work(sessions) as s:
         cursor = get_cursor(s, "jira", scope, "incidents")
@@ -653,8 +648,8 @@ def sync_team(
     client: JiraClient | None = None,
 ) -> int:
     """Sync the team's Jira sprints and/or Jira incidents; returns the records stored."""
-    wants_sprints = bool(team.sprints) and (team.sprints or {}).get("source") == "jira"
-    wants_incidents = team.incidents.get("source") == "jira"
+    wants_sprints = isinstance(team.sprints, JiraSprints)
+    wants_incidents = isinstance(team.incidents, JiraIncidents)
     if not wants_sprints and not wants_incidents:
         return 0
     at = utc(now) if now is not None else utc(datetime.now(UTC))

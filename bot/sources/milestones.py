@@ -21,17 +21,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Settings, TeamConfig
+from bot.settings import MilestoneSprints, Settings, TeamConfig
 from bot.sources.github import GitHubPayloadError, parse_timestamp
 from bot.sources.github_client import GitHubClient
 from bot.sources.pagerduty import team_id
-from bot.sources.records import (
-    SprintItemRecord,
-    SprintRecord,
-    store_sprint,
-    store_sprint_items,
-)
+from bot.store.records import SprintItemRecord, SprintRecord
 from bot.store.session import unit_of_work, utc
+from bot.store.writes import store_sprint, store_sprint_items
 
 PER_PAGE = 100
 
@@ -228,10 +224,10 @@ def sync_team(
 
     Milestones are few and their history is re-read every run (``full`` changes nothing).
     """
-    spec = team.sprints or {}
-    if spec.get("source") != "github-milestones":
+    spec = team.sprints
+    if not isinstance(spec, MilestoneSprints):
         return 0
-    repos = [str(r) for r in (spec.get("repos") or team.repos)]
+    repos = list(spec.repos or team.repos)
     at = utc(now) if now is not None else utc(datetime.now(UTC))
     own = client is None
     gh = client or GitHubClient.from_settings(settings)

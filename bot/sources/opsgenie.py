@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import ConfigError, KpibotError
-from bot.settings import Settings, TeamConfig
+from bot.settings import OpsgenieIncidents, Settings, TeamConfig
 from bot.sources.pagerduty import next_cursor, team_id, team_services
-from bot.sources.records import get_cursor, set_cursor
 from bot.sources.rest import RestClient
 from bot.sources.timestamps import iso_utc
+from bot.store.records import IncidentRecord
 from bot.store.session import unit_of_work, utc
-from bot.store.writes import IncidentRecord, upsert_incidents
+from bot.store.writes import get_cursor, set_cursor, upsert_incidents
 
 PAGE_SIZE = 100
 MARGIN = timedelta(hours=1)
@@ -141,7 +141,7 @@ def sync_team(
     client: OpsgenieClient | None = None,
 ) -> int:
     """Store the Opsgenie incidents of the team's services; returns how many were stored."""
-    if team.incidents.get("source") != "opsgenie":
+    if not isinstance(team.incidents, OpsgenieIncidents):
         return 0
     services = set(team_services(team))
     scope = ",".join(sorted(services))[:255]

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import ConfigError, KpibotError
-from bot.settings import Settings, TeamConfig
-from bot.sources.records import get_cursor, set_cursor
+from bot.settings import OpsgenieIncidents, PagerDutyIncidents, Settings, TeamConfig
 from bot.sources.rest import RestClient
 from bot.sources.timestamps import iso_utc
 from bot.store.models import Team
+from bot.store.records import IncidentRecord
 from bot.store.session import unit_of_work, utc
-from bot.store.writes import IncidentRecord, upsert_incidents
+from bot.store.writes import get_cursor, set_cursor, upsert_incidents
 
 PAGE_SIZE = 100
 WINDOW = timedelta(days=179)
@@ -140,14 +140,12 @@ class PagerDutyClient(RestClient):
 
 def team_services(team: TeamConfig) -> list[str]:
     spec = team.incidents
-    raw = spec.get("services") or spec.get("service") or []
-    services = [raw] if isinstance(raw, str) else [str(s) for s in raw]
-    if not services:
+    if not isinstance(spec, PagerDutyIncidents | OpsgenieIncidents) or not spec.services:
         raise ConfigError(
-            f"incidents of team '{team.name}': source '{spec.get('source')}' needs "
+            f"incidents of team '{team.name}': source '{spec.source}' needs "
             "'services: [<service id>, ...]' in kpibot.yml"
         )
-    return services
+    return list(spec.services)
 
 
 def team_id(session: Session, team: TeamConfig) -> int:
@@ -181,7 +179,7 @@ def sync_team(
     client: PagerDutyClient | None = None,
 ) -> int:
     """Store the PagerDuty incidents of the team's services; returns how many were stored."""
-    if team.incidents.get("source") != "pagerduty":
+    if not isinstance(team.incidents, PagerDutyIncidents):
         return 0
     services = team_services(team)
     scope = ",".join(sorted(services))[:255]

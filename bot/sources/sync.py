@@ -39,7 +39,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
-from bot.settings import Config, Settings, TeamConfig, load_team_config
+from bot.ingest import rules
+from bot.settings import (
+    Config,
+    GitHubDeployments,
+    GitHubIssueIncidents,
+    MilestoneSprints,
+    ReleaseDeployments,
+    Settings,
+    TeamConfig,
+    WorkflowDeployments,
+    load_team_config,
+)
 from bot.sources.github import (
     COMMIT_HISTORIES_BATCH,
     PULL_REQUEST_DETAILS_QUERY,
@@ -51,16 +62,15 @@ from bot.sources.github import (
     PullRequestRecord,
     RepositoryPage,
     commit_histories_query,
-    find_references,
     parse_commit_histories_response,
     parse_pull_request_details_response,
     parse_repository_sync_response,
     parse_workflow_run,
 )
 from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
-from bot.store import derive, writes
+from bot.store import derive, links, writes
 from bot.store.derive import derive_repository
-from bot.store.models import Commit, Deployment, PullRequest, Repository, SyncCursor
+from bot.store.models import Deployment, Repository
 from bot.store.session import unit_of_work, utc
 from bot.store.teams import sync_teams
 
@@ -224,7 +234,7 @@ class GitHubTokenMissing(KpibotError):
 def reads_github(team: TeamConfig) -> bool:
     """Whether syncing ``team`` reads the GitHub API: its repositories (pull requests,
     commits, deployments, issues) or its milestones."""
-    return bool(team.repos) or (team.sprints or {}).get("source") == "github-milestones"
+    return bool(team.repos) or isinstance(team.sprints, MilestoneSprints)
 
 
 def token_page(api_url: str) -> str:
@@ -261,8 +271,12 @@ def github_token_missing(
 @dataclass
 class IssueTeam:
     team_id: int
-    name: str
-    labels: tuple[str, ...]
+    team: TeamConfig
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        inc = self.team.incidents
+        return inc.labels if isinstance(inc, GitHubIssueIncidents) else ()
 
 
 @dataclass
@@ -273,7 +287,7 @@ class RepoPlan:
     environments: set[str] = field(default_factory=set)
     releases: bool = False
     release_env: str = "production"
-    workflows: list[tuple[str, str | None, str]] = field(default_factory=list)  # file, branch, env
+    workflows: list[tuple[WorkflowDeployments, str]] = field(default_factory=list)  # and env
     issue_teams: list[IssueTeam] = field(default_factory=list)
     production_envs: set[str] = field(default_factory=set)  # of every team listing it
 
@@ -305,33 +319,24 @@ def build_plans(
         return plans[key]
 
     for team in teams:
-        env = team.production_environments[0] if team.production_environments else "production"
-        dep = dict(team.deployments or {})
+        env = rules.deployment_environment(team)
+        dep = team.deployments
         for repo in team.repos:
             p = plan(repo)
             p.pulls = True
             p.production_envs.update(team.production_environments)
-            source = dep.get("source")
-            if source == "github-deployments":
+            if isinstance(dep, GitHubDeployments):
                 p.deployments = True
                 p.environments.update(team.production_environments)
-            elif source == "releases":
+            elif isinstance(dep, ReleaseDeployments):
                 p.releases = True
                 p.release_env = env
-            elif source == "workflow" and dep.get("workflow"):
-                wf = (str(dep["workflow"]), dep.get("branch") or None, env)
+            elif isinstance(dep, WorkflowDeployments):
+                wf = (dep, env)
                 if wf not in p.workflows:
                     p.workflows.append(wf)
-        inc = dict(team.incidents or {})
-        if inc.get("source") == "github-issues":
-            labels = tuple(inc.get("labels") or ("incident",))
-            if isinstance(inc.get("labels"), str):
-                labels = (str(inc["labels"]),)
-            repos = inc.get("repos") or list(team.repos)
-            if isinstance(repos, str):
-                repos = [repos]
-            for repo in repos:
-                plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team.name, labels))
+        for repo in rules.issue_repositories(team):
+            plan(repo).issue_teams.append(IssueTeam(team_ids[team.name], team))
     return list(plans.values())
 
 
@@ -395,23 +400,12 @@ def _dt(text: str | None) -> datetime | None:
 
 
 def _load_cursors(session: Session, scope: str) -> dict[str, Traversal]:
-    rows = session.execute(
-        select(SyncCursor.kind, SyncCursor.cursor).where(
-            SyncCursor.source == SOURCE, SyncCursor.scope == scope
-        )
-    )
-    return {kind: Traversal.load(raw) for kind, raw in rows}
+    cursors = writes.get_cursors(session, SOURCE, scope)
+    return {kind: Traversal.load(raw) for kind, raw in cursors.items()}
 
 
 def _save_cursor(session: Session, scope: str, kind: str, t: Traversal, now: datetime) -> None:
-    row = session.get(SyncCursor, (SOURCE, scope, kind))
-    if row is None:
-        session.add(
-            SyncCursor(source=SOURCE, scope=scope, kind=kind, cursor=t.dump(), updated_at=now)
-        )
-    else:
-        row.cursor = t.dump()
-        row.updated_at = now
+    writes.set_cursor(session, SOURCE, scope, kind, t.dump(), now)
 
 
 @dataclass
@@ -427,9 +421,9 @@ class _Head:
 
 
 def _load_missing(session: Session, scope: str) -> list[str]:
-    row = session.get(SyncCursor, (SOURCE, scope, MISSING_COMMITS))
+    raw = writes.get_cursor(session, SOURCE, scope, MISSING_COMMITS)
     try:
-        shas = json.loads(row.cursor) if row is not None and row.cursor else []
+        shas = json.loads(raw) if raw else []
     except ValueError:
         return []
     return [s for s in shas if isinstance(s, str)] if isinstance(shas, list) else []
@@ -438,20 +432,7 @@ def _load_missing(session: Session, scope: str) -> list[str]:
 def _save_missing(session: Session, scope: str, shas: list[str], now: datetime) -> None:
     known = _load_missing(session, scope)
     merged = [*[s for s in known if s not in shas], *shas][-MISSING_KEPT:]
-    row = session.get(SyncCursor, (SOURCE, scope, MISSING_COMMITS))
-    if row is None:
-        session.add(
-            SyncCursor(
-                source=SOURCE,
-                scope=scope,
-                kind=MISSING_COMMITS,
-                cursor=json.dumps(merged),
-                updated_at=now,
-            )
-        )
-    else:
-        row.cursor = json.dumps(merged)
-        row.updated_at = now
+    writes.set_cursor(session, SOURCE, scope, MISSING_COMMITS, json.dumps(merged), now)
 
 
 # --------------------------------------------------------------------------- the sync
@@ -522,9 +503,14 @@ class _RepoSync:
         started = time.monotonic()
         before = self.client.requests_made
         try:
+            # workflow runs first: an issue stored by the GraphQL phase may name one
+            with unit_of_work(self.sessions) as session:
+                self.repo_id = session.scalar(
+                    select(Repository.id).where(func.lower(Repository.full_name) == self.scope)
+                )
+            for workflow, env in self.plan.workflows:
+                self._workflow_phase(workflow, env)
             self._graphql_phase()
-            for workflow, branch, env in self.plan.workflows:
-                self._workflow_phase(workflow, branch, env)
             self._contents_phase()
         except GitHubError as exc:
             self.summary.error = str(exc)
@@ -853,65 +839,27 @@ class _RepoSync:
 
     def _store_incidents(self, session: Session, issues: Iterable[IssueRecord]) -> int:
         by_team: dict[int, list[writes.IncidentRecord]] = {}
+        repo = self.plan.full_name
         for issue in issues:
             if issue.is_pull_request:
                 continue
-            labels = {lbl.lower() for lbl in issue.labels}
-            # every team whose labels it carries: teams sharing a repository each count it
-            teams = [t for t in self.plan.issue_teams if labels & {x.lower() for x in t.labels}]
-            if not teams:
-                continue
-            dep_id, sha = self._link(session, issue)
-            record = writes.IncidentRecord(
-                source="github-issues",
-                provider_id=f"{self.plan.full_name.lower()}#{issue.number}",
-                title=issue.title,
-                started_at=issue.created_at,
-                resolved_at=issue.closed_at,
-                url=issue.url,
-                deployment_id=dep_id,
-                commit_sha=sha,
-            )
-            for team in teams:
-                by_team.setdefault(team.team_id, []).append(record)
+            # every team counting it: teams sharing a repository each count it
+            for t in self.plan.issue_teams:
+                if rules.counts_issue(t.team, repo, issue.labels):
+                    record = links.issue_incident(
+                        session, t.team, repo, issue, reopened_at=issue.reopened_at
+                    )
+                    by_team.setdefault(t.team_id, []).append(record)
         stored = 0
         for team_id, records in by_team.items():
-            stored += len(writes.upsert_incidents(session, team_id, records))
+            # GitHub tells the last reopen: the resolution rule of the webhooks applies
+            stored += len(writes.upsert_incidents(session, team_id, records, snapshot=False))
         return stored
-
-    def _link(self, session: Session, issue: IssueRecord) -> tuple[int | None, str | None]:
-        """The deployment (by id) or commit an incident's text names, when the store knows it."""
-        refs = find_references(f"{issue.title}\n{issue.body}")
-        dep_id = None
-        if refs.deployment_ids:
-            dep_id = session.scalar(
-                select(Deployment.id)
-                .where(Deployment.provider_id.in_(list(refs.deployment_ids)))
-                .order_by(Deployment.id)
-                .limit(1)
-            )
-        for sha in refs.shas:
-            pattern = sha + "%"
-            known = (
-                session.scalar(select(Commit.sha).where(Commit.sha.like(pattern)).limit(1))
-                or session.scalar(
-                    select(Deployment.commit_sha)
-                    .where(Deployment.commit_sha.like(pattern))
-                    .limit(1)
-                )
-                or session.scalar(
-                    select(PullRequest.merge_commit_sha)
-                    .where(PullRequest.merge_commit_sha.like(pattern))
-                    .limit(1)
-                )
-            )
-            if known:
-                return dep_id, known
-        return dep_id, None
 
     # ------------------------------------------------------------------ workflow runs
 
-    def _workflow_phase(self, workflow: str, branch: str | None, env: str) -> None:
+    def _workflow_phase(self, dep: WorkflowDeployments, env: str) -> None:
+        workflow, branch = dep.workflow, dep.branch
         kind = f"workflow:{workflow}"[:32]
         with unit_of_work(self.sessions) as session:
             t = self._start(
@@ -932,16 +880,24 @@ class _RepoSync:
             runs_raw = body.get("workflow_runs")
             if not isinstance(runs_raw, list):
                 raise GitHubPayloadError("workflow runs: expected a 'workflow_runs' list")
-            runs: list[DeploymentRecord] = [parse_workflow_run(r, env) for r in runs_raw]
+            every: list[DeploymentRecord] = [parse_workflow_run(r, env) for r in runs_raw]
             older = since is not None and any(
-                r.started_at is not None and r.started_at < since for r in runs
+                r.started_at is not None and r.started_at < since for r in every
             )
+            # the rule the webhooks apply too (GitHub's branch filter is only a narrowing)
+            runs = [
+                run
+                for run, raw in zip(every, runs_raw, strict=True)
+                if rules.run_matches(
+                    dep, path=raw.get("path"), name=raw.get("name"), branch=run.ref
+                )
+            ]
             with unit_of_work(self.sessions) as session:
                 if self.repo_id is None:
                     self.repo_id = writes.upsert_repository(session, self.plan.full_name)
                 stored = writes.upsert_deployments(session, self.repo_id, runs)
                 self.summary.deployments += len(stored)
-                for r in runs:
+                for r in every:
                     t.see(r.started_at)
                 self._advance(t, bool(page.next_url) and not older, page.next_url)
                 _save_cursor(session, self.scope, kind, t, self.now)
@@ -965,7 +921,7 @@ def _other_source_kinds(team: TeamConfig, skip: Iterable[str] = ()) -> dict[str,
     sprints and incidents)."""
     wanted: dict[str, list[str]] = {}
     for kind, conf in (("incidents", team.incidents), ("sprints", team.sprints)):
-        source = (conf or {}).get("source")
+        source = conf.source if conf is not None else None
         if source in OTHER_SOURCES and source not in skip:
             wanted.setdefault(str(source), []).append(kind)
     return wanted

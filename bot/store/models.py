@@ -313,9 +313,7 @@ class FormSubmission(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     submission_key: Mapped[str] = mapped_column(String(200))
-    item_id: Mapped[int | None] = mapped_column(
-        ForeignKey("action_items.id", ondelete="SET NULL")
-    )
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("action_items.id", ondelete="SET NULL"))
     submitted_by: Mapped[str] = mapped_column(String(32))
     submitted_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -372,9 +370,7 @@ class ReminderRun(Base):
     """One action-item reminder DM for one owner, team and local day: sent at most once."""
 
     __tablename__ = "reminder_runs"
-    __table_args__ = (
-        UniqueConstraint("team_id", "owner", "day", name="uq_reminder_runs_key"),
-    )
+    __table_args__ = (UniqueConstraint("team_id", "owner", "day", name="uq_reminder_runs_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))

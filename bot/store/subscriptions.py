@@ -109,9 +109,7 @@ def subscribe(
     return _view(sub, team.name if team else "?"), created
 
 
-def find(
-    session: Session, *, channel_id: str, team_id: int, kind: str
-) -> Subscription | None:
+def find(session: Session, *, channel_id: str, team_id: int, kind: str) -> Subscription | None:
     """The channel's subscription to a team's digest, active or not."""
     row = session.execute(
         select(DigestSubscription, Team.name)

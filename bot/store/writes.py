@@ -22,35 +22,45 @@ Signatures (all keyword arguments after ``session`` are optional unless shown)::
     upsert_incident(session, team_id, record: IncidentRecord) -> int
     invalidate_contents(session, repository_id, since: datetime) -> int
         # deployments finished at or after ``since`` get their contents recomputed by derive
+    store_sprint(session, team_id, source, sprint: SprintRecord) -> int
+    store_sprint_items(session, sprint_id, items: Iterable[SprintItemRecord]) -> int
+    get_cursor(session, source, scope, kind) -> str | None
+    get_cursors(session, source, scope) -> dict[str, str | None]
+    set_cursor(session, source, scope, kind, cursor, now)  # the one write of sync_cursors
 
-Which of two deliveries of one deployment or incident wins (a late or replayed delivery never
-undoes a newer outcome) is :func:`deployment_delivery_wins` and :func:`incident_resolution`:
-SQL over the stored row and the incoming one, for the ``ON CONFLICT DO UPDATE`` of every
-webhook write.
+Every table's natural key is :data:`KEYS`, once. The deployment and incident upserts are
+statement builders (:func:`deployment_upsert`, :func:`incident_upsert`,
+:func:`invalidate_statement`) over rows or bind parameters: the sync's batched writes and the
+webhooks' statements compiled once are the same SQL. Which of two deliveries of one deployment
+or incident wins (a late or replayed delivery never undoes a newer outcome) is
+``bot.ingest.rules.deployment_delivery_wins`` and ``incident_resolution``: SQL over the stored
+row and the incoming one, in the ``ON CONFLICT DO UPDATE``. A deployment takes an incoming
+outcome only when the delivery wins, from a sync page as from a webhook; an incident read by
+the sync is the source's current state (``snapshot``), a delivered one follows the resolution
+rule. A pull request keeps the earliest ready-for-review time, its first commit time and
+having been a draft whatever a later payload lacks.
 
-``PullRequestRecord``, ``ReviewRecord``, ``DeploymentRecord`` and ``CommitRecord`` are the
-frozen records of ``bot.sources.github`` (``CommitRecord`` is re-exported here).
+The records are those of ``bot.store.records`` (the store imports no source).
 ``DeploymentRecord.source`` may be a store value (``github-deployments``, ``workflow``,
 ``releases``, ``webhook``) or the parser's (``deployment``, ``workflow_run``, ``release``),
-which map onto the first three. ``IncidentRecord`` is defined here, for every source.
+which map onto the first three.
 
-A deployment whose status, finish time or commit changes, and every deployment finished at or
-after a stored merged PR or commit, is marked for ``bot.store.derive`` to recompute (its
+A deployment that is added or changed, and every deployment finished at or after it or after
+a stored merged PR or new commit, is marked for ``bot.store.derive`` to recompute (its
 ``contents_computed_at`` is cleared), so run ``derive_repository`` after writing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.sources.github import CommitRecord, DeploymentRecord, PullRequestRecord, ReviewRecord
+from bot.ingest.rules import deployment_delivery_wins, earliest, incident_resolution
 from bot.store.models import (
     Commit,
     Deployment,
@@ -59,16 +69,55 @@ from bot.store.models import (
     PullRequestFile,
     Repository,
     Review,
+    Sprint,
+    SprintItem,
+    SyncCursor,
 )
+from bot.store.records import (
+    CommitRecord,
+    DeploymentRecord,
+    IncidentRecord,
+    PullRequestRecord,
+    ReviewRecord,
+    SprintItemRecord,
+    SprintRecord,
+)
+from bot.store.session import utc
 
 CHUNK = 400
 
+#: every stored table's natural key: what makes two records the same row (its unique index)
+KEYS: dict[str, tuple[str, ...]] = {
+    "pull_requests": ("repository_id", "number"),
+    "reviews": ("pull_request_id", "provider_id"),
+    "commits": ("repository_id", "sha"),
+    "deployments": ("repository_id", "source", "provider_id"),
+    "incidents": ("team_id", "source", "provider_id"),
+    "sprints": ("team_id", "source", "provider_id"),
+    "sprint_items": ("sprint_id", "key"),
+    "sync_cursors": ("source", "scope", "kind"),
+}
+
 __all__ = [
+    "DEPLOYMENT_VALUES",
+    "INCIDENT_VALUES",
+    "KEYS",
     "CommitRecord",
     "IncidentRecord",
     "deployment_delivery_wins",
+    "deployment_row",
+    "deployment_upsert",
+    "get_cursor",
+    "get_cursors",
     "incident_resolution",
+    "incident_row",
+    "incident_upsert",
+    "insert_for",
     "invalidate_contents",
+    "invalidate_statement",
+    "set_cursor",
+    "store_sprint",
+    "store_sprint_items",
     "upsert_commits",
     "upsert_deployment",
     "upsert_deployments",
@@ -88,29 +137,20 @@ DEPLOYMENT_SOURCES = {
 }
 
 
-@dataclass(frozen=True)
-class IncidentRecord:
-    source: str  # github-issues | jira | pagerduty | opsgenie | webhook
-    provider_id: str  # unique within the source, e.g. "acme/api#12" for a GitHub issue
-    title: str
-    started_at: datetime
-    resolved_at: datetime | None = None
-    url: str | None = None
-    deployment_id: int | None = None  # explicit link to deployments.id
-    commit_sha: str | None = None  # explicit link by commit (full or at least 7 characters)
-    reopened_at: datetime | None = None  # an explicit reopen and its time (webhooks)
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-def _insert(session: Session, table: Table) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
+def insert_for(dialect: str, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` for the database ``dialect`` (SQLite, PostgreSQL)."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are not implemented for the {name} database")
+    raise NotImplementedError(f"upserts are not implemented for the {dialect} database")
+
+
+def _insert(session: Session, table: Table) -> Any:
+    return insert_for(session.get_bind().dialect.name, table)
 
 
 def _chunks(rows: Sequence[dict[str, Any]]) -> Iterable[Sequence[dict[str, Any]]]:
@@ -160,8 +200,6 @@ def upsert_repository(
     default_branch: str | None = None,
 ) -> int:
     """The repository's id, creating it (matched case-insensitively by ``owner/name``)."""
-    from sqlalchemy import func
-
     repo = session.scalar(
         select(Repository).where(func.lower(Repository.full_name) == full_name.lower())
     )
@@ -237,7 +275,23 @@ def upsert_pull_requests(
         ):
             before[number] = tuple(facts)
     table: Table = PullRequest.__table__  # type: ignore[assignment]
-    _upsert(session, table, rows, ["repository_id", "number"])
+    stored = table.c
+    _upsert(
+        session,
+        table,
+        rows,
+        KEYS["pull_requests"],
+        # what one delivery or page may not know (a REST payload has no ready-for-review
+        # event nor commit dates) never erases what another told: the earliest
+        # ready-for-review time, the first commit, having been a draft
+        extra_set={
+            "ready_at": lambda stmt: earliest(stored.ready_at, stmt.excluded.ready_at),
+            "first_commit_at": lambda stmt: func.coalesce(
+                stmt.excluded.first_commit_at, stored.first_commit_at
+            ),
+            "was_draft": lambda stmt: or_(stored.was_draft, stmt.excluded.was_draft),
+        },
+    )
     ids: dict[int, int] = {}
     numbers = [r.number for r in prs]
     for i in range(0, len(numbers), CHUNK):
@@ -310,8 +364,8 @@ def _upsert_review_rows(session: Session, rows: Sequence[dict[str, Any]]) -> Non
     _upsert(
         session,
         table,
-        _dedupe(rows, ["pull_request_id", "provider_id"]),
-        ["pull_request_id", "provider_id"],
+        _dedupe(rows, KEYS["reviews"]),
+        KEYS["reviews"],
     )
 
 
@@ -338,7 +392,7 @@ def upsert_commits(session: Session, repository_id: int, commits: Sequence[Commi
             }
             for c in commits
         ),
-        ["repository_id", "sha"],
+        KEYS["commits"],
     )
     table: Table = Commit.__table__  # type: ignore[assignment]
     shas = [r["sha"] for r in rows]
@@ -351,7 +405,7 @@ def upsert_commits(session: Session, repository_id: int, commits: Sequence[Commi
                 )
             )
         )
-    _upsert(session, table, rows, ["repository_id", "sha"])
+    _upsert(session, table, rows, KEYS["commits"])
     # a new commit can change what the deployments after it contain
     times = [c.committed_at or c.authored_at for c in commits if c.sha not in seen]
     known = [t for t in times if t is not None]
@@ -363,9 +417,10 @@ def upsert_commits(session: Session, repository_id: int, commits: Sequence[Commi
 # --------------------------------------------------------------------------- deployments
 
 
-def invalidate_contents(session: Session, repository_id: int, since: datetime) -> int:
-    """Mark deployments finished at or after ``since`` for ``derive`` to recompute."""
-    result = session.execute(
+def invalidate_statement(repository_id: Any, since: Any) -> Any:
+    """``UPDATE``: deployments of the repository finished at or after ``since`` get their
+    contents recomputed by ``derive`` (values or bind parameters)."""
+    return (
         update(Deployment)
         .where(
             Deployment.repository_id == repository_id,
@@ -374,10 +429,19 @@ def invalidate_contents(session: Session, repository_id: int, since: datetime) -
         )
         .values(contents_computed_at=None)
     )
+
+
+def invalidate_contents(session: Session, repository_id: int, since: datetime) -> int:
+    """Mark deployments finished at or after ``since`` for ``derive`` to recompute."""
+    result = session.execute(invalidate_statement(repository_id, since))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _deployment_row(repository_id: int, r: DeploymentRecord) -> dict[str, Any]:
+#: what a deployment row holds besides its natural key
+DEPLOYMENT_VALUES = ("environment", "commit_sha", "status", "started_at", "finished_at", "url")
+
+
+def deployment_row(repository_id: int, r: DeploymentRecord) -> dict[str, Any]:
     return {
         "repository_id": repository_id,
         "source": DEPLOYMENT_SOURCES.get(r.source, r.source),
@@ -391,50 +455,47 @@ def _deployment_row(repository_id: int, r: DeploymentRecord) -> dict[str, Any]:
     }
 
 
+def deployment_upsert(insert: Any) -> Any:
+    """The ``ON CONFLICT`` of an ``INSERT`` of deployment rows (values or bind parameters):
+    a stored deployment takes the incoming values only when the delivery wins
+    (``bot.ingest.rules.deployment_delivery_wins``) and something changed; a changed one
+    has its contents recomputed. ``RETURNING id, finished_at`` of the rows added or changed:
+    a redelivery or a late delivery returns nothing."""
+    stored: Any = Deployment.__table__.c
+    return insert.on_conflict_do_update(
+        index_elements=list(KEYS["deployments"]),
+        set_={**{c: insert.excluded[c] for c in DEPLOYMENT_VALUES}, "contents_computed_at": None},
+        where=and_(
+            deployment_delivery_wins(stored, insert.excluded),
+            or_(*(stored[c].is_distinct_from(insert.excluded[c]) for c in DEPLOYMENT_VALUES)),
+        ),
+    ).returning(Deployment.id, Deployment.finished_at)
+
+
 def upsert_deployments(
     session: Session, repository_id: int, records: Sequence[DeploymentRecord]
 ) -> dict[str, int]:
     """Store deployments; returns provider_id -> deployments.id (records with no commit SHA,
     such as a release whose tag is not resolved yet, are skipped)."""
     rows = _dedupe(
-        (_deployment_row(repository_id, r) for r in records if r.commit_sha),
-        ["repository_id", "source", "provider_id"],
+        (deployment_row(repository_id, r) for r in records if r.commit_sha),
+        KEYS["deployments"],
     )
     if not rows:
         return {}
     table: Table = Deployment.__table__  # type: ignore[assignment]
-    before: dict[tuple[str, str], tuple[Any, ...]] = {}
-    by_source: dict[str, list[str]] = {}
-    for r in rows:
-        by_source.setdefault(r["source"], []).append(r["provider_id"])
-    for source, pids in by_source.items():
-        for i in range(0, len(pids), CHUNK):
-            for row in session.execute(
-                select(
-                    Deployment.provider_id,
-                    Deployment.status,
-                    Deployment.finished_at,
-                    Deployment.commit_sha,
-                    Deployment.environment,
-                ).where(
-                    Deployment.repository_id == repository_id,
-                    Deployment.source == source,
-                    Deployment.provider_id.in_(pids[i : i + CHUNK]),
-                )
-            ):
-                before[(source, row[0])] = tuple(row[1:])
-    changed = [
-        r
-        for r in rows
-        if before.get((r["source"], r["provider_id"]))
-        != (r["status"], r["finished_at"], r["commit_sha"], r["environment"])
-    ]
-    _upsert(session, table, rows, ["repository_id", "source", "provider_id"])
-    finished = [r["finished_at"] for r in changed if r["finished_at"] is not None]
+    finished: list[datetime] = []
+    for chunk in _chunks(rows):
+        for _id, at in session.execute(deployment_upsert(_insert(session, table).values(chunk))):
+            if at is not None:
+                finished.append(at)
     if finished:
         # a new or changed deployment changes its own contents and those of the ones after it
         invalidate_contents(session, repository_id, min(finished))
     out: dict[str, int] = {}
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r["provider_id"])
     for source, pids in by_source.items():
         for i in range(0, len(pids), CHUNK):
             out.update(
@@ -459,32 +520,67 @@ def upsert_deployment(session: Session, repository_id: int, record: DeploymentRe
 
 # --------------------------------------------------------------------------- incidents
 
+#: what an incident row holds besides its natural key
+INCIDENT_VALUES = (
+    "title",
+    "url",
+    "started_at",
+    "resolved_at",
+    "reopened_at",
+    "deployment_id",
+    "commit_sha",
+)
+
+
+def incident_row(team_id: int, r: IncidentRecord) -> dict[str, Any]:
+    return {
+        "team_id": team_id,
+        "source": r.source,
+        "provider_id": r.provider_id,
+        "title": r.title,
+        "url": r.url,
+        "started_at": r.started_at,
+        "resolved_at": r.resolved_at,
+        "reopened_at": r.reopened_at,
+        "deployment_id": r.deployment_id,
+        "commit_sha": r.commit_sha,
+    }
+
+
+def incident_upsert(insert: Any, *, snapshot: bool) -> Any:
+    """The ``ON CONFLICT`` of an ``INSERT`` of incident rows, ``RETURNING id`` of the rows
+    added or changed.
+
+    ``snapshot``: the rows are the source's state now (a sync page), which replaces the
+    stored one (a reopened issue read by the sync is open; the stored ``reopened_at`` stays).
+    Otherwise they are deliveries that may be late or replayed (webhooks), and the
+    resolution follows ``bot.ingest.rules.incident_resolution``.
+    """
+    stored: Any = Incident.__table__.c
+    values = [c for c in INCIDENT_VALUES if not (snapshot and c == "reopened_at")]
+    new = {c: insert.excluded[c] for c in values}
+    if not snapshot:
+        new.update(incident_resolution(stored, insert.excluded))
+    return insert.on_conflict_do_update(
+        index_elements=list(KEYS["incidents"]),
+        set_=new,
+        where=or_(*(stored[c].is_distinct_from(new[c]) for c in values)),
+    ).returning(Incident.id)
+
 
 def upsert_incidents(
-    session: Session, team_id: int, records: Sequence[IncidentRecord]
+    session: Session, team_id: int, records: Sequence[IncidentRecord], *, snapshot: bool = True
 ) -> dict[str, int]:
-    """Store incidents of one team; returns provider_id -> incidents.id."""
-    rows = _dedupe(
-        (
-            {
-                "team_id": team_id,
-                "source": r.source,
-                "provider_id": r.provider_id,
-                "title": r.title,
-                "url": r.url,
-                "started_at": r.started_at,
-                "resolved_at": r.resolved_at,
-                "deployment_id": r.deployment_id,
-                "commit_sha": r.commit_sha,
-            }
-            for r in records
-        ),
-        ["source", "provider_id"],
-    )
+    """Store incidents of one team; returns provider_id -> incidents.id. ``snapshot``: the
+    records are the source's current state and replace the stored ones; otherwise (a source
+    telling reopens, as GitHub's issues do) the resolution follows
+    ``bot.ingest.rules.incident_resolution`` (see :func:`incident_upsert`)."""
+    rows = _dedupe((incident_row(team_id, r) for r in records), KEYS["incidents"])
     if not rows:
         return {}
     table: Table = Incident.__table__  # type: ignore[assignment]
-    _upsert(session, table, rows, ["team_id", "source", "provider_id"])
+    for chunk in _chunks(rows):
+        session.execute(incident_upsert(_insert(session, table).values(chunk), snapshot=snapshot))
     out: dict[str, int] = {}
     by_source: dict[str, list[str]] = {}
     for r in rows:
@@ -509,62 +605,97 @@ def upsert_incident(session: Session, team_id: int, record: IncidentRecord) -> i
     return upsert_incidents(session, team_id, [record])[record.provider_id]
 
 
-# --------------------------------------------------------------------------- late deliveries
-#
-# A webhook delivery may arrive late (a retry) or twice (a replay). The rules below decide, in
-# SQL over the stored row (``stored``: the table) and the incoming one (``incoming``: the
-# ``excluded`` row of ``INSERT ... ON CONFLICT DO UPDATE``), what the row becomes, so that the
-# order of arrival never matters and a late delivery never undoes a newer outcome.
+# --------------------------------------------------------------------------- sprints
 
 
-def _progress(status: Any, finished_at: Any) -> ColumnElement[int]:
-    """0 waiting (queued, pending...), 1 in progress, 2 finished (it has a finish time:
-    success, failure, error, cancelled... every parser sets one exactly for those)."""
-    return case((finished_at.is_not(None), 2), (status == "in_progress", 1), else_=0)
+def store_sprint(session: Session, team_id: int, source: str, sprint: SprintRecord) -> int:
+    """Upsert one sprint (keyed by team, source and provider id); returns its store id."""
+    table: Table = Sprint.__table__  # type: ignore[assignment]
+    _upsert(
+        session,
+        table,
+        [
+            {
+                "team_id": team_id,
+                "source": source,
+                "provider_id": sprint.provider_id,
+                "name": sprint.name[:255],
+                "started_at": utc(sprint.started_at),
+                "ended_at": utc(sprint.ended_at) if sprint.ended_at else None,
+                "state": sprint.state,
+            }
+        ],
+        KEYS["sprints"],
+    )
+    sid = session.scalar(
+        select(Sprint.id).where(
+            Sprint.team_id == team_id,
+            Sprint.source == source,
+            Sprint.provider_id == sprint.provider_id,
+        )
+    )
+    assert sid is not None
+    return sid
 
 
-def deployment_delivery_wins(stored: Any, incoming: Any) -> ColumnElement[bool]:
-    """True when the incoming delivery of a stored deployment may replace it.
+def store_sprint_items(session: Session, sprint_id: int, items: Iterable[SprintItemRecord]) -> int:
+    """Upsert the items of one sprint (keyed by issue key); returns how many were written."""
+    rows = [
+        {
+            "sprint_id": sprint_id,
+            "key": item.key,
+            "title": item.title,
+            "committed": item.committed,
+            "added": item.added,
+            "removed": item.removed,
+            "completed": item.completed,
+            "points": item.points,
+        }
+        for item in items
+    ]
+    table: Table = SprintItem.__table__  # type: ignore[assignment]
+    _upsert(session, table, _dedupe(rows, KEYS["sprint_items"]), KEYS["sprint_items"])
+    return len(rows)
 
-    A finished deployment is never replaced by an unfinished state, an in-progress one never
-    by a waiting one; between two finished outcomes the later finish time wins, and at the
-    same time the outcome stored first stays (only its other fields may change).
-    """
-    old = _progress(stored.status, stored.finished_at)
-    new = _progress(incoming.status, incoming.finished_at)
-    return or_(
-        new > old,
-        and_(
-            new == old,
-            or_(
-                stored.finished_at.is_(None),
-                incoming.finished_at > stored.finished_at,
-                and_(
-                    incoming.finished_at == stored.finished_at,
-                    incoming.status == stored.status,
-                ),
-            ),
-        ),
+
+# --------------------------------------------------------------------------- sync cursors
+
+
+def get_cursor(session: Session, source: str, scope: str, kind: str) -> str | None:
+    return session.scalar(
+        select(SyncCursor.cursor).where(
+            SyncCursor.source == source, SyncCursor.scope == scope, SyncCursor.kind == kind
+        )
     )
 
 
-def _later(a: Any, b: Any) -> ColumnElement[Any]:
-    """The later of two nullable times (NULL only when both are)."""
-    return case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b)
+def get_cursors(session: Session, source: str, scope: str) -> dict[str, str | None]:
+    """Every cursor of one scope (a repository, a board...): kind -> cursor."""
+    rows = session.execute(
+        select(SyncCursor.kind, SyncCursor.cursor).where(
+            SyncCursor.source == source, SyncCursor.scope == scope
+        )
+    )
+    return {kind: cursor for kind, cursor in rows}
 
 
-def incident_resolution(stored: Any, incoming: Any) -> dict[str, ColumnElement[Any]]:
-    """``resolved_at`` and ``reopened_at`` of a stored incident after an incoming delivery.
-
-    Only an explicit reopen (``reopened_at`` set) takes a resolution away, and only when it is
-    later than that resolution; a delivery without a resolution (an older "open", an edit)
-    keeps the stored one; between two resolutions the later one wins; a resolution earlier
-    than the latest reopen does not close the incident again.
-    """
-    reopened = _later(stored.reopened_at, incoming.reopened_at)
-    resolved = _later(stored.resolved_at, incoming.resolved_at)
-    closed = and_(resolved.is_not(None), or_(reopened.is_(None), resolved > reopened))
-    return {
-        "reopened_at": reopened,
-        "resolved_at": case((closed, resolved), else_=None),
-    }
+def set_cursor(
+    session: Session, source: str, scope: str, kind: str, cursor: str | None, now: datetime
+) -> None:
+    """Move a sync cursor (the one write of ``sync_cursors``); call it in the same
+    transaction as the page it follows."""
+    table: Table = SyncCursor.__table__  # type: ignore[assignment]
+    _upsert(
+        session,
+        table,
+        [
+            {
+                "source": source,
+                "scope": scope,
+                "kind": kind,
+                "cursor": cursor,
+                "updated_at": utc(now),
+            }
+        ],
+        KEYS["sync_cursors"],
+    )

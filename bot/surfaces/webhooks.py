@@ -12,7 +12,7 @@ takes GitHub's ``pull_request``, ``pull_request_review``, ``deployment_status``,
 
 The signature is checked on the raw bytes before anything is parsed. Every write is an upsert
 keyed by the provider's ids, so a redelivered event changes nothing, and a late one never
-undoes a newer outcome (the rules of ``bot.store.writes.deployment_delivery_wins`` and
+undoes a newer outcome (the rules of ``bot.ingest.rules.deployment_delivery_wins`` and
 ``incident_resolution``, in every upsert's ``WHERE``). An unverified request is 401, a verified
 body that does not follow the schema 400 with the reason; neither stores anything. Answers are
 ``(status, JSON object)`` in a :class:`WebhookResult`; ``install`` mounts the three routes on
@@ -35,33 +35,25 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Dialect, bindparam, func, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.ingest import rules
 from bot.settings import Config, TeamConfig
 from bot.sources.github import (
-    DeploymentRecord,
     GitHubPayloadError,
-    find_references,
     parse_deployment,
     parse_rest_issue,
     parse_rest_pull,
     parse_rest_review,
     parse_workflow_run,
 )
+from bot.store import links, writes
 from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
+from bot.store.records import DeploymentRecord, IncidentRecord
 from bot.store.session import unit_of_work
-from bot.store.writes import (
-    DEPLOYMENT_SOURCES,
-    IncidentRecord,
-    deployment_delivery_wins,
-    incident_resolution,
-    upsert_pull_request,
-    upsert_repository,
-    upsert_reviews,
-)
+from bot.store.writes import upsert_pull_request, upsert_repository, upsert_reviews
 
 if TYPE_CHECKING:
     from bot.surfaces.http import HttpApp
@@ -390,72 +382,28 @@ def gitlab_deployment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- prepared writes
 
-_DEPLOYMENT_KEYS = ("repository_id", "source", "provider_id")
-_DEPLOYMENT_VALUES = ("environment", "commit_sha", "status", "started_at", "finished_at", "url")
-_INCIDENT_KEYS = ("team_id", "source", "provider_id")
-_INCIDENT_VALUES = (
-    "title",
-    "url",
-    "started_at",
-    "resolved_at",
-    "reopened_at",
-    "deployment_id",
-    "commit_sha",
-)
-
 
 class _Writer:
-    """The webhook upserts as statements built and compiled once: the rows and keys of
-    ``bot.store.writes`` (deployments by repository, source and provider id; incidents by
-    team, source and provider id), in one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <the
-    delivery is not older> AND <something changed> RETURNING id`` each (the late-delivery
-    rules of ``bot.store.writes``), so a redelivery or a late delivery writes nothing and is
-    recognised by the empty result."""
+    """The store's deployment and incident upserts (``bot.store.writes.deployment_upsert``,
+    ``incident_upsert`` for deliveries, ``invalidate_statement``: the same natural keys,
+    values and late-delivery rules as every other write) over bind parameters, compiled once,
+    so a redelivery or a late delivery writes nothing and is recognised by the empty result."""
 
     def __init__(self, dialect: Dialect) -> None:
-        if dialect.name == "postgresql":
-            insert: Any = postgresql.insert
-        elif dialect.name == "sqlite":
-            insert = sqlite.insert
-        else:
-            raise NotImplementedError(
-                f"webhooks are not implemented for the {dialect.name} database"
+        dep_columns = (*writes.KEYS["deployments"], *writes.DEPLOYMENT_VALUES)
+        inc_columns = (*writes.KEYS["incidents"], *writes.INCIDENT_VALUES)
+        deployment = writes.deployment_upsert(
+            writes.insert_for(dialect.name, Deployment).values(
+                {c: bindparam(c) for c in dep_columns}
             )
-        dep = insert(Deployment).values(
-            {c: bindparam(c) for c in (*_DEPLOYMENT_KEYS, *_DEPLOYMENT_VALUES)}
         )
-        stored_dep: Any = Deployment.__table__.c
-        deployment = dep.on_conflict_do_update(
-            index_elements=list(_DEPLOYMENT_KEYS),
-            set_={**{c: dep.excluded[c] for c in _DEPLOYMENT_VALUES}, "contents_computed_at": None},
-            where=and_(
-                deployment_delivery_wins(stored_dep, dep.excluded),
-                or_(*(stored_dep[c].is_distinct_from(dep.excluded[c]) for c in _DEPLOYMENT_VALUES)),
+        incident = writes.incident_upsert(
+            writes.insert_for(dialect.name, Incident).values(
+                {c: bindparam(c) for c in inc_columns}
             ),
-        ).returning(Deployment.id)
-        inc = insert(Incident).values(
-            {c: bindparam(c) for c in (*_INCIDENT_KEYS, *_INCIDENT_VALUES)}
+            snapshot=False,
         )
-        stored_inc: Any = Incident.__table__.c
-        new = {
-            **{c: inc.excluded[c] for c in _INCIDENT_VALUES},
-            **incident_resolution(stored_inc, inc.excluded),
-        }
-        incident = inc.on_conflict_do_update(
-            index_elements=list(_INCIDENT_KEYS),
-            set_=new,
-            where=or_(*(stored_inc[c].is_distinct_from(new[c]) for c in _INCIDENT_VALUES)),
-        ).returning(Incident.id)
-        # as bot.store.writes.invalidate_contents: later deployments' contents are stale
-        invalidate = (
-            update(Deployment)
-            .where(
-                Deployment.repository_id == bindparam("rid"),
-                Deployment.finished_at >= bindparam("since"),
-                Deployment.contents_computed_at.is_not(None),
-            )
-            .values(contents_computed_at=None)
-        )
+        invalidate = writes.invalidate_statement(bindparam("rid"), bindparam("since"))
         dep_types = {c.name: c.type for c in Deployment.__table__.columns}
         inc_types = {c.name: c.type for c in Incident.__table__.columns}
         self.deployment = _Prepared(deployment, dialect, dep_types)
@@ -620,20 +568,7 @@ class Webhooks:
         those of the repository's later deployments are marked for ``bot.store.derive``)."""
         w = self._writer(s)
         conn = s.connection()
-        row = w.deployment(
-            conn,
-            {
-                "repository_id": rid,
-                "source": DEPLOYMENT_SOURCES.get(record.source, record.source),
-                "provider_id": record.provider_id,
-                "environment": record.environment,
-                "commit_sha": record.commit_sha,
-                "status": record.status,
-                "started_at": record.started_at,
-                "finished_at": record.finished_at,
-                "url": record.url,
-            },
-        ).first()
+        row = w.deployment(conn, writes.deployment_row(rid, record)).first()
         if row is None:
             return False
         if record.finished_at is not None:
@@ -645,8 +580,8 @@ class Webhooks:
         stored) or ``late`` (what is stored is newer: the delivery changed nothing)."""
         if self._store_deployment(s, rid, record):
             return "stored"
-        source = DEPLOYMENT_SOURCES.get(record.source, record.source)
-        before = _deployment_state(s, rid, source, record.provider_id)
+        row = writes.deployment_row(rid, record)
+        before = _deployment_state(s, rid, row["source"], record.provider_id)
         mine = (
             record.environment,
             record.commit_sha,
@@ -672,25 +607,7 @@ class Webhooks:
 
     def _store_incident(self, s: Session, tid: int, record: IncidentRecord) -> bool:
         """Upsert an incident; True when a row was added or changed."""
-        row = (
-            self._writer(s)
-            .incident(
-                s.connection(),
-                {
-                    "team_id": tid,
-                    "source": record.source,
-                    "provider_id": record.provider_id,
-                    "title": record.title,
-                    "url": record.url,
-                    "started_at": record.started_at,
-                    "resolved_at": record.resolved_at,
-                    "reopened_at": record.reopened_at,
-                    "deployment_id": record.deployment_id,
-                    "commit_sha": record.commit_sha,
-                },
-            )
-            .first()
-        )
+        row = self._writer(s).incident(s.connection(), writes.incident_row(tid, record)).first()
         return row is not None
 
     # entry points ------------------------------------------------------------------------
@@ -782,9 +699,7 @@ class Webhooks:
             finished_at=finished,
             url=url,
         )
-        outcome = self._write(
-            lambda s: self._deployment_outcome(s, self._repo_id(s, repo), record)
-        )
+        outcome = self._write(lambda s: self._deployment_outcome(s, self._repo_id(s, repo), record))
         if outcome == "late":
             return _ok(ignored=LATE_DEPLOYMENT, id=pid)
         return _ok(stored="deployment", id=pid, duplicate=outcome == "duplicate")
@@ -886,6 +801,8 @@ class Webhooks:
         if not isinstance(repo_obj, Mapping) or not isinstance(repo_obj.get("full_name"), str):
             raise BadRequest("payload has no repository.full_name")
         full_name = str(repo_obj["full_name"])
+        if event == "issues":  # incident repositories need not be a team's code repositories
+            return self._gh_issue(full_name, data)
         teams = self.teams_of(full_name)
         if not teams:
             return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
@@ -895,36 +812,19 @@ class Webhooks:
             case "pull_request_review":
                 return self._gh_review(full_name, data)
             case "deployment_status":
-                return self._gh_deployment_status(full_name, data)
-            case "workflow_run":
-                return self._gh_workflow_run(full_name, teams, data)
+                return self._gh_deployment_status(full_name, teams, data)
             case _:
-                return self._gh_issue(full_name, teams, data)
+                return self._gh_workflow_run(full_name, teams, data)
 
     def _gh_pull_request(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
-        record = parse_rest_pull(data.get("pull_request"))
-        action = data.get("action")
+        parsed = parse_rest_pull(data.get("pull_request"))
+        # the store keeps the earliest ready-for-review time, first commit and draft history
+        ready_at = rules.ready_for_review_at(_text_or_none(data.get("action")), parsed.updated_at)
+        record = replace(parsed, ready_at=ready_at, was_draft=parsed.was_draft or bool(ready_at))
 
         def job(s: Session) -> int:
-            rid = self._repo_id(s, full_name)
-            old = s.execute(
-                select(
-                    PullRequest.ready_at, PullRequest.first_commit_at, PullRequest.was_draft
-                ).where(PullRequest.repository_id == rid, PullRequest.number == record.number)
-            ).first()
-            ready_at = old.ready_at if old is not None else None
-            if ready_at is None and action == "ready_for_review":
-                ready_at = record.updated_at
-            stored = replace(
-                record,
-                ready_at=ready_at,
-                first_commit_at=old.first_commit_at if old is not None else None,
-                was_draft=record.was_draft
-                or ready_at is not None
-                or bool(old is not None and old.was_draft),
-            )
-            upsert_pull_request(s, rid, stored)
-            return stored.number
+            upsert_pull_request(s, self._repo_id(s, full_name), record)
+            return record.number
 
         number = self._write(job)
         return _ok(stored="pull_request", number=number)
@@ -951,13 +851,20 @@ class Webhooks:
         self._write(job)
         return _ok(stored="review", id=review.provider_id)
 
-    def _gh_deployment_status(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
+    def _gh_deployment_status(
+        self, full_name: str, teams: list[TeamConfig], data: Mapping[str, Any]
+    ) -> WebhookResult:
         status = data.get("deployment_status")
         if not isinstance(status, Mapping):
             raise BadRequest("payload has no deployment_status")
         if str(status.get("state", "")).lower() == "inactive":
             return _ok(ignored="inactive statuses do not change a deployment's outcome")
         record = parse_deployment(data.get("deployment"), [status])
+        if not any(rules.counts_github_deployment(t, record.environment) for t in teams):
+            return _ok(
+                ignored=f"deployments to '{record.environment}' are not a team's production "
+                "deployments from GitHub in kpibot.yml"
+            )
 
         def job(s: Session) -> str:
             return self._deployment_outcome(s, self._repo_id(s, full_name), record)
@@ -972,83 +879,54 @@ class Webhooks:
         run = data.get("workflow_run")
         if not isinstance(run, Mapping):
             raise BadRequest("payload has no workflow_run")
-        path = str(run.get("path") or "")
-        name = str(run.get("name") or "")
-        for team in teams:
-            dep = team.deployments
-            wanted = str(dep.get("workflow") or "")
-            if dep.get("source") != "workflow" or not wanted:
-                continue
-            if path.split("@")[0].endswith("/" + wanted) or path == wanted or name == wanted:
-                env = (
-                    team.production_environments[0]
-                    if team.production_environments
-                    else "production"
-                )
-                record = parse_workflow_run(run, environment=env)
+        path = _text_or_none(run.get("path"))
+        name = _text_or_none(run.get("name"))
+        branch = _text_or_none(run.get("head_branch"))
+        deploying = rules.deployment_teams(teams, path=path, name=name, branch=branch)
+        if not deploying:
+            return _ok(
+                ignored=f"workflow '{name or path}' on '{branch}' is not a deployment workflow "
+                "in kpibot.yml"
+            )
+        record = parse_workflow_run(run, environment=rules.deployment_environment(deploying[0]))
 
-                def job(s: Session, record: DeploymentRecord = record) -> str:
-                    return self._deployment_outcome(s, self._repo_id(s, full_name), record)
+        def job(s: Session) -> str:
+            return self._deployment_outcome(s, self._repo_id(s, full_name), record)
 
-                if self._write(job) != "stored":
-                    return _ok(ignored=UNCHANGED)
-                return _ok(stored="deployment", id=record.provider_id, status=record.status)
-        return _ok(ignored=f"workflow '{name or path}' is not a deployment workflow in kpibot.yml")
+        if self._write(job) != "stored":
+            return _ok(ignored=UNCHANGED)
+        return _ok(stored="deployment", id=record.provider_id, status=record.status)
 
-    def _gh_issue(
-        self, full_name: str, teams: list[TeamConfig], data: Mapping[str, Any]
-    ) -> WebhookResult:
+    def _gh_issue(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         issue = parse_rest_issue(data.get("issue"))
         if issue.is_pull_request:
             return _ok(ignored="pull requests are not incidents")
-        labels = {lbl.lower() for lbl in issue.labels}
+        teams = rules.incident_teams(self.config.teams, full_name, issue.labels)
+        if not teams:
+            if not self.teams_of(full_name) and not any(
+                full_name.lower() in (r.lower() for r in rules.issue_repositories(t))
+                for t in self.config.teams
+            ):
+                return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
+            return _ok(ignored="the issue has none of the teams' incident labels")
         # GitHub may deliver an older event (opened, labeled, edited) after the close: only a
         # reopen, at the issue's update time, takes a stored resolution away (the rule of
-        # bot.store.writes.incident_resolution, applied by the upsert)
+        # bot.ingest.rules.incident_resolution, applied by the upsert)
         reopened_at = issue.updated_at if data.get("action") == "reopened" else None
-        stored: list[str] = []  # every team whose labels it carries counts it
-        for team in teams:
-            inc = team.incidents
-            if inc.get("source") != "github-issues":
-                continue
-            wanted = {str(x).lower() for x in (inc.get("labels") or ["incident"])}
-            if not labels & wanted:
-                continue
-            refs = find_references(f"{issue.title}\n{issue.body}")
-            record = IncidentRecord(
-                source="github-issues",
-                provider_id=f"{full_name.lower()}#{issue.number}",
-                title=issue.title,
-                started_at=issue.created_at,
-                resolved_at=issue.closed_at,
-                url=issue.url,
-                commit_sha=refs.shas[0] if refs.shas else None,
-                reopened_at=reopened_at,
-            )
+        for team in teams:  # every team counting it
 
-            def job(
-                s: Session, r: IncidentRecord = record, t: TeamConfig = team, ids: Any = refs
-            ) -> bool:
-                if ids.deployment_ids:  # a deployment or run URL in the issue names it
-                    repo_ids = [self._repo_id(s, name) for name in t.repos]
-                    dep = s.scalar(
-                        select(Deployment.id)
-                        .where(
-                            Deployment.repository_id.in_(repo_ids),
-                            Deployment.provider_id.in_(list(ids.deployment_ids)),
-                        )
-                        .order_by(Deployment.id)
-                        .limit(1)
-                    )
-                    r = replace(r, deployment_id=dep)
-                return self._store_incident(s, self._team_id(s, t), r)
+            def job(s: Session, t: TeamConfig = team) -> bool:
+                record = links.issue_incident(s, t, full_name, issue, reopened_at=reopened_at)
+                return self._store_incident(s, self._team_id(s, t), record)
 
             self._write(job)
-            stored.append(team.name)
-        if stored:
-            pid = f"{full_name.lower()}#{issue.number}"
-            return _ok(stored="incident", id=pid, team=stored[0], teams=stored)
-        return _ok(ignored="the issue has none of the teams' incident labels")
+        names = [t.name for t in teams]
+        pid = rules.incident_provider_id(full_name, issue.number)
+        return _ok(stored="incident", id=pid, team=names[0], teams=names)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _deployment_state(s: Session, rid: int, source: str, pid: str) -> tuple[Any, ...] | None:

@@ -143,6 +143,7 @@ class Issue:
     labels: list[str] = field(default_factory=list)
     body: str = ""
     reopened: bool = False  # open again; GitHub still reports the last closedAt
+    reopened_at: datetime | None = None  # the last reopen (default: the update time)
 
 
 @dataclass
@@ -363,7 +364,8 @@ class FakeGitHub(FakeServer):
             headers["Link"] = ", ".join(links)
         return FakeResponse.json(body, headers=headers)
 
-    def _run_json(self, repo: Repo, r: Run) -> dict[str, Any]:
+    @staticmethod
+    def _run_json(repo: Repo, r: Run) -> dict[str, Any]:
         run = copy.deepcopy(_workflow_run_template())
         run.update(
             id=r.id,
@@ -679,7 +681,159 @@ def _issue_view(repo: Repo, i: Issue) -> dict[str, Any]:
         "state": "CLOSED" if i.closed_at is not None and not i.reopened else "OPEN",
         "closedAt": iso(i.closed_at),
         "labels": lambda **_: {"nodes": [{"name": n} for n in i.labels]},
+        "timelineItems": lambda **_: {
+            "nodes": [{"__typename": "ReopenedEvent", "createdAt": iso(_reopen_of(i))}]
+            if _reopen_of(i)
+            else []
+        },
     }
+
+
+def _reopen_of(i: Issue) -> datetime | None:
+    return i.reopened_at or (i.updated_at if i.reopened else None)
+
+
+# --------------------------------------------------------------------------- webhook deliveries
+
+
+@cache
+def _octokit(path: str) -> dict[str, Any]:
+    base = FIXTURES / "octokit-webhooks" / "payload-examples" / "api.github.com"
+    return json.loads((base / path).read_text(encoding="utf-8"))
+
+
+def _user(login: str, kind: str) -> dict[str, Any]:
+    return {**_octokit("issues/opened.payload.json")["issue"]["user"], "login": login, "type": kind}
+
+
+def _repository(repo: Repo) -> dict[str, Any]:
+    payload = copy.deepcopy(_octokit("issues/opened.payload.json")["repository"])
+    payload.update(full_name=repo.full_name, name=repo.name, id=repo.database_id)
+    return payload
+
+
+def _pull_json(repo: Repo, p: Pull) -> dict[str, Any]:
+    pr = copy.deepcopy(_octokit("pull_request/closed.payload.json")["pull_request"])
+    merged = p.state == "MERGED"
+    pr.update(
+        number=p.number,
+        title=p.title,
+        html_url=f"https://github.com/{repo.full_name}/pull/{p.number}",
+        user=_user(p.author, p.author_type),
+        state="open" if p.state == "OPEN" else "closed",
+        draft=p.is_draft,
+        created_at=iso(p.created_at),
+        updated_at=iso(p.updated_at),
+        closed_at=iso(p.closed_at),
+        merged_at=iso(p.merged_at),
+        merged=merged,
+        merge_commit_sha=p.merge_sha,
+        additions=sum(f[1] for f in p.files),
+        deletions=sum(f[2] for f in p.files),
+        changed_files=len(p.files),
+        labels=[{"name": n} for n in p.labels],
+    )
+    pr["base"] = {**pr["base"], "ref": p.base}
+    pr["head"] = {**pr["head"], "ref": p.head}
+    return pr
+
+
+def webhook_deliveries(repo: Repo) -> list[tuple[str, dict[str, Any]]]:
+    """What GitHub's webhooks deliver for ``repo``'s data, as ``(X-GitHub-Event, payload)``
+    in the order GitHub sends them (by event time): the same facts the fake answers the sync
+    with, in the recorded octokit payload shapes. ``pull_request`` events: opened, then
+    ``ready_for_review`` at the ready time, then the latest state; every review; every
+    deployment status (``deployment_status``); every workflow run (``completed`` or
+    ``requested``); every issue (``opened``, then ``closed``)."""
+    repository = _repository(repo)
+    out: list[tuple[datetime, int, str, dict[str, Any]]] = []
+
+    def add(at: datetime, event: str, payload: dict[str, Any]) -> None:
+        out.append((at, len(out), event, {**payload, "repository": repository}))
+
+    for p in repo.pulls.values():
+        pr = _pull_json(repo, p)
+        opened = {**pr, "state": "open", "merged": False, "merged_at": None, "closed_at": None}
+        add(p.created_at, "pull_request", {"action": "opened", "pull_request": opened})
+        if p.ready_at is not None:
+            ready = {**opened, "updated_at": iso(p.ready_at)}
+            add(p.ready_at, "pull_request", {"action": "ready_for_review", "pull_request": ready})
+        action = "closed" if p.state != "OPEN" else "edited"
+        add(p.updated_at, "pull_request", {"action": action, "pull_request": pr})
+        for r in p.reviews:
+            review = {
+                **_octokit("pull_request_review/submitted.payload.json")["review"],
+                "id": r.id,
+                "user": _user(r.login, r.type),
+                "state": r.state.lower(),
+                "submitted_at": iso(r.submitted_at),
+            }
+            add(
+                r.submitted_at,
+                "pull_request_review",
+                {"action": "submitted", "review": review, "pull_request": pr},
+            )
+    template = _octokit("deployment_status/payload.json")
+    for dep in repo.deployments:
+        deployment = {
+            **template["deployment"],
+            "id": dep.id,
+            "sha": dep.sha,
+            "ref": dep.ref,
+            "environment": dep.environment,
+            "created_at": iso(dep.created_at),
+        }
+        for n, (state, at) in enumerate(dep.statuses):
+            status = {
+                **template["deployment_status"],
+                "id": dep.id * 100 + n,
+                "state": state.lower(),
+                "environment": dep.environment,
+                "created_at": iso(at),
+                "updated_at": iso(at),
+            }
+            add(
+                at,
+                "deployment_status",
+                {"action": "created", "deployment": deployment, "deployment_status": status},
+            )
+    for r in repo.runs:
+        action = "completed" if r.status == "completed" else "requested"
+        run = FakeGitHub._run_json(repo, r)
+        add(r.updated_at, "workflow_run", {"action": action, "workflow_run": run})
+    for i in repo.issues:
+        issue = copy.deepcopy(_octokit("issues/opened.payload.json")["issue"])
+        issue.update(
+            number=i.number,
+            title=i.title,
+            body=i.body,
+            html_url=f"https://github.com/{repo.full_name}/issues/{i.number}",
+            created_at=iso(i.created_at),
+            updated_at=iso(i.created_at),
+            closed_at=None,
+            state="open",
+            labels=[{"name": n} for n in i.labels],
+        )
+        add(i.created_at, "issues", {"action": "opened", "issue": issue})
+        if i.closed_at is not None:
+            closed = {
+                **issue,
+                "state": "closed",
+                "closed_at": iso(i.closed_at),
+                "updated_at": iso(i.updated_at),
+            }
+            add(i.closed_at, "issues", {"action": "closed", "issue": closed})
+        reopen = _reopen_of(i)
+        if reopen is not None:
+            again = {
+                **issue,
+                "state": "open",
+                "closed_at": iso(i.closed_at),
+                "updated_at": iso(reopen),
+            }
+            add(reopen, "issues", {"action": "reopened", "issue": again})
+    out.sort(key=lambda e: (e[0], e[1]))
+    return [(event, payload) for _, _, event, payload in out]
 
 
 # --------------------------------------------------------------------------- a generated org

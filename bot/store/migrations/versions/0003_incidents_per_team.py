@@ -31,6 +31,4 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_constraint("uq_incidents_team_provider", type_="unique")
-        batch_op.create_unique_constraint(
-            "uq_incidents_source_provider", ["source", "provider_id"]
-        )
+        batch_op.create_unique_constraint("uq_incidents_source_provider", ["source", "provider_id"])

@@ -1,0 +1,1 @@
+"""What every path that stores source data (``kpibot sync``, the webhooks) agrees on."""

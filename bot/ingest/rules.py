@@ -1,0 +1,255 @@
+"""The ingestion rules: the one home of every rule deciding what a GitHub event counts as.
+
+``kpibot sync`` (``bot.sources.sync``) and the webhooks (``bot.surfaces.webhooks``) both call
+these, so the same event stored through either path ends as the same rows:
+
+- which teams count an issue as an incident (:func:`incident_teams`: the team's incident
+  source is ``github-issues``, the issue's repository is one of the team's incident
+  repositories, :func:`issue_repositories`, and it carries one of the team's labels,
+  case-insensitively);
+- which workflow runs are deployments (:func:`is_deployment_run`: the team's configured
+  workflow file, on its ``branch`` when one is set) and in which environment
+  (:func:`deployment_environment`); which GitHub deployments are (:func:`counts_github_deployment`:
+  the team's source is ``github-deployments``, to one of its production environments);
+- how an incident links to a deployment (:func:`find_references` in its title and body, then
+  :func:`incident_link`: a deployment id the store knows, else the first SHA the store knows;
+  unknown hex, such as a trace id, is no link);
+- the ready-for-review time of a pull request (:func:`ready_for_review_at`; the store keeps
+  the earliest one it was given, :func:`earliest`);
+- which of two deliveries of a deployment or an incident wins, and when a resolution is kept
+  (:func:`deployment_delivery_wins`, :func:`incident_resolution`: SQL over the stored row and
+  the incoming one, in the ``ON CONFLICT DO UPDATE`` of the store's writes).
+
+Pure functions over the team configuration and plain values: this module sits below the
+store (which applies the SQL rules) and imports neither the store nor any source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, or_
+
+from bot.settings import GitHubDeployments, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
+
+# --------------------------------------------------------------------------- incidents
+
+
+def issue_repositories(team: TeamConfig) -> tuple[str, ...]:
+    """The repositories whose issues may be ``team``'s incidents: ``incidents.repos``, else
+    the team's repos; none when the team's incidents do not come from GitHub issues."""
+    inc = team.incidents
+    if not isinstance(inc, GitHubIssueIncidents):
+        return ()
+    return inc.repos or team.repos
+
+
+def counts_issue(team: TeamConfig, repository: str, labels: Iterable[str]) -> bool:
+    """Whether an issue of ``repository`` carrying ``labels`` is one of ``team``'s incidents."""
+    inc = team.incidents
+    if not isinstance(inc, GitHubIssueIncidents):
+        return False
+    if repository.lower() not in {r.lower() for r in issue_repositories(team)}:
+        return False
+    wanted = {label.lower() for label in inc.labels}
+    return any(label.lower() in wanted for label in labels)
+
+
+def incident_teams(
+    teams: Iterable[TeamConfig], repository: str, labels: Iterable[str]
+) -> list[TeamConfig]:
+    """Every team counting the issue (teams sharing a repository each count it)."""
+    labels = tuple(labels)
+    return [t for t in teams if counts_issue(t, repository, labels)]
+
+
+def incident_provider_id(repository: str, number: int) -> str:
+    """The natural key of an issue's incident: ``owner/name#number``, lower case."""
+    return f"{repository.lower()}#{number}"
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+def deployment_environment(team: TeamConfig) -> str:
+    """The environment of the team's workflow runs and releases: its first production one."""
+    return team.production_environments[0] if team.production_environments else "production"
+
+
+def counts_github_deployment(team: TeamConfig, environment: str) -> bool:
+    """Whether a GitHub deployment to ``environment`` is one of ``team``'s: its deployments
+    come from GitHub Deployments and the environment is one of its production environments
+    (the sync asks GitHub for exactly those)."""
+    return isinstance(team.deployments, GitHubDeployments) and (
+        environment in team.production_environments
+    )
+
+
+def is_deployment_run(
+    team: TeamConfig, *, path: str | None, name: str | None, branch: str | None
+) -> bool:
+    """Whether a workflow run (its workflow file ``path``, e.g. ``.github/workflows/deploy.yml``
+    or ``...@refs/heads/main``, its workflow ``name`` and its ``head_branch``) is one of
+    ``team``'s deployments: ``deployments.source`` is ``workflow``, the run's workflow is the
+    configured file (or has its name), and when ``branch`` is configured the run is on it."""
+    dep = team.deployments
+    return isinstance(dep, WorkflowDeployments) and run_matches(
+        dep, path=path, name=name, branch=branch
+    )
+
+
+def run_matches(
+    dep: WorkflowDeployments, *, path: str | None, name: str | None, branch: str | None
+) -> bool:
+    """Whether a workflow run is a run of the configured workflow (and branch)."""
+    file = (path or "").split("@", 1)[0]
+    if not (file == dep.workflow or file.endswith("/" + dep.workflow) or name == dep.workflow):
+        return False
+    return dep.branch is None or branch == dep.branch
+
+
+def deployment_teams(
+    teams: Iterable[TeamConfig], *, path: str | None, name: str | None, branch: str | None
+) -> list[TeamConfig]:
+    """The teams (of the run's repository) whose deployments the workflow run is."""
+    return [t for t in teams if is_deployment_run(t, path=path, name=name, branch=branch)]
+
+
+# --------------------------------------------------------------------------- incident links
+
+_SHA = re.compile(r"(?<![0-9A-Za-z])([0-9a-f]{7,40})(?![0-9A-Za-z])", re.IGNORECASE)
+_DEPLOYMENT_REF = re.compile(
+    r"/deployments/(\d+)|/actions/runs/(\d+)|\bdeploy(?:ment)?\s*(?:id\s*)?[#:]\s*(\d+)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class References:
+    shas: tuple[str, ...]  # lower case, 7 to 40 hex digits
+    deployment_ids: tuple[str, ...]  # GitHub deployment or workflow run ids
+
+
+def find_references(text: str) -> References:
+    """Commit SHAs and deployment (or workflow run) ids an issue's text names.
+
+    A SHA is 7-40 hex digits standing alone; shorter than 40 it must mix digits and letters
+    (so plain numbers and words like ``defaced`` are not taken for commits). Deployments are
+    named by URL (``.../deployments/123``, ``.../actions/runs/456``) or as ``deployment #123``.
+    """
+    shas: list[str] = []
+    ids: list[str] = []
+    for m in _DEPLOYMENT_REF.finditer(text):
+        ident = next(g for g in m.groups() if g)
+        if ident not in ids:
+            ids.append(ident)
+    for m in _SHA.finditer(text):
+        s = m.group(1).lower()
+        if len(s) < 40 and (s.isdigit() or s.isalpha()):
+            continue
+        if s not in shas:
+            shas.append(s)
+    return References(tuple(shas), tuple(ids))
+
+
+def incident_link(
+    text: str,
+    *,
+    deployment_of: Callable[[Sequence[str]], int | None],
+    commit_of: Callable[[str], str | None],
+) -> tuple[int | None, str | None]:
+    """``(deployment id, commit SHA)`` an incident's text links it to.
+
+    ``deployment_of(ids)``: the store's id of the first of the team's deployments with one of
+    these provider ids; ``commit_of(prefix)``: the full SHA of a commit of the team's
+    repositories the store knows (a commit, a deployed commit or a merge commit) starting
+    with ``prefix``. Only what the store knows links: hex the store does not know (a trace id,
+    a hash in a log line) is no link, and the incident is attributed by its time window.
+    """
+    refs = find_references(text)
+    dep_id = deployment_of(refs.deployment_ids) if refs.deployment_ids else None
+    for sha in refs.shas:
+        known = commit_of(sha)
+        if known:
+            return dep_id, known
+    return dep_id, None
+
+
+# --------------------------------------------------------------------------- pull requests
+
+
+def ready_for_review_at(action: str | None, updated_at: datetime) -> datetime | None:
+    """The ready-for-review time a ``pull_request`` event tells: its update time for the
+    ``ready_for_review`` action, else nothing (the store keeps the earliest one known)."""
+    return updated_at if action == "ready_for_review" else None
+
+
+def earliest(a: Any, b: Any) -> ColumnElement[Any]:
+    """SQL: the earlier of two nullable times (NULL only when both are); a pull request's
+    ready-for-review time is the earliest one any delivery or page told."""
+    return case((a.is_(None), b), (b.is_(None), a), (a < b, a), else_=b)
+
+
+# --------------------------------------------------------------------------- late deliveries
+#
+# A webhook delivery may arrive late (a retry) or twice (a replay). The rules below decide, in
+# SQL over the stored row (``stored``: the table) and the incoming one (``incoming``: the
+# ``excluded`` row of ``INSERT ... ON CONFLICT DO UPDATE``), what the row becomes, so that the
+# order of arrival never matters and a late delivery never undoes a newer outcome.
+
+
+def _progress(status: Any, finished_at: Any) -> ColumnElement[int]:
+    """0 waiting (queued, pending...), 1 in progress, 2 finished (it has a finish time:
+    success, failure, error, cancelled... every parser sets one exactly for those)."""
+    return case((finished_at.is_not(None), 2), (status == "in_progress", 1), else_=0)
+
+
+def deployment_delivery_wins(stored: Any, incoming: Any) -> ColumnElement[bool]:
+    """True when the incoming delivery of a stored deployment may replace it.
+
+    A finished deployment is never replaced by an unfinished state, an in-progress one never
+    by a waiting one; between two finished outcomes the later finish time wins, and at the
+    same time the outcome stored first stays (only its other fields may change).
+    """
+    old = _progress(stored.status, stored.finished_at)
+    new = _progress(incoming.status, incoming.finished_at)
+    return or_(
+        new > old,
+        and_(
+            new == old,
+            or_(
+                stored.finished_at.is_(None),
+                incoming.finished_at > stored.finished_at,
+                and_(
+                    incoming.finished_at == stored.finished_at,
+                    incoming.status == stored.status,
+                ),
+            ),
+        ),
+    )
+
+
+def _later(a: Any, b: Any) -> ColumnElement[Any]:
+    """The later of two nullable times (NULL only when both are)."""
+    return case((a.is_(None), b), (b.is_(None), a), (a > b, a), else_=b)
+
+
+def incident_resolution(stored: Any, incoming: Any) -> dict[str, ColumnElement[Any]]:
+    """``resolved_at`` and ``reopened_at`` of a stored incident after an incoming delivery.
+
+    Only an explicit reopen (``reopened_at`` set) takes a resolution away, and only when it is
+    later than that resolution; a delivery without a resolution (an older "open", an edit)
+    keeps the stored one; between two resolutions the later one wins; a resolution earlier
+    than the latest reopen does not close the incident again.
+    """
+    reopened = _later(stored.reopened_at, incoming.reopened_at)
+    resolved = _later(stored.resolved_at, incoming.resolved_at)
+    closed = and_(resolved.is_not(None), or_(reopened.is_(None), resolved > reopened))
+    return {
+        "reopened_at": reopened,
+        "resolved_at": case((closed, resolved), else_=None),
+    }
