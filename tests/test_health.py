@@ -14,7 +14,8 @@ from tests.helpers import engine, period
 
 def test_health_lists_every_kpi_when_every_source_is_configured(session):
     team = setup_team(
-        session, TeamConfig(name="payments", repos=("acme/api",), sprints={"source": "jira"})
+        session,
+        TeamConfig(name="payments", repos=("acme/api",), sprints={"source": "jira", "board": 12}),
     )
     h = build_health(engine(session, team), period("2026-W45"))
     # recovery time and scope creep too (the view showed 10 of the 12)
@@ -45,12 +46,12 @@ def test_health_names_the_kpis_without_a_source(session):
     ]
 
 
-def test_a_team_without_deployments_or_incidents(session):
-    team = setup_team(
-        session, TeamConfig(name="payments", repos=("acme/api",), deployments={}, incidents={})
+def test_sources_a_team_has():
+    # deployments and incidents always have a source (GitHub's by default); sprints only when
+    # the team names one
+    bare = TeamConfig(name="payments", repos=("acme/api",))
+    assert configured_sources(bare) == {"repos", "deployments", "incidents"}
+    milestones = TeamConfig(
+        name="payments", repos=("acme/api",), sprints={"source": "github-milestones"}
     )
-    h = build_health(engine(session, team), period("2026-W45"))
-    assert {c.metric for c in h.cards} == {m.id for m in registry.METRICS if m.cadence == "leading"}
-    lines = text.health(h)
-    assert "Deployment frequency, Lead time for changes and Change failure rate: no source" in lines
-    assert "Failed deployment recovery time: no source configured, add deployments and " in lines
+    assert configured_sources(milestones) == {"repos", "deployments", "incidents", "sprints"}

@@ -205,13 +205,10 @@ def configured_sources(team: TeamConfig) -> frozenset[str]:
     have = set()
     if team.repos:
         have.add("repos")
-    for kind, cfg in (
-        ("deployments", team.deployments),
-        ("incidents", team.incidents),
-        ("sprints", team.sprints),
-    ):
-        if cfg and cfg.get("source"):
-            have.add(kind)
+    have.add("deployments")  # every team has a deployment source (default: GitHub's)
+    have.add("incidents")  # ... and an incident source (default: GitHub issues)
+    if team.sprints is not None:
+        have.add("sprints")
     return frozenset(have)
 
 
