@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,13 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
+from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.scheduler.lease import new_holder_id
 from bot.scheduler.posting import (
-    USER_ERRORS,
-    ChannelUnavailable,
-    SlackError,
-    SlackPoster,
-    SlackUnavailable,
+    ConversationUnavailable,
+    PlatformUnavailable,
+    Poster,
+    PostError,
 )
 from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
 from bot.settings import Config, Settings, TeamConfig
@@ -85,7 +85,24 @@ class Outcome:
 class _Renders:
     """Digests rendered in one pass, shared by every subscription of a team."""
 
-    items: dict[tuple[str, str, str], Message] = field(default_factory=dict)
+    items: dict[tuple[str, str, str, str], Message] = field(default_factory=dict)
+    digests: dict[tuple[str, str, str, str], WeeklyDigest | MonthlyDigest] = field(
+        default_factory=dict
+    )
+
+
+def build_digest(
+    session: Session, team: TeamConfig, kind: str, period: Period, now: datetime
+) -> WeeklyDigest | MonthlyDigest:
+    """A team's weekly or monthly digest (the report every platform renders)."""
+    from bot.metrics.engine import TeamEngine
+    from bot.reports.digests import build_monthly, build_weekly
+
+    engine = TeamEngine(session, team)
+    now_naive = utc(now)
+    if kind == "weekly":
+        return build_weekly(engine, period, now_naive)
+    return build_monthly(engine, period, now_naive)
 
 
 def render_digest(
@@ -98,23 +115,24 @@ def render_digest(
 ) -> Message:
     """The Slack message (``text`` fallback and ``blocks``) of a team's digest; ``links``: the
     source URLs that may be links (``Links.of(settings)``)."""
-    from bot.metrics.engine import TeamEngine
     from bot.renderers import blocks
-    from bot.reports.digests import build_monthly, build_weekly
 
-    engine = TeamEngine(session, team)
-    now_naive = utc(now)
-    if kind == "weekly":
-        return blocks.weekly(build_weekly(engine, period, now_naive), links)
-    return blocks.monthly(build_monthly(engine, period, now_naive))
+    digest = build_digest(session, team, kind, period, now)
+    if isinstance(digest, WeeklyDigest):
+        return blocks.weekly(digest, links)
+    return blocks.monthly(digest)
 
 
 class DigestJobs:
+    """Digests and reminders through one exactly-once path (claim, post, record), posting
+    each subscription's digest with the :class:`~bot.scheduler.posting.Poster` of its
+    platform; reminders go through the Slack poster."""
+
     def __init__(
         self,
         factory: sessionmaker[Session],
         config: Config | Callable[[], Config],
-        poster: SlackPoster,
+        poster: Poster | Mapping[str, Poster],
         *,
         holder: str | None = None,
         options: SchedulerOptions | None = None,
@@ -124,7 +142,12 @@ class DigestJobs:
         self.factory = factory
         self.links = links
         self._config = config
-        self.poster = poster
+        # one poster per platform; a single poster serves its own platform
+        self.posters: dict[str, Poster] = (
+            dict(poster) if isinstance(poster, Mapping) else {poster.platform: poster}
+        )
+        # reminders are personal messages to action-item owners, who are Slack users today
+        self.poster: Poster = self.posters.get("slack") or next(iter(self.posters.values()))
         self.holder = holder or new_holder_id()
         self.options = options or SchedulerOptions()
         self._monotonic = monotonic
@@ -252,6 +275,11 @@ class DigestJobs:
         post a digest the scheduler skipped.
         """
         opts = self.options
+        poster = self.posters.get(sub.platform)
+        if poster is None:  # nothing claimed: a process that can post there will
+            detail = f"no poster for {sub.platform} is configured"
+            log.warning("not posting subscription %s: %s", sub.id, detail)
+            return self._outcome(sub, period, "failed", detail=detail)
         claim = digest_runs.claim_digest(
             self.factory,
             sub.id,
@@ -279,7 +307,7 @@ class DigestJobs:
         oldest = _claims_oldest(claim, opts)
         try:
             if give_up:
-                ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
                 if ts is None:
                     detail = "an earlier attempt did not finish and the grace window has passed"
                     self._finish(DigestRun, claim, "skipped", now, detail=detail)
@@ -294,7 +322,7 @@ class DigestJobs:
                 self._finish(DigestRun, claim, "posted", now, ts=ts)
                 return self._outcome(sub, period, "found", ts=ts)
             if claim.retry:
-                ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
                 if ts is not None:
                     self._finish(DigestRun, claim, "posted", now, ts=ts)
                     log.info(
@@ -305,21 +333,13 @@ class DigestJobs:
                         sub.channel_id,
                     )
                     return self._outcome(sub, period, "found", ts=ts)
-            cache_key = (team.name, sub.kind, period.key)
-            message = renders.items.get(cache_key) if renders else None
-            if message is None:
-                with self.factory() as s:
-                    message = render_digest(s, team, sub.kind, period, now, self.links)
-                if renders is not None:
-                    renders.items[cache_key] = message
-            ts = self.poster.post(
-                sub.channel_id, message, key=key, deadline=deadline, oldest=oldest
-            )
-        except ChannelUnavailable as exc:
+            message = self._message(poster, sub, team, period, now, renders)
+            ts = poster.post(sub.channel_id, message, key=key, deadline=deadline, oldest=oldest)
+        except ConversationUnavailable as exc:
             self._finish(DigestRun, claim, "failed", now, detail=exc.error)
-            self._broken(sub, exc.error)
+            self._broken(poster, sub, exc.error)
             return self._outcome(sub, period, "broken", detail=exc.error)
-        except (SlackUnavailable, SlackError) as exc:
+        except (PlatformUnavailable, PostError) as exc:
             # not known whether it arrived: the next attempt looks in the channel first
             self._finish(DigestRun, claim, "failed", now, detail=str(exc))
             log.error(
@@ -345,6 +365,31 @@ class DigestJobs:
         )
         return self._outcome(sub, period, "posted", ts=ts)
 
+    def _message(
+        self,
+        poster: Poster,
+        sub: subs.Subscription,
+        team: TeamConfig,
+        period: Period,
+        now: datetime,
+        renders: _Renders | None,
+    ) -> Message:
+        """The digest's message on the poster's platform: a team's digest is built once per
+        pass and rendered once per platform, then shared by every subscription."""
+        built_key = ("", team.name, sub.kind, period.key)
+        key = (poster.platform, team.name, sub.kind, period.key)
+        if renders is not None and key in renders.items:
+            return renders.items[key]
+        digest = renders.digests.get(built_key) if renders is not None else None
+        if digest is None:
+            with self.factory() as s:
+                digest = build_digest(s, team, sub.kind, period, now)
+        message = poster.render_digest(digest, self.links)
+        if renders is not None:
+            renders.digests[built_key] = digest
+            renders.items[key] = message
+        return message
+
     def _finish(
         self,
         model: type[DigestRun] | type[ReminderRun],
@@ -369,13 +414,8 @@ class DigestJobs:
                 "run %s was taken over by another process before it was recorded", claim.run_id
             )
 
-    def _broken(self, sub: subs.Subscription, error: str) -> None:
-        reason = {
-            "channel_not_found": "the channel no longer exists (or is private and I was "
-            "never added to it)",
-            "not_in_channel": "the bot is not a member of the channel",
-            "is_archived": "the channel is archived",
-        }.get(error, error)
+    def _broken(self, poster: Poster, sub: subs.Subscription, error: str) -> None:
+        reason, note = poster.broken_note(sub, error)
         with self.factory() as s:
             subs.mark_broken(s, sub.id, f"{error}: {reason}")
             s.commit()
@@ -387,16 +427,10 @@ class DigestJobs:
             sub.channel_id,
             reason,
         )
-        if sub.created_by and sub.created_by[:1] in ("U", "W"):
-            text = (
-                f"I could not post the {sub.kind} digest of *{sub.team}* to <#{sub.channel_id}>: "
-                f"{reason}. I have paused that subscription. Invite me to the channel "
-                f"(`/invite @kpibot`) and run `/kpi subscribe {sub.kind} {sub.team}` there "
-                "again, or subscribe another channel."
-            )
+        if note is not None and sub.created_by:
             try:
-                self.poster.dm(sub.created_by, text)
-            except (SlackError, SlackUnavailable) as exc:
+                poster.dm(sub.created_by, note)
+            except (PostError, PlatformUnavailable) as exc:
                 log.warning(
                     "could not tell %s that subscription %s is broken: %s",
                     sub.created_by,
@@ -493,8 +527,8 @@ class DigestJobs:
                     self._finish(ReminderRun, claim, "posted", now, ts=ts)
                     return False
             ts = self.poster.post(channel, {"text": text}, key=key, oldest=oldest)
-        except (SlackError, SlackUnavailable) as exc:
-            for_good = isinstance(exc, SlackError) and exc.error in USER_ERRORS
+        except (PostError, PlatformUnavailable) as exc:
+            for_good = isinstance(exc, PostError) and exc.permanent
             if for_good or retry.exhausted(claim.attempts):
                 tries = f"{claim.attempts} attempt{'s' if claim.attempts > 1 else ''}"
                 detail = f"gave up after {tries}: {exc}"
