@@ -339,3 +339,27 @@ def test_a_platform_without_a_poster_claims_nothing(engine):
         assert fake.posts() == []
     with f() as s:  # left for a process that can post to Teams
         assert s.scalar(select(func.count()).select_from(DigestRun)) == 0
+
+
+def test_reminders_reach_each_owner_on_their_own_platform(engine):
+    f = session_factory(engine)
+    tm = service(engine, TeamsVoice())
+    sl = service(engine, SlackLike())
+    assert tm.save_item(item_input(owner="29:anna"), teams("29:anna"), "19:c", None)
+    assert sl.save_item(item_input(owner="UOWNER1"), slack("UOWNER1"), "C1", None)
+    teams_poster = RecordingTeamsPoster()
+    reminder_day = datetime(2026, 11, 30, 9, 5, tzinfo=UTC)  # 09:00 UTC, due tomorrow
+    with SchedulerSlack() as fake:
+        fake.add_user("UOWNER1")
+        jobs = DigestJobs(
+            f,
+            CONFIG,
+            {"slack": poster_for(fake), "teams": teams_poster},
+            options=SchedulerOptions(),
+        )
+        assert jobs.send_reminders(reminder_day) == 2
+        assert jobs.send_reminders(reminder_day) == 0  # once a day
+        slack_dms = fake.calls_to("chat.postMessage")
+    assert [p[0] for p in teams_poster.posts] == ["29:anna"]
+    assert "Reviews wait a day" in str(teams_poster.posts[0][2])
+    assert len(slack_dms) == 1

@@ -19,6 +19,21 @@ from bot.store.session import make_engine, normalise_url
 from tests.conftest import PG_URL
 
 
+@contextmanager
+def _pg_schema_url() -> Iterator[str]:
+    schema = f"kpibot_m_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(normalise_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{normalise_url(PG_URL)}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def _check(url: str) -> None:
     eng = make_engine(url)
     try:
@@ -49,17 +64,8 @@ def test_sqlite_upgrade_matches_models(tmp_path):
 if PG_URL.startswith("postgres"):
 
     def test_postgres_upgrade_matches_models():
-        schema = f"kpibot_m_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(normalise_url(PG_URL))
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            _check(f"{normalise_url(PG_URL)}{sep}options=-csearch_path%3D{schema}")
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        with _pg_schema_url() as url:
+            _check(url)
 
 
 def test_0006_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
@@ -92,21 +98,6 @@ def test_0006_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
         assert row[0] is None and not row[1]
     finally:
         eng.dispose()
-
-
-@contextmanager
-def _pg_schema_url() -> Iterator[str]:
-    schema = f"kpibot_m_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(normalise_url(PG_URL))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in PG_URL else "?"
-        yield f"{normalise_url(PG_URL)}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _check_0007(url: str) -> None:

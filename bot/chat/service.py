@@ -493,14 +493,19 @@ class ChatService:
             item.platform,
         )
 
+    @staticmethod
+    def _item_and_team(s: Session, item_id: int) -> tuple[ActionItem, str] | None:
+        row = s.execute(
+            select(ActionItem, Team.name)
+            .join(Team, Team.id == ActionItem.team_id)
+            .where(ActionItem.id == item_id)
+        ).first()
+        return (row[0], row[1]) if row else None
+
     def item(self, item_id: int) -> ItemRow | None:
         with self.session() as s:
-            row = s.execute(
-                select(ActionItem, Team.name)
-                .join(Team, Team.id == ActionItem.team_id)
-                .where(ActionItem.id == item_id)
-            ).first()
-            return self._row(row[0], row[1]) if row else None
+            found = self._item_and_team(s, item_id)
+            return self._row(*found) if found else None
 
     def items(self, team: str, include_done: bool) -> list[ItemRow]:
         with self.session() as s:
@@ -689,14 +694,10 @@ class ChatService:
         """Mark an item done (today, in its team's zone) or reopen it, when ``actor`` may."""
         self.editable_item(item_id, actor)
         with self.session() as s:
-            row = s.execute(
-                select(ActionItem, Team.name)
-                .join(Team, Team.id == ActionItem.team_id)
-                .where(ActionItem.id == item_id)
-            ).first()
-            if row is None:
+            found = self._item_and_team(s, item_id)
+            if found is None:
                 raise KpibotError(GONE)
-            item, team = row
+            item, team = found
             item.completed_on = (
                 self.today(team if team in self.team_names() else None) if done else None
             )

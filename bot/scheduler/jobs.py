@@ -125,8 +125,8 @@ def render_digest(
 
 class DigestJobs:
     """Digests and reminders through one exactly-once path (claim, post, record), posting
-    each subscription's digest with the :class:`~bot.scheduler.posting.Poster` of its
-    platform; reminders go through the Slack poster."""
+    each subscription's digest, and each owner's reminder, with the
+    :class:`~bot.scheduler.posting.Poster` of its platform."""
 
     def __init__(
         self,
@@ -146,8 +146,6 @@ class DigestJobs:
         self.posters: dict[str, Poster] = (
             dict(poster) if isinstance(poster, Mapping) else {poster.platform: poster}
         )
-        # reminders are personal messages to action-item owners, who are Slack users today
-        self.poster: Poster = self.posters.get("slack") or next(iter(self.posters.values()))
         self.holder = holder or new_holder_id()
         self.options = options or SchedulerOptions()
         self._monotonic = monotonic
@@ -477,20 +475,22 @@ class DigestJobs:
                             select(ActionItem)
                             .where(
                                 ActionItem.team_id == team_id,
+                                ActionItem.platform.in_(list(self.posters)),
                                 ActionItem.completed_on.is_(None),
                                 ActionItem.due_on <= day + timedelta(days=1),
                             )
                             .order_by(ActionItem.owner, ActionItem.due_on, ActionItem.id)
                         )
                     )
-                by_owner: dict[str, list[ActionItem]] = {}
+                by_owner: dict[tuple[str, str], list[ActionItem]] = {}
                 for it in items:
-                    by_owner.setdefault(it.owner, []).append(it)
+                    by_owner.setdefault((it.platform, it.owner), []).append(it)
                 complete = True
-                for owner, owned in by_owner.items():
+                for (platform, owner), owned in by_owner.items():
                     if sent and not self._alive():
                         return sent
-                    ok = self._remind(team, team_id, owner, owned, day, now)
+                    poster = self.posters[platform]
+                    ok = self._remind(poster, team, team_id, owner, owned, day, now)
                     sent += ok is True
                     complete = complete and ok is not None
                 if complete:
@@ -499,6 +499,7 @@ class DigestJobs:
 
     def _remind(
         self,
+        poster: Poster,
         team: TeamConfig,
         team_id: int,
         owner: str,
@@ -520,13 +521,13 @@ class DigestJobs:
         text = reminder_text(team.name, items, day)
         oldest = _claims_oldest(claim, self.options)
         try:
-            channel = self.poster.open_dm(owner)
+            channel = poster.open_dm(owner)
             if claim.retry:
-                ts = self.poster.find_post(channel, key, oldest=oldest)
+                ts = poster.find_post(channel, key, oldest=oldest)
                 if ts is not None:
                     self._finish(ReminderRun, claim, "posted", now, ts=ts)
                     return False
-            ts = self.poster.post(channel, {"text": text}, key=key, oldest=oldest)
+            ts = poster.post(channel, {"text": text}, key=key, oldest=oldest)
         except (PostError, PlatformUnavailable) as exc:
             for_good = isinstance(exc, PostError) and exc.permanent
             if for_good or retry.exhausted(claim.attempts):
