@@ -1,5 +1,6 @@
-"""What every listener shares: the service, admin look-ups and reply settings, plus the
-steps that more than one kind of listener takes (running a command, opening the modal)."""
+"""What every listener shares: the core (``ChatService``), admin look-ups and reply
+settings, plus the steps that more than one kind of listener takes (running a command and
+rendering the core's answer, opening the modal)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from bot.slack.workers import ReportWorkers, WorkersBusy
 
 log = logging.getLogger("kpibot.slack")
 
-__all__ = ["BUSY", "OOPS", "Deps", "compute", "run_command"]
 BUSY = (
     "I'm busy answering a lot of other requests right now, so I didn't start on this one. "
     "Please try again in a minute."
