@@ -256,6 +256,9 @@ class RecordingTeamsPoster:
     def find_post(self, channel: str, key: str, **_: Any) -> str | None:
         return next((f"activity-{i + 1}" for i, p in enumerate(self.posts) if p[1] == key), None)
 
+    def render_reminder(self, team: str, items: list[Any], day: date) -> dict[str, Any]:
+        return {"type": "AdaptiveCard", "team": team, "items": [i.opportunity for i in items]}
+
     def open_dm(self, user: str) -> str:
         return user
 
@@ -361,5 +364,10 @@ def test_reminders_reach_each_owner_on_their_own_platform(engine):
         assert jobs.send_reminders(reminder_day) == 0  # once a day
         slack_dms = fake.calls_to("chat.postMessage")
     assert [p[0] for p in teams_poster.posts] == ["29:anna"]
-    assert "Reviews wait a day" in str(teams_poster.posts[0][2])
+    assert teams_poster.posts[0][2] == {
+        "type": "AdaptiveCard",
+        "team": "payments",
+        "items": ["Reviews wait a day"],
+    }
     assert len(slack_dms) == 1
+    assert "Reviews wait a day" in slack_dms[0].args["text"]

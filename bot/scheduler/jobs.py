@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
-from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
+from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.scheduler.lease import new_holder_id
 from bot.scheduler.posting import (
@@ -35,6 +35,7 @@ from bot.scheduler.posting import (
     PlatformUnavailable,
     Poster,
     PostError,
+    reminder_text,
 )
 from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
 from bot.settings import Config, Settings, TeamConfig
@@ -44,6 +45,8 @@ from bot.store.models import ActionItem, DigestRun, ReminderRun, Team
 from bot.store.session import aware, utc
 
 log = logging.getLogger("kpibot.scheduler")
+
+__all__ = ["DigestJobs", "SchedulerOptions", "build_digest", "reminder_text", "render_digest"]
 
 Clock = Callable[[], datetime]
 Message = dict[str, Any]
@@ -518,7 +521,7 @@ class DigestJobs:
                 False if digest_runs.reminder_settled(self.factory, team_id, owner, day) else None
             )
         key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
-        text = reminder_text(team.name, items, day)
+        message = poster.render_reminder(team.name, items, day)
         oldest = _claims_oldest(claim, self.options)
         try:
             channel = poster.open_dm(owner)
@@ -527,7 +530,7 @@ class DigestJobs:
                 if ts is not None:
                     self._finish(ReminderRun, claim, "posted", now, ts=ts)
                     return False
-            ts = poster.post(channel, {"text": text}, key=key, oldest=oldest)
+            ts = poster.post(channel, message, key=key, oldest=oldest)
         except (PostError, PlatformUnavailable) as exc:
             for_good = isinstance(exc, PostError) and exc.permanent
             if for_good or retry.exhausted(claim.attempts):
@@ -591,25 +594,6 @@ class DigestJobs:
             log.warning("periodic sync: %s (retried in the next period)", problem)
         log.info("periodic sync done in %.1fs", time.monotonic() - started)
         return bool(summary.ok)
-
-
-def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
-    lines = []
-    for it in items:
-        if it.due_on < day:
-            when = f"*overdue* since {it.due_on.isoformat()}"
-        elif it.due_on == day:
-            when = "due *today*"
-        else:
-            when = "due *tomorrow*"
-        kpi = f" ({it.kpi})" if it.kpi else ""
-        lines.append(f"• {escape(it.opportunity)} → {escape(it.resolution)}{kpi}: {when}")
-    n = len(items)
-    head = (
-        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{escape(team)}* "
-        f"need{'s' if n == 1 else ''} you"
-    )
-    return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."
 
 
 def _duration(td: timedelta) -> str:

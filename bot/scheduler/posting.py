@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 import httpx
@@ -39,6 +40,7 @@ import httpx
 from bot.renderers import mrkdwn
 from bot.renderers.mrkdwn import Links
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
+from bot.store.models import ActionItem
 from bot.store.subscriptions import Subscription
 
 log = logging.getLogger("kpibot.scheduler")
@@ -101,6 +103,10 @@ class Poster(Protocol):
         deadline: float | None = None,
     ) -> str | None:
         """The id of the bot's message marked with ``key`` in the conversation, if any."""
+        ...
+
+    def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
+        """The platform's reminder of an owner's open ``items`` of ``team`` due by ``day``+1."""
         ...
 
     def open_dm(self, user: str) -> str:
@@ -186,6 +192,9 @@ class SlackPoster:
         if isinstance(digest, WeeklyDigest):
             return blocks.weekly(digest, links)
         return blocks.monthly(digest)
+
+    def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
+        return {"text": reminder_text(team, items, day)}
 
     def broken_note(self, subscription: Subscription, error: str) -> tuple[str, str | None]:
         sub = subscription
@@ -401,3 +410,25 @@ def _retry_after(resp: httpx.Response) -> float:
         return max(0.0, float(raw))
     except ValueError:
         return 1.0
+
+
+def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
+    """An action-item reminder in Slack mrkdwn (source strings escaped)."""
+    lines = []
+    for it in items:
+        if it.due_on < day:
+            when = f"*overdue* since {it.due_on.isoformat()}"
+        elif it.due_on == day:
+            when = "due *today*"
+        else:
+            when = "due *tomorrow*"
+        kpi = f" ({it.kpi})" if it.kpi else ""
+        lines.append(
+            f"• {mrkdwn.escape(it.opportunity)} → {mrkdwn.escape(it.resolution)}{kpi}: {when}"
+        )
+    n = len(items)
+    head = (
+        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{mrkdwn.escape(team)}* "
+        f"need{'s' if n == 1 else ''} you"
+    )
+    return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."
