@@ -78,6 +78,7 @@ def add_subscriptions(factory: sessionmaker[Session], config: Config, n: int) ->
             kind = "weekly" if (i // len(config.teams)) % 2 == 0 else "monthly"
             sub, _ = subs.subscribe(
                 s,
+                platform="slack",
                 channel_id=f"CB{i:08d}",
                 team_id=ids[team.name],
                 kind=kind,

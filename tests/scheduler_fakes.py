@@ -148,6 +148,7 @@ def subscribe(
     with factory() as s:
         sub, _ = subscriptions.subscribe(
             s,
+            platform="slack",
             channel_id=channel,
             team_id=team_id,
             kind=kind,

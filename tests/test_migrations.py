@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
-from bot.store.migrate import current_revision, upgrade
+from bot.store.migrate import alembic_config, current_revision, upgrade
 from bot.store.models import Base
 from bot.store.session import make_engine, normalise_url
 from tests.conftest import PG_URL
+
+
+@contextmanager
+def _pg_schema_url() -> Iterator[str]:
+    schema = f"kpibot_m_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(normalise_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{normalise_url(PG_URL)}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _check(url: str) -> None:
@@ -44,17 +64,8 @@ def test_sqlite_upgrade_matches_models(tmp_path):
 if PG_URL.startswith("postgres"):
 
     def test_postgres_upgrade_matches_models():
-        schema = f"kpibot_m_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(normalise_url(PG_URL))
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            _check(f"{normalise_url(PG_URL)}{sep}options=-csearch_path%3D{schema}")
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        with _pg_schema_url() as url:
+            _check(url)
 
 
 def test_0006_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
@@ -78,7 +89,7 @@ def test_0006_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
                     "'2026-11-02 10:00:00', '2026-11-02 10:00:00')"
                 )
             )
-        upgrade(eng)
+        upgrade(eng, "0006")
         assert current_revision(eng) == "0006"
         with eng.connect() as conn:
             row = conn.execute(
@@ -87,3 +98,88 @@ def test_0006_stores_unknown_contents_and_recomputes_every_deployment(tmp_path):
         assert row[0] is None and not row[1]
     finally:
         eng.dispose()
+
+
+def _check_0007(url: str) -> None:
+    """Mappings, subscriptions and action items of before 0007 are Slack's; afterwards a
+    Teams conversation with the same id keeps its own mapping and subscription, and the
+    downgrade drops only the Teams rows."""
+    eng = make_engine(url)
+    try:
+        upgrade(eng, "0006")
+        with eng.begin() as conn:
+            conn.execute(text("INSERT INTO teams (id, name, timezone) VALUES (1, 'core', 'UTC')"))
+            conn.execute(
+                text(
+                    "INSERT INTO channel_teams (channel_id, team_id, set_by) VALUES ('C1', 1, 'U1')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO digest_subscriptions (id, channel_id, team_id, kind, created_by, "
+                    "created_at, active) VALUES (1, 'C1', 1, 'weekly', 'U1', "
+                    "'2026-11-02 10:00:00', true)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO action_items (id, team_id, opportunity, resolution, owner, "
+                    "due_on, created_by, created_at) VALUES (1, 1, 'o', 'r', 'U1', "
+                    "'2026-12-01', 'U1', '2026-11-02 10:00:00')"
+                )
+            )
+        upgrade(eng)
+        assert current_revision(eng) == "0007"
+        long_id = "19:" + "x" * 200 + "@thread.tacv2"
+        with eng.begin() as conn:
+            assert conn.execute(text("SELECT platform, channel_id FROM channel_teams")).all() == [
+                ("slack", "C1")
+            ]
+            assert conn.execute(
+                text("SELECT platform, channel_id FROM digest_subscriptions")
+            ).all() == [("slack", "C1")]
+            assert conn.execute(text("SELECT platform FROM action_items")).all() == [("slack",)]
+            for sub_id, channel in ((2, "C1"), (3, long_id)):
+                conn.execute(
+                    text(
+                        "INSERT INTO channel_teams (platform, channel_id, team_id) "
+                        "VALUES ('teams', :c, 1)"
+                    ),
+                    {"c": channel},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO digest_subscriptions (id, platform, channel_id, team_id, "
+                        "kind, created_at, active) VALUES (:i, 'teams', :c, 1, 'weekly', "
+                        "'2026-11-02 10:00:00', true)"
+                    ),
+                    {"i": sub_id, "c": channel},
+                )
+        with pytest.raises(IntegrityError), eng.begin() as conn:  # the key is (platform, channel)
+            conn.execute(
+                text(
+                    "INSERT INTO digest_subscriptions (id, platform, channel_id, team_id, kind, "
+                    "created_at, active) VALUES (4, 'slack', 'C1', 1, 'weekly', "
+                    "'2026-11-02 10:00:00', true)"
+                )
+            )
+        command.downgrade(alembic_config(eng), "0006")
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT channel_id FROM channel_teams")).all() == [("C1",)]
+            assert conn.execute(text("SELECT id FROM digest_subscriptions")).all() == [(1,)]
+        upgrade(eng)
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT platform FROM channel_teams")).all() == [("slack",)]
+    finally:
+        eng.dispose()
+
+
+def test_0007_keys_conversations_by_platform_sqlite(tmp_path):
+    _check_0007(f"sqlite:///{tmp_path / 'm7.db'}")
+
+
+if PG_URL.startswith("postgres"):
+
+    def test_0007_keys_conversations_by_platform_postgres():
+        with _pg_schema_url() as url:
+            _check_0007(url)

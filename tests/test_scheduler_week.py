@@ -153,7 +153,7 @@ def test_subscribe_and_unsubscribe_change_the_jobs_without_a_restart(engine):
         nxt = job.trigger.get_next_fire_time(None, clock.now)
         assert nxt.astimezone(UTC) == utc(2026, 10, 30, 20, 30)  # Friday 16:30 EDT
         with f() as s:
-            subs.unsubscribe(s, channel_id="CNYC0001")
+            subs.unsubscribe(s, platform="slack", channel_id="CNYC0001")
             s.commit()
         assert service.tick()
         assert sched.get_job(f"digest:{sid}") is None

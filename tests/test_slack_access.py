@@ -47,7 +47,7 @@ def _items(db_url: str) -> list[ActionItem]:
 def _mapping(db_url: str, channel: str) -> tuple[int, str | None] | None:
     eng = make_engine(db_url)
     with session_factory(eng)() as s:
-        row = s.get(ChannelTeam, channel)
+        row = s.get(ChannelTeam, ("slack", channel))
         out = (row.team_id, row.set_by) if row else None
     eng.dispose()
     return out

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack.parse import Command, ParseError, parse
+from bot.chat.grammar import Command, ParseError, parse
 
 TEAMS = ["payments", "mobile", "platform"]
 

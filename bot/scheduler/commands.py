@@ -212,10 +212,11 @@ def post_now(
             )
         targets = [x for x in subs.for_team(s, team_id) if x.kind == kind]
         if channel is not None:
-            targets = [x for x in targets if x.channel_id == channel]
+            targets = [x for x in targets if x.platform == "slack" and x.channel_id == channel]
             if not targets:
                 sub, _ = subs.subscribe(
                     s,
+                    platform="slack",
                     channel_id=channel,
                     team_id=team_id,
                     kind=kind,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,14 +28,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import KpibotError
 from bot.metrics.periods import Period
 from bot.renderers.charts import Upload
-from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
+from bot.renderers.mrkdwn import GITHUB_COM, Links
+from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.scheduler.lease import new_holder_id
 from bot.scheduler.posting import (
-    USER_ERRORS,
-    ChannelUnavailable,
-    SlackError,
-    SlackPoster,
-    SlackUnavailable,
+    ConversationUnavailable,
+    PlatformUnavailable,
+    Poster,
+    PostError,
+    reminder_text,
 )
 from bot.scheduler.schedule import BadSchedule, DailyTime, DigestSchedule, subscription_schedule
 from bot.settings import Config, Settings, TeamConfig
@@ -45,6 +46,8 @@ from bot.store.models import ActionItem, DigestRun, ReminderRun, Team
 from bot.store.session import aware, utc
 
 log = logging.getLogger("kpibot.scheduler")
+
+__all__ = ["DigestJobs", "SchedulerOptions", "build_digest", "reminder_text", "render_digest"]
 
 Clock = Callable[[], datetime]
 Message = dict[str, Any]
@@ -82,42 +85,29 @@ class Outcome:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class DigestPost:
-    """A digest as posted: the message, and the charts uploaded into its thread."""
-
-    message: Message
-    charts: tuple[Upload, ...] = ()
-
-
 @dataclass
 class _Renders:
     """Digests rendered in one pass, shared by every subscription of a team."""
 
-    items: dict[tuple[str, str, str], DigestPost] = field(default_factory=dict)
+    items: dict[tuple[str, str, str, str], Message] = field(default_factory=dict)
+    digests: dict[tuple[str, str, str, str], WeeklyDigest | MonthlyDigest] = field(
+        default_factory=dict
+    )
+    charts: dict[tuple[str, str, str, str], tuple[Upload, ...]] = field(default_factory=dict)
 
 
-def render_digest_post(
-    session: Session,
-    team: TeamConfig,
-    kind: str,
-    period: Period,
-    now: datetime,
-    links: Links = GITHUB_COM,
-) -> DigestPost:
-    """The Slack message (``text`` fallback and ``blocks``) of a team's digest and, for the
-    monthly digest, its DORA chart; ``links``: the source URLs that may be links
-    (``Links.of(settings)``)."""
+def build_digest(
+    session: Session, team: TeamConfig, kind: str, period: Period, now: datetime
+) -> WeeklyDigest | MonthlyDigest:
+    """A team's weekly or monthly digest (the report every platform renders)."""
     from bot.metrics.engine import TeamEngine
-    from bot.renderers import blocks, charts
     from bot.reports.digests import build_monthly, build_weekly
 
     engine = TeamEngine(session, team)
     now_naive = utc(now)
     if kind == "weekly":
-        return DigestPost(blocks.weekly(build_weekly(engine, period, now_naive), links))
-    md = build_monthly(engine, period, now_naive)
-    return DigestPost(blocks.monthly(md), (charts.dora_upload(md.dora, md.team, md.edition),))
+        return build_weekly(engine, period, now_naive)
+    return build_monthly(engine, period, now_naive)
 
 
 def render_digest(
@@ -128,16 +118,35 @@ def render_digest(
     now: datetime,
     links: Links = GITHUB_COM,
 ) -> Message:
-    """The Slack message of a team's digest (:func:`render_digest_post` without charts)."""
-    return render_digest_post(session, team, kind, period, now, links).message
+    """The Slack message (``text`` fallback and ``blocks``) of a team's digest; ``links``: the
+    source URLs that may be links (``Links.of(settings)``)."""
+    from bot.renderers import blocks
+
+    digest = build_digest(session, team, kind, period, now)
+    if isinstance(digest, WeeklyDigest):
+        return blocks.weekly(digest, links)
+    return blocks.monthly(digest)
+
+
+def digest_charts(digest: WeeklyDigest | MonthlyDigest) -> tuple[Upload, ...]:
+    """The charts posted with a digest (into its thread): the monthly digest's DORA chart."""
+    if isinstance(digest, MonthlyDigest):
+        from bot.renderers import charts
+
+        return (charts.dora_upload(digest.dora, digest.team, digest.edition),)
+    return ()
 
 
 class DigestJobs:
+    """Digests and reminders through one exactly-once path (claim, post, record), posting
+    each subscription's digest, and each owner's reminder, with the
+    :class:`~bot.scheduler.posting.Poster` of its platform."""
+
     def __init__(
         self,
         factory: sessionmaker[Session],
         config: Config | Callable[[], Config],
-        poster: SlackPoster,
+        poster: Poster | Mapping[str, Poster],
         *,
         holder: str | None = None,
         options: SchedulerOptions | None = None,
@@ -147,7 +156,10 @@ class DigestJobs:
         self.factory = factory
         self.links = links
         self._config = config
-        self.poster = poster
+        # one poster per platform; a single poster serves its own platform
+        self.posters: dict[str, Poster] = (
+            dict(poster) if isinstance(poster, Mapping) else {poster.platform: poster}
+        )
         self.holder = holder or new_holder_id()
         self.options = options or SchedulerOptions()
         self._monotonic = monotonic
@@ -275,6 +287,11 @@ class DigestJobs:
         post a digest the scheduler skipped.
         """
         opts = self.options
+        poster = self.posters.get(sub.platform)
+        if poster is None:  # nothing claimed: a process that can post there will
+            detail = f"no poster for {sub.platform} is configured"
+            log.warning("not posting subscription %s: %s", sub.id, detail)
+            return self._outcome(sub, period, "failed", detail=detail)
         claim = digest_runs.claim_digest(
             self.factory,
             sub.id,
@@ -302,7 +319,7 @@ class DigestJobs:
         oldest = _claims_oldest(claim, opts)
         try:
             if give_up:
-                ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
                 if ts is None:
                     detail = "an earlier attempt did not finish and the grace window has passed"
                     self._finish(DigestRun, claim, "skipped", now, detail=detail)
@@ -317,7 +334,7 @@ class DigestJobs:
                 self._finish(DigestRun, claim, "posted", now, ts=ts)
                 return self._outcome(sub, period, "found", ts=ts)
             if claim.retry:
-                ts = self.poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
                 if ts is not None:
                     self._finish(DigestRun, claim, "posted", now, ts=ts)
                     log.info(
@@ -328,21 +345,13 @@ class DigestJobs:
                         sub.channel_id,
                     )
                     return self._outcome(sub, period, "found", ts=ts)
-            cache_key = (team.name, sub.kind, period.key)
-            rendered = renders.items.get(cache_key) if renders else None
-            if rendered is None:
-                with self.factory() as s:
-                    rendered = render_digest_post(s, team, sub.kind, period, now, self.links)
-                if renders is not None:
-                    renders.items[cache_key] = rendered
-            ts = self.poster.post(
-                sub.channel_id, rendered.message, key=key, deadline=deadline, oldest=oldest
-            )
-        except ChannelUnavailable as exc:
+            message, uploads = self._message(poster, sub, team, period, now, renders)
+            ts = poster.post(sub.channel_id, message, key=key, deadline=deadline, oldest=oldest)
+        except ConversationUnavailable as exc:
             self._finish(DigestRun, claim, "failed", now, detail=exc.error)
-            self._broken(sub, exc.error)
+            self._broken(poster, sub, exc.error)
             return self._outcome(sub, period, "broken", detail=exc.error)
-        except (SlackUnavailable, SlackError) as exc:
+        except (PlatformUnavailable, PostError) as exc:
             # not known whether it arrived: the next attempt looks in the channel first
             self._finish(DigestRun, claim, "failed", now, detail=str(exc))
             log.error(
@@ -366,23 +375,24 @@ class DigestJobs:
             period.key,
             sub.channel_id,
         )
-        if rendered.charts:
-            self._charts(sub, period, rendered.charts, ts, deadline)
+        if uploads:
+            self._charts(poster, sub, period, uploads, ts, deadline)
         return self._outcome(sub, period, "posted", ts=ts)
 
     def _charts(
         self,
+        poster: Poster,
         sub: subs.Subscription,
         period: Period,
-        charts: tuple[Upload, ...],
+        uploads: tuple[Upload, ...],
         ts: str,
         deadline: float,
     ) -> None:
         """Upload a digest's charts into its thread. The digest is posted and recorded first:
         a chart that cannot be uploaded is logged and never holds back or repeats the digest."""
         try:
-            self.poster.upload(sub.channel_id, charts, thread_ts=ts or None, deadline=deadline)
-        except (SlackError, SlackUnavailable) as exc:
+            poster.upload(sub.channel_id, uploads, thread_ts=ts or None, deadline=deadline)
+        except (PostError, PlatformUnavailable) as exc:
             log.warning(
                 "posted the %s digest of %s for %s to %s without its chart: %s",
                 sub.kind,
@@ -391,6 +401,35 @@ class DigestJobs:
                 sub.channel_id,
                 exc,
             )
+
+    def _message(
+        self,
+        poster: Poster,
+        sub: subs.Subscription,
+        team: TeamConfig,
+        period: Period,
+        now: datetime,
+        renders: _Renders | None,
+    ) -> tuple[Message, tuple[Upload, ...]]:
+        """The digest's message on the poster's platform and its charts: a team's digest is
+        built once per pass and rendered once per platform, then shared by every subscription."""
+        built_key = ("", team.name, sub.kind, period.key)
+        key = (poster.platform, team.name, sub.kind, period.key)
+        if renders is not None and key in renders.items:
+            return renders.items[key], renders.charts.get(built_key, ())
+        digest = renders.digests.get(built_key) if renders is not None else None
+        if digest is None:
+            with self.factory() as s:
+                digest = build_digest(s, team, sub.kind, period, now)
+        message = poster.render_digest(digest, self.links)
+        uploads = renders.charts.get(built_key) if renders is not None else None
+        if uploads is None:
+            uploads = digest_charts(digest)
+        if renders is not None:
+            renders.digests[built_key] = digest
+            renders.items[key] = message
+            renders.charts[built_key] = uploads
+        return message, uploads
 
     def _finish(
         self,
@@ -416,13 +455,8 @@ class DigestJobs:
                 "run %s was taken over by another process before it was recorded", claim.run_id
             )
 
-    def _broken(self, sub: subs.Subscription, error: str) -> None:
-        reason = {
-            "channel_not_found": "the channel no longer exists (or is private and I was "
-            "never added to it)",
-            "not_in_channel": "the bot is not a member of the channel",
-            "is_archived": "the channel is archived",
-        }.get(error, error)
+    def _broken(self, poster: Poster, sub: subs.Subscription, error: str) -> None:
+        reason, note = poster.broken_note(sub, error)
         with self.factory() as s:
             subs.mark_broken(s, sub.id, f"{error}: {reason}")
             s.commit()
@@ -434,16 +468,10 @@ class DigestJobs:
             sub.channel_id,
             reason,
         )
-        if sub.created_by and sub.created_by[:1] in ("U", "W"):
-            text = (
-                f"I could not post the {sub.kind} digest of *{sub.team}* to <#{sub.channel_id}>: "
-                f"{reason}. I have paused that subscription. Invite me to the channel "
-                f"(`/invite @kpibot`) and run `/kpi subscribe {sub.kind} {sub.team}` there "
-                "again, or subscribe another channel."
-            )
+        if note is not None and sub.created_by:
             try:
-                self.poster.dm(sub.created_by, text)
-            except (SlackError, SlackUnavailable) as exc:
+                poster.dm(sub.created_by, note)
+            except (PostError, PlatformUnavailable) as exc:
                 log.warning(
                     "could not tell %s that subscription %s is broken: %s",
                     sub.created_by,
@@ -490,20 +518,22 @@ class DigestJobs:
                             select(ActionItem)
                             .where(
                                 ActionItem.team_id == team_id,
+                                ActionItem.platform.in_(list(self.posters)),
                                 ActionItem.completed_on.is_(None),
                                 ActionItem.due_on <= day + timedelta(days=1),
                             )
                             .order_by(ActionItem.owner, ActionItem.due_on, ActionItem.id)
                         )
                     )
-                by_owner: dict[str, list[ActionItem]] = {}
+                by_owner: dict[tuple[str, str], list[ActionItem]] = {}
                 for it in items:
-                    by_owner.setdefault(it.owner, []).append(it)
+                    by_owner.setdefault((it.platform, it.owner), []).append(it)
                 complete = True
-                for owner, owned in by_owner.items():
+                for (platform, owner), owned in by_owner.items():
                     if sent and not self._alive():
                         return sent
-                    ok = self._remind(team, team_id, owner, owned, day, now)
+                    poster = self.posters[platform]
+                    ok = self._remind(poster, team, team_id, owner, owned, day, now)
                     sent += ok is True
                     complete = complete and ok is not None
                 if complete:
@@ -512,6 +542,7 @@ class DigestJobs:
 
     def _remind(
         self,
+        poster: Poster,
         team: TeamConfig,
         team_id: int,
         owner: str,
@@ -530,18 +561,18 @@ class DigestJobs:
                 False if digest_runs.reminder_settled(self.factory, team_id, owner, day) else None
             )
         key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
-        text = reminder_text(team.name, items, day)
+        message = poster.render_reminder(team.name, items, day)
         oldest = _claims_oldest(claim, self.options)
         try:
-            channel = self.poster.open_dm(owner)
+            channel = poster.open_dm(owner)
             if claim.retry:
-                ts = self.poster.find_post(channel, key, oldest=oldest)
+                ts = poster.find_post(channel, key, oldest=oldest)
                 if ts is not None:
                     self._finish(ReminderRun, claim, "posted", now, ts=ts)
                     return False
-            ts = self.poster.post(channel, {"text": text}, key=key, oldest=oldest)
-        except (SlackError, SlackUnavailable) as exc:
-            for_good = isinstance(exc, SlackError) and exc.error in USER_ERRORS
+            ts = poster.post(channel, message, key=key, oldest=oldest)
+        except (PostError, PlatformUnavailable) as exc:
+            for_good = isinstance(exc, PostError) and exc.permanent
             if for_good or retry.exhausted(claim.attempts):
                 tries = f"{claim.attempts} attempt{'s' if claim.attempts > 1 else ''}"
                 detail = f"gave up after {tries}: {exc}"
@@ -603,25 +634,6 @@ class DigestJobs:
             log.warning("periodic sync: %s (retried in the next period)", problem)
         log.info("periodic sync done in %.1fs", time.monotonic() - started)
         return bool(summary.ok)
-
-
-def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
-    lines = []
-    for it in items:
-        if it.due_on < day:
-            when = f"*overdue* since {it.due_on.isoformat()}"
-        elif it.due_on == day:
-            when = "due *today*"
-        else:
-            when = "due *tomorrow*"
-        kpi = f" ({it.kpi})" if it.kpi else ""
-        lines.append(f"• {escape(it.opportunity)} → {escape(it.resolution)}{kpi}: {when}")
-    n = len(items)
-    head = (
-        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{escape(team)}* "
-        f"need{'s' if n == 1 else ''} you"
-    )
-    return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."
 
 
 def _duration(td: timedelta) -> str:

@@ -1,4 +1,11 @@
-"""Posting to Slack from the scheduler: retries, pacing, and finding an earlier attempt.
+"""Posting from the scheduler: the :class:`Poster` interface every chat platform implements,
+and Slack's poster (retries, pacing, and finding an earlier attempt).
+
+The scheduler's one exactly-once path (claim, post, record: :mod:`bot.scheduler.jobs`,
+:mod:`bot.store.digest_runs`) posts each subscription's digest through the poster of the
+subscription's platform, and understands only the platform-neutral errors below:
+:class:`PostError` (refused), :class:`ConversationUnavailable` (the subscription is broken)
+and :class:`PlatformUnavailable` (nothing is known about whether a post arrived).
 
 ``SlackPoster`` calls the Web API over httpx:
 
@@ -26,11 +33,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, Protocol
 
 import httpx
 
+from bot.renderers import mrkdwn
 from bot.renderers.charts import Upload
+from bot.renderers.mrkdwn import Links
+from bot.reports.digests import MonthlyDigest, WeeklyDigest
+from bot.store.models import ActionItem
+from bot.store.subscriptions import Subscription
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -40,20 +53,106 @@ CHANNEL_ERRORS = ("channel_not_found", "not_in_channel", "is_archived")
 USER_ERRORS = ("user_not_found", "user_disabled", "user_not_visible", "cannot_dm_bot")
 
 
-class SlackError(Exception):
+class PostError(Exception):
+    """The platform refused a call; ``error`` is its error code. ``permanent``: no retry will
+    change it (the person is gone or cannot be messaged)."""
+
+    error: str = "unknown_error"
+    permanent: bool = False
+
+
+class ConversationUnavailable(PostError):
+    """The conversation cannot be posted to (gone, archived, or the bot is not in it): the
+    subscription is broken until someone subscribes again."""
+
+
+class PlatformUnavailable(Exception):
+    """The platform did not answer usefully within the attempts or the deadline; nothing is
+    known about whether a post arrived."""
+
+
+class Poster(Protocol):
+    """What the scheduler needs of a chat platform to deliver digests and reminders."""
+
+    @property
+    def platform(self) -> str:
+        """The platform of the conversations it posts to (``slack``, ``teams``)."""
+        ...
+
+    def render_digest(self, digest: WeeklyDigest | MonthlyDigest, links: Links) -> dict[str, Any]:
+        """The platform's message for a digest."""
+        ...
+
+    def post(
+        self,
+        channel: str,
+        message: dict[str, Any],
+        *,
+        key: str,
+        deadline: float | None = None,
+        look_first: bool = False,
+        oldest: float | None = None,
+    ) -> str:
+        """Post ``message`` once, marked with ``key``; returns the platform's message id."""
+        ...
+
+    def find_post(
+        self,
+        channel: str,
+        key: str,
+        *,
+        oldest: float | None = None,
+        deadline: float | None = None,
+    ) -> str | None:
+        """The id of the bot's message marked with ``key`` in the conversation, if any."""
+        ...
+
+    def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
+        """The platform's reminder of an owner's open ``items`` of ``team`` due by ``day``+1."""
+        ...
+
+    def upload(
+        self,
+        channel: str,
+        files: Sequence[Upload],
+        *,
+        thread_ts: str | None = None,
+        deadline: float | None = None,
+    ) -> list[str]:
+        """Share images (a digest's charts) in a conversation, in the thread of the message
+        ``thread_ts``; returns the platform's file ids."""
+        ...
+
+    def open_dm(self, user: str) -> str:
+        """The conversation id of the bot's personal chat with a user."""
+        ...
+
+    def dm(self, user: str, text: str) -> str:
+        """A personal message to a user."""
+        ...
+
+    def broken_note(self, subscription: Subscription, error: str) -> tuple[str, str | None]:
+        """Why a conversation cannot be posted to (``error`` from
+        :class:`ConversationUnavailable`), and the note for whoever subscribed it (None: they
+        cannot be messaged on this platform)."""
+        ...
+
+
+class SlackError(PostError):
     """Slack answered ``ok: false``."""
 
     def __init__(self, method: str, error: str) -> None:
         super().__init__(f"Slack {method} failed: {error}")
         self.method = method
         self.error = error
+        self.permanent = error in USER_ERRORS
 
 
-class ChannelUnavailable(SlackError):
+class ChannelUnavailable(SlackError, ConversationUnavailable):
     """The channel cannot be posted to (gone, archived, or the bot is not in it)."""
 
 
-class SlackUnavailable(Exception):
+class SlackUnavailable(PlatformUnavailable):
     """Slack did not answer usefully within the attempts or the deadline; nothing is known
     about whether a post arrived."""
 
@@ -74,6 +173,10 @@ class RetryPolicy:
 
 
 class SlackPoster:
+    """The :class:`Poster` of Slack."""
+
+    platform = "slack"
+
     def __init__(
         self,
         token: str,
@@ -95,6 +198,36 @@ class SlackPoster:
 
     def __repr__(self) -> str:  # the token never reaches logs
         return f"SlackPoster(api_url={self.api_url!r})"
+
+    def render_digest(self, digest: WeeklyDigest | MonthlyDigest, links: Links) -> dict[str, Any]:
+        """The digest as Block Kit (``text`` fallback and ``blocks``)."""
+        from bot.renderers import blocks
+
+        if isinstance(digest, WeeklyDigest):
+            return blocks.weekly(digest, links)
+        return blocks.monthly(digest)
+
+    def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
+        return {"text": reminder_text(team, items, day)}
+
+    def broken_note(self, subscription: Subscription, error: str) -> tuple[str, str | None]:
+        sub = subscription
+        reason = {
+            "channel_not_found": "the channel no longer exists (or is private and I was "
+            "never added to it)",
+            "not_in_channel": "the bot is not a member of the channel",
+            "is_archived": "the channel is archived",
+        }.get(error, error)
+        if not (sub.created_by and sub.created_by[:1] in ("U", "W")):
+            return reason, None
+        where = mrkdwn.channel(sub.channel_id)
+        note = (
+            f"I could not post the {sub.kind} digest of *{sub.team}* to {where}: "
+            f"{reason}. I have paused that subscription. Invite me to the channel "
+            f"(`/invite @kpibot`) and run `/kpi subscribe {sub.kind} {sub.team}` there "
+            "again, or subscribe another channel."
+        )
+        return reason, note
 
     def close(self) -> None:
         self._client.close()
@@ -348,3 +481,25 @@ def _retry_after(resp: httpx.Response) -> float:
         return max(0.0, float(raw))
     except ValueError:
         return 1.0
+
+
+def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
+    """An action-item reminder in Slack mrkdwn (source strings escaped)."""
+    lines = []
+    for it in items:
+        if it.due_on < day:
+            when = f"*overdue* since {it.due_on.isoformat()}"
+        elif it.due_on == day:
+            when = "due *today*"
+        else:
+            when = "due *tomorrow*"
+        kpi = f" ({it.kpi})" if it.kpi else ""
+        lines.append(
+            f"• {mrkdwn.escape(it.opportunity)} → {mrkdwn.escape(it.resolution)}{kpi}: {when}"
+        )
+    n = len(items)
+    head = (
+        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{mrkdwn.escape(team)}* "
+        f"need{'s' if n == 1 else ''} you"
+    )
+    return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."

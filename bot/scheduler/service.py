@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from bot.renderers import charts
 from bot.renderers.mrkdwn import Links
 from bot.scheduler.jobs import Clock, DigestJobs, SchedulerOptions, system_clock
 from bot.scheduler.lease import Lease, new_holder_id
-from bot.scheduler.posting import SlackPoster
+from bot.scheduler.posting import Poster
 from bot.settings import Config, Settings
 from bot.store import subscriptions as subs
 
@@ -44,7 +44,7 @@ class SchedulerService:
         settings: Settings,
         factory: sessionmaker[Session],
         config: Config | Callable[[], Config],
-        poster: SlackPoster,
+        poster: Poster | Mapping[str, Poster],
         *,
         options: SchedulerOptions | None = None,
         clock: Clock = system_clock,

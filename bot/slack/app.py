@@ -22,14 +22,15 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.service import ChatService, Clock, system_clock
 from bot.errors import KpibotError
 from bot.renderers.mrkdwn import Links
 from bot.settings import Config, Settings, load_team_config
 from bot.slack import replies
+from bot.slack.answers import SlackVoice
 from bot.slack.listeners import actions, commands, events, views
 from bot.slack.listeners.common import OOPS, Deps
 from bot.slack.permissions import AdminCache
-from bot.slack.service import Clock, Service, system_clock
 from bot.slack.workers import ReportWorkers
 from bot.store.session import make_engine, session_factory
 
@@ -185,7 +186,7 @@ class KpiApp:
     """The Bolt app with what built it (tests and ``kpibot run`` use both)."""
 
     bolt: App
-    service: Service
+    service: ChatService
     client: WebClient
     executor: ThreadPoolExecutor
     workers: ReportWorkers | None = None
@@ -234,7 +235,9 @@ def create_app(
     cfg = config or load_team_config(settings)
     engine = make_engine(settings.database_url)
     links = Links.of(settings)
-    service = Service(session_factory(engine), cfg, clock or system_clock, links=links)
+    service = ChatService(
+        session_factory(engine), cfg, clock or system_clock, SlackVoice(), links=links
+    )
 
     def installed_workspace(auth: dict[str, Any]) -> None:
         # requests from another workspace are refused once the installed one is known

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.chat.items import MAX_OPPORTUNITY, MAX_RESOLUTION, ItemRow, TeamRow
 from bot.metrics import registry
 from bot.metrics.registry import Kind, MetricSpec
 from bot.renderers import format as fmt
@@ -35,8 +35,6 @@ from bot.store.subscriptions import Subscription
 
 Payload = dict[str, Any]
 
-MAX_OPPORTUNITY = 500
-MAX_RESOLUTION = 1000
 MAX_OPTIONS = 100
 MAX_OPTION_TEXT = 75
 MAX_BUTTON_VALUE = 2000
@@ -44,7 +42,8 @@ MAX_PRIVATE_METADATA = 3000
 MAX_TITLE = 24
 MODAL_CALLBACK = "action_item"
 
-# block ids of the action-item modal (validation errors point at them)
+# block ids of the action-item modal (validation errors point at them; the core's field
+# names map to them in bot.slack.listeners.views)
 B_TEAM, B_KPI, B_OPPORTUNITY, B_RESOLUTION, B_OWNER, B_DUE = (
     "team",
     "kpi",
@@ -329,14 +328,6 @@ def health_payload(h: Health) -> Payload:
 # --- teams and subscriptions ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TeamRow:
-    name: str
-    timezone: str
-    repos: int
-    channels: tuple[str, ...]
-
-
 def teams_payload(rows: Sequence[TeamRow], channel_team: str | None) -> Payload:
     lines = []
     for r in rows:
@@ -373,23 +364,6 @@ def subscriptions_payload(
 
 
 # --- action items ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ItemRow:
-    id: int
-    team: str
-    opportunity: str
-    resolution: str
-    owner: str
-    due_on: date
-    completed_on: date | None
-    kpi: str | None
-    baseline: float | None
-    created_by: str
-
-    def overdue(self, today: date) -> bool:
-        return self.completed_on is None and self.due_on < today
 
 
 def baseline_text(kpi: str | None, value: float | None, n: int | None = None) -> str:

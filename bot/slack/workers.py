@@ -43,8 +43,8 @@ from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.settings import Config
 
 if TYPE_CHECKING:
-    from bot.slack.parse import Command
-    from bot.slack.service import Service
+    from bot.chat.grammar import Command
+    from bot.chat.service import ChatService
 
 log = logging.getLogger("kpibot.slack")
 
@@ -57,7 +57,7 @@ FIRST_ESTIMATE = 0.25  # seconds per report until some were measured (a card: 0.
 DELIVERY_THREADS = 8  # threads handing finished reports to their callbacks (replies are I/O)
 TIMEOUT = 120.0  # seconds a synchronous caller waits for a report
 
-_service: Service | None = None
+_service: ChatService | None = None
 _now: datetime | None = None
 
 
@@ -76,11 +76,17 @@ def _init(database_url: str, config: Config, links: Links) -> None:
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):  # not permitted here: the normal priority
             os.nice(WORKER_NICE)
-    from bot.slack.service import Service
+    from bot.chat.service import ChatService
+    from bot.slack.answers import SlackVoice
     from bot.store.session import make_engine, session_factory
 
-    _service = Service(
-        session_factory(make_engine(database_url)), config, _clock, teams_stored=True, links=links
+    _service = ChatService(
+        session_factory(make_engine(database_url)),
+        config,
+        _clock,
+        SlackVoice(),
+        teams_stored=True,
+        links=links,
     )
 
 
@@ -194,7 +200,7 @@ class ReportWorkers:
         return result
 
     def call(self, name: str, now: datetime, *args: Any) -> Any:
-        """``Service.<name>(*args)`` (``card``, ``home``, ``health``) in a worker, as of ``now``
+        """``ChatService.<name>(*args)`` (``card``, ``home``, ``health``) in a worker, as of ``now``
         (counted in the waiting work, never refused)."""
         return self._submit(_call, (name, args, now), bounded=False).result(timeout=TIMEOUT)
 

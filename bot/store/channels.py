@@ -1,6 +1,8 @@
-"""Channel -> team mappings made in Slack (``/kpi team set``), and team look-ups by name.
+"""Conversation -> team mappings made in chat (``team set``), and team look-ups by name.
 
-A mapping stored here wins over the ``channel:`` of a team in kpibot.yml.
+A conversation is (platform, conversation id): a Slack channel and a Microsoft Teams channel
+each have their own mapping. A mapping stored here wins over the ``channel:`` of a team in
+kpibot.yml (a Slack channel id).
 """
 
 from __future__ import annotations
@@ -22,12 +24,26 @@ def team_name(session: Session, team_id: int) -> str | None:
     return session.scalar(select(Team.name).where(Team.id == team_id))
 
 
+def mapping(session: Session, *, platform: str, channel_id: str) -> ChannelTeam | None:
+    return session.get(ChannelTeam, (platform, channel_id))
+
+
 def set_channel_team(
-    session: Session, *, channel_id: str, team_id: int, set_by: str | None, now: datetime
+    session: Session,
+    *,
+    platform: str,
+    channel_id: str,
+    team_id: int,
+    set_by: str | None,
+    now: datetime,
 ) -> None:
-    row = session.get(ChannelTeam, channel_id)
+    row = mapping(session, platform=platform, channel_id=channel_id)
     if row is None:
-        session.add(ChannelTeam(channel_id=channel_id, team_id=team_id, set_by=set_by, set_at=now))
+        session.add(
+            ChannelTeam(
+                platform=platform, channel_id=channel_id, team_id=team_id, set_by=set_by, set_at=now
+            )
+        )
     else:
         row.team_id = team_id
         row.set_by = set_by
@@ -35,32 +51,36 @@ def set_channel_team(
     session.flush()
 
 
-def channel_team(session: Session, channel_id: str) -> str | None:
-    """The name of the team mapped to a channel in Slack, if any."""
+def channel_team(session: Session, *, platform: str, channel_id: str) -> str | None:
+    """The name of the team mapped to a conversation, if any."""
     return session.scalar(
         select(Team.name)
         .join(ChannelTeam, ChannelTeam.team_id == Team.id)
-        .where(ChannelTeam.channel_id == channel_id)
+        .where(ChannelTeam.platform == platform, ChannelTeam.channel_id == channel_id)
     )
 
 
-def channels_of_team(session: Session, team_id: int) -> list[str]:
+def channels_of_team(session: Session, team_id: int, *, platform: str) -> list[str]:
+    """The conversations of one platform mapped to a team."""
     return list(
         session.scalars(
             select(ChannelTeam.channel_id)
-            .where(ChannelTeam.team_id == team_id)
+            .where(ChannelTeam.team_id == team_id, ChannelTeam.platform == platform)
             .order_by(ChannelTeam.channel_id)
         )
     )
 
 
-def user_teams(session: Session, user_id: str) -> list[str]:
-    """Teams a Slack user works with: those whose action items they own or created, and
-    those they mapped a channel to; alphabetical."""
+def user_teams(session: Session, user_id: str, *, platform: str) -> list[str]:
+    """Teams a user of ``platform`` works with: those whose action items they own or
+    created, and those they mapped a conversation to; alphabetical."""
     from_items = select(ActionItem.team_id).where(
-        or_(ActionItem.owner == user_id, ActionItem.created_by == user_id)
+        ActionItem.platform == platform,
+        or_(ActionItem.owner == user_id, ActionItem.created_by == user_id),
     )
-    from_channels = select(ChannelTeam.team_id).where(ChannelTeam.set_by == user_id)
+    from_channels = select(ChannelTeam.team_id).where(
+        ChannelTeam.platform == platform, ChannelTeam.set_by == user_id
+    )
     return list(
         session.scalars(
             select(Team.name)

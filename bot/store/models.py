@@ -292,15 +292,17 @@ class ActionItem(Base):
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     opportunity: Mapped[str] = mapped_column(Text)
     resolution: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(32))  # Slack user id
+    # the chat platform of the people and conversation below ("slack", "teams")
+    platform: Mapped[str] = mapped_column(String(16), default="slack", server_default="slack")
+    owner: Mapped[str] = mapped_column(String(255))  # the platform's user id
     due_on: Mapped[date] = mapped_column(Date)
     completed_on: Mapped[date | None] = mapped_column(Date)
     kpi: Mapped[str | None] = mapped_column(String(64))
     baseline_value: Mapped[float | None] = mapped_column(Float)
     baseline_n: Mapped[int | None] = mapped_column(Integer)
-    created_by: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    channel_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(255))  # the conversation
 
 
 class FormSubmission(Base):
@@ -319,26 +321,33 @@ class FormSubmission(Base):
 
 
 class ChannelTeam(Base):
+    """A conversation's team, keyed by (platform, conversation id)."""
+
     __tablename__ = "channel_teams"
 
-    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)  # slack | teams
+    channel_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
-    set_by: Mapped[str | None] = mapped_column(String(32))
+    set_by: Mapped[str | None] = mapped_column(String(255))
     set_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class DigestSubscription(Base):
     __tablename__ = "digest_subscriptions"
     __table_args__ = (
-        UniqueConstraint("channel_id", "team_id", "kind", name="uq_digest_subscriptions_key"),
+        UniqueConstraint(
+            "platform", "channel_id", "team_id", "kind", name="uq_digest_subscriptions_key"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(32))
+    # the conversation: (platform, channel_id); platform is slack | teams
+    platform: Mapped[str] = mapped_column(String(16), default="slack", server_default="slack")
+    channel_id: Mapped[str] = mapped_column(String(255))
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))  # weekly | monthly
     schedule: Mapped[str | None] = mapped_column(String(32))  # "mon 09:00", "1 09:00"
-    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     broken_reason: Mapped[str | None] = mapped_column(Text)

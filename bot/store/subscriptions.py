@@ -1,9 +1,11 @@
-"""Digest subscriptions of Slack channels: written by ``/kpi subscribe``, read by the scheduler.
+"""Digest subscriptions of chat conversations: written by ``subscribe``, read by the scheduler.
 
-A subscription is (channel, team, kind) with kind ``weekly`` or ``monthly``. Unsubscribing
+A subscription is (platform, conversation, team, kind) with kind ``weekly`` or ``monthly``:
+a Slack channel and a Microsoft Teams channel subscribe on their own. Unsubscribing
 keeps the row inactive (its digest runs stay, so a digest is still posted at most once per
-period after a re-subscribe). The scheduler marks a subscription broken when Slack refuses
-to post to its channel (``channel_not_found``, ``not_in_channel``); subscribing again clears it.
+period after a re-subscribe). The scheduler marks a subscription broken when the platform
+refuses to post to its conversation (Slack's ``channel_not_found``, ``not_in_channel``);
+subscribing again clears it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Subscription:
     """A subscription as the scheduler and the Slack views read it."""
 
     id: int
-    channel_id: str
+    channel_id: str  # the conversation on ``platform``
     team_id: int
     team: str
     kind: str  # weekly | monthly
@@ -34,6 +36,7 @@ class Subscription:
     broken_reason: str | None
     created_by: str | None
     created_at: datetime
+    platform: str = "slack"  # slack | teams
 
     @property
     def broken(self) -> bool:
@@ -52,6 +55,7 @@ def _view(sub: DigestSubscription, team: str) -> Subscription:
         sub.broken_reason,
         sub.created_by,
         sub.created_at,
+        sub.platform,
     )
 
 
@@ -63,6 +67,7 @@ def _check_kind(kind: str) -> None:
 def subscribe(
     session: Session,
     *,
+    platform: str,
     channel_id: str,
     team_id: int,
     kind: str,
@@ -77,6 +82,7 @@ def subscribe(
     _check_kind(kind)
     sub = session.scalar(
         select(DigestSubscription).where(
+            DigestSubscription.platform == platform,
             DigestSubscription.channel_id == channel_id,
             DigestSubscription.team_id == team_id,
             DigestSubscription.kind == kind,
@@ -85,6 +91,7 @@ def subscribe(
     created = False
     if sub is None:
         sub = DigestSubscription(
+            platform=platform,
             channel_id=channel_id,
             team_id=team_id,
             kind=kind,
@@ -109,12 +116,15 @@ def subscribe(
     return _view(sub, team.name if team else "?"), created
 
 
-def find(session: Session, *, channel_id: str, team_id: int, kind: str) -> Subscription | None:
-    """The channel's subscription to a team's digest, active or not."""
+def find(
+    session: Session, *, platform: str, channel_id: str, team_id: int, kind: str
+) -> Subscription | None:
+    """The conversation's subscription to a team's digest, active or not."""
     row = session.execute(
         select(DigestSubscription, Team.name)
         .join(Team, Team.id == DigestSubscription.team_id)
         .where(
+            DigestSubscription.platform == platform,
             DigestSubscription.channel_id == channel_id,
             DigestSubscription.team_id == team_id,
             DigestSubscription.kind == kind,
@@ -124,12 +134,16 @@ def find(session: Session, *, channel_id: str, team_id: int, kind: str) -> Subsc
 
 
 def _matching(
-    channel_id: str, kind: str | None, team_id: int | None
+    platform: str, channel_id: str, kind: str | None, team_id: int | None
 ) -> Select[tuple[DigestSubscription, str]]:
     if kind is not None:
         _check_kind(kind)
     q = select(DigestSubscription, Team.name).join(Team, Team.id == DigestSubscription.team_id)
-    q = q.where(DigestSubscription.channel_id == channel_id, DigestSubscription.active.is_(True))
+    q = q.where(
+        DigestSubscription.platform == platform,
+        DigestSubscription.channel_id == channel_id,
+        DigestSubscription.active.is_(True),
+    )
     if kind is not None:
         q = q.where(DigestSubscription.kind == kind)
     if team_id is not None:
@@ -138,18 +152,30 @@ def _matching(
 
 
 def matching(
-    session: Session, *, channel_id: str, kind: str | None = None, team_id: int | None = None
+    session: Session,
+    *,
+    platform: str,
+    channel_id: str,
+    kind: str | None = None,
+    team_id: int | None = None,
 ) -> list[Subscription]:
-    """The channel's active subscriptions an ``unsubscribe`` with these filters would stop."""
-    return [_view(sub, team) for sub, team in session.execute(_matching(channel_id, kind, team_id))]
+    """The conversation's active subscriptions an ``unsubscribe`` with these filters would
+    stop."""
+    q = _matching(platform, channel_id, kind, team_id)
+    return [_view(sub, team) for sub, team in session.execute(q)]
 
 
 def unsubscribe(
-    session: Session, *, channel_id: str, kind: str | None = None, team_id: int | None = None
+    session: Session,
+    *,
+    platform: str,
+    channel_id: str,
+    kind: str | None = None,
+    team_id: int | None = None,
 ) -> list[Subscription]:
-    """Deactivate the channel's matching active subscriptions; returns those changed."""
+    """Deactivate the conversation's matching active subscriptions; returns those changed."""
     changed = []
-    for sub, team in session.execute(_matching(channel_id, kind, team_id)).all():
+    for sub, team in session.execute(_matching(platform, channel_id, kind, team_id)).all():
         sub.active = False
         changed.append(_view(sub, team))
     session.flush()
@@ -161,21 +187,33 @@ def _select() -> Select[tuple[DigestSubscription, str]]:
         select(DigestSubscription, Team.name)
         .join(Team, Team.id == DigestSubscription.team_id)
         .where(DigestSubscription.active.is_(True))
-        .order_by(DigestSubscription.channel_id, Team.name, DigestSubscription.kind)
+        .order_by(
+            DigestSubscription.platform,
+            DigestSubscription.channel_id,
+            Team.name,
+            DigestSubscription.kind,
+        )
     )
 
 
-def for_channel(session: Session, channel_id: str) -> list[Subscription]:
-    """The channel's active subscriptions (broken ones included)."""
-    rows = session.execute(_select().where(DigestSubscription.channel_id == channel_id)).all()
-    return [_view(s, t) for s, t in rows]
+def for_channel(session: Session, *, platform: str, channel_id: str) -> list[Subscription]:
+    """The conversation's active subscriptions (broken ones included)."""
+    q = _select().where(
+        DigestSubscription.platform == platform, DigestSubscription.channel_id == channel_id
+    )
+    return [_view(s, t) for s, t in session.execute(q).all()]
 
 
-def for_channels(session: Session, channel_ids: Iterable[str]) -> list[Subscription]:
+def for_channels(
+    session: Session, channel_ids: Iterable[str], *, platform: str
+) -> list[Subscription]:
     ids = list(channel_ids)
     if not ids:
         return []
-    rows = session.execute(_select().where(DigestSubscription.channel_id.in_(ids))).all()
+    q = _select().where(
+        DigestSubscription.platform == platform, DigestSubscription.channel_id.in_(ids)
+    )
+    rows = session.execute(q).all()
     return [_view(s, t) for s, t in rows]
 
 

@@ -9,11 +9,11 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot.chat.grammar import ParseError, parse
 from bot.chat.permissions import NotAllowed
 from bot.errors import KpibotError
 from bot.slack import blocks
 from bot.slack.listeners.common import Deps, answer_command, open_item_modal, refusal, reply
-from bot.slack.parse import ParseError, parse
 
 
 def register(app: App, deps: Deps) -> None:

@@ -1,5 +1,6 @@
-"""What every listener shares: the service, admin look-ups and reply settings, plus the
-steps that more than one kind of listener takes (running a command, opening the modal)."""
+"""What every listener shares: the core (``ChatService``), admin look-ups and reply
+settings, plus the steps that more than one kind of listener takes (running a command and
+rendering the core's answer, opening the modal)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,19 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.answers import OOPS
+from bot.chat.grammar import Command
 from bot.chat.permissions import Actor, NotAllowed
+from bot.chat.service import REPORT_KINDS, WRITE_KINDS, ChatService
 from bot.errors import KpibotError
-from bot.slack import blocks, replies
+from bot.slack import answers, blocks, replies
 from bot.slack.membership import ensure_member
-from bot.slack.parse import Command
 from bot.slack.permissions import AdminCache
 from bot.slack.replies import Respond
-from bot.slack.service import NeedTeam, Service
 from bot.slack.workers import ReportWorkers, WorkersBusy
 
 log = logging.getLogger("kpibot.slack")
 
-OOPS = (
-    "Something went wrong on my side while answering that. Please try again; if it keeps "
-    "happening, ask whoever runs kpibot to look at its log."
-)
 BUSY = (
     "I'm busy answering a lot of other requests right now, so I didn't start on this one. "
     "Please try again in a minute."
@@ -37,7 +35,7 @@ BUSY = (
 
 @dataclass
 class Deps:
-    service: Service
+    service: ChatService
     admins: AdminCache
     backoff: float = 0.5  # response_url retry backoff (seconds)
     workers: ReportWorkers | None = None
@@ -99,13 +97,14 @@ def say_beside(
     )
 
 
-REPORT_KINDS = ("card", "dora", "health", "digest")
-WRITE_KINDS = ("team_set", "subscribe", "unsubscribe")
-
-
 def refusal(exc: NotAllowed) -> dict[str, Any]:
     """A refused request, as the one ephemeral line it is."""
-    return blocks.message(f":no_entry: {exc}")
+    return answers.refusal(str(exc))
+
+
+def home_view(deps: Deps, user: str) -> dict[str, Any]:
+    """The person's App Home (computed in a report worker when the app has them)."""
+    return answers.home_view(deps.report("home", user))
 
 
 def busy_payload() -> dict[str, Any]:
@@ -215,7 +214,7 @@ def _after_worker_failure(
 
 
 def compute(
-    svc: Service,
+    svc: ChatService,
     cmd: Command,
     text: str,
     user: str,
@@ -223,42 +222,13 @@ def compute(
     actor: Actor | None = None,
     ensure_postable: Callable[[], str | None] | None = None,
 ) -> dict[str, Any]:
-    """Report, write, or a clear error: never raises. Writes need the ``actor`` (report
-    workers only compute reads)."""
+    """The core's answer (:meth:`ChatService.dispatch`) as a Slack payload: never raises."""
+    answer = svc.dispatch(cmd, text, user, channel, actor, ensure_postable)
     try:
-        if cmd.kind in WRITE_KINDS and actor is None:
-            raise KpibotError(f"'{cmd.kind}' needs to know who asks")
-        if cmd.kind == "team_set":
-            assert cmd.team is not None and actor is not None
-            if not channel:
-                raise KpibotError("run `/kpi team set` in the channel you want to map")
-            return svc.set_channel_team(channel, cmd.team, actor)
-        if cmd.kind == "subscribe":
-            assert actor is not None
-            if not channel:
-                raise KpibotError("run `/kpi subscribe` in the channel that should get the digest")
-            team = svc.resolve_team(cmd.team, channel, user)
-            return svc.subscribe(
-                channel, team, cmd.digest or "weekly", actor, cmd.schedule, ensure_postable
-            )
-        if cmd.kind == "unsubscribe":
-            assert actor is not None
-            return svc.unsubscribe(channel or "", cmd.team, cmd.digest, actor)
-        return svc.answer(cmd, user, channel)
-    except NeedTeam:
-        return blocks.which_team_payload(text, svc.team_names())
-    except NotAllowed as exc:
-        return refusal(exc)
-    except KpibotError as exc:
-        return blocks.error_payload(_sentence(str(exc)), channel_team=None)
+        return answers.payload(answer, svc.links)
     except Exception:
-        log.exception("answering /kpi %s failed", cmd.kind)
+        log.exception("rendering the answer to /kpi %s failed", cmd.kind)
         return blocks.error_payload(OOPS)
-
-
-def _sentence(s: str) -> str:
-    s = s.strip()
-    return s[:1].upper() + s[1:] if s else s
 
 
 def open_item_modal(

@@ -14,10 +14,11 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.chat.items import ItemInput
+from bot.chat.service import InvalidItem
 from bot.errors import KpibotError
 from bot.slack import blocks, replies
 from bot.slack.listeners.common import Deps
-from bot.slack.service import ItemInput
 
 log = logging.getLogger("kpibot.slack")
 
@@ -43,6 +44,22 @@ def read_input(values: dict[str, Any]) -> ItemInput:
     )
 
 
+#: the core's form fields (:data:`bot.chat.items.FIELDS`) -> the modal's block ids
+FIELD_BLOCKS = {
+    "team": blocks.B_TEAM,
+    "kpi": blocks.B_KPI,
+    "opportunity": blocks.B_OPPORTUNITY,
+    "resolution": blocks.B_RESOLUTION,
+    "owner": blocks.B_OWNER,
+    "due_on": blocks.B_DUE,
+}
+
+
+def block_errors(errors: dict[str, str]) -> dict[str, str]:
+    """The core's errors by field name, keyed by the modal's block ids."""
+    return {FIELD_BLOCKS.get(name, blocks.B_OPPORTUNITY): text for name, text in errors.items()}
+
+
 def submission_key(view: dict[str, Any]) -> str | None:
     """``slack:<view id>:<view hash>``; None for a view without an id."""
     view_id = view.get("id")
@@ -51,39 +68,46 @@ def submission_key(view: dict[str, Any]) -> str | None:
     return f"slack:{view_id}:{view.get('hash') or ''}"[:200]
 
 
-def register(app: App, deps: Deps) -> None:
+def submit(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, deps: Deps
+) -> None:
+    """The action-item modal's submission: the core validates, checks who may edit and
+    stores; this answers with inline errors or closes the modal and confirms."""
     svc = deps.service
+    user = str((body.get("user") or {}).get("id") or "")
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    channel = meta.get("channel")
+    item_id = meta.get("item") if isinstance(meta.get("item"), int) else None
+    data = read_input((view.get("state") or {}).get("values") or {})
+    actor = deps.admins.actor(body, user, admin=item_id is not None)
+    try:
+        row = svc.save_item(
+            data,
+            actor,
+            channel,
+            item_id,
+            submission_key(view),
+            owner_workspace=deps.admins.workspace,
+        )
+    except InvalidItem as exc:
+        ack(response_action="errors", errors=block_errors(exc.errors))
+        return
+    except KpibotError as exc:
+        ack(response_action="errors", errors={blocks.B_OPPORTUNITY: str(exc)[:150]})
+        return
+    ack()
+    if row is None:  # the same submission delivered again: answered, nothing to do
+        return
+    note = blocks.item_confirmation(row, user, edited=item_id is not None)
+    problem = replies.post(client, channel, note) if channel else "no channel"
+    if problem:
+        replies.post(client, user, note)
 
+
+def register(app: App, deps: Deps) -> None:
     @app.view(blocks.MODAL_CALLBACK)
-    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        user = str((body.get("user") or {}).get("id") or "")
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
-            meta = {}
-        channel = meta.get("channel")
-        item_id = meta.get("item") if isinstance(meta.get("item"), int) else None
-        data = read_input((view.get("state") or {}).get("values") or {})
-        actor = deps.admins.actor(body, user, admin=item_id is not None)
-        try:
-            svc.admit(actor)
-            existing = svc.editable_item(item_id, actor) if item_id is not None else None
-        except KpibotError as exc:
-            ack(response_action="errors", errors={blocks.B_OPPORTUNITY: str(exc)[:150]})
-            return
-        errors = svc.validate(data, existing, owner_workspace=deps.admins.workspace)
-        if errors:
-            ack(response_action="errors", errors=errors)
-            return
-        try:
-            row = svc.save_item(data, actor, channel, item_id, submission_key(view))
-        except KpibotError as exc:
-            ack(response_action="errors", errors={blocks.B_OPPORTUNITY: str(exc)[:150]})
-            return
-        ack()
-        if row is None:  # the same submission delivered again: answered, nothing to do
-            return
-        note = blocks.item_confirmation(row, user, edited=existing is not None)
-        problem = replies.post(client, channel, note) if channel else "no channel"
-        if problem:
-            replies.post(client, user, note)
+    def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        submit(ack, body, view, client, deps)

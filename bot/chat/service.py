@@ -1,8 +1,12 @@
-"""What the Slack listeners ask for: team resolution, reports rendered as Block Kit, action
-items and subscriptions. One unit of work (session) per call; no Slack API calls here, so
-every answer is plain data the listeners send.
+"""The chat-neutral core every chat surface calls: team resolution, command dispatch (a
+:mod:`~bot.chat.answers` object, never a platform's message format), reports, conversation
+mappings and digest subscriptions keyed by (platform, conversation), and action items with
+their validation, baseline and permission rules. One unit of work (session) per call; no
+chat platform API calls here.
 
-The clock is read only through ``clock`` (the surface's), so tests pick the moment.
+One :class:`ChatService` serves one platform: its :class:`~bot.chat.voice.Voice` names the
+platform and words the sentences. The clock is read only through ``clock`` (the
+surface's), so tests pick the moment.
 """
 
 from __future__ import annotations
@@ -11,37 +15,38 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.chat import answers as ans
 from bot.chat import permissions as perms
+from bot.chat.grammar import Command
+from bot.chat.items import MAX_OPPORTUNITY, MAX_RESOLUTION, ItemInput, ItemRow, TeamRow
 from bot.chat.permissions import Actor, NotAllowed
+from bot.chat.voice import Voice
 from bot.errors import KpibotError
 from bot.metrics import registry
 from bot.metrics.engine import TeamEngine
 from bot.metrics.periods import Period, last_complete_month, last_complete_week, parse_period
-from bot.renderers import blocks as kit
 from bot.renderers import format as fmt
 from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
 from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig
-from bot.slack import blocks
-from bot.slack.blocks import ItemRow, Payload
-from bot.slack.parse import Command
 from bot.store import actions, channels, subscriptions
-from bot.store.models import ActionItem, ChannelTeam, Team
+from bot.store.models import ActionItem, Team
 from bot.store.session import unit_of_work
 from bot.store.teams import sync_teams
 
-log = logging.getLogger("kpibot.slack")
+log = logging.getLogger("kpibot.chat")
 
 Clock = Callable[[], datetime]
+
+REPORT_KINDS = ("card", "dora", "health", "digest")
+WRITE_KINDS = ("team_set", "subscribe", "unsubscribe")
 
 
 def system_clock() -> datetime:
@@ -49,39 +54,27 @@ def system_clock() -> datetime:
 
 
 class NeedTeam(KpibotError):
-    """No team given, none mapped to the channel and the user is in several (or none)."""
+    """No team given, none mapped to the conversation and the user is in several (or none)."""
 
 
-__all__ = ["Actor", "ItemInput", "NeedTeam", "NotAllowed", "Service"]
+__all__ = ["Actor", "ChatService", "ItemInput", "NeedTeam", "NotAllowed"]
 
-ITEM_REFUSAL = (
-    "You're not allowed to change this action item: only its owner (<@{owner}>), the person "
-    "who logged it (<@{creator}>), a workspace admin or a lead of {team} can."
-)
-OWNER_ELSEWHERE = (
-    "Pick an owner from this workspace: people of another organisation (or who could not be "
-    "looked up) can't own action items here."
-)
+GONE = "that action item no longer exists"
 
 
-@dataclass(frozen=True)
-class ItemInput:
-    """The fields of the action-item modal, as submitted."""
-
-    team: str | None
-    kpi: str | None
-    opportunity: str
-    resolution: str
-    owner: str | None
-    due_on: str | None  # YYYY-MM-DD
+def _sentence(s: str) -> str:
+    s = s.strip()
+    return s[:1].upper() + s[1:] if s else s
 
 
-class Service:
+class ChatService:
     def __init__(
         self,
         factory: sessionmaker[Session],
         config: Config,
         clock: Clock,
+        voice: Voice,
+        *,
         teams_stored: bool = False,
         links: Links = GITHUB_COM,
     ) -> None:
@@ -91,9 +84,14 @@ class Service:
         self.factory = factory
         self.config = config
         self.clock = clock
+        self.voice = voice
         self._synced = teams_stored
         # the workspace (tenant) the app is installed in; None until the surface knows it
         self.home_workspace: str | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.voice.platform
 
     # ------------------------------------------------------------------ basics
 
@@ -131,7 +129,10 @@ class Service:
     # ------------------------------------------------------------- permissions
 
     def admit(self, actor: Actor) -> None:
-        """Refuse (:class:`NotAllowed`) a request from another workspace than the installed one."""
+        """Refuse (:class:`NotAllowed`) a request from another workspace than the installed
+        one, or from another platform than this service's."""
+        if actor.platform != self.platform:
+            raise NotAllowed(perms.FOREIGN)
         perms.check_workspace(actor, self.home_workspace)
 
     def leads(self, team: str | None) -> tuple[str, ...]:
@@ -145,29 +146,36 @@ class Service:
 
     def _check_item(self, item: ItemRow, actor: Actor) -> None:
         self.admit(actor)
-        if not perms.may_change_item(
+        if item.platform != actor.platform or not perms.may_change_item(
             actor, owner=item.owner, creator=item.created_by, leads=self.leads(item.team)
         ):
+            v = self.voice
+            if item.platform != actor.platform:
+                who = f"the people of {item.platform} who own or logged it"
+            else:
+                who = (
+                    f"its owner ({v.user(item.owner)}), the person who logged it "
+                    f"({v.user(item.created_by)})"
+                )
             raise NotAllowed(
-                ITEM_REFUSAL.format(owner=item.owner, creator=item.created_by, team=item.team)
+                f"You're not allowed to change this action item: only {who}, a workspace "
+                f"admin or a lead of {item.team} can."
             )
-
-    def editable_item(self, item_id: int, actor: Actor) -> ItemRow:
-        """The item ``actor`` wants to edit, when they may."""
-        item = self.item(item_id)
-        if item is None:
-            raise KpibotError("that action item no longer exists")
-        self._check_item(item, actor)
-        return item
 
     def _check_subscription(self, sub: subscriptions.Subscription, actor: Actor) -> None:
         if not perms.may_change_subscription(
             actor, created_by=sub.created_by, leads=self.leads(sub.team)
         ):
-            who = f"the person who subscribed it (<@{sub.created_by}>), " if sub.created_by else ""
+            v = self.voice
+            who = (
+                f"the person who subscribed it ({v.user(sub.created_by)}), "
+                if sub.created_by
+                else ""
+            )
             raise NotAllowed(
                 f"You're not allowed to change the {sub.kind} digest of {sub.team} in "
-                f"<#{sub.channel_id}>: only {who}a workspace admin or a lead of {sub.team} can."
+                f"{v.conversation(sub.channel_id)}: only {who}a workspace admin or a lead of "
+                f"{sub.team} can."
             )
 
     def _team_id(self, s: Session, name: str) -> int:
@@ -178,30 +186,33 @@ class Service:
 
     # ------------------------------------------------------------- resolution
 
-    def channel_team(self, channel: str | None) -> str | None:
-        """The team of a channel: a Slack mapping first, else the channel in kpibot.yml."""
-        if not channel:
+    def channel_team(self, conversation: str | None) -> str | None:
+        """The team of a conversation: its mapping on this platform first, else (Slack) the
+        channel in kpibot.yml."""
+        if not conversation:
             return None
         with self.session() as s:
-            mapped = channels.channel_team(s, channel)
+            mapped = channels.channel_team(s, platform=self.platform, channel_id=conversation)
         if mapped and mapped in self.team_names():
             return mapped
-        for t in self.config.teams:
-            if t.channel == channel:
-                return t.name
+        if self.platform == "slack":  # kpibot.yml's ``channel:`` is a Slack channel id
+            for t in self.config.teams:
+                if t.channel == conversation:
+                    return t.name
         return None
 
     def user_teams(self, user: str) -> list[str]:
         with self.session() as s:
-            names = channels.user_teams(s, user)
+            names = channels.user_teams(s, user, platform=self.platform)
         known = set(self.team_names())
         return [n for n in names if n in known]
 
-    def resolve_team(self, explicit: str | None, channel: str | None, user: str) -> str:
-        """Explicit team, else the channel's, else the user's only team, else the only team."""
+    def resolve_team(self, explicit: str | None, conversation: str | None, user: str) -> str:
+        """Explicit team, else the conversation's, else the user's only team, else the only
+        team; else :class:`NeedTeam` (ask)."""
         if explicit:
             return self.team(explicit).name
-        found = self.channel_team(channel)
+        found = self.channel_team(conversation)
         if found:
             return found
         mine = self.user_teams(user)
@@ -216,6 +227,82 @@ class Service:
     def period(self, team: str, word: str | None, default: str = "28d") -> Period:
         return parse_period(word or default, self.team(team).zone, self.now())
 
+    # -------------------------------------------------------------- dispatch
+
+    def dispatch(
+        self,
+        cmd: Command,
+        text: str,
+        user: str,
+        conversation: str | None,
+        actor: Actor | None = None,
+        ensure_postable: Callable[[], str | None] | None = None,
+    ) -> ans.Answer:
+        """The answer to a parsed command: a report, a write's outcome, or a clear error;
+        never raises. Writes need the ``actor`` (report workers only compute reads);
+        ``ensure_postable`` (the surface's) makes sure a digest can be posted in the
+        conversation, or says what to do first."""
+        try:
+            if cmd.kind in WRITE_KINDS and actor is None:
+                raise KpibotError(f"'{cmd.kind}' needs to know who asks")
+            if cmd.kind == "team_set":
+                assert cmd.team is not None and actor is not None
+                if not conversation:
+                    raise KpibotError(
+                        f"run {self.voice.command('team set')} in the channel you want to map"
+                    )
+                return self.set_channel_team(conversation, cmd.team, actor)
+            if cmd.kind == "subscribe":
+                assert actor is not None
+                if not conversation:
+                    raise KpibotError(
+                        f"run {self.voice.command('subscribe')} in the channel that should "
+                        "get the digest"
+                    )
+                team = self.resolve_team(cmd.team, conversation, user)
+                return self.subscribe(
+                    conversation, team, cmd.digest or "weekly", actor, cmd.schedule, ensure_postable
+                )
+            if cmd.kind == "unsubscribe":
+                assert actor is not None
+                return self.unsubscribe(conversation or "", cmd.team, cmd.digest, actor)
+            return self.answer(cmd, user, conversation)
+        except NeedTeam:
+            return ans.AskTeam(text, tuple(self.team_names()))
+        except NotAllowed as exc:
+            return ans.Refused(str(exc))
+        except KpibotError as exc:
+            return ans.Problem(_sentence(str(exc)))
+        except Exception:
+            log.exception("answering %s failed", cmd.kind)
+            return ans.Problem(ans.OOPS)
+
+    def answer(self, cmd: Command, user: str, conversation: str | None) -> ans.Answer:
+        """The answer to a parsed read-only command (cards, dora, health, digests, lists)."""
+        if cmd.kind == "help":
+            return ans.Help(self.channel_team(conversation), tuple(self.team_names()))
+        if cmd.kind == "teams":
+            return self.teams(conversation)
+        if cmd.kind == "subscriptions":
+            return self.conversation_subscriptions(conversation or "")
+        team = self.resolve_team(cmd.team, conversation, user)
+        if cmd.kind == "card":
+            assert cmd.metric is not None
+            return ans.CardAnswer(self.card(team, cmd.metric, cmd.period))
+        if cmd.kind == "dora":
+            period = self.period(team, cmd.period)
+            with self.session() as s:
+                return ans.DoraAnswer(build_dora(TeamEngine(s, self.team(team)), period))
+        if cmd.kind == "health":
+            period = self.period(team, cmd.period)
+            with self.session() as s:
+                return ans.HealthAnswer(build_health(TeamEngine(s, self.team(team)), period))
+        if cmd.kind == "digest":
+            return self.digest(team, cmd.digest or "weekly", cmd.period)
+        if cmd.kind == "actions":
+            return self.actions_list(team, cmd.all)
+        raise KpibotError(f"'{cmd.kind}' is not answered here")
+
     # ---------------------------------------------------------------- reports
 
     def card(self, team: str, metric: str, period_word: str | None) -> MetricCard:
@@ -223,33 +310,7 @@ class Service:
         with self.session() as s:
             return build_card(TeamEngine(s, self.team(team)), metric, period)
 
-    def answer(self, cmd: Command, user: str, channel: str | None) -> Payload:
-        """The reply to a parsed read-only command (cards, dora, health, digests, lists)."""
-        if cmd.kind == "help":
-            return blocks.help_payload(self.channel_team(channel), self.team_names())
-        if cmd.kind == "teams":
-            return self.teams(channel)
-        if cmd.kind == "subscriptions":
-            return self.channel_subscriptions(channel or "")
-        team = self.resolve_team(cmd.team, channel, user)
-        if cmd.kind == "card":
-            assert cmd.metric is not None
-            return blocks.card_payload(self.card(team, cmd.metric, cmd.period))
-        if cmd.kind == "dora":
-            period = self.period(team, cmd.period)
-            with self.session() as s:
-                return blocks.dora_payload(build_dora(TeamEngine(s, self.team(team)), period))
-        if cmd.kind == "health":
-            period = self.period(team, cmd.period)
-            with self.session() as s:
-                return blocks.health_payload(build_health(TeamEngine(s, self.team(team)), period))
-        if cmd.kind == "digest":
-            return self.digest(team, cmd.digest or "weekly", cmd.period)
-        if cmd.kind == "actions":
-            return self.actions_list(team, cmd.all)
-        raise KpibotError(f"'{cmd.kind}' is not answered here")
-
-    def digest(self, team: str, kind: str, period_word: str | None) -> Payload:
+    def digest(self, team: str, kind: str, period_word: str | None) -> ans.DigestPreview:
         tc = self.team(team)
         now = self.now()
         if period_word:
@@ -261,75 +322,77 @@ class Service:
         with self.session() as s:
             engine = TeamEngine(s, tc)
             if kind == "weekly":
-                out = kit.weekly(build_weekly(engine, period, self.now_naive()), self.links)
-            else:
-                out = kit.monthly(build_monthly(engine, period, self.now_naive()))
-        note = kit.context(
-            f"Preview of the {kind} digest, only visible to you. "
-            f"`/kpi subscribe {kind}` posts it in this channel on schedule."
-        )
-        return blocks.message(out["text"], kit.limit_blocks([*out["blocks"], note]))
+                return ans.DigestPreview(kind, build_weekly(engine, period, self.now_naive()))
+            return ans.DigestPreview(kind, build_monthly(engine, period, self.now_naive()))
 
     def health(self, team: str) -> Health:
         period = self.period(team, None)
         with self.session() as s:
             return build_health(TeamEngine(s, self.team(team)), period)
 
-    def teams(self, channel: str | None) -> Payload:
+    def teams(self, conversation: str | None) -> ans.TeamList:
         rows = []
         with self.session() as s:
             ids = channels.team_ids(s)
             for t in self.config.teams:
-                chans = set(channels.channels_of_team(s, ids[t.name])) if t.name in ids else set()
-                if t.channel:
+                chans = (
+                    set(channels.channels_of_team(s, ids[t.name], platform=self.platform))
+                    if t.name in ids
+                    else set()
+                )
+                if t.channel and self.platform == "slack":
                     chans.add(t.channel)
-                rows.append(blocks.TeamRow(t.name, t.timezone, len(t.repos), tuple(sorted(chans))))
-        return blocks.teams_payload(rows, self.channel_team(channel))
+                rows.append(TeamRow(t.name, t.timezone, len(t.repos), tuple(sorted(chans))))
+        return ans.TeamList(tuple(rows), self.channel_team(conversation))
 
-    def definition(self, metric: str, team: str | None) -> Payload:
+    def definition(self, metric: str, team: str | None) -> ans.Definition:
         spec = registry.resolve(metric)
         target = None
         if team and team in self.team_names():
             target = fmt.target(spec.kind, self.team(team).target_for(spec.id))
-        return blocks.definition_payload(spec, target)
+        return ans.Definition(spec, target)
 
-    # ------------------------------------------------------------ channel state
+    # ------------------------------------------------------- conversation state
 
-    def set_channel_team(self, channel: str, team: str, actor: Actor) -> Payload:
+    def set_channel_team(self, conversation: str, team: str, actor: Actor) -> ans.Notice:
         self.admit(actor)
         name = self.team(team).name
+        v = self.voice
+        here = v.conversation(conversation)
         with self.session() as s:
-            current = s.get(ChannelTeam, channel)
+            current = channels.mapping(s, platform=self.platform, channel_id=conversation)
             team_id = self._team_id(s, name)
             if current is not None and current.team_id == team_id:
-                return blocks.message(f"<#{channel}> already belongs to *{name}*.")
+                return ans.Notice(f"{here} already belongs to {v.bold(name)}.")
             if current is not None:
                 now_team = channels.team_name(s, current.team_id)
                 if not perms.may_map_channel(
                     actor, mapped=True, mapped_by=current.set_by, leads=self.leads(now_team)
                 ):
-                    who = f"<@{current.set_by}>, who mapped it, " if current.set_by else ""
+                    who = f"{v.user(current.set_by)}, who mapped it, " if current.set_by else ""
                     raise NotAllowed(
-                        f"You're not allowed to remap <#{channel}>: it belongs to *{now_team}*, "
-                        f"and only {who}a workspace admin or a lead of {now_team} can change that."
+                        f"You're not allowed to remap {here}: it belongs to "
+                        f"{v.bold(now_team or '?')}, and only {who}a workspace admin or a lead "
+                        f"of {now_team} can change that."
                     )
             channels.set_channel_team(
                 s,
-                channel_id=channel,
+                platform=self.platform,
+                channel_id=conversation,
                 team_id=team_id,
                 set_by=actor.user_id,
                 now=self.now_naive(),
             )
-        return blocks.message(
-            f"<#{channel}> now belongs to *{name}*: `/kpi` here answers for {name} unless you "
-            "name another team."
+        return ans.Notice(
+            f"{here} now belongs to {v.bold(name)}: {v.command('')} here answers for "
+            f"{name} unless you name another team."
         )
 
-    def channel_subscriptions(self, channel: str) -> Payload:
+    def conversation_subscriptions(self, conversation: str) -> ans.SubscriptionList:
         with self.session() as s:
-            subs = subscriptions.for_channel(s, channel)
+            subs = subscriptions.for_channel(s, platform=self.platform, channel_id=conversation)
         when = {sub.id: self.digest_time(sub.team, sub.kind, sub.schedule) for sub in subs}
-        return blocks.subscriptions_payload(subs, channel, when)
+        return ans.SubscriptionList(conversation, tuple(subs), when)
 
     def digest_time(self, team: str, kind: str, schedule: str | None = None) -> str:
         """When a team's digest is posted, in words: the subscription's own ``schedule``
@@ -350,66 +413,67 @@ class Service:
 
     def subscribe(
         self,
-        channel: str,
+        conversation: str,
         team: str,
         kind: str,
         actor: Actor,
         schedule: str | None = None,
         ensure_postable: Callable[[], str | None] | None = None,
-    ) -> Payload:
-        """Subscribe the channel; the digest follows the team's times in kpibot.yml unless
-        ``schedule`` ("tue 10:00", "15 08:30") gives the channel a time of its own.
+    ) -> ans.Notice:
+        """Subscribe the conversation; the digest follows the team's times in kpibot.yml
+        unless ``schedule`` ("tue 10:00", "15 08:30") gives it a time of its own.
 
         Re-timing an active subscription is a change (see :mod:`bot.chat.permissions`).
         ``ensure_postable`` (the surface's) makes sure the digest can be posted in the
-        channel, or returns what the subscriber must do first; then nothing is stored."""
+        conversation, or returns what the subscriber must do first; then nothing is stored."""
         self.admit(actor)
         tc = self.team(team)
+        key = {"platform": self.platform, "channel_id": conversation}
         with self.session() as s:
-            found = subscriptions.find(
-                s, channel_id=channel, team_id=self._team_id(s, tc.name), kind=kind
-            )
+            found = subscriptions.find(s, **key, team_id=self._team_id(s, tc.name), kind=kind)
         if found is not None and found.active and schedule not in (None, found.schedule):
             self._check_subscription(found, actor)
         if ensure_postable is not None:
             problem = ensure_postable()
             if problem:
-                return blocks.message(problem)
+                return ans.Notice(problem)
         with self.session() as s:
             sub, created = subscriptions.subscribe(
                 s,
-                channel_id=channel,
+                **key,
                 team_id=self._team_id(s, tc.name),
                 kind=kind,
                 created_by=actor.user_id,
                 now=self.now_naive(),
                 schedule=schedule,
             )
+        v = self.voice
         when = self.digest_time(tc.name, kind, sub.schedule)
         verb = "will now receive" if created else "already receives"
-        return blocks.message(
-            f"<#{channel}> {verb} the {kind} digest of *{sub.team}* {when} ({tc.timezone}). "
-            f"`/kpi {kind}` previews it."
+        return ans.Notice(
+            f"{v.conversation(conversation)} {verb} the {kind} digest of {v.bold(sub.team)} "
+            f"{when} ({tc.timezone}). {v.command(kind)} previews it."
         )
 
     def unsubscribe(
-        self, channel: str, team: str | None, kind: str | None, actor: Actor
-    ) -> Payload:
-        """Stop the channel's matching digests: all of them, or none when ``actor`` may not
-        stop one of them."""
+        self, conversation: str, team: str | None, kind: str | None, actor: Actor
+    ) -> ans.Notice:
+        """Stop the conversation's matching digests: all of them, or none when ``actor`` may
+        not stop one of them."""
         self.admit(actor)
+        key = {"platform": self.platform, "channel_id": conversation}
         with self.session() as s:
             tid = self._team_id(s, self.team(team).name) if team else None
-            for sub in subscriptions.matching(s, channel_id=channel, kind=kind, team_id=tid):
+            for sub in subscriptions.matching(s, **key, kind=kind, team_id=tid):
                 self._check_subscription(sub, actor)
-            gone = subscriptions.unsubscribe(s, channel_id=channel, kind=kind, team_id=tid)
+            gone = subscriptions.unsubscribe(s, **key, kind=kind, team_id=tid)
         if not gone:
-            return blocks.message(
+            return ans.Notice(
                 "Nothing to stop: this channel has no such digest subscription. "
-                "`/kpi subscriptions` lists them."
+                f"{self.voice.command('subscriptions')} lists them."
             )
         what = ", ".join(f"the {g.kind} digest of {g.team}" for g in gone)
-        return blocks.message(f"Stopped {what} in <#{channel}>.")
+        return ans.Notice(f"Stopped {what} in {self.voice.conversation(conversation)}.")
 
     # ------------------------------------------------------------- action items
 
@@ -426,16 +490,22 @@ class Service:
             item.kpi,
             item.baseline_value,
             item.created_by,
+            item.platform,
         )
+
+    @staticmethod
+    def _item_and_team(s: Session, item_id: int) -> tuple[ActionItem, str] | None:
+        row = s.execute(
+            select(ActionItem, Team.name)
+            .join(Team, Team.id == ActionItem.team_id)
+            .where(ActionItem.id == item_id)
+        ).first()
+        return (row[0], row[1]) if row else None
 
     def item(self, item_id: int) -> ItemRow | None:
         with self.session() as s:
-            row = s.execute(
-                select(ActionItem, Team.name)
-                .join(Team, Team.id == ActionItem.team_id)
-                .where(ActionItem.id == item_id)
-            ).first()
-            return self._row(row[0], row[1]) if row else None
+            found = self._item_and_team(s, item_id)
+            return self._row(*found) if found else None
 
     def items(self, team: str, include_done: bool) -> list[ItemRow]:
         with self.session() as s:
@@ -448,9 +518,9 @@ class Service:
                 q = q.where(ActionItem.completed_on.is_(None))
             return [self._row(i, team) for i in s.scalars(q)]
 
-    def actions_list(self, team: str, include_done: bool) -> Payload:
-        return blocks.actions_payload(
-            self.items(team, include_done), team, include_done, self.today(team)
+    def actions_list(self, team: str, include_done: bool) -> ans.ItemList:
+        return ans.ItemList(
+            tuple(self.items(team, include_done)), team, include_done, self.today(team)
         )
 
     def open_items_of(self, user: str) -> list[ItemRow]:
@@ -458,17 +528,31 @@ class Service:
             rows = s.execute(
                 select(ActionItem, Team.name)
                 .join(Team, Team.id == ActionItem.team_id)
-                .where(ActionItem.owner == user, ActionItem.completed_on.is_(None))
+                .where(
+                    ActionItem.platform == self.platform,
+                    ActionItem.owner == user,
+                    ActionItem.completed_on.is_(None),
+                )
                 .order_by(ActionItem.due_on, ActionItem.id)
             ).all()
             return [self._row(i, t) for i, t in rows]
 
     def baseline(self, team: str, kpi: str | None) -> tuple[float | None, int | None]:
+        """The KPI's value (and n) for the team over the last 28 days: what an action item
+        is measured against."""
         if not kpi or kpi not in registry.BY_ID:
             return None, None
         with self.session() as s:
             mv = TeamEngine(s, self.team(team)).value(kpi, self.period(team, None))
         return (mv.value if mv.has_data else None), mv.n
+
+    def editable_item(self, item_id: int, actor: Actor) -> ItemRow:
+        """The item ``actor`` wants to edit, when they may."""
+        item = self.item(item_id)
+        if item is None:
+            raise KpibotError(GONE)
+        self._check_item(item, actor)
+        return item
 
     def validate(
         self,
@@ -476,66 +560,71 @@ class Service:
         existing: ItemRow | None,
         owner_workspace: Callable[[str], str | None] | None = None,
     ) -> dict[str, str]:
-        """Inline errors by modal block id; empty when the input can be stored.
-        ``owner_workspace`` (the surface's look-up) gives a picked owner's workspace; a new
-        owner must be of the installed one."""
+        """Inline errors by field name (:data:`bot.chat.items.FIELDS`); empty when the input
+        can be stored. ``owner_workspace`` (the surface's look-up) gives a picked owner's
+        workspace; a new owner must be of the installed one."""
         errors: dict[str, str] = {}
         if not data.team or data.team not in self.team_names():
-            errors[blocks.B_TEAM] = "Pick the team this action is for."
+            errors["team"] = "Pick the team this action is for."
         if data.kpi and data.kpi not in registry.BY_ID:
-            errors[blocks.B_KPI] = "Pick a KPI from the list, or leave it empty."
-        for block_id, value, limit, what in (
-            (blocks.B_OPPORTUNITY, data.opportunity, blocks.MAX_OPPORTUNITY, "opportunity"),
-            (blocks.B_RESOLUTION, data.resolution, blocks.MAX_RESOLUTION, "resolution"),
+            errors["kpi"] = "Pick a KPI from the list, or leave it empty."
+        for name, value, limit in (
+            ("opportunity", data.opportunity, MAX_OPPORTUNITY),
+            ("resolution", data.resolution, MAX_RESOLUTION),
         ):
             if not value.strip():
-                errors[block_id] = f"Describe the {what}."
+                errors[name] = f"Describe the {name}."
             elif len(value) > limit:
-                errors[block_id] = f"Keep it under {limit} characters (now {len(value)})."
+                errors[name] = f"Keep it under {limit} characters (now {len(value)})."
         if not data.owner:
-            errors[blocks.B_OWNER] = "Pick the owner."
+            errors["owner"] = "Pick the owner."
         elif (
             owner_workspace is not None
             and (existing is None or existing.owner != data.owner)
             and not self.owner_allowed(owner_workspace(data.owner))
         ):
-            errors[blocks.B_OWNER] = OWNER_ELSEWHERE
+            errors["owner"] = (
+                "Pick an owner from this workspace: people of another organisation (or who "
+                "could not be looked up) can't own action items here."
+            )
         if not data.due_on:
-            errors[blocks.B_DUE] = "Pick a due date."
+            errors["due_on"] = "Pick a due date."
         else:
             try:
                 due = date.fromisoformat(data.due_on)
             except ValueError:
-                errors[blocks.B_DUE] = "Pick a date from the calendar."
+                errors["due_on"] = "Pick a date from the calendar."
             else:
-                today = self.today(data.team if blocks.B_TEAM not in errors else None)
+                today = self.today(data.team if "team" not in errors else None)
                 unchanged = existing is not None and existing.due_on == due
                 if due < today and not unchanged:
-                    errors[blocks.B_DUE] = f"The due date can't be in the past (today is {today})."
+                    errors["due_on"] = f"The due date can't be in the past (today is {today})."
         return errors
 
     def save_item(
         self,
         data: ItemInput,
         actor: Actor,
-        channel: str | None,
+        conversation: str | None,
         item_id: int | None,
         submission: str | None = None,
+        owner_workspace: Callable[[str], str | None] | None = None,
     ) -> ItemRow | None:
-        """Store a validated item (new, or an edit of ``item_id``); new ones get the baseline.
+        """Validate, check the permission (an edit), and store an item (new, or an edit of
+        ``item_id``); new ones get the baseline. Invalid input raises :class:`InvalidItem`
+        with the errors by field name; nothing is stored.
 
         ``submission`` is the platform's key of this exact form submission: a second
         delivery of it (a replay) stores nothing and returns None."""
-        assert data.team and data.owner and data.due_on
         self.admit(actor)
+        existing = self.editable_item(item_id, actor) if item_id is not None else None
+        errors = self.validate(data, existing, owner_workspace)
+        if errors:
+            raise InvalidItem(errors)
+        assert data.team and data.owner and data.due_on
         due = date.fromisoformat(data.due_on)
-        if item_id is not None:
-            current = self.item(item_id)
-            if current is None:
-                raise KpibotError("that action item no longer exists")
-            self._check_item(current, actor)
         try:
-            return self._store_item(data, actor, channel, item_id, submission, due)
+            return self._store_item(data, actor, conversation, item_id, submission, due)
         except IntegrityError:
             with self.session() as s:
                 if submission is not None and actions.submission_seen(s, submission):
@@ -547,7 +636,7 @@ class Service:
         self,
         data: ItemInput,
         actor: Actor,
-        channel: str | None,
+        conversation: str | None,
         item_id: int | None,
         submission: str | None,
         due: date,
@@ -569,6 +658,7 @@ class Service:
             if item_id is None:
                 item = ActionItem(
                     team_id=team_id,
+                    platform=self.platform,
                     opportunity=data.opportunity.strip(),
                     resolution=data.resolution.strip(),
                     owner=data.owner,
@@ -578,13 +668,13 @@ class Service:
                     baseline_n=n,
                     created_by=user,
                     created_at=self.now_naive(),
-                    channel_id=channel,
+                    channel_id=conversation,
                 )
                 s.add(item)
             else:
                 found = s.get(ActionItem, item_id)
                 if found is None:
-                    raise KpibotError("that action item no longer exists")
+                    raise KpibotError(GONE)
                 item = found
                 kpi_changed = (data.kpi or None) != item.kpi or team_id != item.team_id
                 item.team_id = team_id
@@ -601,28 +691,24 @@ class Service:
             return self._row(item, data.team)
 
     def set_done(self, item_id: int, done: bool, actor: Actor) -> ItemRow:
-        current = self.item(item_id)
-        if current is None:
-            raise KpibotError("that action item no longer exists")
-        self._check_item(current, actor)
+        """Mark an item done (today, in its team's zone) or reopen it, when ``actor`` may."""
+        self.editable_item(item_id, actor)
         with self.session() as s:
-            row = s.execute(
-                select(ActionItem, Team.name)
-                .join(Team, Team.id == ActionItem.team_id)
-                .where(ActionItem.id == item_id)
-            ).first()
-            if row is None:
-                raise KpibotError("that action item no longer exists")
-            item, team = row
+            found = self._item_and_team(s, item_id)
+            if found is None:
+                raise KpibotError(GONE)
+            item, team = found
             item.completed_on = (
                 self.today(team if team in self.team_names() else None) if done else None
             )
             s.flush()
             return self._row(item, team)
 
-    # ----------------------------------------------------------------- App Home
+    # -------------------------------------------------------------- own view
 
-    def home(self, user: str) -> dict[str, Any]:
+    def home(self, user: str) -> ans.Home:
+        """A person's own view: their teams' health, their open items and their teams'
+        digests on this platform."""
         mine = self.user_teams(user)
         note = None
         teams = mine
@@ -631,24 +717,19 @@ class Service:
             if teams:
                 note = (
                     "Showing every team: you'll see your own once you own an action item or map "
-                    "a channel with `/kpi team set`."
+                    f"a channel with {self.voice.command('team set')}."
                 )
-        healths = [self.health(t) for t in teams[:10]]
-        items = self.open_items_of(user)
+        healths = tuple(self.health(t) for t in teams[:10])
+        items = tuple(self.open_items_of(user))
+        subs: list[subscriptions.Subscription] = []
         with self.session() as s:
-            subs = []
             ids = channels.team_ids(s)
             for t in teams:
                 if t in ids:
-                    subs.extend(subscriptions.for_team(s, ids[t]))
-        return blocks.home_view(
-            user=user,
-            healths=healths,
-            items=items,
-            subscriptions=subs,
-            today=self.today(None),
-            note=note,
-        )
+                    subs.extend(
+                        x for x in subscriptions.for_team(s, ids[t]) if x.platform == self.platform
+                    )
+        return ans.Home(user, healths, items, tuple(subs), self.today(None), note)
 
     # ------------------------------------------------------------------- values
 
@@ -662,3 +743,11 @@ class Service:
             raise KpibotError(
                 "that button is from an older message: run the command again"
             ) from None
+
+
+class InvalidItem(KpibotError):
+    """Action-item input that cannot be stored; ``errors``: field name -> what to fix."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors

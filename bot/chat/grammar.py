@@ -1,8 +1,9 @@
 """The ``/kpi`` grammar (PRODUCT.md): text in, a :class:`Command` out, or a :class:`ParseError`
 that says what was not understood and what was probably meant.
 
-Pure: no Slack, no database. Team names are passed in; period words are checked for their
-shape here and resolved (in the team's time zone) by the caller.
+Pure: no chat platform, no database; every chat surface parses with it. Team names are
+passed in; period words are checked for their shape here and resolved (in the team's time
+zone) by the caller.
 """
 
 from __future__ import annotations
