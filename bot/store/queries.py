@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, ScalarSelect, Select, and_, func, or_, select
+from sqlalchemy import CompoundSelect, ScalarSelect, Select, and_, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
@@ -23,6 +23,9 @@ from bot.store.models import (
     SprintItem,
     Team,
 )
+
+#: a query of PR ids the row queries below read the rows of
+Selection = Select[Any] | CompoundSelect
 
 
 def _rows(session: Session, q: Select[Any]) -> list[Any]:
@@ -59,27 +62,6 @@ def merged_pr_ids(repo_ids: Sequence[int], start: datetime, end: datetime) -> Se
     )
 
 
-def _shipped(envs: Sequence[str], *when: ColumnElement[bool]) -> Exists:
-    """The enclosing query's PR is in a successful production deployment finished ``when``.
-
-    Correlated on ``pull_requests``, so the database follows ``ix_deployment_prs_pr`` from each
-    PR instead of grouping every deployment link in the store.
-    """
-    return (
-        select(DeploymentPullRequest.deployment_id)
-        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
-        .where(
-            DeploymentPullRequest.pull_request_id == PullRequest.id,
-            Deployment.status == "success",
-            Deployment.environment.in_(envs),
-            Deployment.finished_at.is_not(None),
-            *when,
-        )
-        .correlate(PullRequest)
-        .exists()
-    )
-
-
 def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     """Per PR row of the enclosing query: finish of its first successful production deployment
     (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
@@ -98,42 +80,39 @@ def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     )
 
 
-def deployed_pr_ids(
-    repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
-) -> Select[Any]:
-    """Selection: PRs whose first successful production deployment finished in ``[start, end)``.
-
-    The first one finished in the period exactly when one finished in the period and none
-    before it.
-    """
-    return select(PullRequest.id).where(
-        PullRequest.repository_id.in_(repo_ids),
-        _shipped(envs, Deployment.finished_at >= start, Deployment.finished_at < end),
-        ~_shipped(envs, Deployment.finished_at < start),
-    )
-
-
 def merged_or_deployed_pr_ids(
     repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
-) -> Select[Any]:
+) -> CompoundSelect:
     """Selection: merged PRs of these repositories merged in ``[start, end)`` or contained in a
-    successful production deployment finished in it.
+    successful production deployment of them finished in it.
 
-    A superset of ``merged_pr_ids`` and ``deployed_pr_ids`` together, so that both populations
-    come from one pass over PR, review and file rows; the caller tells them apart by
-    ``merged_at`` and by the first deployment ``pr_rows`` returns.
+    A superset of the period's merged and deployed populations together, so that both come
+    from one pass over PR, review and file rows; the caller tells them apart by ``merged_at``
+    and by the first deployment ``pr_rows`` returns. Both halves read only the period's rows:
+    the merged PRs along ``ix_pull_requests_repo_merged``, the deployed ones from the
+    deployments finished in the period (``ix_deployments_repo_finished``) through their links
+    (the links' primary key starts with the deployment). A deployment contains PRs of its own
+    repository (``bot.store.derive``), so the team's deployments are the ones to read.
     """
-    return select(PullRequest.id).where(
-        PullRequest.repository_id.in_(repo_ids),
-        PullRequest.merged_at.is_not(None),
-        or_(
-            and_(PullRequest.merged_at >= start, PullRequest.merged_at < end),
-            _shipped(envs, Deployment.finished_at >= start, Deployment.finished_at < end),
-        ),
+    merged = merged_pr_ids(repo_ids, start, end)
+    deployed = (
+        select(DeploymentPullRequest.pull_request_id)
+        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
+        .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
+        .where(
+            Deployment.repository_id.in_(repo_ids),
+            Deployment.finished_at >= start,
+            Deployment.finished_at < end,
+            Deployment.status == "success",
+            Deployment.environment.in_(envs),
+            PullRequest.repository_id.in_(repo_ids),
+            PullRequest.merged_at.is_not(None),
+        )
     )
+    return union(merged, deployed)
 
 
-def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> list[Any]:
+def pr_rows(session: Session, selection: Selection, envs: Sequence[str]) -> list[Any]:
     """Merged PRs of the selection with their first successful production deployment, by
     merge time. The engine unpacks the rows by position: keep the column order."""
     q = (
@@ -159,7 +138,7 @@ def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> li
     return _rows(session, q)
 
 
-def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
+def review_rows(session: Session, selection: Selection) -> list[Any]:
     """Unpacked by position in the engine: keep the column order."""
     q = (
         select(
@@ -180,7 +159,7 @@ def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
     return _rows(session, q)
 
 
-def file_rows(session: Session, selection: Select[Any]) -> list[Any]:
+def file_rows(session: Session, selection: Selection) -> list[Any]:
     """Unpacked by position in the engine: keep the column order."""
     q = select(
         PullRequestFile.pull_request_id,

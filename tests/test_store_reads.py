@@ -1,0 +1,89 @@
+"""How the store is read: connection settings, and read queries that follow the period
+along indexes instead of walking a team's whole history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+
+from bot.store import queries as q
+from bot.store.session import make_engine
+from tests.conftest import create_schema
+
+
+class _Connecting(Exception):
+    pass
+
+
+def _connect_params(url: str) -> dict[str, Any]:
+    """The keyword arguments the engine hands the driver, caught before it connects."""
+    eng = make_engine(url)
+    seen: dict[str, Any] = {}
+
+    @event.listens_for(eng, "do_connect")
+    def _catch(_dialect: Any, _rec: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        seen.update(cparams)
+        raise _Connecting
+
+    with pytest.raises(_Connecting):
+        eng.connect()
+    eng.dispose()
+    return seen
+
+
+def test_postgresql_connections_run_without_jit_and_with_ssd_page_costs():
+    params = _connect_params("postgresql://kpibot@127.0.0.1:1/kpibot")
+    assert params["options"] == "-c jit=off -c random_page_cost=1.1"
+
+
+def test_postgresql_options_in_the_url_are_kept_beside_jit_off():
+    params = _connect_params("postgresql://kpibot@127.0.0.1:1/kpibot?options=-csearch_path%3Dx")
+    assert params["options"] == "-csearch_path=x -c jit=off -c random_page_cost=1.1"
+
+
+def test_the_test_database_runs_with_the_engine_settings(engine: Engine):
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+            assert conn.execute(text("SHOW random_page_cost")).scalar_one() == "1.1"
+            # the URL's own options (the test schema) still apply
+            assert conn.execute(text("SELECT current_schema()")).scalar_one().startswith(
+                "kpibot_t_"
+            )
+        else:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+
+
+def _sqlite_plan(tmp_path: Path, stmt: Any) -> list[str]:
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    create_schema(url)
+    eng = make_engine(url)
+    with eng.connect() as conn:
+        compiled = stmt.compile(eng, compile_kwargs={"literal_binds": True})
+        rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+    eng.dispose()
+    return [r[-1] for r in rows]
+
+
+def test_the_period_selection_reads_only_the_periods_rows(tmp_path: Path):
+    """The PRs merged or deployed in a period are found from the period's merges and
+    deployments by index ranges: no scan and no per-PR look-up over the team's history."""
+    selection = q.merged_or_deployed_pr_ids(
+        [1, 2], ["production"], datetime(2026, 10, 1), datetime(2026, 11, 1)
+    )
+    plan = _sqlite_plan(tmp_path, selection)
+    text_plan = "\n".join(plan)
+    assert "CORRELATED" not in text_plan, text_plan
+    assert not [p for p in plan if p.startswith("SCAN")], text_plan
+    assert any(
+        "ix_pull_requests_repo_merged" in p and "merged_at>" in p and "merged_at<" in p
+        for p in plan
+    ), text_plan
+    assert any(
+        "ix_deployments_repo_finished" in p and "finished_at>" in p and "finished_at<" in p
+        for p in plan
+    ), text_plan
