@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
@@ -64,23 +65,33 @@ class TeamEngine:
         self.team = team
         self.repos = q.repositories(session, team.repos)
         self.repo_ids = list(self.repos)
-        self.team_id = q.team_id(session, team.name)
         self.envs = list(team.production_environments)
         self.bots = BotFilter(team.bot_patterns)
         self.paths = PathFilter(team.path_patterns)
         self.branches = PathFilter(team.branches) if team.branches else None
         self.window = timedelta(seconds=team.attribution_window)
         self._span: tuple[datetime, datetime] | None = None
+        self._loaded: set[str] = set()  # parts of the span loaded so far
         self._merged = _Sorted([], lambda p: p.merged)
         self._deployed = _Sorted([], lambda p: p.deployed)
-        self._runs: list[DeploymentFacts] = []
-        self._incidents: list[IncidentFacts] = []
-        self._attribution = Attribution({}, {})
-        self._items = _Sorted([], lambda i: i[0])
+        self._runs_v: list[DeploymentFacts] = []
+        self._incidents_v: list[IncidentFacts] = []
+        self._attribution_v = Attribution({}, {})
+        self._items_v = _Sorted([], lambda i: i[0])
         self._selection: Any = None  # the PRs of the loaded span, for the file rows
         self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
 
+    @cached_property
+    def team_id(self) -> int | None:
+        """The team's row id (None before ``kpibot db upgrade`` stored it): read on first use,
+        as only incidents, sprints and action items need it."""
+        return q.team_id(self.session, self.team.name)
+
     # --- loading ---------------------------------------------------------------------------
+    #
+    # ``prefetch`` sets the span; each part of it (pull requests, deployments and incidents,
+    # sprints) is read on the first use of a KPI that needs it, so that one value costs the
+    # queries of its own population only.
 
     def prefetch(self, periods: Iterable[Period]) -> None:
         ps = list(periods)
@@ -92,15 +103,83 @@ class TeamEngine:
             return
         if self._span:
             start, end = min(start, self._span[0]), max(end, self._span[1])
-        self._load(start, end)
         self._span = (start, end)
+        self._loaded = set()
+        self._selection, self._sized = None, None
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
 
-    def _load(self, start: datetime, end: datetime) -> None:
+    def _need(self, part: str) -> None:
+        if part in self._loaded or self._span is None:
+            return
+        start, end = self._span
+        match part:
+            case "merged":
+                self._load_merged(start, end)
+            case "prs":
+                self._load_prs(start, end)
+                self._loaded.add("merged")
+            case "deployments":
+                self._load_deployments(start, end)
+            case "sprints":
+                self._load_sprints(start, end)
+        self._loaded.add(part)
+
+    @property
+    def _runs(self) -> list[DeploymentFacts]:
+        self._need("deployments")
+        return self._runs_v
+
+    @property
+    def _incidents(self) -> list[IncidentFacts]:
+        self._need("deployments")
+        return self._incidents_v
+
+    @property
+    def _attribution(self) -> Attribution:
+        self._need("deployments")
+        return self._attribution_v
+
+    @property
+    def _items(self) -> _Sorted:
+        self._need("sprints")
+        return self._items_v
+
+    def _load_merged(self, start: datetime, end: datetime) -> None:
+        """Only the merged population (without deployment times, which no KPI of it reads):
+        a leading KPI alone reads just the PRs merged in the span."""
+        merged: list[PRFacts] = []
+        if self.repo_ids:
+            self._selection = q.merged_pr_ids(self.repo_ids, start, end)
+            facts = self._pr_facts(self._selection, deployments=False)
+            merged = [f for f, branch_ok in facts if branch_ok]
+        self._merged = _Sorted(merged, lambda p: p.merged)
+
+    def _load_prs(self, start: datetime, end: datetime) -> None:
+        """Both populations, the merged one with deployment times."""
+        self._sized = None
+        merged, deployed = self._populations(start, end) if self.repo_ids else ([], [])
+        self._merged = _Sorted(merged, lambda p: p.merged)
+        self._deployed = _Sorted(deployed, lambda p: p.deployed)
+
+    def _load_sprints(self, start: datetime, end: datetime) -> None:
+        if self.team_id is None:
+            return
+        self._items_v = _Sorted(
+            [
+                (
+                    r.ended_at,
+                    SprintItemFacts(r.sprint_id, r.committed, r.added, r.completed, r.points),
+                )
+                for r in q.sprint_item_rows(self.session, self.team_id, start, end)
+            ],
+            lambda i: i[0],
+        )
+
+    def _load_deployments(self, start: datetime, end: datetime) -> None:
+        """Deployments, incidents and reverts around the span, and which deployments failed."""
         s = self.session
-        self._selection, self._sized = None, None
         incidents = (
             [
                 IncidentFacts(r.id, r.started_at, r.resolved_at, r.deployment_id, r.commit_sha)
@@ -123,7 +202,6 @@ class TeamEngine:
             if oldest is not None:
                 runs_from = min(runs_from, oldest)
         if self.repo_ids:
-            merged, deployed = self._populations(start, end)
             runs = [
                 DeploymentFacts(
                     r.id,
@@ -143,32 +221,19 @@ class TeamEngine:
                 for r in q.revert_rows(s, self.repo_ids, start - self.window, end + self.window)
             ]
         else:
-            merged, deployed, runs, reverts = [], [], [], []
-        self._merged = _Sorted(merged, lambda p: p.merged)
-        self._deployed = _Sorted(deployed, lambda p: p.deployed)
-        self._runs = runs
-        self._incidents = incidents
-        if self.team_id is not None:
-            self._items = _Sorted(
-                [
-                    (
-                        r.ended_at,
-                        SprintItemFacts(r.sprint_id, r.committed, r.added, r.completed, r.points),
-                    )
-                    for r in q.sprint_item_rows(s, self.team_id, start, end)
-                ],
-                lambda i: i[0],
-            )
+            runs, reverts = [], []
+        self._runs_v = runs
+        self._incidents_v = incidents
         ok = [d for d in runs if d.succeeded]
-        needs_contents = bool(reverts) or any(i.commit_sha for i in self._incidents)
+        needs_contents = bool(reverts) or any(i.commit_sha for i in incidents)
         contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
         if needs_contents and ok:
             for r in q.contained_rows(s, [d.id for d in ok]):
                 contained[r.deployment_id].append(
                     lagging.ContainedPR(r.title, r.merge_commit_sha, r.number)
                 )
-        self._attribution = lagging.attribute_failures(
-            ok, self._incidents, reverts, contained, self.window
+        self._attribution_v = lagging.attribute_failures(
+            ok, incidents, reverts, contained, self.window
         )
 
     def _branch_ok(self, repository_id: int, base: str) -> bool:
@@ -189,11 +254,13 @@ class TeamEngine:
         deployed = [f for f, _ in facts if f.deployed is not None and start <= f.deployed < end]
         return merged, deployed
 
-    def _pr_facts(self, selection: Any) -> list[tuple[PRFacts, bool]]:
+    def _pr_facts(self, selection: Any, deployments: bool = True) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot merged PRs, each with whether its base branch is
-        one of the team's. Rows are unpacked by position (``bot.store.queries`` order)."""
+        one of the team's (and, with ``deployments``, its first deployment's finish). Rows are
+        unpacked by position (``bot.store.queries`` order)."""
         s = self.session
-        rows = [r for r in q.pr_rows(s, selection, self.envs) if not self.bots(r[4], r[5])]
+        envs = self.envs if deployments else None
+        rows = [r for r in q.pr_rows(s, selection, envs) if not self.bots(r[4], r[5])]
         if not rows:
             return []
         authors = {r[0]: (r[4] or "").lower() for r in rows}
@@ -250,6 +317,7 @@ class TeamEngine:
 
     def _sizes_for(self, period: Period) -> dict[int, int]:
         self._ensure(period)
+        self._need("merged")
         return self._sizes()
 
     def _sizes(self) -> dict[int, int]:
@@ -284,10 +352,12 @@ class TeamEngine:
         """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
         so they skip the file rows."""
         self._ensure(period)
+        self._need("merged")
         return self._merged.between(period.start, period.end)
 
     def deployed_prs(self, period: Period) -> list[PRFacts]:
         self._ensure(period)
+        self._need("prs")
         return self._deployed.between(period.start, period.end)
 
     # --- KPIs ------------------------------------------------------------------------------

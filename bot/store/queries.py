@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, ScalarSelect, Select, and_, func, or_, select, union
+from sqlalchemy import CompoundSelect, ScalarSelect, Select, and_, func, null, or_, select, union
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
@@ -112,9 +112,11 @@ def merged_or_deployed_pr_ids(
     return union(merged, deployed)
 
 
-def pr_rows(session: Session, selection: Selection, envs: Sequence[str]) -> list[Any]:
-    """Merged PRs of the selection with their first successful production deployment, by
-    merge time. The engine unpacks the rows by position: keep the column order."""
+def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) -> list[Any]:
+    """Merged PRs of the selection with their first successful production deployment in
+    ``envs`` (NULL without ``envs``), by merge time. The engine unpacks the rows by position:
+    keep the column order."""
+    deployed = first_deployed(envs) if envs is not None else null()
     q = (
         select(
             PullRequest.id,
@@ -130,7 +132,7 @@ def pr_rows(session: Session, selection: Selection, envs: Sequence[str]) -> list
             PullRequest.base_branch,
             PullRequest.additions,
             PullRequest.deletions,
-            first_deployed(envs).label("deployed"),
+            deployed.label("deployed"),
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
         .order_by(PullRequest.merged_at, PullRequest.id)
