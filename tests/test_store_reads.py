@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
 
+from bot.settings import TeamConfig
 from bot.store import queries as q
 from bot.store.session import make_engine
 from tests.conftest import create_schema
+from tests.factories import T, deployment, incident, pr, setup_team
+from tests.helpers import contain, engine, period, team_id
 
 
 class _Connecting(Exception):
@@ -51,8 +55,8 @@ def test_the_test_database_runs_with_the_engine_settings(engine: Engine):
             assert conn.execute(text("SHOW jit")).scalar_one() == "off"
             assert conn.execute(text("SHOW random_page_cost")).scalar_one() == "1.1"
             # the URL's own options (the test schema) still apply
-            assert conn.execute(text("SELECT current_schema()")).scalar_one().startswith(
-                "kpibot_t_"
+            assert (
+                conn.execute(text("SELECT current_schema()")).scalar_one().startswith("kpibot_t_")
             )
         else:
             assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
@@ -87,3 +91,67 @@ def test_the_period_selection_reads_only_the_periods_rows(tmp_path: Path):
         "ix_deployments_repo_finished" in p and "finished_at>" in p and "finished_at<" in p
         for p in plan
     ), text_plan
+
+
+def _statements(session: Session, fn: Any) -> list[str]:
+    seen: list[str] = []
+    bind = session.get_bind()
+
+    def _record(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(bind, "before_cursor_execute", _record)
+    try:
+        fn()
+    finally:
+        event.remove(bind, "before_cursor_execute", _record)
+    return seen
+
+
+def _team_with_history(session: Session) -> TeamConfig:
+    team = setup_team(session, TeamConfig(name="payments", repos=("acme/api",)))
+    a = pr(
+        session,
+        number=1,
+        created=T("2026-11-02 08:00"),
+        merged=T("2026-11-03 08:00"),
+        merge_sha="a" * 40,
+        reviews=[("bob", "APPROVED", T("2026-11-02 12:00"))],
+    )
+    b = pr(
+        session,
+        number=2,
+        created=T("2026-10-01 08:00"),
+        merged=T("2026-10-02 08:00"),
+        merge_sha="b" * 40,
+    )
+    dep = deployment(session, sha="a" * 40, finished=T("2026-11-04 08:00"))
+    contain(session, dep, a, b)
+    incident(
+        session, team_id(session), started=T("2026-11-04 09:00"), resolved=T("2026-11-04 10:00")
+    )
+    session.commit()
+    return team
+
+
+def test_a_leading_kpi_reads_only_the_merged_prs_and_their_reviews(session: Session):
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    reads = _statements(session, lambda: eng.value("cycle-time", period("2026-W45")))
+    tables = " ".join(reads)
+    assert "pull_requests" in tables and "reviews" in tables
+    for other in ("deployments", "deployment_pull_requests", "incidents", "sprint", "teams"):
+        assert f"FROM {other}" not in tables and f"JOIN {other}" not in tables, reads
+    assert eng.value("cycle-time", period("2026-W45")).n == 1
+
+
+def test_lagging_kpis_load_deployments_and_then_every_population(session: Session):
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+    assert eng.value("cycle-time", w45).n == 1
+    lead = eng.value("lead-time", w45)  # both PRs: b merged in October, deployed in W45
+    assert lead.n == 2
+    assert eng.value("deploy-frequency", w45).n == 1
+    assert eng.value("mttr", w45).n == 1
+    assert eng.value("cycle-time", w45).n == 1
