@@ -3,6 +3,7 @@ along indexes instead of walking a team's whole history."""
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from bot.metrics.engine import with_deployed_or_size
+from bot.metrics.timeline import PRFacts
 from bot.settings import TeamConfig
 from bot.store import queries as q
 from bot.store.session import make_engine
@@ -73,23 +76,22 @@ def _sqlite_plan(tmp_path: Path, stmt: Any) -> list[str]:
     return [r[-1] for r in rows]
 
 
-def test_the_period_selection_reads_only_the_periods_rows(tmp_path: Path):
+def test_the_period_selections_read_only_the_periods_rows(tmp_path: Path):
     """The PRs merged or deployed in a period are found from the period's merges and
     deployments by index ranges: no scan and no per-PR look-up over the team's history."""
-    selection = q.merged_or_deployed_pr_ids(
-        [1, 2], ["production"], datetime(2026, 10, 1), datetime(2026, 11, 1)
-    )
-    plan = _sqlite_plan(tmp_path, selection)
-    text_plan = "\n".join(plan)
+    start, end = datetime(2026, 10, 1), datetime(2026, 11, 1)
+    merged = _sqlite_plan(tmp_path, q.merged_pr_ids([1, 2], start, end))
+    deployed = _sqlite_plan(tmp_path, q.deployed_pr_ids([1, 2], ["production"], start, end))
+    text_plan = "\n".join(merged + deployed)
     assert "CORRELATED" not in text_plan, text_plan
-    assert not [p for p in plan if p.startswith("SCAN")], text_plan
+    assert not [p for p in merged + deployed if p.startswith("SCAN")], text_plan
     assert any(
         "ix_pull_requests_repo_merged" in p and "merged_at>" in p and "merged_at<" in p
-        for p in plan
+        for p in merged
     ), text_plan
     assert any(
         "ix_deployments_repo_finished" in p and "finished_at>" in p and "finished_at<" in p
-        for p in plan
+        for p in deployed
     ), text_plan
 
 
@@ -155,3 +157,11 @@ def test_lagging_kpis_load_deployments_and_then_every_population(session: Sessio
     assert eng.value("deploy-frequency", w45).n == 1
     assert eng.value("mttr", w45).n == 1
     assert eng.value("cycle-time", w45).n == 1
+
+
+def test_the_engines_fast_copy_of_pr_facts_keeps_every_field():
+    values = {f.name: object() for f in fields(PRFacts)}
+    p = PRFacts(**values)  # type: ignore[arg-type]
+    when, size = object(), object()
+    assert with_deployed_or_size(p, deployed=when) == replace(p, deployed=when)  # type: ignore[arg-type]
+    assert with_deployed_or_size(p, size=size) == replace(p, size=size)  # type: ignore[arg-type]

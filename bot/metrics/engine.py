@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -42,6 +42,30 @@ class WaitingPR:
     title: str
     url: str | None
     waiting_since: datetime  # naive UTC
+
+
+def with_deployed_or_size(
+    p: PRFacts, deployed: datetime | None = None, size: int | None = None
+) -> PRFacts:
+    """``dataclasses.replace(p, deployed=..., size=...)`` for the two fields the engine sets
+    after loading, built positionally: several times faster than ``replace``'s walk over the
+    fields, and a card copies thousands of PRs (``tests/test_store_reads.py`` checks that
+    it copies every field)."""
+    return PRFacts(
+        p.id,
+        p.repository_id,
+        p.number,
+        p.title,
+        p.author,
+        p.created,
+        p.merged,
+        p.ready,
+        p.first_commit,
+        p.first_review,
+        p.approved,
+        p.deployed if deployed is None else deployed,
+        p.size if size is None else size,
+    )
 
 
 class _Sorted:
@@ -80,6 +104,7 @@ class TeamEngine:
         self._items_v = _Sorted([], lambda i: i[0])
         self._selection: Any = None  # the PRs of the loaded span, for the file rows
         self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
+        self._merged_sized: _Sorted | None = None  # the merged PRs with those sizes
 
     @cached_property
     def team_id(self) -> int | None:
@@ -105,7 +130,7 @@ class TeamEngine:
             start, end = min(start, self._span[0]), max(end, self._span[1])
         self._span = (start, end)
         self._loaded = set()
-        self._selection, self._sized = None, None
+        self._selection, self._sized, self._merged_sized = None, None, None
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -117,9 +142,8 @@ class TeamEngine:
         match part:
             case "merged":
                 self._load_merged(start, end)
-            case "prs":
-                self._load_prs(start, end)
-                self._loaded.add("merged")
+            case "deployed":
+                self._load_deployed(start, end)
             case "deployments":
                 self._load_deployments(start, end)
             case "sprints":
@@ -147,8 +171,8 @@ class TeamEngine:
         return self._items_v
 
     def _load_merged(self, start: datetime, end: datetime) -> None:
-        """Only the merged population (without deployment times, which no KPI of it reads):
-        a leading KPI alone reads just the PRs merged in the span."""
+        """The PRs merged in the span into the team's branches, without bots, by merge time
+        (their ``deployed`` stays None: no KPI of this population reads it)."""
         merged: list[PRFacts] = []
         if self.repo_ids:
             self._selection = q.merged_pr_ids(self.repo_ids, start, end)
@@ -156,12 +180,31 @@ class TeamEngine:
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, lambda p: p.merged)
 
-    def _load_prs(self, start: datetime, end: datetime) -> None:
-        """Both populations, the merged one with deployment times."""
-        self._sized = None
-        merged, deployed = self._populations(start, end) if self.repo_ids else ([], [])
-        self._merged = _Sorted(merged, lambda p: p.merged)
-        self._deployed = _Sorted(deployed, lambda p: p.deployed)
+    def _load_deployed(self, start: datetime, end: datetime) -> None:
+        """The PRs whose first successful production deployment finished in the span, without
+        bots, by deployment time.
+
+        Built on the merged population (read first, once for both): the span's deployments
+        name their PRs and each one's first deployment; the merged PRs among them are reused,
+        and only the others (merged before the span, or into another branch) are read.
+        """
+        self._need("merged")
+        if not self.repo_ids:
+            self._deployed = _Sorted([], lambda p: p.deployed)
+            return
+        shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end)
+        first = {
+            pr: at
+            for pr, at in q.first_deployment_rows(self.session, shipped, self.envs)
+            if at is not None and start <= at < end
+        }
+        known = {p.id: p for p in self._merged.items if p.id in first}
+        facts = [with_deployed_or_size(p, deployed=first[p.id]) for p in known.values()]
+        others = sorted(pr for pr in first if pr not in known)
+        for i in range(0, len(others), 5000):
+            facts.extend(f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000])))
+        facts.sort(key=lambda p: (p.merged, p.id))
+        self._deployed = _Sorted(facts, lambda p: p.deployed)
 
     def _load_sprints(self, start: datetime, end: datetime) -> None:
         if self.team_id is None:
@@ -240,19 +283,6 @@ class TeamEngine:
         if self.branches is not None:
             return self.branches(base)
         return base == self.repos[repository_id][1]
-
-    def _populations(self, start: datetime, end: datetime) -> tuple[list[PRFacts], list[PRFacts]]:
-        """The PRs merged in ``[start, end)`` into the team's branches, and those whose first
-        successful production deployment finished in it (both without bots, by merge time).
-
-        Both come from one pass over the rows of the two together: a PR's facts do not depend
-        on the population it is counted in.
-        """
-        self._selection = q.merged_or_deployed_pr_ids(self.repo_ids, self.envs, start, end)
-        facts = self._pr_facts(self._selection)
-        merged = [f for f, branch_ok in facts if branch_ok and start <= f.merged < end]
-        deployed = [f for f, _ in facts if f.deployed is not None and start <= f.deployed < end]
-        return merged, deployed
 
     def _pr_facts(self, selection: Any, deployments: bool = True) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot merged PRs, each with whether its base branch is
@@ -343,10 +373,15 @@ class TeamEngine:
     def merged_prs(self, period: Period) -> list[PRFacts]:
         """The period's population, each PR's ``size`` outside the ignored paths."""
         sizes = self._sizes_for(period)
-        return [
-            replace(p, size=sizes[p.id]) if p.id in sizes else p
-            for p in self._merged.between(period.start, period.end)
-        ]
+        if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
+            self._merged_sized = _Sorted(
+                (
+                    with_deployed_or_size(p, size=sizes[p.id]) if p.id in sizes else p
+                    for p in self._merged.items
+                ),
+                lambda p: p.merged,
+            )
+        return self._merged_sized.between(period.start, period.end)
 
     def _merged_unsized(self, period: Period) -> list[PRFacts]:
         """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
@@ -357,7 +392,7 @@ class TeamEngine:
 
     def deployed_prs(self, period: Period) -> list[PRFacts]:
         self._ensure(period)
-        self._need("prs")
+        self._need("deployed")
         return self._deployed.between(period.start, period.end)
 
     # --- KPIs ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, ScalarSelect, Select, and_, func, null, or_, select, union
+from sqlalchemy import ScalarSelect, Select, and_, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
@@ -25,7 +25,7 @@ from bot.store.models import (
 )
 
 #: a query of PR ids the row queries below read the rows of
-Selection = Select[Any] | CompoundSelect
+Selection = Select[Any]
 
 
 def _rows(session: Session, q: Select[Any]) -> list[Any]:
@@ -80,22 +80,18 @@ def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     )
 
 
-def merged_or_deployed_pr_ids(
+def deployed_pr_ids(
     repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
-) -> CompoundSelect:
-    """Selection: merged PRs of these repositories merged in ``[start, end)`` or contained in a
-    successful production deployment of them finished in it.
+) -> Select[Any]:
+    """Selection: merged PRs of these repositories contained in a successful production
+    deployment of them finished in ``[start, end)`` (a superset of the PRs whose *first* one
+    finished then: ``first_deployment_rows`` tells them apart).
 
-    A superset of the period's merged and deployed populations together, so that both come
-    from one pass over PR, review and file rows; the caller tells them apart by ``merged_at``
-    and by the first deployment ``pr_rows`` returns. Both halves read only the period's rows:
-    the merged PRs along ``ix_pull_requests_repo_merged``, the deployed ones from the
-    deployments finished in the period (``ix_deployments_repo_finished``) through their links
-    (the links' primary key starts with the deployment). A deployment contains PRs of its own
+    Read from the period's deployments only (``ix_deployments_repo_finished``), through their
+    links (whose primary key starts with the deployment). A deployment contains PRs of its own
     repository (``bot.store.derive``), so the team's deployments are the ones to read.
     """
-    merged = merged_pr_ids(repo_ids, start, end)
-    deployed = (
+    return (
         select(DeploymentPullRequest.pull_request_id)
         .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
         .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
@@ -109,7 +105,19 @@ def merged_or_deployed_pr_ids(
             PullRequest.merged_at.is_not(None),
         )
     )
-    return union(merged, deployed)
+
+
+def pr_ids(ids: Sequence[int]) -> Select[Any]:
+    """Selection: these PRs (at most a few thousand ids: the caller chunks)."""
+    return select(PullRequest.id).where(PullRequest.id.in_(list(ids)))
+
+
+def first_deployment_rows(
+    session: Session, selection: Selection, envs: Sequence[str]
+) -> list[Any]:
+    """(PR id, finish of its first successful production deployment) for the selection."""
+    q = select(PullRequest.id, first_deployed(envs)).where(PullRequest.id.in_(selection))
+    return _rows(session, q)
 
 
 def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) -> list[Any]:
