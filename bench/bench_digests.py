@@ -1,6 +1,7 @@
 """Benchmark: the scheduler's digest pass over the 200,000-PR benchmark organisation.
 
-    python bench/bench_digests.py [--db PATH] [--reuse] [--subscriptions 500] [--teams 50]
+    python bench/bench_digests.py [--db PATH | --database-url URL [--schema S]] [--reuse]
+                                  [--subscriptions 500] [--teams 50]
 
 1. Builds (or with ``--reuse`` reuses) the synthetic store of ``bench_reports.py`` (50 teams,
    200,000 PRs, 20,000 deployments, 2,000 incidents, sprints) and brings its schema up to date.

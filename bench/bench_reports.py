@@ -1,8 +1,12 @@
-"""Benchmark: KPI reports over a large synthetic organisation in SQLite.
+"""Benchmark: KPI reports over a large synthetic organisation, in SQLite or PostgreSQL.
 
-    python bench/bench_reports.py [--db PATH] [--reuse] [--teams 50] [--prs 200000]
-                                  [--deployments 20000] [--incidents 2000] [--repeat 3]
-                                  [--profile]
+    python bench/bench_reports.py [--db PATH | --database-url URL [--schema S]] [--reuse]
+                                  [--teams 50] [--prs 200000] [--deployments 20000]
+                                  [--incidents 2000] [--repeat 3] [--profile]
+
+``--database-url postgresql://...`` builds and measures in a schema of its own, never in
+``public`` (``bench/benchdb.py``: dropped at the end, or kept as ``kpibot_bench`` with
+``--reuse``).
 
 1. Builds (deterministically, from a seeded ``random.Random``) an organisation of teams in
    various IANA time zones, each with a few repositories, about twelve months of pull requests

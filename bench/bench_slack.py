@@ -1,15 +1,16 @@
 """Benchmark: concurrent signed slash commands against HTTP mode on the 200,000-PR database.
 
-    python bench/bench_slack.py [--db PATH] [--reuse] [--concurrency 20] [--rounds 5]
-                                [--threads 32]
+    python bench/bench_slack.py [--db PATH | --database-url URL [--schema S]] [--reuse]
+                                [--concurrency 20] [--rounds 5] [--threads 32]
 
 Builds (or reuses, with ``--reuse``) the synthetic organisation of ``bench_reports.py``,
 starts the real HTTP app (waitress, Bolt request verification) against the loopback fake
 Slack Web API, and fires ``--rounds`` bursts of ``--concurrency`` simultaneous ``/kpi``
 commands (metric cards, DORA, health, digest previews for different teams and periods).
 Prints the ack latency (HTTP response to the signed request) p50/p99 and the time until the
-``respond()`` answer reaches the response URL p50/p95, with their targets; exits 1 when a
-target fails.
+``respond()`` answer reaches the response URL p50/p95, with their targets. A command with no
+ack (refused, reset or timed out), an error status or no answer within 60 s is a failure:
+they are counted and printed, and the exit status is 1 when there is one or a target fails.
 """
 
 from __future__ import annotations
