@@ -165,3 +165,20 @@ def test_the_engines_fast_copy_of_pr_facts_keeps_every_field():
     when, size = object(), object()
     assert with_deployed_or_size(p, deployed=when) == replace(p, deployed=when)  # type: ignore[arg-type]
     assert with_deployed_or_size(p, size=size) == replace(p, size=size)  # type: ignore[arg-type]
+
+
+def test_deploy_frequency_and_lead_time_read_no_incidents_or_reverts(session: Session):
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+
+    def both() -> None:
+        assert eng.value("deploy-frequency", w45).n == 1
+        assert eng.value("lead-time", w45).n == 2
+
+    reads = " ".join(_statements(session, both))
+    assert "FROM deployments" in reads
+    assert "incidents" not in reads and "LIKE" not in reads, reads
+    recovery = eng.value("recovery-time", w45)  # the incident 1 h after the deployment
+    assert (recovery.n, recovery.value) == (1, 7200.0)  # resolved 2 h after it finished
+    assert eng.value("mttr", w45).n == 1

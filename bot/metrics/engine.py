@@ -99,6 +99,7 @@ class TeamEngine:
         self._merged = _Sorted([], lambda p: p.merged)
         self._deployed = _Sorted([], lambda p: p.deployed)
         self._runs_v: list[DeploymentFacts] = []
+        self._runs_from: datetime = datetime.min
         self._incidents_v: list[IncidentFacts] = []
         self._attribution_v = Attribution({}, {})
         self._items_v = _Sorted([], lambda i: i[0])
@@ -144,25 +145,31 @@ class TeamEngine:
                 self._load_merged(start, end)
             case "deployed":
                 self._load_deployed(start, end)
-            case "deployments":
-                self._load_deployments(start, end)
+            case "runs":
+                self._load_runs(start - self.window, end)
+            case "incidents":
+                self._load_incidents(start)
+            case "attribution":
+                self._load_attribution(start, end)
             case "sprints":
                 self._load_sprints(start, end)
         self._loaded.add(part)
 
     @property
     def _runs(self) -> list[DeploymentFacts]:
-        self._need("deployments")
+        """Production deployments from the attribution window before the span (earlier ones
+        too once the attribution needed them) to the window after it."""
+        self._need("runs")
         return self._runs_v
 
     @property
     def _incidents(self) -> list[IncidentFacts]:
-        self._need("deployments")
+        self._need("incidents")
         return self._incidents_v
 
     @property
     def _attribution(self) -> Attribution:
-        self._need("deployments")
+        self._need("attribution")
         return self._attribution_v
 
     @property
@@ -220,17 +227,41 @@ class TeamEngine:
             lambda i: i[0],
         )
 
-    def _load_deployments(self, start: datetime, end: datetime) -> None:
-        """Deployments, incidents and reverts around the span, and which deployments failed."""
-        s = self.session
-        incidents = (
+    def _load_runs(self, runs_from: datetime, end: datetime) -> None:
+        runs: list[DeploymentFacts] = []
+        if self.repo_ids:
+            runs = [
+                DeploymentFacts(
+                    r.id,
+                    r.repository_id,
+                    r.commit_sha,
+                    r.status,
+                    r.finished_at,
+                    r.rolled_back_at,
+                    bool(r.contents_unknown),
+                )
+                for r in q.deployment_rows(
+                    self.session, self.repo_ids, self.envs, runs_from, end + self.window
+                )
+            ]
+        self._runs_v = runs
+        self._runs_from = runs_from
+
+    def _load_incidents(self, start: datetime) -> None:
+        self._incidents_v = (
             [
                 IncidentFacts(r.id, r.started_at, r.resolved_at, r.deployment_id, r.commit_sha)
-                for r in q.incident_rows(s, self.team_id, start - self.window)
+                for r in q.incident_rows(self.session, self.team_id, start - self.window)
             ]
             if self.team_id is not None
             else []
         )
+
+    def _load_attribution(self, start: datetime, end: datetime) -> None:
+        """Which deployments failed (incidents, rollbacks, reverts): the deployments the span's
+        incidents can be attributed to, reverts around the span and the PRs deployed."""
+        s = self.session
+        incidents = self._incidents
         # an incident resolved in the span may have started long before it: load every
         # deployment it can be attributed to (the recovery time needs its finish)
         runs_from = start
@@ -244,29 +275,18 @@ class TeamEngine:
             )
             if oldest is not None:
                 runs_from = min(runs_from, oldest)
-        if self.repo_ids:
-            runs = [
-                DeploymentFacts(
-                    r.id,
-                    r.repository_id,
-                    r.commit_sha,
-                    r.status,
-                    r.finished_at,
-                    r.rolled_back_at,
-                    bool(r.contents_unknown),
-                )
-                for r in q.deployment_rows(
-                    s, self.repo_ids, self.envs, runs_from, end + self.window
-                )
-            ]
-            reverts = [
+        if "runs" not in self._loaded or runs_from < self._runs_from:
+            self._load_runs(runs_from, end)
+            self._loaded.add("runs")
+        runs = self._runs_v
+        reverts = (
+            [
                 RevertFacts(r.repository_id, r.title, r.merged_at, r.head_branch)
                 for r in q.revert_rows(s, self.repo_ids, start - self.window, end + self.window)
             ]
-        else:
-            runs, reverts = [], []
-        self._runs_v = runs
-        self._incidents_v = incidents
+            if self.repo_ids
+            else []
+        )
         ok = [d for d in runs if d.succeeded]
         needs_contents = bool(reverts) or any(i.commit_sha for i in incidents)
         contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
@@ -423,8 +443,9 @@ class TeamEngine:
             case "mttr":
                 return lagging.time_to_restore(self._incidents, period)
             case "recovery-time":
+                attribution = self._attribution  # first: it may load earlier deployments
                 finished = {d.id: d.finished for d in self._runs}
-                return lagging.recovery_time(self._incidents, self._attribution, finished, period)
+                return lagging.recovery_time(self._incidents, attribution, finished, period)
             case "predictability":
                 return lagging.predictability(self._sprint_items(period))
             case "scope-creep":
