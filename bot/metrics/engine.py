@@ -439,7 +439,8 @@ class TeamEngine:
                     self.deployed_prs(period), lagging.unknown_contents(self._runs, period)
                 )
             case "change-failure-rate":
-                return lagging.change_failure_rate(self._runs, self._attribution, period)
+                attribution = self._attribution  # first: it reads the deployments it needs
+                return lagging.change_failure_rate(self._runs, attribution, period)
             case "mttr":
                 return lagging.time_to_restore(self._incidents, period)
             case "recovery-time":
