@@ -1120,12 +1120,18 @@ def measure(args: argparse.Namespace, store: BenchStore) -> int:
             lambda: all_teams(factory, configs, PERIODS[0][1]),
         )
 
+    # the acceptance targets: 200,000 PRs (and fewer), and the largest organisations (800,000)
+    card_target, all_target = (0.2, 8.0) if args.prs <= 200_000 else (0.3, 15.0)
     figures = []
     for label, _ in PERIODS:
         worst = max((r for r in singles if r[0] == label), key=lambda r: r[2])
-        figures.append(Figure(f"slowest single report ({label}: {worst[1]})", worst[2], "s", 0.5))
+        figures.append(
+            Figure(f"slowest single report ({label}: {worst[1]})", worst[2], "s", card_target)
+        )
     for label, seconds in totals:
-        figures.append(Figure(f"all KPIs x all {len(configs)} teams ({label})", seconds, "s", 20))
+        figures.append(
+            Figure(f"all KPIs x all {len(configs)} teams ({label})", seconds, "s", all_target)
+        )
     figures.append(Figure("peak memory of this process (ru_maxrss)", peak_rss_mb(), "MB", 500))
     engine.dispose()
 
