@@ -1,10 +1,10 @@
-"""How the store is read: connection settings, and read queries that follow the period
-along indexes instead of walking a team's whole history."""
+"""How the store is read: connection settings, read queries that follow the period along
+indexes instead of walking a team's whole history, and the engine's fast paths."""
 
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from bot.metrics.engine import with_deployed_or_size
+from bot.metrics.lagging import ContainedPR, DeploymentFacts, IncidentFacts, attribute_failures
 from bot.metrics.timeline import PRFacts
 from bot.settings import TeamConfig
 from bot.store import queries as q
@@ -182,3 +183,35 @@ def test_deploy_frequency_and_lead_time_read_no_incidents_or_reverts(session: Se
     recovery = eng.value("recovery-time", w45)  # the incident 1 h after the deployment
     assert (recovery.n, recovery.value) == (1, 7200.0)  # resolved 2 h after it finished
     assert eng.value("mttr", w45).n == 1
+
+
+def _brute_force_target(deps, contained, sha):  # type: ignore[no-untyped-def]
+    """The deployment an incident's SHA names, by comparing it with every SHA shipped."""
+    shipped = [(d.sha.lower(), d) for d in deps] + [
+        (pr.merge_sha.lower(), d) for d in deps for pr in contained.get(d.id, ()) if pr.merge_sha
+    ]
+    hits = [d for s, d in shipped if s.startswith(sha) or sha.startswith(s)]
+    return min(hits, key=lambda d: (d.finished, d.id)).id if hits else None
+
+
+@pytest.mark.parametrize(
+    "sha",
+    ["abcdef1", "ABCDEF1234", "abcdef1234567", "1234567890", "12345678ff", "fedcba9", "0000000"],
+)
+def test_incident_shas_name_the_deployment_that_first_shipped_them(sha: str):
+    """The SHA look-up (prefixes both ways, deployed and contained commits) picks the same
+    deployment as comparing the incident's SHA with every shipped SHA."""
+    t0 = datetime(2026, 11, 2, 9)
+    deps = [
+        DeploymentFacts(1, 1, "abcdef1234567890", "success", t0),
+        DeploymentFacts(2, 1, "abcdef1299999999", "success", t0 + timedelta(hours=1)),
+        DeploymentFacts(3, 1, "fedcba9876543210", "success", t0 + timedelta(hours=2)),
+        DeploymentFacts(4, 1, "ffff000011112222", "success", t0 + timedelta(hours=3)),
+    ]
+    contained = {
+        3: [ContainedPR("short merge SHA", "1234567"), ContainedPR("no SHA", None)],
+        4: [ContainedPR("full merge SHA", "abcdef1234567890aaaa")],
+    }
+    incident = IncidentFacts(9, t0 + timedelta(days=1), None, commit_sha=sha)
+    got = attribute_failures(deps, [incident], [], contained, timedelta(hours=72))
+    assert got.incident_deployment.get(9) == _brute_force_target(deps, contained, sha.lower())
