@@ -115,9 +115,9 @@ class TeamEngine:
 
     # --- loading ---------------------------------------------------------------------------
     #
-    # ``prefetch`` sets the span; each part of it (pull requests, deployments and incidents,
-    # sprints) is read on the first use of a KPI that needs it, so that one value costs the
-    # queries of its own population only.
+    # ``prefetch`` sets the span; each part of it (the PRs merged in it, the PRs deployed in
+    # it, deployments, incidents, failure attribution, sprint items) is read on the first use
+    # of a KPI that needs it, so that one value costs the queries of its own population only.
 
     def prefetch(self, periods: Iterable[Period]) -> None:
         ps = list(periods)
