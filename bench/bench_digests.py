@@ -1,6 +1,7 @@
 """Benchmark: the scheduler's digest pass over the 200,000-PR benchmark organisation.
 
-    python bench/bench_digests.py [--db PATH] [--reuse] [--subscriptions 500] [--teams 50]
+    python bench/bench_digests.py [--db PATH | --database-url URL [--schema S]] [--reuse]
+                                  [--subscriptions 500] [--teams 50]
 
 1. Builds (or with ``--reuse`` reuses) the synthetic store of ``bench_reports.py`` (50 teams,
    200,000 PRs, 20,000 deployments, 2,000 incidents, sprints) and brings its schema up to date.
@@ -30,6 +31,7 @@ for p in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 import bench_reports as br  # noqa: E402
+import benchdb  # noqa: E402
 from sqlalchemy import delete, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
@@ -50,13 +52,7 @@ BENCH_USER = "UBENCH000"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument(
-        "--db",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "kpibot-bench.db",
-        help="SQLite file of bench_reports.py (default: %(default)s)",
-    )
-    ap.add_argument("--reuse", action="store_true", help="reuse a complete build in --db")
+    benchdb.add_arguments(ap, Path(tempfile.gettempdir()) / "kpibot-bench.db")
     ap.add_argument("--teams", type=int, default=50)
     ap.add_argument("--prs", type=int, default=200_000)
     ap.add_argument("--deployments", type=int, default=20_000)
@@ -119,18 +115,15 @@ def clean(s: Session) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    br.ensure_database(
-        argparse.Namespace(
-            db=args.db,
-            reuse=args.reuse,
-            teams=args.teams,
-            prs=args.prs,
-            deployments=args.deployments,
-            incidents=args.incidents,
-        )
-    )
-    path = args.db.resolve()
-    engine = make_engine(f"sqlite:///{path}")
+    store = br.ensure_database(args)
+    try:
+        return measure(args, store)
+    finally:
+        store.drop()
+
+
+def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
+    engine = make_engine(store.url)
     upgrade(engine)  # a reused build may predate the scheduler's tables
     factory = session_factory(engine)
     config = Config(br.team_configs(args.teams))
@@ -139,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\n{len(sub_ids)} subscriptions over {len(config.teams)} teams "
         f"({len(sub_ids) // 2} weekly, {len(sub_ids) - len(sub_ids) // 2} monthly), at "
-        f"{NOW:%Y-%m-%d %H:%M}Z"
+        f"{NOW:%Y-%m-%d %H:%M}Z, {store.label}"
     )
     try:
         with FakeSlack() as slack:

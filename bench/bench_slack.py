@@ -1,7 +1,8 @@
 """Benchmark: concurrent signed slash commands against HTTP mode on the 200,000-PR database.
 
-    python bench/bench_slack.py [--db PATH] [--reuse] [--concurrency 20] [--rounds 5]
-                                [--threads 32] [--connections 500] [--workers N]
+    python bench/bench_slack.py [--db PATH | --database-url URL [--schema S]] [--reuse]
+                                [--concurrency 20] [--rounds 5] [--threads 64]
+                                [--connections 500] [--workers N]
 
 Builds (or reuses, with ``--reuse``) the synthetic organisation of ``bench_reports.py``, starts
 HTTP mode as ``kpibot run --mode http`` does (waitress, Bolt request verification, report
@@ -43,6 +44,7 @@ for p in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 import bench_reports  # noqa: E402
+import benchdb  # noqa: E402
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
 from bot.settings import Config, Settings  # noqa: E402
@@ -82,8 +84,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--db", type=Path, default=Path(tempfile.gettempdir()) / "kpibot-bench.db")
-    ap.add_argument("--reuse", action="store_true", help="reuse a complete --db build")
+    benchdb.add_arguments(ap, Path(tempfile.gettempdir()) / "kpibot-bench.db")
     ap.add_argument("--concurrency", type=int, default=20, help="commands per burst")
     ap.add_argument("--rounds", type=int, default=5, help="bursts")
     ap.add_argument(
@@ -115,7 +116,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def serve(
-    db: str,
+    database_url: str,
     api_url: str,
     teams: int,
     threads: int,
@@ -127,7 +128,7 @@ def serve(
     report workers' figures back."""
     logging.basicConfig(level=logging.ERROR)
     settings = Settings(
-        database_url=f"sqlite:///{db}",
+        database_url=database_url,
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SECRET,
         slack_api_url=api_url,
@@ -177,7 +178,14 @@ class Sent:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bench_reports.ensure_database(args)
+    store = bench_reports.ensure_database(args)
+    try:
+        return measure(args, store)
+    finally:
+        store.drop()
+
+
+def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
     configs = bench_reports.team_configs(args.teams)
     verifier = SignatureVerifier(SECRET)
     load_before = os.getloadavg()
@@ -187,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         proc = ctx.Process(
             target=serve,
             args=(
-                str(args.db.resolve()),
+                store.url,
                 slack.api_url,
                 args.teams,
                 args.threads,
@@ -313,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\n{args.rounds} bursts of {args.concurrency} concurrent signed /kpi commands; "
             f"HTTP threads {args.threads}, connection limit {args.connections}, "
             f"{LISTENER_THREADS} listener threads, {args.workers} report worker process(es); "
-            f"SQLite {args.db.name}"
+            f"{store.label}"
         )
         sent: list[Sent] = []
         report_times: list[float] = []

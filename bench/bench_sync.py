@@ -36,6 +36,9 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import benchdb  # noqa: E402
 
 from bot.settings import Settings, parse_config  # noqa: E402
 from bot.sources.github_client import GitHubClient  # noqa: E402
@@ -100,7 +103,11 @@ def main() -> int:
     ap.add_argument("--repos", type=int, default=20)
     ap.add_argument("--pulls", type=int, default=10_000)
     ap.add_argument("--release-branches", type=int, default=3, help="per repository")
-    ap.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    ap.add_argument(
+        "--database-url",
+        help="default: a fresh SQLite file in a temporary folder; PostgreSQL: the run works in "
+        "a schema of its own and drops it",
+    )
     args = ap.parse_args()
 
     print(f"starting the fake GitHub with {args.repos} repositories, {args.pulls} pull requests...")
@@ -127,8 +134,11 @@ def main() -> int:
         if not url.startswith("http"):
             print("the fake GitHub did not start (is ../shared/fixtures there?)")
             return 1
-        with tempfile.TemporaryDirectory() as tmp:
-            db_url = args.database_url or f"sqlite:///{tmp}/bench-sync.db"
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            benchdb.scratch(args.database_url, Path(tmp) / "bench-sync.db") as store,
+        ):
+            db_url = store.url
             engine = make_engine(db_url)
             upgrade(engine)
             sessions = session_factory(engine)

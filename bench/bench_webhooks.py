@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for p in (ROOT, ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
 
+import benchdb  # noqa: E402
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -126,12 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deliveries", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--replays", type=float, default=0.1, help="share delivered twice")
-    ap.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
-    ap.add_argument("--database-url", help="any database URL instead of SQLite (e.g. PostgreSQL)")
+    ap.add_argument("--db", type=Path, help="SQLite file, emptied first (default: a temporary one)")
+    ap.add_argument(
+        "--database-url",
+        help="PostgreSQL instead of SQLite: the run works in a schema of its own and drops it",
+    )
     args = ap.parse_args(argv)
 
-    tmp = tempfile.TemporaryDirectory()
-    url = args.database_url or f"sqlite:///{args.db or Path(tmp.name) / 'bench-webhooks.db'}"
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_path = args.db or Path(tmp) / "bench-webhooks.db"
+        with benchdb.scratch(args.database_url, sqlite_path) as store:
+            return run(args, store.url)
+
+
+def run(args: argparse.Namespace, url: str) -> int:
     engine = make_engine(url)
     upgrade(engine)
     config = Config((TeamConfig(name="platform", repos=tuple(f"acme/svc-{i}" for i in range(10))),))
@@ -201,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
           f"statuses {statuses}, duplicates reported {duplicates}  "
           f"{'PASS' if ok_once else 'FAIL'}")  # fmt: skip
     engine.dispose()
-    tmp.cleanup()
     return 0 if ok_rate and ok_p99 and ok_once else 1
 
 

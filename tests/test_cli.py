@@ -294,3 +294,54 @@ def test_console_script_quickstart(tmp_path):
     )
     assert rep.returncode == 0, rep.stderr
     assert rep.stdout.startswith("Cycle time · payments")
+
+
+def _modules_loaded(argv: list[str], cwd: Path) -> tuple[int, set[str]]:
+    """Run the command line in a fresh interpreter; its exit code and the modules it loaded."""
+    code = (
+        "import sys\n"
+        "from bot.surfaces.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))\n"
+        "raise SystemExit(rc)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, *argv], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    return r.returncode, set(r.stderr.split("MODULES ", 1)[1].split())
+
+
+def _families(modules: set[str], prefixes: tuple[str, ...]) -> set[str]:
+    return {m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)}
+
+
+def test_help_loads_neither_the_database_nor_the_configuration(tmp_path):
+    rc, modules = _modules_loaded(["--help"], tmp_path)
+    assert rc == 0
+    assert not _families(
+        modules, ("sqlalchemy", "yaml", "bot.store", "bot.metrics.engine", "bot.settings")
+    )
+
+
+def test_report_loads_no_chat_scheduler_source_or_server_modules(demo):
+    rc, modules = _modules_loaded(["report", "cycle-time", "--now", NOW], demo)
+    assert rc == 0
+    assert "bot.metrics.engine" in modules  # it did compute the card
+    assert not _families(
+        modules,
+        (
+            "bot.slack",
+            "bot.chat",
+            "bot.scheduler",
+            "bot.sources",
+            "bot.surfaces.http",
+            "bot.surfaces.webhooks",
+            "bot.renderers.jsonout",
+            "bot.renderers.blocks",
+            "slack_sdk",
+            "slack_bolt",
+            "waitress",
+            "httpx",
+            "alembic",
+        ),
+    )

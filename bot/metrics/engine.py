@@ -9,8 +9,9 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,6 +44,30 @@ class WaitingPR:
     waiting_since: datetime  # naive UTC
 
 
+def with_deployed_or_size(
+    p: PRFacts, deployed: datetime | None = None, size: int | None = None
+) -> PRFacts:
+    """``dataclasses.replace(p, deployed=..., size=...)`` for the two fields the engine sets
+    after loading, built positionally: several times faster than ``replace``'s walk over the
+    fields, and a card copies thousands of PRs (``tests/test_store_reads.py`` checks that
+    it copies every field)."""
+    return PRFacts(
+        p.id,
+        p.repository_id,
+        p.number,
+        p.title,
+        p.author,
+        p.created,
+        p.merged,
+        p.ready,
+        p.first_commit,
+        p.first_review,
+        p.approved,
+        p.deployed if deployed is None else deployed,
+        p.size if size is None else size,
+    )
+
+
 class _Sorted:
     """Records sorted by a time key, sliced by period with bisect."""
 
@@ -64,7 +89,6 @@ class TeamEngine:
         self.team = team
         self.repos = q.repositories(session, team.repos)
         self.repo_ids = list(self.repos)
-        self.team_id = q.team_id(session, team.name)
         self.envs = list(team.production_environments)
         self.bots = BotFilter(team.bot_patterns)
         self.paths = PathFilter(team.path_patterns)
@@ -73,16 +97,29 @@ class TeamEngine:
         self._span: tuple[datetime, datetime] | None = None
         self._first_deployed_at: datetime | None = None
         self._first_deployed_read = False
+        self._loaded: set[str] = set()  # parts of the span loaded so far
         self._merged = _Sorted([], lambda p: p.merged)
         self._deployed = _Sorted([], lambda p: p.deployed)
-        self._runs: list[DeploymentFacts] = []
-        self._incidents: list[IncidentFacts] = []
-        self._attribution = Attribution({}, {})
-        self._items = _Sorted([], lambda i: i[0])
+        self._runs_v: list[DeploymentFacts] = []
+        self._runs_from: datetime = datetime.min
+        self._incidents_v: list[IncidentFacts] = []
+        self._attribution_v = Attribution({}, {})
+        self._items_v = _Sorted([], lambda i: i[0])
         self._selection: Any = None  # the PRs of the loaded span, for the file rows
         self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
+        self._merged_sized: _Sorted | None = None  # the merged PRs with those sizes
+
+    @cached_property
+    def team_id(self) -> int | None:
+        """The team's row id (None before ``kpibot db upgrade`` stored it): read on first use,
+        as only incidents, sprints and action items need it."""
+        return q.team_id(self.session, self.team.name)
 
     # --- loading ---------------------------------------------------------------------------
+    #
+    # ``prefetch`` sets the span; each part of it (the PRs merged in it, the PRs deployed in
+    # it, deployments, incidents, failure attribution, sprint items) is read on the first use
+    # of a KPI that needs it, so that one value costs the queries of its own population only.
 
     def prefetch(self, periods: Iterable[Period]) -> None:
         ps = list(periods)
@@ -94,23 +131,139 @@ class TeamEngine:
             return
         if self._span:
             start, end = min(start, self._span[0]), max(end, self._span[1])
-        self._load(start, end)
         self._span = (start, end)
+        self._loaded = set()
+        self._selection, self._sized, self._merged_sized = None, None, None
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
 
-    def _load(self, start: datetime, end: datetime) -> None:
-        s = self.session
-        self._selection, self._sized = None, None
-        incidents = (
+    def _need(self, part: str) -> None:
+        if part in self._loaded or self._span is None:
+            return
+        start, end = self._span
+        match part:
+            case "merged":
+                self._load_merged(start, end)
+            case "deployed":
+                self._load_deployed(start, end)
+            case "runs":
+                self._load_runs(start - self.window, end)
+            case "incidents":
+                self._load_incidents(start)
+            case "attribution":
+                self._load_attribution(start, end)
+            case "sprints":
+                self._load_sprints(start, end)
+        self._loaded.add(part)
+
+    @property
+    def _runs(self) -> list[DeploymentFacts]:
+        """Production deployments from the attribution window before the span (earlier ones
+        too once the attribution needed them) to the window after it."""
+        self._need("runs")
+        return self._runs_v
+
+    @property
+    def _incidents(self) -> list[IncidentFacts]:
+        self._need("incidents")
+        return self._incidents_v
+
+    @property
+    def _attribution(self) -> Attribution:
+        self._need("attribution")
+        return self._attribution_v
+
+    @property
+    def _items(self) -> _Sorted:
+        self._need("sprints")
+        return self._items_v
+
+    def _load_merged(self, start: datetime, end: datetime) -> None:
+        """The PRs merged in the span into the team's branches, without bots, by merge time
+        (their ``deployed`` stays None: no KPI of this population reads it)."""
+        merged: list[PRFacts] = []
+        if self.repo_ids:
+            self._selection = q.merged_pr_ids(self.repo_ids, start, end)
+            facts = self._pr_facts(self._selection, deployments=False)
+            merged = [f for f, branch_ok in facts if branch_ok]
+        self._merged = _Sorted(merged, lambda p: p.merged)
+
+    def _load_deployed(self, start: datetime, end: datetime) -> None:
+        """The PRs whose first successful production deployment finished in the span, without
+        bots, by deployment time.
+
+        Built on the merged population (read first, once for both): the span's deployments
+        name their PRs and each one's first deployment; the merged PRs among them are reused,
+        and only the others (merged before the span, or into another branch) are read.
+        """
+        self._need("merged")
+        if not self.repo_ids:
+            self._deployed = _Sorted([], lambda p: p.deployed)
+            return
+        shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end)
+        first = {
+            pr: at
+            for pr, at in q.first_deployment_rows(self.session, shipped, self.envs)
+            if at is not None and start <= at < end
+        }
+        known = {p.id: p for p in self._merged.items if p.id in first}
+        facts = [with_deployed_or_size(p, deployed=first[p.id]) for p in known.values()]
+        others = sorted(pr for pr in first if pr not in known)
+        for i in range(0, len(others), 5000):
+            facts.extend(f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000])))
+        facts.sort(key=lambda p: (p.merged, p.id))
+        self._deployed = _Sorted(facts, lambda p: p.deployed)
+
+    def _load_sprints(self, start: datetime, end: datetime) -> None:
+        if self.team_id is None:
+            return
+        self._items_v = _Sorted(
+            [
+                (
+                    r.ended_at,
+                    SprintItemFacts(r.sprint_id, r.committed, r.added, r.completed, r.points),
+                )
+                for r in q.sprint_item_rows(self.session, self.team_id, start, end)
+            ],
+            lambda i: i[0],
+        )
+
+    def _load_runs(self, runs_from: datetime, end: datetime) -> None:
+        runs: list[DeploymentFacts] = []
+        if self.repo_ids:
+            runs = [
+                DeploymentFacts(
+                    r.id,
+                    r.repository_id,
+                    r.commit_sha,
+                    r.status,
+                    r.finished_at,
+                    r.rolled_back_at,
+                    bool(r.contents_unknown),
+                )
+                for r in q.deployment_rows(
+                    self.session, self.repo_ids, self.envs, runs_from, end + self.window
+                )
+            ]
+        self._runs_v = runs
+        self._runs_from = runs_from
+
+    def _load_incidents(self, start: datetime) -> None:
+        self._incidents_v = (
             [
                 IncidentFacts(r.id, r.started_at, r.resolved_at, r.deployment_id, r.commit_sha)
-                for r in q.incident_rows(s, self.team_id, start - self.window)
+                for r in q.incident_rows(self.session, self.team_id, start - self.window)
             ]
             if self.team_id is not None
             else []
         )
+
+    def _load_attribution(self, start: datetime, end: datetime) -> None:
+        """Which deployments failed (incidents, rollbacks, reverts): the deployments the span's
+        incidents can be attributed to, reverts around the span and the PRs deployed."""
+        s = self.session
+        incidents = self._incidents
         # an incident resolved in the span may have started long before it: load every
         # deployment it can be attributed to (the recovery time needs its finish)
         runs_from = start
@@ -124,53 +277,28 @@ class TeamEngine:
             )
             if oldest is not None:
                 runs_from = min(runs_from, oldest)
-        if self.repo_ids:
-            merged, deployed = self._populations(start, end)
-            runs = [
-                DeploymentFacts(
-                    r.id,
-                    r.repository_id,
-                    r.commit_sha,
-                    r.status,
-                    r.finished_at,
-                    r.rolled_back_at,
-                    bool(r.contents_unknown),
-                )
-                for r in q.deployment_rows(
-                    s, self.repo_ids, self.envs, runs_from, end + self.window
-                )
-            ]
-            reverts = [
+        if "runs" not in self._loaded or runs_from < self._runs_from:
+            self._load_runs(runs_from, end)
+            self._loaded.add("runs")
+        runs = self._runs_v
+        reverts = (
+            [
                 RevertFacts(r.repository_id, r.title, r.merged_at, r.head_branch)
                 for r in q.revert_rows(s, self.repo_ids, start - self.window, end + self.window)
             ]
-        else:
-            merged, deployed, runs, reverts = [], [], [], []
-        self._merged = _Sorted(merged, lambda p: p.merged)
-        self._deployed = _Sorted(deployed, lambda p: p.deployed)
-        self._runs = runs
-        self._incidents = incidents
-        if self.team_id is not None:
-            self._items = _Sorted(
-                [
-                    (
-                        r.ended_at,
-                        SprintItemFacts(r.sprint_id, r.committed, r.added, r.completed, r.points),
-                    )
-                    for r in q.sprint_item_rows(s, self.team_id, start, end)
-                ],
-                lambda i: i[0],
-            )
+            if self.repo_ids
+            else []
+        )
         ok = [d for d in runs if d.succeeded]
-        needs_contents = bool(reverts) or any(i.commit_sha for i in self._incidents)
+        needs_contents = bool(reverts) or any(i.commit_sha for i in incidents)
         contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
         if needs_contents and ok:
             for r in q.contained_rows(s, [d.id for d in ok]):
                 contained[r.deployment_id].append(
                     lagging.ContainedPR(r.title, r.merge_commit_sha, r.number)
                 )
-        self._attribution = lagging.attribute_failures(
-            ok, self._incidents, reverts, contained, self.window
+        self._attribution_v = lagging.attribute_failures(
+            ok, incidents, reverts, contained, self.window
         )
 
     def _branch_ok(self, repository_id: int, base: str) -> bool:
@@ -178,24 +306,13 @@ class TeamEngine:
             return self.branches(base)
         return base == self.repos[repository_id][1]
 
-    def _populations(self, start: datetime, end: datetime) -> tuple[list[PRFacts], list[PRFacts]]:
-        """The PRs merged in ``[start, end)`` into the team's branches, and those whose first
-        successful production deployment finished in it (both without bots, by merge time).
-
-        Both come from one pass over the rows of the two together: a PR's facts do not depend
-        on the population it is counted in.
-        """
-        self._selection = q.merged_or_deployed_pr_ids(self.repo_ids, self.envs, start, end)
-        facts = self._pr_facts(self._selection)
-        merged = [f for f, branch_ok in facts if branch_ok and start <= f.merged < end]
-        deployed = [f for f, _ in facts if f.deployed is not None and start <= f.deployed < end]
-        return merged, deployed
-
-    def _pr_facts(self, selection: Any) -> list[tuple[PRFacts, bool]]:
+    def _pr_facts(self, selection: Any, deployments: bool = True) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot merged PRs, each with whether its base branch is
-        one of the team's. Rows are unpacked by position (``bot.store.queries`` order)."""
+        one of the team's (and, with ``deployments``, its first deployment's finish). Rows are
+        unpacked by position (``bot.store.queries`` order)."""
         s = self.session
-        rows = [r for r in q.pr_rows(s, selection, self.envs) if not self.bots(r[4], r[5])]
+        envs = self.envs if deployments else None
+        rows = [r for r in q.pr_rows(s, selection, envs) if not self.bots(r[4], r[5])]
         if not rows:
             return []
         authors = {r[0]: (r[4] or "").lower() for r in rows}
@@ -252,6 +369,7 @@ class TeamEngine:
 
     def _sizes_for(self, period: Period) -> dict[int, int]:
         self._ensure(period)
+        self._need("merged")
         return self._sizes()
 
     def _sizes(self) -> dict[int, int]:
@@ -277,19 +395,26 @@ class TeamEngine:
     def merged_prs(self, period: Period) -> list[PRFacts]:
         """The period's population, each PR's ``size`` outside the ignored paths."""
         sizes = self._sizes_for(period)
-        return [
-            replace(p, size=sizes[p.id]) if p.id in sizes else p
-            for p in self._merged.between(period.start, period.end)
-        ]
+        if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
+            self._merged_sized = _Sorted(
+                (
+                    with_deployed_or_size(p, size=sizes[p.id]) if p.id in sizes else p
+                    for p in self._merged.items
+                ),
+                lambda p: p.merged,
+            )
+        return self._merged_sized.between(period.start, period.end)
 
     def _merged_unsized(self, period: Period) -> list[PRFacts]:
         """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
         so they skip the file rows."""
         self._ensure(period)
+        self._need("merged")
         return self._merged.between(period.start, period.end)
 
     def deployed_prs(self, period: Period) -> list[PRFacts]:
         self._ensure(period)
+        self._need("deployed")
         return self._deployed.between(period.start, period.end)
 
     # --- KPIs ------------------------------------------------------------------------------
@@ -318,12 +443,14 @@ class TeamEngine:
                     self.deployed_prs(period), lagging.unknown_contents(self._runs, period)
                 )
             case "change-failure-rate":
-                return lagging.change_failure_rate(self._runs, self._attribution, period)
+                attribution = self._attribution  # first: it reads the deployments it needs
+                return lagging.change_failure_rate(self._runs, attribution, period)
             case "mttr":
                 return lagging.time_to_restore(self._incidents, period)
             case "recovery-time":
+                attribution = self._attribution  # first: it may load earlier deployments
                 finished = {d.id: d.finished for d in self._runs}
-                return lagging.recovery_time(self._incidents, self._attribution, finished, period)
+                return lagging.recovery_time(self._incidents, attribution, finished, period)
             case "predictability":
                 return lagging.predictability(self._sprint_items(period))
             case "scope-creep":

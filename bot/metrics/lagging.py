@@ -213,6 +213,23 @@ def attribute_failures(
             if merge_sha:
                 sha_index.append((merge_sha.lower(), d.id))
 
+    # sorted, so that the SHAs an incident's SHA is a prefix of are a bisect range, and a
+    # dict of them for the SHAs that are a prefix of it (one look-up per prefix length)
+    sha_index.sort()
+    sha_keys = [s for s, _ in sha_index]
+    by_sha: dict[str, list[int]] = {}
+    for s, dep in sha_index:
+        by_sha.setdefault(s, []).append(dep)
+
+    def shipped(sha: str) -> list[int]:
+        """Deployments whose deployed or contained SHA starts with ``sha`` or begins it."""
+        lo = bisect.bisect_left(sha_keys, sha)
+        hi = bisect.bisect_right(sha_keys, sha + "\uffff")
+        hits = [dep for _, dep in sha_index[lo:hi]]
+        for k in range(len(sha)):  # the stored SHAs that are a strict prefix of it
+            hits.extend(by_sha.get(sha[:k], ()))
+        return hits
+
     finishes = [d.finished for d in ok]
     for inc in incidents:
         if inc.linked:
@@ -222,7 +239,7 @@ def attribute_failures(
                 target = inc.deployment_id
             elif inc.commit_sha and len(inc.commit_sha) >= 7:
                 sha = inc.commit_sha.lower()
-                hits = [dep for s, dep in sha_index if s.startswith(sha) or sha.startswith(s)]
+                hits = shipped(sha)
                 if hits:
                     # the first deployment that shipped it
                     target = min(hits, key=lambda i: (by_id[i].finished, i))

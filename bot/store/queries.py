@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, ScalarSelect, Select, and_, func, or_, select
+from sqlalchemy import ScalarSelect, Select, and_, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
@@ -23,6 +23,9 @@ from bot.store.models import (
     SprintItem,
     Team,
 )
+
+#: a query of PR ids the row queries below read the rows of
+Selection = Select[Any]
 
 
 def _rows(session: Session, q: Select[Any]) -> list[Any]:
@@ -59,27 +62,6 @@ def merged_pr_ids(repo_ids: Sequence[int], start: datetime, end: datetime) -> Se
     )
 
 
-def _shipped(envs: Sequence[str], *when: ColumnElement[bool]) -> Exists:
-    """The enclosing query's PR is in a successful production deployment finished ``when``.
-
-    Correlated on ``pull_requests``, so the database follows ``ix_deployment_prs_pr`` from each
-    PR instead of grouping every deployment link in the store.
-    """
-    return (
-        select(DeploymentPullRequest.deployment_id)
-        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
-        .where(
-            DeploymentPullRequest.pull_request_id == PullRequest.id,
-            Deployment.status == "success",
-            Deployment.environment.in_(envs),
-            Deployment.finished_at.is_not(None),
-            *when,
-        )
-        .correlate(PullRequest)
-        .exists()
-    )
-
-
 def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     """Per PR row of the enclosing query: finish of its first successful production deployment
     (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
@@ -101,41 +83,48 @@ def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
 def deployed_pr_ids(
     repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
 ) -> Select[Any]:
-    """Selection: PRs whose first successful production deployment finished in ``[start, end)``.
+    """Selection: merged PRs of these repositories contained in a successful production
+    deployment of them finished in ``[start, end)`` (a superset of the PRs whose *first* one
+    finished then: ``first_deployment_rows`` tells them apart).
 
-    The first one finished in the period exactly when one finished in the period and none
-    before it.
+    Read from the period's deployments only (``ix_deployments_repo_finished``), through their
+    links (whose primary key starts with the deployment). A deployment contains PRs of its own
+    repository (``bot.store.derive``), so the team's deployments are the ones to read.
     """
-    return select(PullRequest.id).where(
-        PullRequest.repository_id.in_(repo_ids),
-        _shipped(envs, Deployment.finished_at >= start, Deployment.finished_at < end),
-        ~_shipped(envs, Deployment.finished_at < start),
+    return (
+        select(DeploymentPullRequest.pull_request_id)
+        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
+        .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
+        .where(
+            Deployment.repository_id.in_(repo_ids),
+            Deployment.finished_at >= start,
+            Deployment.finished_at < end,
+            Deployment.status == "success",
+            Deployment.environment.in_(envs),
+            PullRequest.repository_id.in_(repo_ids),
+            PullRequest.merged_at.is_not(None),
+        )
     )
 
 
-def merged_or_deployed_pr_ids(
-    repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
-) -> Select[Any]:
-    """Selection: merged PRs of these repositories merged in ``[start, end)`` or contained in a
-    successful production deployment finished in it.
-
-    A superset of ``merged_pr_ids`` and ``deployed_pr_ids`` together, so that both populations
-    come from one pass over PR, review and file rows; the caller tells them apart by
-    ``merged_at`` and by the first deployment ``pr_rows`` returns.
-    """
-    return select(PullRequest.id).where(
-        PullRequest.repository_id.in_(repo_ids),
-        PullRequest.merged_at.is_not(None),
-        or_(
-            and_(PullRequest.merged_at >= start, PullRequest.merged_at < end),
-            _shipped(envs, Deployment.finished_at >= start, Deployment.finished_at < end),
-        ),
-    )
+def pr_ids(ids: Sequence[int]) -> Select[Any]:
+    """Selection: these PRs (at most a few thousand ids: the caller chunks)."""
+    return select(PullRequest.id).where(PullRequest.id.in_(list(ids)))
 
 
-def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> list[Any]:
-    """Merged PRs of the selection with their first successful production deployment, by
-    merge time. The engine unpacks the rows by position: keep the column order."""
+def first_deployment_rows(
+    session: Session, selection: Selection, envs: Sequence[str]
+) -> list[Any]:
+    """(PR id, finish of its first successful production deployment) for the selection."""
+    q = select(PullRequest.id, first_deployed(envs)).where(PullRequest.id.in_(selection))
+    return _rows(session, q)
+
+
+def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) -> list[Any]:
+    """Merged PRs of the selection with their first successful production deployment in
+    ``envs`` (NULL without ``envs``), by merge time. The engine unpacks the rows by position:
+    keep the column order."""
+    deployed = first_deployed(envs) if envs is not None else null()
     q = (
         select(
             PullRequest.id,
@@ -151,7 +140,7 @@ def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> li
             PullRequest.base_branch,
             PullRequest.additions,
             PullRequest.deletions,
-            first_deployed(envs).label("deployed"),
+            deployed.label("deployed"),
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
         .order_by(PullRequest.merged_at, PullRequest.id)
@@ -159,7 +148,7 @@ def pr_rows(session: Session, selection: Select[Any], envs: Sequence[str]) -> li
     return _rows(session, q)
 
 
-def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
+def review_rows(session: Session, selection: Selection) -> list[Any]:
     """Unpacked by position in the engine: keep the column order."""
     q = (
         select(
@@ -180,7 +169,7 @@ def review_rows(session: Session, selection: Select[Any]) -> list[Any]:
     return _rows(session, q)
 
 
-def file_rows(session: Session, selection: Select[Any]) -> list[Any]:
+def file_rows(session: Session, selection: Selection) -> list[Any]:
     """Unpacked by position in the engine: keep the column order."""
     q = select(
         PullRequestFile.pull_request_id,

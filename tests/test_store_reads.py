@@ -1,0 +1,217 @@
+"""How the store is read: connection settings, read queries that follow the period along
+indexes instead of walking a team's whole history, and the engine's fast paths."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from bot.metrics.engine import with_deployed_or_size
+from bot.metrics.lagging import ContainedPR, DeploymentFacts, IncidentFacts, attribute_failures
+from bot.metrics.timeline import PRFacts
+from bot.settings import TeamConfig
+from bot.store import queries as q
+from bot.store.session import make_engine
+from tests.conftest import create_schema
+from tests.factories import T, deployment, incident, pr, setup_team
+from tests.helpers import contain, engine, period, team_id
+
+
+class _Connecting(Exception):
+    pass
+
+
+def _connect_params(url: str) -> dict[str, Any]:
+    """The keyword arguments the engine hands the driver, caught before it connects."""
+    eng = make_engine(url)
+    seen: dict[str, Any] = {}
+
+    @event.listens_for(eng, "do_connect")
+    def _catch(_dialect: Any, _rec: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        seen.update(cparams)
+        raise _Connecting
+
+    with pytest.raises(_Connecting):
+        eng.connect()
+    eng.dispose()
+    return seen
+
+
+def test_postgresql_connections_run_without_jit_and_with_ssd_page_costs():
+    params = _connect_params("postgresql://kpibot@127.0.0.1:1/kpibot")
+    assert params["options"] == "-c jit=off -c random_page_cost=1.1"
+
+
+def test_postgresql_options_in_the_url_are_kept_beside_jit_off():
+    params = _connect_params("postgresql://kpibot@127.0.0.1:1/kpibot?options=-csearch_path%3Dx")
+    assert params["options"] == "-csearch_path=x -c jit=off -c random_page_cost=1.1"
+
+
+def test_the_test_database_runs_with_the_engine_settings(engine: Engine):
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+            assert conn.execute(text("SHOW random_page_cost")).scalar_one() == "1.1"
+            # the URL's own options (the test schema) still apply
+            assert (
+                conn.execute(text("SELECT current_schema()")).scalar_one().startswith("kpibot_t_")
+            )
+        else:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+
+
+def _sqlite_plan(tmp_path: Path, stmt: Any) -> list[str]:
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    create_schema(url)
+    eng = make_engine(url)
+    with eng.connect() as conn:
+        compiled = stmt.compile(eng, compile_kwargs={"literal_binds": True})
+        rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+    eng.dispose()
+    return [r[-1] for r in rows]
+
+
+def test_the_period_selections_read_only_the_periods_rows(tmp_path: Path):
+    """The PRs merged or deployed in a period are found from the period's merges and
+    deployments by index ranges: no scan and no per-PR look-up over the team's history."""
+    start, end = datetime(2026, 10, 1), datetime(2026, 11, 1)
+    merged = _sqlite_plan(tmp_path, q.merged_pr_ids([1, 2], start, end))
+    deployed = _sqlite_plan(tmp_path, q.deployed_pr_ids([1, 2], ["production"], start, end))
+    text_plan = "\n".join(merged + deployed)
+    assert "CORRELATED" not in text_plan, text_plan
+    assert not [p for p in merged + deployed if p.startswith("SCAN")], text_plan
+    assert any(
+        "ix_pull_requests_repo_merged" in p and "merged_at>" in p and "merged_at<" in p
+        for p in merged
+    ), text_plan
+    assert any(
+        "ix_deployments_repo_finished" in p and "finished_at>" in p and "finished_at<" in p
+        for p in deployed
+    ), text_plan
+
+
+def _statements(session: Session, fn: Any) -> list[str]:
+    seen: list[str] = []
+    bind = session.get_bind()
+
+    def _record(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(bind, "before_cursor_execute", _record)
+    try:
+        fn()
+    finally:
+        event.remove(bind, "before_cursor_execute", _record)
+    return seen
+
+
+def _team_with_history(session: Session) -> TeamConfig:
+    team = setup_team(session, TeamConfig(name="payments", repos=("acme/api",)))
+    a = pr(
+        session,
+        number=1,
+        created=T("2026-11-02 08:00"),
+        merged=T("2026-11-03 08:00"),
+        merge_sha="a" * 40,
+        reviews=[("bob", "APPROVED", T("2026-11-02 12:00"))],
+    )
+    b = pr(
+        session,
+        number=2,
+        created=T("2026-10-01 08:00"),
+        merged=T("2026-10-02 08:00"),
+        merge_sha="b" * 40,
+    )
+    dep = deployment(session, sha="a" * 40, finished=T("2026-11-04 08:00"))
+    contain(session, dep, a, b)
+    incident(
+        session, team_id(session), started=T("2026-11-04 09:00"), resolved=T("2026-11-04 10:00")
+    )
+    session.commit()
+    return team
+
+
+def test_a_leading_kpi_reads_only_the_merged_prs_and_their_reviews(session: Session):
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    reads = _statements(session, lambda: eng.value("cycle-time", period("2026-W45")))
+    tables = " ".join(reads)
+    assert "pull_requests" in tables and "reviews" in tables
+    for other in ("deployments", "deployment_pull_requests", "incidents", "sprint", "teams"):
+        assert f"FROM {other}" not in tables and f"JOIN {other}" not in tables, reads
+    assert eng.value("cycle-time", period("2026-W45")).n == 1
+
+
+def test_lagging_kpis_load_deployments_and_then_every_population(session: Session):
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+    assert eng.value("cycle-time", w45).n == 1
+    lead = eng.value("lead-time", w45)  # both PRs: b merged in October, deployed in W45
+    assert lead.n == 2
+    assert eng.value("deploy-frequency", w45).n == 1
+    assert eng.value("mttr", w45).n == 1
+    assert eng.value("cycle-time", w45).n == 1
+
+
+def test_the_engines_fast_copy_of_pr_facts_keeps_every_field():
+    values = {f.name: object() for f in fields(PRFacts)}
+    p = PRFacts(**values)  # type: ignore[arg-type]
+    when, size = object(), object()
+    assert with_deployed_or_size(p, deployed=when) == replace(p, deployed=when)  # type: ignore[arg-type]
+    assert with_deployed_or_size(p, size=size) == replace(p, size=size)  # type: ignore[arg-type]
+
+
+def test_deploy_frequency_and_lead_time_read_no_incidents_or_reverts(session: Session):
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+
+    def both() -> None:
+        assert eng.value("deploy-frequency", w45).n == 1
+        assert eng.value("lead-time", w45).n == 2
+
+    reads = " ".join(_statements(session, both))
+    assert "FROM deployments" in reads
+    assert "incidents" not in reads and "LIKE" not in reads, reads
+    recovery = eng.value("recovery-time", w45)  # the incident 1 h after the deployment
+    assert (recovery.n, recovery.value) == (1, 7200.0)  # resolved 2 h after it finished
+    assert eng.value("mttr", w45).n == 1
+
+
+def _brute_force_target(deps, contained, sha):  # type: ignore[no-untyped-def]
+    """The deployment an incident's SHA names, by comparing it with every SHA shipped."""
+    shipped = [(d.sha.lower(), d) for d in deps] + [
+        (pr.merge_sha.lower(), d) for d in deps for pr in contained.get(d.id, ()) if pr.merge_sha
+    ]
+    hits = [d for s, d in shipped if s.startswith(sha) or sha.startswith(s)]
+    return min(hits, key=lambda d: (d.finished, d.id)).id if hits else None
+
+
+@pytest.mark.parametrize(
+    "sha",
+    ["abcdef1", "ABCDEF1234", "abcdef1234567", "1234567890", "12345678ff", "fedcba9", "0000000"],
+)
+def test_incident_shas_name_the_deployment_that_first_shipped_them(sha: str):
+    """The SHA look-up (prefixes both ways, deployed and contained commits) picks the same
+    deployment as comparing the incident's SHA with every shipped SHA."""
+    t0 = datetime(2026, 11, 2, 9)
+    deps = [
+        DeploymentFacts(1, 1, "abcdef1234567890", "success", t0),
+        DeploymentFacts(2, 1, "abcdef1299999999", "success", t0 + timedelta(hours=1)),
+        DeploymentFacts(3, 1, "fedcba9876543210", "success", t0 + timedelta(hours=2)),
+        DeploymentFacts(4, 1, "ffff000011112222", "success", t0 + timedelta(hours=3)),
+    ]
+    contained = {
+        3: [ContainedPR("short merge SHA", "1234567"), ContainedPR("no SHA", None)],
+        4: [ContainedPR("full merge SHA", "abcdef1234567890aaaa")],
+    }
+    incident = IncidentFacts(9, t0 + timedelta(days=1), None, commit_sha=sha)
+    got = attribute_failures(deps, [incident], [], contained, timedelta(hours=72))
+    assert got.incident_deployment.get(9) == _brute_force_target(deps, contained, sha.lower())
