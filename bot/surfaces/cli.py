@@ -475,7 +475,6 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 RUN_MODES = ["socket", "http", "scheduler"]
-HTTP_THREADS = Settings().http_threads  # the default of KPIBOT_HTTP_THREADS
 
 
 def _port(text: str) -> int:
