@@ -803,13 +803,13 @@ def test_verified_values_too_long_for_a_column_are_never_a_500(server, session, 
     """PostgreSQL enforces column lengths (SQLite stores the text as it is)."""
     caplog.set_level(logging.INFO, logger="kpibot")
     body = _mutated(
-        "deployment_status/payload.json",
-        lambda p: p["deployment"].update(environment="e" * 300),
+        "pull_request/opened.payload.json",
+        lambda p: p["pull_request"]["user"].update(login="u" * 300),
     )
-    r = gh(server, "deployment_status", body)
+    r = gh(server, "pull_request", body)
     if session.get_bind().dialect.name == "postgresql":
         assert r.status_code == 400 and "too long or out of range" in r.json()["error"]
-        assert count(session, Deployment) == 0
+        assert count(session, PullRequest) == 0
     else:
         assert r.status_code == 200, r.text
     _refusals(caplog)
