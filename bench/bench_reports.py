@@ -60,7 +60,7 @@ from bot.metrics.registry import METRICS, Target  # noqa: E402
 from bot.renderers import format as fmt  # noqa: E402
 from bot.reports.cards import MetricCard, build_card  # noqa: E402
 from bot.settings import Config, TeamConfig  # noqa: E402
-from bot.store.migrate import upgrade  # noqa: E402
+from bot.store.migrate import current_revision, head_revision, upgrade  # noqa: E402
 from bot.store.models import (  # noqa: E402
     Deployment,
     DeploymentPullRequest,
@@ -1038,7 +1038,11 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
     if args.reuse:
         engine = make_engine(store.url)
         try:
-            if store.read_mark(engine) == BUILD_MARK:
+            if store.read_mark(engine) == BUILD_MARK and current_revision(
+                engine
+            ) != head_revision(engine):
+                print(f"{store.label} was built with an older schema: rebuilding")
+            elif store.read_mark(engine) == BUILD_MARK:
                 with Session(engine) as s:
                     n_teams = int(s.scalar(select(func.count()).select_from(Team)) or 0)
                 if n_teams == args.teams:
