@@ -1,0 +1,95 @@
+"""The core's answers (:mod:`bot.chat.answers`) as Adaptive Cards, and the Teams way of
+wording the core's sentences (:class:`TeamsVoice`: ``**bold**``, ``@kpibot <command>``)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from bot.chat import answers as ans
+from bot.chat.voice import Voice
+from bot.renderers import adaptive
+from bot.renderers.adaptive import Card, escape
+
+MENTION = "@kpibot"
+HELP_HINT = f"{MENTION} help lists every command and metric."
+NOT_YET = (
+    "{what} from Teams is not available yet: for now, use kpibot in Slack (or the kpibot "
+    "command line) for it."
+)
+
+USAGE: tuple[tuple[str, str], ...] = (
+    (f"{MENTION} <metric> [team] [period]", "a metric card, e.g. cycle-time payments last-week"),
+    (f"{MENTION} dora [team] [period]", "the four DORA keys with bands"),
+    (f"{MENTION} health [team]", "every KPI against its target"),
+    (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
+    (f"{MENTION} actions [team] [all]", "open (or all) action items"),
+    (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
+)
+
+
+class TeamsVoice(Voice):
+    platform = "teams"
+
+    def bold(self, text: str) -> str:
+        return f"**{text}**"
+
+    def command(self, text: str) -> str:
+        return f"**{f'{MENTION} {text}'.strip()}**"
+
+
+_SLASH_CODE = re.compile(r"`/kpi ?([^`]*)`")
+
+
+def teams_words(text: str) -> str:
+    """A sentence of the command grammar (written for ``/kpi`` in Slack's mrkdwn, where the
+    person's echoed words are HTML-escaped) as typed in Teams: ``&lt;`` shown as ``<``."""
+    text = html.unescape(text).replace("<", r"\<").replace(">", r"\>")
+    text = _SLASH_CODE.sub(lambda m: f"**{f'{MENTION} {m.group(1)}'.strip()}**", text)
+    return text.replace("/kpi", MENTION).replace("`", "")
+
+
+def suggestion(command: str) -> str:
+    return escape(teams_words(command))
+
+
+def problem(text: str, suggestions: Sequence[str] = ()) -> Card:
+    return adaptive.problem(
+        teams_words(text), [suggestion(s) for s in suggestions], help_hint=HELP_HINT
+    )
+
+
+def help_card(channel_team: str | None, teams: Sequence[str]) -> Card:
+    where = (
+        f"This conversation's team: **{escape(channel_team)}**."
+        if channel_team
+        else f"This conversation has no team yet: {MENTION} team set {escape('<team>')} maps it."
+    )
+    usage = [(escape(u), escape(d)) for u, d in USAGE]
+    return adaptive.help_card(usage, channel_team, teams, where)
+
+
+def card(answer: ans.Answer) -> Card:
+    """The Adaptive Card for a core answer."""
+    match answer:
+        case ans.Notice(text) | ans.Refused(text):
+            return adaptive.message(text)
+        case ans.Problem(text, suggestions):
+            return problem(text, suggestions)
+        case ans.AskTeam(command, teams):
+            return adaptive.choose(
+                "Which team? This conversation has no team and you're in none I know of. "
+                f"Name one (e.g. {MENTION} {escape(command)} {escape(teams[0]) if teams else ''})"
+                f" or map this conversation once: {MENTION} team set {escape('<team>')}.",
+                [(t, {"text": command, "team": t}) for t in teams],
+            )
+        case ans.Help(channel_team, teams):
+            return help_card(channel_team, teams)
+        case ans.CardAnswer(metric):
+            return adaptive.metric_card(metric)
+        case ans.DoraAnswer(d):
+            return adaptive.dora(d)
+        case ans.HealthAnswer(h):
+            return adaptive.health(h)
+    return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
