@@ -389,3 +389,36 @@ def test_echoed_words_read_as_typed_and_make_no_markup(bot):
     assert_valid_card(card)
     first = card["body"][0]["text"]
     assert r"'\<b\>x\</b\>'" in first and "&lt;" not in first
+
+
+def test_lists_are_answered_as_cards(bot, org):
+    conv = "19:lists@thread.tacv2"
+    for words in ("teams", "team set payments", "subscriptions", "actions payments all"):
+        activity = bot.teams.activity(words, conversation=conv)
+        assert bot.post(activity, bot.teams.token()).status_code == 200
+    sent = bot.teams.wait_sent(4)
+    cards = [_posted_card(s) for s in sent]
+    for c in cards:
+        assert_valid_card(c)
+    teams_text = card_text(cards[0])
+    assert "**payments**" in teams_text and "**mobile**" in teams_text
+    assert "not available" not in card_text(cards[1])
+    assert "receives no digests" in card_text(cards[2])
+    assert cards[3]["body"][0]["text"] == "Action items · payments"
+    with org.factory() as s:
+        row = s.scalars(select(ChannelTeam).where(ChannelTeam.channel_id == conv)).one()
+        s.delete(row)
+        s.commit()
+
+
+@pytest.mark.parametrize("words", ["action add", "subscribe weekly", "weekly payments"])
+def test_what_teams_cannot_do_yet_is_said_and_nothing_is_stored(bot, org, words):
+    from bot.store.models import DigestSubscription
+
+    activity = bot.teams.activity(words, conversation="19:notyet@thread.tacv2")
+    assert bot.post(activity, bot.teams.token()).status_code == 200
+    card = _posted_card(bot.teams.wait_sent(1)[0])
+    assert_valid_card(card)
+    assert "from Teams is not available yet" in card_text(card)
+    with org.factory() as s:
+        assert s.scalar(select(func.count()).select_from(DigestSubscription)) == 0

@@ -6,13 +6,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from datetime import date
+
+from microsoft_teams.cards import CardElement
 
 from bot.chat import answers as ans
+from bot.chat.items import ItemRow, TeamRow
 from bot.chat.voice import Voice
 from bot.renderers import adaptive
 from bot.renderers.adaptive import Card, escape
+from bot.store.subscriptions import Subscription
 
 MENTION = "@kpibot"
+TEAM = escape("<team>")
 HELP_HINT = f"{MENTION} help lists every command and metric."
 NOT_YET = (
     "{what} from Teams is not available yet: for now, use kpibot in Slack (or the kpibot "
@@ -92,4 +98,66 @@ def card(answer: ans.Answer) -> Card:
             return adaptive.dora(d)
         case ans.HealthAnswer(h):
             return adaptive.health(h)
+        case ans.TeamList(rows, channel_team):
+            return team_list(rows, channel_team)
+        case ans.SubscriptionList(_, subs, when):
+            return subscription_list(subs, when)
+        case ans.ItemList(items, team, include_done, today):
+            return item_list(items, team, include_done, today)
     return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
+
+
+def team_list(rows: Sequence[TeamRow], channel_team: str | None) -> Card:
+    lines = []
+    for r in rows:
+        mark = " ← this conversation" if r.name == channel_team else ""
+        mapped = plural_conversations(len(r.channels))
+        lines.append(
+            f"- **{escape(r.name)}** · {r.repos} repos · {escape(r.timezone)} · {mapped}{mark}"
+        )
+    return adaptive.card(
+        [
+            adaptive.title("Teams"),
+            adaptive.text("\n".join(lines) or "No teams configured in kpibot.yml."),
+            adaptive.note(f"Map this conversation to a team: {MENTION} team set {TEAM}"),
+        ]
+    )
+
+
+def plural_conversations(n: int) -> str:
+    return "no conversation" if n == 0 else f"{n} conversation{'s' if n > 1 else ''}"
+
+
+def subscription_list(subs: Sequence[Subscription], when: dict[int, str]) -> Card:
+    if not subs:
+        return adaptive.message("This conversation receives no digests.")
+    lines = []
+    for sub in subs:
+        at = when.get(sub.id) or sub.schedule or "at the team's time"
+        broken = f" · ⚠️ not posting: {escape(sub.broken_reason or '')}" if sub.broken else ""
+        lines.append(f"- **{sub.kind}** digest of **{escape(sub.team)}**, {escape(at)}{broken}")
+    return adaptive.card(
+        [adaptive.title("Digests posted in this conversation"), adaptive.text("\n".join(lines))]
+    )
+
+
+def item_list(items: Sequence[ItemRow], team: str, include_done: bool, today: date) -> Card:
+    which = "Action items" if include_done else "Open action items"
+    body: list[CardElement] = [adaptive.title(f"{which} · {escape(team)}")]
+    if not items:
+        body.append(adaptive.text("None."))
+    for i in items:
+        if i.completed_on:
+            state = f"✅ done {i.completed_on.isoformat()}"
+        elif i.overdue(today):
+            state = f"⚠️ **overdue** (due {i.due_on.isoformat()})"
+        else:
+            state = f"due {i.due_on.isoformat()}"
+        kpi = f" · {escape(i.kpi)}" if i.kpi else ""
+        body.append(
+            adaptive.text(
+                f"**{escape(i.opportunity)}**\n\n→ {escape(i.resolution)}\n\n{state}{kpi}",
+                separator=True,
+            )
+        )
+    return adaptive.card(body)
