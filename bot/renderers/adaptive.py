@@ -111,7 +111,7 @@ def _sparkline(c: MetricCard) -> str | None:
     first, last = c.sparkline[0].label, c.sparkline[-1].label
     return (
         f"Last {len(values)} periods: {fmt.sparkline(values)} · {escape(first)} to "
-        f"{escape(last)} · · = no data"
+        f"{escape(last)} · “·” = no data"
     )
 
 
