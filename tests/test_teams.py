@@ -106,10 +106,16 @@ def test_dora_card_has_bands(org):
     svc = _service(org)
     from bot.chat.grammar import parse
 
-    card = teams_answers.card(svc.dispatch(parse("dora payments", ["payments"]), "", "u", None))
+    answer = svc.dispatch(parse("dora payments", ["payments"]), "", "u", None)
+    assert isinstance(answer, ans.DoraAnswer)
+    card = teams_answers.card(answer)
     assert_valid_card(card)
     assert card["body"][0]["text"] == "DORA keys · payments"
-    assert any("Deployment frequency" in b.get("text", "") for b in card["body"])
+    lines = [b["text"] for b in card["body"][2:]]
+    assert len(lines) == len(answer.card.cards) == 4
+    for line, key in zip(lines, answer.card.cards, strict=True):
+        assert f"**{key.name}**" in line
+        assert key.band and f" · {key.band} · " in line
 
 
 def test_unknown_word_gets_did_you_mean_in_teams_words():
