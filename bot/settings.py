@@ -38,6 +38,11 @@ from bot.metrics.registry import Kind, Target
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_SLACK_HOOKS_URL = "https://hooks.slack.com/"
+# Microsoft Teams (Bot Framework): the connector base, the OpenID metadata whose keys sign
+# inbound activities, and the OAuth client-credentials endpoint for outbound calls
+DEFAULT_TEAMS_API_URL = "https://smba.trafficmanager.net/teams/"
+DEFAULT_TEAMS_OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+DEFAULT_TEAMS_TOKEN_URL = "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"
 
 SECRET_FIELDS = {
     "slack_bot_token",
@@ -48,6 +53,7 @@ SECRET_FIELDS = {
     "webhook_secret",
     "pagerduty_api_token",
     "opsgenie_api_key",
+    "teams_app_password",
 }
 
 
@@ -74,6 +80,12 @@ class Settings:
     opsgenie_api_url: str = "https://api.opsgenie.com"
     http_threads: int = 64  # HTTP mode: requests served at once
     http_connections: int = 500  # HTTP mode: open connections before new ones wait
+    teams_app_id: str | None = None
+    teams_app_password: str | None = None
+    teams_tenant_id: str | None = None  # set: only this tenant may use the bot
+    teams_api_url: str = DEFAULT_TEAMS_API_URL
+    teams_openid_url: str = DEFAULT_TEAMS_OPENID_URL
+    teams_token_url: str = DEFAULT_TEAMS_TOKEN_URL
 
     def __repr__(self) -> str:  # secrets never reach logs
         parts = []
@@ -120,8 +132,19 @@ ENV_NAMES = {
     "opsgenie_api_url": "OPSGENIE_API_URL",
     "http_threads": "KPIBOT_HTTP_THREADS",
     "http_connections": "KPIBOT_HTTP_CONNECTIONS",
+    "teams_app_id": "TEAMS_APP_ID",
+    "teams_app_password": "TEAMS_APP_PASSWORD",
+    "teams_tenant_id": "TEAMS_TENANT_ID",
+    "teams_api_url": "TEAMS_API_URL",
+    "teams_openid_url": "TEAMS_OPENID_URL",
+    "teams_token_url": "TEAMS_TOKEN_URL",
 }
 COUNT_LIMITS = {"http_threads": 1000, "http_connections": 10_000}
+TEAMS_URLS = {
+    "teams_api_url": DEFAULT_TEAMS_API_URL,
+    "teams_openid_url": DEFAULT_TEAMS_OPENID_URL,
+    "teams_token_url": DEFAULT_TEAMS_TOKEN_URL,
+}
 
 
 def load_env_settings(
@@ -145,6 +168,10 @@ def load_env_settings(
             raise ConfigError(
                 f"SLACK_HOOKS_URL must be the URL Slack's response URLs start with, such as "
                 f"https://hooks.slack.com/, not '{raw}'"
+            )
+        elif attr in TEAMS_URLS and not re.match(r"https?://[^/\s]+", raw):
+            raise ConfigError(
+                f"{name} must be an http(s) URL, such as {TEAMS_URLS[attr]}, not '{raw}'"
             )
         elif attr in COUNT_LIMITS:
             top = COUNT_LIMITS[attr]

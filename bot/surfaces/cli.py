@@ -562,6 +562,12 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             port = args.port or settings.port
             http_app = slack_http_app(kpi, ctx.engine)
             install(http_app, Webhooks(ctx.factory, ctx.config(), settings.webhook_secret))
+            routes = "POST /slack/events"
+            if settings.teams_app_id:
+                from bot.teams.app import install as install_teams
+
+                install_teams(http_app, settings, ctx.factory, ctx.config())
+                routes += ", POST /api/messages (Teams)"
             server = _listen(
                 http_app,
                 args.host,
@@ -570,7 +576,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 connection_limit=settings.http_connections,
             )
             _print(
-                f"kpibot listening on {args.host} port {server.port}: POST /slack/events, "
+                f"kpibot listening on {args.host} port {server.port}: {routes}, "
                 "GET /healthz, POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"
             )
             server.serve_forever()

@@ -1,0 +1,227 @@
+"""A fake Bot Framework (Microsoft Teams) on loopback: the OpenID metadata and JWKS whose key
+signs inbound activities, the OAuth client-credentials token endpoint and the connector's
+conversation API, recording every activity the bot sends.
+
+The key pair is generated per fake; tests sign the activities they send to ``/api/messages``
+with :meth:`FakeTeams.token` (RS256, issuer ``https://api.botframework.com``, audience the
+app id, ``serviceurl`` the fake's connector)::
+
+    with FakeTeams() as teams:
+        env = {"TEAMS_OPENID_URL": teams.openid_url, "TEAMS_TOKEN_URL": teams.token_url, ...}
+        headers = {"Authorization": f"Bearer {teams.token()}"}
+        ...
+        assert teams.sent[0].activity["attachments"][0]["contentType"] == CARD
+
+Connector routes: ``POST /v3/conversations/{id}/activities`` (and ``.../activities/{id}``,
+a reply), ``PUT``/``DELETE /v3/conversations/{id}/activities/{activity id}``; every one
+needs a bearer token this fake issued (``401`` otherwise). Faults as for every fake
+(``teams.fail("POST", r"/v3/conversations/.*", FakeResponse.json({}, status=429))``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from tests.fakes.server import FakeRequest, FakeResponse, FakeServer
+
+APP_ID = "00000000-0000-0000-0000-00000000b075"
+APP_PASSWORD = "fake-app-password"
+TENANT_ID = "72f988bf-0000-0000-0000-000000000001"
+ISSUER = "https://api.botframework.com"
+KEY_ID = "fake-key-1"
+
+
+@dataclass
+class SentActivity:
+    """One call the bot made to the connector: ``method`` POST (new), PUT (update), DELETE."""
+
+    method: str
+    conversation: str
+    activity_id: str | None
+    activity: dict[str, Any]
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class FakeTeams(FakeServer):
+    def __init__(self, app_id: str = APP_ID, app_password: str = APP_PASSWORD) -> None:
+        super().__init__()
+        self.app_id = app_id
+        self.app_password = app_password
+        self.key = new_key()
+        self.sent: list[SentActivity] = []
+        self.issued: set[str] = set()
+        self._ids = itertools.count(1)
+        self._sent_lock = threading.Lock()
+        self.route("GET", r"/v1/\.well-known/openidconfiguration", self.openid)
+        self.route("GET", r"/v1/\.well-known/keys", self.keys)
+        self.route("POST", r"/botframework\.com/oauth2/v2\.0/token", self.issue_token)
+        activities = r"/v3/conversations/(?P<conv>[^/]+)/activities"
+        one = activities + r"/(?P<aid>[^/]+)"
+        self.route("POST", activities, self.post)
+        self.route("POST", one, self.post)  # a reply to an activity
+        self.route("PUT", one, self.put)
+        self.route("DELETE", one, self.delete)
+
+    # ----------------------------------------------------------------- addresses
+
+    @property
+    def openid_url(self) -> str:
+        return f"{self.url}/v1/.well-known/openidconfiguration"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/botframework.com/oauth2/v2.0/token"
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.url}/"
+
+    # ------------------------------------------------------------------- signing
+
+    def token(
+        self,
+        *,
+        audience: str | None = None,
+        service_url: str | None = None,
+        issuer: str = ISSUER,
+        expires_in: int = 3600,
+        key: rsa.RSAPrivateKey | None = None,
+        kid: str = KEY_ID,
+    ) -> str:
+        """A Bot Framework token for an inbound activity (``key``: another key forges it)."""
+        now = int(time.time())
+        claims = {
+            "iss": issuer,
+            "aud": audience or self.app_id,
+            "serviceurl": service_url or self.service_url,
+            "iat": now - 10,
+            "nbf": now - 10,
+            "exp": now + expires_in,
+        }
+        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid})
+
+    def activity(
+        self,
+        text: str,
+        *,
+        conversation: str = "19:channel@thread.tacv2",
+        conversation_type: str = "channel",
+        user: str = "29:user-aad-1",
+        tenant: str = TENANT_ID,
+        mention: bool = True,
+        service_url: str | None = None,
+    ) -> dict[str, Any]:
+        """A message activity as Teams sends it; in a channel, ``text`` follows a mention of
+        the bot (``<at>kpibot</at>``) with the mention entity."""
+        body = f"<at>kpibot</at> {text}" if mention else text
+        entities = (
+            [
+                {
+                    "type": "mention",
+                    "text": "<at>kpibot</at>",
+                    "mentioned": {"id": f"28:{self.app_id}", "name": "kpibot"},
+                }
+            ]
+            if mention
+            else []
+        )
+        return {
+            "type": "message",
+            "id": f"in-{next(self._ids)}",
+            "timestamp": "2026-11-20T12:00:00.000Z",
+            "serviceUrl": service_url or self.service_url,
+            "channelId": "msteams",
+            "from": {"id": user, "name": "A person", "aadObjectId": "aad-" + user[-1]},
+            "conversation": {
+                "id": conversation,
+                "conversationType": conversation_type,
+                "tenantId": tenant,
+            },
+            "recipient": {"id": f"28:{self.app_id}", "name": "kpibot"},
+            "text": body,
+            "entities": entities,
+            "channelData": {"tenant": {"id": tenant}},
+        }
+
+    # -------------------------------------------------------------------- routes
+
+    def openid(self, req: FakeRequest) -> FakeResponse:
+        return FakeResponse.json(
+            {
+                "issuer": ISSUER,
+                "jwks_uri": f"{self.url}/v1/.well-known/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            }
+        )
+
+    def keys(self, req: FakeRequest) -> FakeResponse:
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": KEY_ID, "use": "sig", "alg": "RS256", "endorsements": ["msteams"]})
+        return FakeResponse.json({"keys": [jwk]})
+
+    def issue_token(self, req: FakeRequest) -> FakeResponse:
+        form = req.form()
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != self.app_id
+            or form.get("client_secret") != self.app_password
+        ):
+            return FakeResponse.json({"error": "invalid_client"}, status=401)
+        token = f"outbound-{next(self._ids)}"
+        with self._sent_lock:
+            self.issued.add(token)
+        return FakeResponse.json(
+            {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
+        )
+
+    def _authorized(self, req: FakeRequest) -> bool:
+        auth = req.headers.get("authorization", "")
+        with self._sent_lock:
+            return auth.startswith("Bearer ") and auth[7:] in self.issued
+
+    def _record(self, method: str, req: FakeRequest, activity: dict[str, Any]) -> str:
+        aid = unquote(req.params["aid"]) if method != "POST" else f"out-{next(self._ids)}"
+        with self._sent_lock:
+            self.sent.append(SentActivity(method, unquote(req.params["conv"]), aid, activity))
+        return aid or ""
+
+    def post(self, req: FakeRequest) -> FakeResponse:
+        if not self._authorized(req):
+            return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
+        return FakeResponse.json({"id": self._record("POST", req, req.json())}, status=201)
+
+    def put(self, req: FakeRequest) -> FakeResponse:
+        if not self._authorized(req):
+            return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
+        return FakeResponse.json({"id": self._record("PUT", req, req.json())})
+
+    def delete(self, req: FakeRequest) -> FakeResponse:
+        if not self._authorized(req):
+            return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
+        self._record("DELETE", req, {})
+        return FakeResponse(200)
+
+    def wait_sent(self, count: int = 1, timeout: float = 10.0) -> list[SentActivity]:
+        """The activities sent so far, once there are at least ``count`` (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._sent_lock:
+                if len(self.sent) >= count:
+                    return list(self.sent)
+            time.sleep(0.02)
+        with self._sent_lock:
+            return list(self.sent)

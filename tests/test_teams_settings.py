@@ -1,0 +1,48 @@
+"""The Microsoft Teams environment settings: Microsoft's endpoints by default, each one
+pointable elsewhere (a loopback fake), the app password never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import (
+    DEFAULT_TEAMS_API_URL,
+    DEFAULT_TEAMS_OPENID_URL,
+    DEFAULT_TEAMS_TOKEN_URL,
+    load_env_settings,
+)
+
+APP_ID = "00000000-0000-0000-0000-00000000b075"
+TENANT_ID = "72f988bf-0000-0000-0000-000000000001"
+
+
+def test_teams_settings_default_to_microsoft_endpoints():
+    s = load_env_settings({}, dotenv_path=None)
+    assert s.teams_app_id is None and s.teams_tenant_id is None
+    assert s.teams_api_url == DEFAULT_TEAMS_API_URL
+    assert s.teams_openid_url == DEFAULT_TEAMS_OPENID_URL
+    assert s.teams_token_url == DEFAULT_TEAMS_TOKEN_URL
+
+
+def test_teams_settings_from_environment_and_password_never_shown():
+    s = load_env_settings(
+        {
+            "TEAMS_APP_ID": APP_ID,
+            "TEAMS_APP_PASSWORD": "s3cret-value",
+            "TEAMS_TENANT_ID": TENANT_ID,
+            "TEAMS_API_URL": "http://127.0.0.1:9/",
+            "TEAMS_OPENID_URL": "http://127.0.0.1:9/v1/.well-known/openidconfiguration",
+            "TEAMS_TOKEN_URL": "http://127.0.0.1:9/token",
+        },
+        dotenv_path=None,
+    )
+    assert (s.teams_app_id, s.teams_tenant_id) == (APP_ID, TENANT_ID)
+    assert s.teams_api_url == "http://127.0.0.1:9/"
+    assert s.teams_token_url == "http://127.0.0.1:9/token"
+    assert "s3cret-value" not in repr(s) and "s3cret-value" not in str(s)
+
+
+def test_teams_url_setting_that_is_no_url_is_one_clear_line():
+    with pytest.raises(ConfigError, match=r"TEAMS_TOKEN_URL must be an http\(s\) URL"):
+        load_env_settings({"TEAMS_TOKEN_URL": "login.microsoftonline.com"}, dotenv_path=None)
