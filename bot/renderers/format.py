@@ -272,6 +272,30 @@ def sparkline(values: Sequence[float | None]) -> str:
     return "".join(out)
 
 
+#: how each time basis reads beside a number (METRICS.md, Time)
+TIME_BASIS = {"business_hours": "business hours", "calendar": "calendar time"}
+
+
+def time_basis(c: MetricCard) -> str | None:
+    """``business hours`` for a card counting working time only; ``calendar time`` for a
+    team with working hours whose card counts calendar time (incident times, or asked
+    for); None for a team without working hours."""
+    return TIME_BASIS.get(c.time_basis or "")
+
+
+def with_basis(c: MetricCard, text: str, sep: str = " · ") -> str:
+    """``text`` followed by the card's time basis (``Cycle time · payments · business
+    hours``); ``text`` alone for a team without working hours."""
+    basis = time_basis(c)
+    return f"{text}{sep}{basis}" if basis else text
+
+
+def business_hours(c: MetricCard) -> str:
+    """`` (business hours)`` after a value that counts working time only, else nothing:
+    for the lines of digests, where most KPIs count no time at all."""
+    return " (business hours)" if c.time_basis == "business_hours" else ""
+
+
 def unknown_contents(card_metric: str, breakdown: Mapping[str, object] | None) -> str | None:
     """The lead-time card's note on deployments whose contents are unknown, or None."""
     n = (breakdown or {}).get("unknown_contents")

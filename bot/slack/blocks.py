@@ -221,7 +221,11 @@ def card_blocks(
     kind = card.kind
     blocks: list[Block] = [
         header(f"{card.name} · {card.team}"),
-        context(f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"),
+        context(
+            fmt.with_basis(
+                card, f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"
+            )
+        ),
     ]
     if card.status == "no data":
         value_text = "*Value*\nno data (n = 0)"
@@ -269,7 +273,8 @@ def card_blocks(
 def card_summary(card: MetricCard) -> str:
     return (
         f"{card.name} for {escape(card.team)}, {fmt.period(card.period)}: "
-        f"{fmt.value(card.kind, card.value)} (n = {card.n}), {card.status}"
+        f"{fmt.value(card.kind, card.value)}{fmt.business_hours(card)} (n = {card.n}), "
+        f"{card.status}"
     )
 
 
