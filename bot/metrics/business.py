@@ -3,16 +3,17 @@
 The working time of ``[a, b)`` is the length of its overlap with the team's working intervals:
 each working day that is not a holiday, from the start to the end of the working hours, in the
 team's zone and on the wall clock (a DST change day still has its full working hours). The
-answer is ``W(b) - W(a)``, where ``W(t)`` counts the working seconds from a fixed origin to
-``t``: whole weeks in O(1), the days of the last partial week from a table, holidays by a
-binary search in their sorted day numbers, then the part of ``t``'s own day. So a span costs
-the same whether it is a minute or a year long.
+answer is ``W(b) - W(a)``, where the mark ``W(t)`` counts the working seconds from a fixed
+origin to ``t``: whole weeks in O(1), the days of the last partial week from a table, holidays
+by a binary search in their sorted day numbers (each day's count is kept once computed), then
+the part of ``t``'s own day. So a span costs the same whether it is a minute or a year long,
+and a PR's timeline costs one mark per point.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from bot.settings import WorkingHours
 
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_DATE = _EPOCH.date()
+_EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
 _BUCKET = 900  # zone offsets change on quarter hours of UTC: one look-up per 15 minutes
 
 
@@ -63,7 +66,9 @@ class BusinessClock:
     _prefix: list[int] = field(init=False, repr=False)
     _off: list[int] = field(init=False, repr=False)  # sorted ordinals of holidays on work days
     _years: tuple[int, int] | None = field(init=False, repr=False, default=None)
+    _days_covered: tuple[int, int] = field(init=False, repr=False, default=(0, -1))
     _offsets: dict[int, int] = field(init=False, repr=False, default_factory=dict)
+    _day_cache: dict[int, tuple[int, bool]] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end <= 86400:
@@ -90,59 +95,82 @@ class BusinessClock:
 
     def _set_off(self, dates: set[date]) -> None:
         self._off = sorted(d.toordinal() for d in dates if d.weekday() in self.days)
+        self._day_cache = {}
 
-    def _cover(self, first: int, last: int) -> None:
-        """Make sure the country calendars' holidays of the years ``first``..``last`` are in."""
-        if not self.calendars:
+    def _cover(self, lo: int, hi: int) -> None:
+        """Make sure the country calendars' holidays of the days ``lo``..``hi`` (day numbers
+        since 1970-01-01) are in: their whole years, and every year between those already
+        read, so that one origin serves every span."""
+        if not self.calendars or (self._days_covered[0] <= lo and hi <= self._days_covered[1]):
             return
-        if self._years is not None and self._years[0] <= first and last <= self._years[1]:
-            return
+        first = (_EPOCH_DATE + timedelta(days=lo)).year
+        last = (_EPOCH_DATE + timedelta(days=hi)).year
         if self._years is not None:
             first, last = min(first, self._years[0]), max(last, self._years[1])
-        years = range(first, last + 1)
         dates = set(self.holidays)
         for cal in self.calendars:
-            dates |= cal.dates(years)
+            dates |= cal.dates(range(first, last + 1))
         self._set_off(dates)
         self._years = (first, last)
+        self._days_covered = (
+            date(first, 1, 1).toordinal() - _EPOCH_ORDINAL,
+            date(last, 12, 31).toordinal() - _EPOCH_ORDINAL,
+        )
+
+    def _local_seconds(self, t: datetime) -> float:
+        """A naive UTC time as wall-clock seconds since 1970-01-01 00:00 in the team's zone."""
+        secs = (t - _EPOCH).total_seconds()
+        key = int(secs // _BUCKET)
+        offset = self._offsets.get(key)
+        if offset is None:
+            off = t.replace(tzinfo=UTC).astimezone(self.zone).utcoffset()
+            offset = int(off.total_seconds()) if off is not None else 0
+            self._offsets[key] = offset
+        return secs + offset
 
     def local(self, t: datetime) -> datetime:
         """A naive UTC time as the team's naive wall-clock time."""
-        secs = int((t - _EPOCH).total_seconds())
-        key = secs // _BUCKET
-        offset = self._offsets.get(key)
-        if offset is None:
-            aware = t.replace(tzinfo=UTC).astimezone(self.zone)
-            off = aware.utcoffset()
-            offset = int(off.total_seconds()) if off is not None else 0
-            self._offsets[key] = offset
-        return t + timedelta(seconds=offset)
+        return _EPOCH + timedelta(seconds=self._local_seconds(t))
 
-    def _working_days_before(self, ordinal: int) -> int:
-        """Working days (holidays left out) from the origin up to, not including, ``ordinal``
-        (``date.fromordinal(1)`` is a Monday, so ``(ordinal - 1) % 7`` is the weekday)."""
+    def _day(self, day: int) -> tuple[int, bool]:
+        """Working seconds before the day ``day`` (days since 1970-01-01) counted from the
+        origin, and whether it is a working day. Whole weeks in O(1), the rest of the week
+        from a table, holidays by binary search (``date.fromordinal(1)`` is a Monday, so
+        ``(ordinal - 1) % 7`` is the weekday)."""
+        cached = self._day_cache.get(day)
+        if cached is not None:
+            return cached
+        ordinal = day + _EPOCH_ORDINAL
         weeks, rest = divmod(ordinal - 1, 7)
-        return weeks * self._prefix[7] + self._prefix[rest] - bisect.bisect_left(self._off, ordinal)
-
-    def _is_working(self, ordinal: int) -> bool:
-        if (ordinal - 1) % 7 not in self.days:
-            return False
         i = bisect.bisect_left(self._off, ordinal)
-        return i == len(self._off) or self._off[i] != ordinal
+        days = weeks * self._prefix[7] + self._prefix[rest] - i
+        working = rest in self.days and (i == len(self._off) or self._off[i] != ordinal)
+        out = (days * self.day_seconds, working)
+        self._day_cache[day] = out
+        return out
 
-    def _upto(self, local: datetime) -> float:
-        """Working seconds from the origin to the local wall-clock time ``local``."""
-        ordinal = local.toordinal()
-        total = float(self._working_days_before(ordinal) * self.day_seconds)
-        if self._is_working(ordinal):
-            into = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
-            total += min(max(into, self.start), self.end) - self.start
-        return total
+    def marks(self, times: Sequence[datetime]) -> list[float]:
+        """Each time's working seconds since a fixed origin: the working time between two of
+        them is the difference of their marks (at most 0 when the second is not later)."""
+        local = [self._local_seconds(t) for t in times]
+        self._cover(int(min(local) // 86400), int(max(local) // 86400))
+        start, end = self.start, self.end
+        cache = self._day_cache
+        out = []
+        for x in local:
+            day = int(x // 86400)
+            known = cache.get(day)
+            before, working = known if known is not None else self._day(day)
+            mark = float(before)
+            if working:
+                into = x - day * 86400
+                mark += (end if into > end else into if into > start else start) - start
+            out.append(mark)
+        return out
 
     def seconds(self, a: datetime, b: datetime) -> float:
         """Working seconds in ``[a, b)`` (naive UTC); 0 when ``b <= a``."""
         if b <= a:
             return 0.0
-        la, lb = self.local(a), self.local(b)
-        self._cover(la.year, lb.year)
-        return max(0.0, self._upto(lb) - self._upto(la))
+        ma, mb = self.marks((a, b))
+        return max(0.0, mb - ma)

@@ -78,14 +78,16 @@ def timeline(pr: PRFacts, clock: BusinessClock | None = None) -> Timeline:
     ready = _clamp(pr.ready if pr.ready is not None else pr.created, first, merged)
     fr = _clamp(pr.first_review, ready, merged) if pr.first_review is not None else None
     if clock is not None:
-        span = clock.seconds
-        coding = span(first, ready)
-        if fr is None:
-            pickup, review = span(ready, merged), 0.0
-        else:
-            pickup, review = span(ready, fr), span(fr, merged)
+        # one mark per point; each phase is the difference of two (never negative)
+        points = [first, ready, fr or merged, merged]
+        if pr.deployed is not None:
+            points.append(pr.deployed)
+        w = clock.marks(points)
+        coding = max(0.0, w[1] - w[0])
+        pickup = max(0.0, w[2] - w[1])
+        review = max(0.0, w[3] - w[2])
+        deploy = None if pr.deployed is None else max(0.0, w[4] - w[3])
         cycle = coding + pickup + review
-        deploy = None if pr.deployed is None else span(merged, pr.deployed)
         return Timeline(
             first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy, cycle
         )
