@@ -193,3 +193,23 @@ def test_kpibot_report_calendar(tmp_path: Path, db_url, monkeypatch, capsys):
     assert (out["value"], out["time_basis"]) == (26 * 3600, "calendar")
     assert main(argv) == 0
     assert "business hours" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_block_kit_and_charts_say_business_hours(session):
+    from bot.renderers import blocks as digest_blocks
+    from bot.renderers.charts import phase_figure, trend_figure
+    from bot.slack.blocks import card_blocks, card_summary
+
+    team = _team(session)
+    engine = TeamEngine(session, team)
+    card = build_card(engine, "lead-time", period("2026-W45", BERLIN))
+    context = card_blocks(card)[1]["elements"][0]["text"]
+    assert context.endswith("team time zone Europe/Berlin · business hours")
+    assert "(business hours)" in card_summary(card)
+    assert "business hours" in trend_figure(card).axes[0].get_xlabel()
+    assert "business hours" in phase_figure(card).axes[0].get_xlabel()
+    weekly = build_weekly(engine, period("2026-W45", BERLIN), T("2026-11-09 12:00"))
+    sections = [
+        b["text"]["text"] for b in digest_blocks.weekly(weekly)["blocks"] if b["type"] == "section"
+    ]
+    assert sum("(business hours)" in s for s in sections) == 2
