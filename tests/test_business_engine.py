@@ -213,3 +213,19 @@ def test_block_kit_and_charts_say_business_hours(session):
         b["text"]["text"] for b in digest_blocks.weekly(weekly)["blocks"] if b["type"] == "section"
     ]
     assert sum("(business hours)" in s for s in sections) == 2
+
+
+def test_prs_waiting_for_review_wait_in_business_hours(session):
+    """The weekly digest's waiting list compares working time with the first-review target
+    (default 4 h) for a team with working hours."""
+    team = _team(session)
+    # opened Fri 20 Nov 16:00 local, no review: at Mon 23 Nov 10:00 it has waited 66 h on the
+    # calendar but 2 h of working time; at 13:00, 5 h
+    pr(session, created=T("2026-11-20 15:00"), merged=None, title="waiting")
+    session.commit()
+    monday_10, monday_13 = T("2026-11-23 09:00"), T("2026-11-23 12:00")
+    business = TeamEngine(session, team)
+    calendar = TeamEngine(session, team, calendar=True)
+    assert [w.title for w in calendar.waiting_for_review(monday_10)] == ["waiting"]
+    assert business.waiting_for_review(monday_10) == []
+    assert [w.title for w in business.waiting_for_review(monday_13)] == ["waiting"]

@@ -530,7 +530,8 @@ class TeamEngine:
     # --- work waiting now ------------------------------------------------------------------
 
     def waiting_for_review(self, now: datetime, limit: int = 10) -> list[WaitingPR]:
-        """Open, non-draft, non-bot PRs with no review, waiting longer than the target."""
+        """Open, non-draft, non-bot PRs with no review, waiting longer than the target (in
+        business hours for a team with working hours, like first review time)."""
         if not self.repo_ids:
             return []
         target = self.team.target_for("first-review").value
@@ -552,6 +553,9 @@ class TeamEngine:
         for r in rows:
             since = r.ready_at or r.created_at
             if r.id in reviewed or since >= cutoff:
+                continue
+            # working time is never longer than calendar time: the cutoff above still holds
+            if self.clock is not None and self.clock.seconds(since, now) <= target:
                 continue
             out.append(WaitingPR(self.repos[r.repository_id][0], r.number, r.title, r.url, since))
         out.sort(key=lambda w: w.waiting_since)
