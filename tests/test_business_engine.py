@@ -229,3 +229,29 @@ def test_prs_waiting_for_review_wait_in_business_hours(session):
     assert [w.title for w in calendar.waiting_for_review(monday_10)] == ["waiting"]
     assert business.waiting_for_review(monday_10) == []
     assert [w.title for w in business.waiting_for_review(monday_13)] == ["waiting"]
+
+
+def test_how_is_this_computed_names_the_business_hours(engine):
+    from bot.chat.service import ChatService
+    from bot.chat.voice import Voice
+    from bot.settings import Config
+    from bot.slack.answers import payload
+    from bot.store.session import session_factory
+
+    config = Config(
+        (
+            TeamConfig("payments", timezone=BERLIN, repos=("acme/api",), working_hours=HOURS),
+            TeamConfig("mobile", repos=("acme/app",)),
+        )
+    )
+    service = ChatService(session_factory(engine), config, lambda: None, Voice())
+    answer = service.definition("ct", "payments")
+    assert answer.business_hours == "mon-fri 09:00-17:00 (Europe/Berlin), holidays DE-BE"
+    body = payload(answer)["blocks"][0]["text"]["text"]
+    assert "in *business hours*: only working time counts, mon-fri 09:00-17:00" in body
+    # incident times stay calendar time; a team without working hours says nothing of them
+    assert service.definition("mttr", "payments").business_hours is None
+    assert service.definition("ct", "mobile").business_hours is None
+    assert "business hours" not in payload(service.definition("ct", "mobile"))["blocks"][0][
+        "text"
+    ]["text"]
