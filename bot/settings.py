@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -458,6 +459,86 @@ def source_config(what: str, raw: Any) -> Any:
     return _SOURCE_ADAPTERS[what].validate_python(raw)
 
 
+class WorkingHours(BaseModel):
+    """A team's working time (METRICS.md, Time: business hours): the weekdays worked
+    (0 = Monday), the working hours as seconds after local midnight, holidays as dates and as
+    country calendars (``DE``, ``DE-BE``, ``US-NY``, from the ``holidays`` package)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    start: int = 9 * 3600
+    end: int = 17 * 3600
+    holidays: tuple[date, ...] = ()
+    calendars: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _hours_in_order(self) -> WorkingHours:
+        if not 0 <= self.start < self.end <= 86400:
+            raise ValueError("working hours must start before they end, within one day")
+        return self
+
+
+def parse_work_days(text: str) -> tuple[int, ...]:
+    """``mon-fri``, ``sun-thu``, ``mon,wed,fri`` or ``mon-thu, sat`` -> weekday numbers."""
+    out: list[int] = []
+    for part in re.split(r"[,\s]+", text.strip().lower()):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        a, b = first[:3], (last or first)[:3]
+        if a not in WEEKDAYS or b not in WEEKDAYS:
+            raise ValueError(f"'{text}' is not a list of days: write e.g. mon-fri or mon,tue,thu")
+        i, j = WEEKDAYS.index(a), WEEKDAYS.index(b)
+        while True:  # a range may wrap around the week (sun-thu)
+            if i not in out:
+                out.append(i)
+            if i == j:
+                break
+            i = (i + 1) % 7
+    if not out:
+        raise ValueError("no working days: write e.g. mon-fri")
+    return tuple(sorted(out))
+
+
+def parse_work_hours(text: str) -> tuple[int, int]:
+    """``09:00-17:00`` -> seconds after midnight (``24:00`` may end the day)."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if not m:
+        raise ValueError(f"'{text}' is not a span of hours: write e.g. \"09:00-17:00\"")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    start, end = h1 * 3600 + m1 * 60, h2 * 3600 + m2 * 60
+    if h1 > 23 or m1 > 59 or m2 > 59 or end > 86400:
+        raise ValueError(f"'{text}' is not a span of hours: times go from 00:00 to 24:00")
+    if end <= start:
+        raise ValueError(f"'{text}': the working hours must end after they start, on one day")
+    return start, end
+
+
+def holiday_calendar_problem(code: str) -> str | None:
+    """Why ``code`` (``DE``, ``DE-BE``, ``US-NY``) is not a country calendar the ``holidays``
+    package has, or None when it is one."""
+    import holidays  # only when a configuration names a calendar
+
+    supported = holidays.list_supported_countries()
+    country, _, sub = code.partition("-")
+    country = country.upper()
+    if country not in supported:
+        hint = did_you_mean(country, supported)
+        return (
+            f"'{code}' is neither a date (YYYY-MM-DD) nor a country code the holiday calendars "
+            f"know: use an ISO country code such as DE, or DE-BE for a subdivision.{hint}"
+        )
+    subs = [str(s) for s in supported[country]]
+    if sub and sub.upper() not in {s.upper() for s in subs}:
+        hint = did_you_mean(sub.upper(), subs)
+        return (
+            f"'{code}': {country} has no subdivision '{sub}'.{hint} "
+            f"Subdivisions: {', '.join(subs)}."
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class DigestTimes:
     weekly_day: int = 0  # Monday
@@ -484,6 +565,7 @@ class TeamConfig:
     dora_edition: int = 2023
     attribution_window: float = 72 * 3600.0
     leads: tuple[str, ...] = ()  # chat user ids who may change the team's channels and items
+    working_hours: WorkingHours | None = None  # business hours; None: calendar time
     line: int | None = None
 
     def __post_init__(self) -> None:
@@ -544,6 +626,7 @@ TEAM_KEYS = {
     "dora_edition",
     "attribution_window",
     "leads",
+    "working_hours",
 }
 DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
 TOP_KEYS = {"teams", "defaults"}
@@ -708,6 +791,10 @@ class _Checker:
                     )
                 if not bad:
                     values[key] = ids
+        elif key == "working_hours":
+            wh = self.working_hours(v, label)
+            if wh is not None:
+                values[key] = wh
         elif key == "attribution_window":
             w = self.scalar(v, key)
             if w is not None:
@@ -770,6 +857,74 @@ class _Checker:
                     message = f"{what} of {label}: '{field_name}' {err['msg'].lower()}"
                 self.add(key_nodes.get(field_name, node), message)
             return None
+
+    def working_hours(self, node: yaml.Node, label: str) -> WorkingHours | None:
+        """``working_hours: {days: mon-fri, hours: "09:00-17:00", holidays: [...]}``; every
+        problem on its line. ``holidays`` takes dates and country calendars (``DE-BE``)."""
+        pairs = self.mapping(node, f"working_hours of {label}")
+        if pairs is None:
+            return None
+        values: dict[str, Any] = {}
+        ok = True
+        allowed = ("days", "hours", "holidays")
+        for k, v in pairs:
+            what = f"working_hours.{k.value} of {label}"
+            if k.value == "days":
+                raw = self.scalar(v, what) if not isinstance(v, yaml.SequenceNode) else None
+                if isinstance(v, yaml.SequenceNode):
+                    raw = ",".join(self.str_list(v, what) or ())
+                if raw is None:
+                    ok = False
+                    continue
+                try:
+                    values["days"] = parse_work_days(raw)
+                except ValueError as exc:
+                    self.add(v, f"{what}: {exc}")
+                    ok = False
+            elif k.value == "hours":
+                raw = self.scalar(v, what)
+                if raw is None:
+                    ok = False
+                    continue
+                try:
+                    values["start"], values["end"] = parse_work_hours(raw)
+                except ValueError as exc:
+                    self.add(v, f"{what}: {exc}")
+                    ok = False
+            elif k.value == "holidays":
+                items = v.value if isinstance(v, yaml.SequenceNode) else [v]
+                dates: list[date] = []
+                calendars: list[str] = []
+                for item in items:
+                    raw = self.scalar(item, f"each entry of {what}")
+                    if raw is None:
+                        ok = False
+                        continue
+                    raw = raw.strip()
+                    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+                        try:
+                            dates.append(date.fromisoformat(raw))
+                        except ValueError:
+                            self.add(item, f"{what}: '{raw}' is not a date (YYYY-MM-DD)")
+                            ok = False
+                        continue
+                    problem = holiday_calendar_problem(raw)
+                    if problem is not None:
+                        self.add(item, f"{what}: {problem}")
+                        ok = False
+                    else:
+                        calendars.append(raw.upper())
+                values["holidays"] = tuple(sorted(set(dates)))
+                values["calendars"] = tuple(dict.fromkeys(calendars))
+            else:
+                hint = did_you_mean(k.value, allowed)
+                self.add(
+                    k,
+                    f"unknown key '{k.value}' in working_hours of {label}.{hint} "
+                    "Allowed: days, hours, holidays.",
+                )
+                ok = False
+        return WorkingHours(**values) if ok else None
 
     def targets(self, node: yaml.Node, label: str) -> dict[str, Target]:
         out: dict[str, Target] = {}

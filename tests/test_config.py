@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,48 @@ def test_a_team_without_repos_is_a_problem_with_its_line(tmp_path: Path, capsys,
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"{path}:{line}: " + problems[0].split(": ", 1)[1], "1 problem found"]
+
+
+def test_working_hours_parse_in_a_team_and_in_defaults():
+    config, problems = parse_config(
+        "defaults:\n"
+        "  working_hours: {days: mon-fri, hours: \"09:00-17:00\", holidays: [DE-BE, 2026-12-24]}\n"
+        "teams:\n"
+        "  - name: a\n    repos: [acme/a]\n"
+        "  - name: b\n    repos: [acme/b]\n"
+        "    working_hours: {days: sun-thu, hours: 08:30-16:30, holidays: us-ny}\n"
+        "  - name: c\n    repos: [acme/c]\n"
+    )
+    assert problems == []
+    assert config is not None
+    a = config.team("a").working_hours
+    assert a is not None
+    assert (a.days, a.start, a.end) == ((0, 1, 2, 3, 4), 9 * 3600, 17 * 3600)
+    assert (a.holidays, a.calendars) == ((date(2026, 12, 24),), ("DE-BE",))
+    b = config.team("b").working_hours
+    assert b is not None
+    assert (b.days, b.start, b.end, b.calendars) == ((0, 1, 2, 3, 6), 30600, 59400, ("US-NY",))
+    assert TeamConfig(name="x").working_hours is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{days: mon-fry}", ["kpibot.yml:4:", "'mon-fry' is not a list of days", "mon-fri"]),
+        ('{hours: "17:00-09:00"}', ["kpibot.yml:4:", "must end after they start"]),
+        ('{hours: "9 to 5"}', ["kpibot.yml:4:", "\"09:00-17:00\""]),
+        ('{hours: "09:00-25:00"}', ["kpibot.yml:4:", "00:00 to 24:00"]),
+        ("{holidays: [2026-02-30]}", ["kpibot.yml:4:", "'2026-02-30' is not a date"]),
+        ("{holidays: [XX]}", ["kpibot.yml:4:", "neither a date", "DE-BE"]),
+        ("{holidays: [DE-ZZ]}", ["kpibot.yml:4:", "DE has no subdivision 'ZZ'", "BE"]),
+        ("{hollidays: [DE]}", ["kpibot.yml:4:", "unknown key 'hollidays'", "holidays"]),
+        ("mon-fri", ["kpibot.yml:4:", "working_hours of team 'a' must be a mapping"]),
+    ],
+)
+def test_working_hours_problems_have_their_line_and_hint(entry, expected):
+    text = f"teams:\n  - name: a\n    repos: [acme/a]\n    working_hours: {entry}\n"
+    config, problems = parse_config(text)
+    assert config is None
+    assert len(problems) == 1, problems
+    for fragment in expected:
+        assert fragment in problems[0]

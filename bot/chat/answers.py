@@ -100,6 +100,8 @@ class SubscriptionList:
 class Definition:
     spec: MetricSpec
     target: str | None
+    #: for a team counting this KPI in business hours: its working time, as words
+    business_hours: str | None = None
 
 
 @dataclass(frozen=True)

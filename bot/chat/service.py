@@ -29,7 +29,7 @@ from bot.chat.permissions import Actor, NotAllowed
 from bot.chat.voice import Voice
 from bot.errors import KpibotError
 from bot.metrics import registry
-from bot.metrics.engine import TeamEngine
+from bot.metrics.engine import BUSINESS_HOURS_KPIS, TeamEngine
 from bot.metrics.periods import Period, last_complete_month, last_complete_week, parse_period
 from bot.renderers import format as fmt
 from bot.renderers.mrkdwn import GITHUB_COM, Links
@@ -347,10 +347,13 @@ class ChatService:
 
     def definition(self, metric: str, team: str | None) -> ans.Definition:
         spec = registry.resolve(metric)
-        target = None
+        target = business_hours = None
         if team and team in self.team_names():
-            target = fmt.target(spec.kind, self.team(team).target_for(spec.id))
-        return ans.Definition(spec, target)
+            tc = self.team(team)
+            target = fmt.target(spec.kind, tc.target_for(spec.id))
+            if tc.working_hours is not None and spec.id in BUSINESS_HOURS_KPIS:
+                business_hours = fmt.working_hours(tc.working_hours, tc.timezone)
+        return ans.Definition(spec, target, business_hours)
 
     # ------------------------------------------------------- conversation state
 

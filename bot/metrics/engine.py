@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.metrics import bands, lagging, leading
+from bot.metrics.business import BusinessClock
 from bot.metrics.lagging import (
     Attribution,
     DeploymentFacts,
@@ -33,6 +34,10 @@ from bot.metrics.values import NO_DATA, MetricValue
 from bot.settings import TeamConfig
 from bot.store import queries as q
 from bot.store.models import Deployment
+
+#: the KPIs whose durations count only working time when a team has business hours (the
+#: PR-timeline durations; incident times stay calendar time: METRICS.md, Time)
+BUSINESS_HOURS_KPIS = frozenset({"cycle-time", "first-review", "lead-time"})
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,16 @@ class _Sorted:
 class TeamEngine:
     """Computes KPIs for one team from the store."""
 
-    def __init__(self, session: Session, team: TeamConfig) -> None:
+    def __init__(self, session: Session, team: TeamConfig, calendar: bool = False) -> None:
+        """``calendar``: count calendar time even where the team has business hours."""
         self.session = session
         self.team = team
+        #: the team's business hours, or None for calendar time (METRICS.md, Time)
+        self.clock: BusinessClock | None = (
+            BusinessClock.of(team.working_hours, team.zone)
+            if team.working_hours is not None and not calendar
+            else None
+        )
         self.repos = q.repositories(session, team.repos)
         self.repo_ids = list(self.repos)
         self.envs = list(team.production_environments)
@@ -423,11 +435,11 @@ class TeamEngine:
         self._ensure(period)
         match metric_id:
             case "cycle-time":
-                return leading.cycle_time(self._merged_unsized(period))
+                return leading.cycle_time(self._merged_unsized(period), self.clock)
             case "pr-size":
                 return leading.pr_size(self.merged_prs(period))
             case "first-review":
-                return leading.first_review(self._merged_unsized(period))
+                return leading.first_review(self._merged_unsized(period), self.clock)
             case "review-coverage":
                 return leading.review_coverage(self._merged_unsized(period))
             case "merge-frequency":
@@ -440,7 +452,9 @@ class TeamEngine:
                 )
             case "lead-time":
                 return lagging.lead_time(
-                    self.deployed_prs(period), lagging.unknown_contents(self._runs, period)
+                    self.deployed_prs(period),
+                    lagging.unknown_contents(self._runs, period),
+                    self.clock,
                 )
             case "change-failure-rate":
                 attribution = self._attribution  # first: it reads the deployments it needs
@@ -456,6 +470,16 @@ class TeamEngine:
             case "scope-creep":
                 return lagging.scope_creep(self._sprint_items(period))
         raise KeyError(metric_id)
+
+    def time_basis(self, metric_id: str) -> str | None:
+        """How ``metric_id``'s durations count time for this team: ``business_hours`` or
+        ``calendar`` for a team with working hours (``calendar`` for the KPIs that always
+        count it, and with ``calendar=True``); None for a team without them."""
+        if self.team.working_hours is None:
+            return None
+        if self.clock is not None and metric_id in BUSINESS_HOURS_KPIS:
+            return "business_hours"
+        return "calendar"
 
     def _first_deployed(self) -> datetime | None:
         """When the team's first recorded successful production deployment finished (for
@@ -506,7 +530,8 @@ class TeamEngine:
     # --- work waiting now ------------------------------------------------------------------
 
     def waiting_for_review(self, now: datetime, limit: int = 10) -> list[WaitingPR]:
-        """Open, non-draft, non-bot PRs with no review, waiting longer than the target."""
+        """Open, non-draft, non-bot PRs with no review, waiting longer than the target (in
+        business hours for a team with working hours, like first review time)."""
         if not self.repo_ids:
             return []
         target = self.team.target_for("first-review").value
@@ -528,6 +553,9 @@ class TeamEngine:
         for r in rows:
             since = r.ready_at or r.created_at
             if r.id in reviewed or since >= cutoff:
+                continue
+            # working time is never longer than calendar time: the cutoff above still holds
+            if self.clock is not None and self.clock.seconds(since, now) <= target:
                 continue
             out.append(WaitingPR(self.repos[r.repository_id][0], r.number, r.title, r.url, since))
         out.sort(key=lambda w: w.waiting_since)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from bot.metrics.business import BusinessClock
 from bot.metrics.periods import Period, week_of
 from bot.metrics.stats import median, summarise
 from bot.metrics.timeline import PRFacts, timeline
@@ -154,10 +155,13 @@ def deploy_frequency(
 # --- lead time -----------------------------------------------------------------------------
 
 
-def lead_time(prs: Sequence[PRFacts], unknown_contents: int = 0) -> MetricValue:
+def lead_time(
+    prs: Sequence[PRFacts], unknown_contents: int = 0, clock: BusinessClock | None = None
+) -> MetricValue:
     """``unknown_contents``: successful production deployments finished in the period whose
-    contents are unknown (they credit no PR; reported so the reader knows what is missing)."""
-    tls = [timeline(p) for p in prs if p.deployed is not None]
+    contents are unknown (they credit no PR; reported so the reader knows what is missing);
+    ``clock``: the team's business hours (None: calendar time)."""
+    tls = [timeline(p, clock) for p in prs if p.deployed is not None]
     if not tls:
         if unknown_contents:
             return MetricValue(0, None, breakdown={"unknown_contents": unknown_contents})

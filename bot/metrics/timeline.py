@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.metrics.business import BusinessClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +40,7 @@ class Timeline:
     pickup: float
     review: float
     deploy: float | None
-
-    @property
-    def cycle(self) -> float:
-        return (self.merged - self.first_commit).total_seconds()
+    cycle: float  # merged - first commit (working seconds in business hours)
 
     @property
     def lead(self) -> float | None:
@@ -56,7 +57,7 @@ def _clamp(t: datetime, lo: datetime, hi: datetime) -> datetime:
     return lo if t < lo else hi if t > hi else t
 
 
-def timeline(pr: PRFacts) -> Timeline:
+def timeline(pr: PRFacts, clock: BusinessClock | None = None) -> Timeline:
     """Timeline points and phases, each clipped so they never go negative and sum to cycle time.
 
     - ``t_first_commit``: earliest commit author date, or ``t_created`` when missing or later;
@@ -64,6 +65,9 @@ def timeline(pr: PRFacts) -> Timeline:
     - coding = ready - first commit; pickup = clamp(first review, ready, merged) - ready;
       review = merged - clamp(first review, ready, merged); without a review pickup runs to
       the merge and review is 0; deploy = deployed - merged.
+
+    With a ``clock`` (the team's business hours) every duration counts only working time;
+    the phases still sum to cycle time, as working time over adjacent spans adds up.
     """
     merged = pr.merged
     first = pr.first_commit if pr.first_commit is not None else pr.created
@@ -73,6 +77,20 @@ def timeline(pr: PRFacts) -> Timeline:
         first = merged
     ready = _clamp(pr.ready if pr.ready is not None else pr.created, first, merged)
     fr = _clamp(pr.first_review, ready, merged) if pr.first_review is not None else None
+    if clock is not None:
+        # one mark per point; each phase is the difference of two (never negative)
+        points = [first, ready, fr or merged, merged]
+        if pr.deployed is not None:
+            points.append(pr.deployed)
+        w = clock.marks(points)
+        coding = max(0.0, w[1] - w[0])
+        pickup = max(0.0, w[2] - w[1])
+        review = max(0.0, w[3] - w[2])
+        deploy = None if pr.deployed is None else max(0.0, w[4] - w[3])
+        cycle = coding + pickup + review
+        return Timeline(
+            first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy, cycle
+        )
     coding = (ready - first).total_seconds()
     if fr is None:
         pickup = (merged - ready).total_seconds()
@@ -83,4 +101,5 @@ def timeline(pr: PRFacts) -> Timeline:
     deploy = None
     if pr.deployed is not None:
         deploy = max(0.0, (pr.deployed - merged).total_seconds())
-    return Timeline(first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy)
+    cycle = (merged - first).total_seconds()
+    return Timeline(first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy, cycle)

@@ -88,7 +88,7 @@ def card_line(c: MetricCard) -> str:
     band = f" · {c.band}" if c.band else ""
     return (
         f"{STATUS_ICON[c.status]} *{c.name}*: {fmt.value(c.kind, c.value)} "
-        f"(n = {c.n}) · target {fmt.target(c.kind, c.target)}{band} · "
+        f"(n = {c.n}){fmt.business_hours(c)} · target {fmt.target(c.kind, c.target)}{band} · "
         f"trend {fmt.card_trend(c)}"
     )
 

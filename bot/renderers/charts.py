@@ -151,8 +151,11 @@ def trend_figure(card: MetricCard) -> Figure:
     ax.set_ylabel(unit)
     ax.set_title(f"{card.name} · {card.team}", fontsize=12, loc="left", fontweight="bold")
     ax.set_xlabel(
-        ("p50 per period, " if card.p50 is not None else "")
-        + f"last {len(points)} periods · faded bars: fewer than {TREND_MIN_N} samples",
+        fmt.with_basis(
+            card,
+            ("p50 per period, " if card.p50 is not None else "")
+            + f"last {len(points)} periods · faded bars: fewer than {TREND_MIN_N} samples",
+        ),
         fontsize=8,
         color="#555555",
     )
@@ -210,7 +213,9 @@ def phase_figure(card: MetricCard) -> Figure:
     ax.set_ylim(0, (max(bottom) or 1.0) * 1.22)
     ax.set_ylabel(unit)
     ax.set_title(f"{card.name} by phase · {card.team}", fontsize=12, loc="left", fontweight="bold")
-    ax.set_xlabel("sum of each phase's p50 per period", fontsize=8, color="#555555")
+    ax.set_xlabel(
+        fmt.with_basis(card, "sum of each phase's p50 per period"), fontsize=8, color="#555555"
+    )
     ax.legend(fontsize=8, frameon=False, loc="upper left", ncols=len(keys))
     return fig
 

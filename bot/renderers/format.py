@@ -18,6 +18,7 @@ from typing import Any
 from bot.metrics.registry import Kind, Target
 from bot.metrics.stats import TREND_MIN_CHANGE, TREND_MIN_POINTS
 from bot.reports.cards import MetricCard, NoSource, PeriodInfo
+from bot.settings import WEEKDAYS, WorkingHours
 
 SPARK = "▁▂▃▄▅▆▇█"
 NO_DATA = "no data"
@@ -270,6 +271,55 @@ def sparkline(values: Sequence[float | None]) -> str:
         else:
             out.append(SPARK[round((v - lo) / (hi - lo) * (len(SPARK) - 1))])
     return "".join(out)
+
+
+#: how each time basis reads beside a number (METRICS.md, Time)
+TIME_BASIS = {"business_hours": "business hours", "calendar": "calendar time"}
+
+
+def time_basis(c: MetricCard) -> str | None:
+    """``business hours`` for a card counting working time only; ``calendar time`` for a
+    team with working hours whose card counts calendar time (incident times, or asked
+    for); None for a team without working hours."""
+    return TIME_BASIS.get(c.time_basis or "")
+
+
+def with_basis(c: MetricCard, text: str, sep: str = " · ") -> str:
+    """``text`` followed by the card's time basis (``Cycle time · payments · business
+    hours``); ``text`` alone for a team without working hours."""
+    basis = time_basis(c)
+    return f"{text}{sep}{basis}" if basis else text
+
+
+def business_hours(c: MetricCard) -> str:
+    """`` (business hours)`` after a value that counts working time only, else nothing:
+    for the lines of digests, where most KPIs count no time at all."""
+    return " (business hours)" if c.time_basis == "business_hours" else ""
+
+
+def working_hours(wh: WorkingHours, timezone: str) -> str:
+    """A team's working time as a sentence's end: ``mon-fri 09:00-17:00 (Europe/Berlin),
+    holidays DE-BE and 2 more days``."""
+    names = WEEKDAYS
+    runs: list[list[int]] = []
+    for d in sorted(wh.days):
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    days = ", ".join(
+        names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs
+    )
+
+    def clock(seconds: int) -> str:
+        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+    text = f"{days} {clock(wh.start)}-{clock(wh.end)} ({timezone})"
+    off = list(wh.calendars)
+    if wh.holidays:
+        n = len(wh.holidays)
+        off.append(f"{n} more {plural(n, 'day')}" if off else f"{n} {plural(n, 'day')}")
+    return text + (f", holidays {and_list(off)}" if off else "")
 
 
 def unknown_contents(card_metric: str, breakdown: Mapping[str, object] | None) -> str | None:

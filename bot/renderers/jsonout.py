@@ -36,7 +36,7 @@ def card(c: MetricCard) -> dict[str, Any]:
     (``change_unit`` ``"points"``), the difference of the two fractions (``0.07`` = +7 pp).
     """
     k = c.kind
-    return {
+    out = {
         "metric": c.metric,
         "team": c.team,
         "period": period(c.period),
@@ -56,6 +56,9 @@ def card(c: MetricCard) -> dict[str, Any]:
         "breakdown": fmt.json_breakdown(c.breakdown),
         "so_far": c.period.in_progress,
     }
+    if c.time_basis is not None:  # a team with working hours: business_hours or calendar
+        out["time_basis"] = c.time_basis
+    return out
 
 
 def _kpi_number(kpi: str | None, v: float | None) -> float | int | None:

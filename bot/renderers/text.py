@@ -62,7 +62,7 @@ def _breakdown_lines(card: MetricCard) -> list[str]:
 
 
 def card(c: MetricCard) -> str:
-    head = f"{c.name} · {c.team} · {fmt.period(c.period)}"
+    head = fmt.with_basis(c, f"{c.name} · {c.team} · {fmt.period(c.period)}")
     lines = [head]
     if c.status == "no data":
         lines.append(f"  no data (n = 0) · target {fmt.target(c.kind, c.target)}")
@@ -83,7 +83,10 @@ def dora(d: DoraCard) -> str:
     lines = [f"DORA · {d.team} · {fmt.period(d.period)} · edition {d.edition}"]
     for c in d.cards:
         band = c.band or "no data"
-        lines.append(f"  {c.name:<24} {fmt.value(c.kind, c.value):>16}  n = {c.n:<5} {band}")
+        lines.append(
+            f"  {c.name:<24} {fmt.value(c.kind, c.value):>16}  n = {c.n:<5} {band}"
+            f"{fmt.business_hours(c)}"
+        )
     return "\n".join(lines)
 
 
@@ -96,7 +99,7 @@ def health(h: Health) -> str:
     for c in h.cards:
         lines.append(
             f"  {STATUS[c.status]:<13} {c.name:<{width}} {fmt.value(c.kind, c.value):>16}  "
-            f"target {fmt.target(c.kind, c.target)}"
+            f"target {fmt.target(c.kind, c.target)}{fmt.business_hours(c)}"
         )
     lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
     return "\n".join(lines)
@@ -113,7 +116,7 @@ def weekly(d: WeeklyDigest) -> str:
     for c in d.cards:
         lines.append(
             f"  {STATUS[c.status]:<13} {c.name:<18} {fmt.value(c.kind, c.value):>16}  "
-            f"n = {c.n:<4} trend {fmt.card_trend(c)}"
+            f"n = {c.n:<4} trend {fmt.card_trend(c)}{fmt.business_hours(c)}"
         )
     if d.biggest_phase:
         phase, secs = d.biggest_phase
@@ -136,7 +139,7 @@ def monthly(d: MonthlyDigest) -> str:
         spark = f" · 3 months {fmt.sparkline([p.value for p in three])}" if three else ""
         lines.append(
             f"  {c.name:<32} {fmt.value(c.kind, c.value):>16}  n = {c.n:<4}"
-            f"{band} · trend {fmt.card_trend(c)}{spark}"
+            f"{band} · trend {fmt.card_trend(c)}{spark}{fmt.business_hours(c)}"
         )
     lines += ["", f"Action items completed this month ({len(d.completed_items)}):"]
     for i in d.completed_items:

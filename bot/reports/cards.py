@@ -78,6 +78,9 @@ class MetricCard:
     breakdown: dict[str, Any] | None
     sparkline: tuple[SparkPoint, ...]
     definition: str
+    #: ``business_hours`` or ``calendar`` for a team with working hours (METRICS.md, Time),
+    #: None for a team without them
+    time_basis: str | None = None
 
 
 def status_of(mv: MetricValue, target: Target) -> str:
@@ -155,6 +158,7 @@ def build_card(
         if spark >= 2
         else (),
         definition=spec.definition,
+        time_basis=engine.time_basis(metric_id),
     )
 
 

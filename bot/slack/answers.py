@@ -64,8 +64,8 @@ def payload(answer: ans.Answer, links: Links = GITHUB_COM) -> Payload:
             return blocks.teams_payload(rows, channel_team)
         case ans.SubscriptionList(conversation, subs, when):
             return blocks.subscriptions_payload(list(subs), conversation, when)
-        case ans.Definition(spec, target):
-            return blocks.definition_payload(spec, target)
+        case ans.Definition(spec, target, business_hours):
+            return blocks.definition_payload(spec, target, business_hours)
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 

@@ -221,7 +221,11 @@ def card_blocks(
     kind = card.kind
     blocks: list[Block] = [
         header(f"{card.name} · {card.team}"),
-        context(f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"),
+        context(
+            fmt.with_basis(
+                card, f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"
+            )
+        ),
     ]
     if card.status == "no data":
         value_text = "*Value*\nno data (n = 0)"
@@ -269,7 +273,8 @@ def card_blocks(
 def card_summary(card: MetricCard) -> str:
     return (
         f"{card.name} for {escape(card.team)}, {fmt.period(card.period)}: "
-        f"{fmt.value(card.kind, card.value)} (n = {card.n}), {card.status}"
+        f"{fmt.value(card.kind, card.value)}{fmt.business_hours(card)} (n = {card.n}), "
+        f"{card.status}"
     )
 
 
@@ -282,12 +287,22 @@ def shared_card_payload(card: MetricCard, user: str) -> dict[str, Any]:
     return {"text": card_summary(card), "blocks": card_blocks(card, shared_by=user)}
 
 
-def definition_payload(spec: MetricSpec, target_text: str | None = None) -> Payload:
+def definition_payload(
+    spec: MetricSpec, target_text: str | None = None, business_hours: str | None = None
+) -> Payload:
+    """``business_hours``: the team's working time when it counts this KPI in business
+    hours (``fmt.working_hours``)."""
     direction = "lower is better" if spec.lower_is_better else "higher is better"
     aliases = ", ".join(f"`{a}`" for a in spec.aliases)
     body = (
         f"*How {spec.name} is computed*\n{spec.definition}\n\n"
-        f"Unit: {spec.unit} · {direction} · {spec.cadence} indicator"
+        + (
+            f"For this team in *business hours*: only working time counts, "
+            f"{escape(business_hours)}.\n\n"
+            if business_hours
+            else ""
+        )
+        + f"Unit: {spec.unit} · {direction} · {spec.cadence} indicator"
         + (" · DORA key" if spec.dora else "")
         + (f" · target {target_text}" if target_text else "")
         + (f"\nAsk for it with `/kpi {spec.id}`" + (f" (or {aliases})" if aliases else ""))

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --chart, for cycle-time and lead-time: the chart of their phases",
     )
+    r.add_argument(
+        "--calendar",
+        action="store_true",
+        help="count calendar time even where the team has working_hours (business hours)",
+    )
 
     d = sub.add_parser("digest", help="render the weekly or monthly digest")
     d.add_argument("kind", choices=("weekly", "monthly", "leading", "lagging"))
@@ -90,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--channel", metavar="C…", help="with --post: this channel (subscribing it if needed)"
+    )
+    d.add_argument(
+        "--calendar",
+        action="store_true",
+        help="count calendar time even where the team has working_hours (business hours)",
     )
 
     demo = sub.add_parser("demo", help="load a demo organisation (three teams, six months)")
@@ -253,7 +263,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     else:
         from bot.renderers import text as render
     with unit_of_work(ctx.factory) as session:
-        engine = TeamEngine(session, team)
+        engine = TeamEngine(session, team, calendar=args.calendar)
         out: Any
         if metric_id == "dora":
             dora = build_dora(engine, period)
@@ -314,6 +324,11 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
     period = _digest_period(kind, team, args.period, now)
     if args.chart and args.post:
         raise KpibotError("--chart writes a file; --post posts the digest with its chart already")
+    if args.calendar and args.post:
+        raise KpibotError(
+            "--calendar only shows a digest: a posted digest counts time as the team's "
+            "working_hours say; drop --calendar to post it"
+        )
     require_schema(ctx.engine)
     if args.post:
         from bot.scheduler.commands import post_now
@@ -340,7 +355,7 @@ def cmd_digest(ctx: Context, args: argparse.Namespace) -> int:
 
     now_naive = now.astimezone(UTC).replace(tzinfo=None)
     with unit_of_work(ctx.factory) as session:
-        engine = TeamEngine(session, team)
+        engine = TeamEngine(session, team, calendar=args.calendar)
         if kind == "weekly":
             wd = build_weekly(engine, period, now_naive)
             rendered: Any = {
