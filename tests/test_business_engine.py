@@ -215,6 +215,23 @@ def test_block_kit_and_charts_say_business_hours(session):
     assert sum("(business hours)" in s for s in sections) == 2
 
 
+def test_adaptive_cards_say_business_hours(session):
+    import json
+
+    from bot.renderers import adaptive
+    from bot.reports.cards import build_dora
+
+    team = _team(session)
+    engine = TeamEngine(session, team)
+    week = period("2026-W45", BERLIN)
+    card = json.dumps(
+        adaptive.metric_card(build_card(engine, "cycle-time", week)), ensure_ascii=False
+    )
+    assert "team time zone Europe/Berlin \u00b7 business hours" in card
+    dora = json.dumps(adaptive.dora(build_dora(engine, week)), ensure_ascii=False)
+    assert dora.count("(business hours)") == 1  # lead time; the other keys count no working time
+
+
 def test_prs_waiting_for_review_wait_in_business_hours(session):
     """The weekly digest's waiting list compares working time with the first-review target
     (default 4 h) for a team with working hours."""
@@ -252,6 +269,7 @@ def test_how_is_this_computed_names_the_business_hours(engine):
     # incident times stay calendar time; a team without working hours says nothing of them
     assert service.definition("mttr", "payments").business_hours is None
     assert service.definition("ct", "mobile").business_hours is None
-    assert "business hours" not in payload(service.definition("ct", "mobile"))["blocks"][0][
-        "text"
-    ]["text"]
+    assert (
+        "business hours"
+        not in payload(service.definition("ct", "mobile"))["blocks"][0]["text"]["text"]
+    )

@@ -146,7 +146,11 @@ def metric_facts(c: MetricCard) -> list[Fact]:
 def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
     body: list[CardElement] = [
         title(f"{c.name} · {escape(c.team)}"),
-        note(f"{escape(fmt.period(c.period))} · team time zone {c.period.timezone}"),
+        note(
+            fmt.with_basis(
+                c, f"{escape(fmt.period(c.period))} · team time zone {c.period.timezone}"
+            )
+        ),
         FactSet(facts=metric_facts(c)),
     ]
     phases = _phases(c)
@@ -173,7 +177,8 @@ def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
 def card_line(c: MetricCard) -> str:
     band = f" · {c.band}" if c.band else ""
     return (
-        f"{STATUS_MARK[c.status]} **{c.name}**: {fmt.value(c.kind, c.value)} (n = {c.n}) · "
+        f"{STATUS_MARK[c.status]} **{c.name}**: {fmt.value(c.kind, c.value)} (n = {c.n})"
+        f"{fmt.business_hours(c)} · "
         f"target {fmt.target(c.kind, c.target)}{band} · trend {fmt.card_trend(c)}"
     )
 
