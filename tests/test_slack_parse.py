@@ -114,3 +114,11 @@ def test_parse_never_fails_unexpectedly(text):
         assert str(exc) and exc.suggestions
     else:
         assert cmd.kind
+
+
+@pytest.mark.parametrize("text", ["cycletime", "cycletme", "leadtim", "deplys"])
+def test_each_suggested_command_is_offered_once(text):
+    with pytest.raises(ParseError) as exc:
+        parse(text, TEAMS)
+    suggestions = exc.value.suggestions
+    assert suggestions and len(suggestions) == len(set(suggestions)), suggestions

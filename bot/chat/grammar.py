@@ -63,7 +63,9 @@ class ParseError(KpibotError):
 
     def __init__(self, message: str, suggestions: Sequence[str] = ()) -> None:
         super().__init__(message)
-        self.suggestions = list(suggestions)
+        # aliases resolve to the same command ("cycletime" is near `cycle-time` and `ct`):
+        # each command is suggested once, in the order found
+        self.suggestions = list(dict.fromkeys(suggestions))
 
 
 def echo(word: str) -> str:
