@@ -192,3 +192,8 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
         "text": f"Monthly lagging indicators for {escape(d.team)}, {label}: {summary}",
         "blocks": limit_blocks(blocks),
     }
+
+
+def digest(d: WeeklyDigest | MonthlyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
+    """Either digest as Block Kit (``text`` fallback and ``blocks``)."""
+    return weekly(d, links) if isinstance(d, WeeklyDigest) else monthly(d)

@@ -122,10 +122,7 @@ def render_digest(
     source URLs that may be links (``Links.of(settings)``)."""
     from bot.renderers import blocks
 
-    digest = build_digest(session, team, kind, period, now)
-    if isinstance(digest, WeeklyDigest):
-        return blocks.weekly(digest, links)
-    return blocks.monthly(digest)
+    return blocks.digest(build_digest(session, team, kind, period, now), links)
 
 
 def digest_charts(digest: WeeklyDigest | MonthlyDigest) -> tuple[Upload, ...]:

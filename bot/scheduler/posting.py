@@ -203,9 +203,7 @@ class SlackPoster:
         """The digest as Block Kit (``text`` fallback and ``blocks``)."""
         from bot.renderers import blocks
 
-        if isinstance(digest, WeeklyDigest):
-            return blocks.weekly(digest, links)
-        return blocks.monthly(digest)
+        return blocks.digest(digest, links)
 
     def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
         return {"text": reminder_text(team, items, day)}
