@@ -1038,11 +1038,10 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
     if args.reuse:
         engine = make_engine(store.url)
         try:
-            if store.read_mark(engine) == BUILD_MARK and current_revision(
-                engine
-            ) != head_revision(engine):
+            complete = store.read_mark(engine) == BUILD_MARK
+            if complete and current_revision(engine) != head_revision(engine):
                 print(f"{store.label} was built with an older schema: rebuilding")
-            elif store.read_mark(engine) == BUILD_MARK:
+            elif complete:
                 with Session(engine) as s:
                     n_teams = int(s.scalar(select(func.count()).select_from(Team)) or 0)
                 if n_teams == args.teams:

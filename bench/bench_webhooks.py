@@ -43,6 +43,7 @@ from bot.store.teams import sync_teams  # noqa: E402
 from bot.surfaces.http import HttpApp, Server  # noqa: E402
 from bot.surfaces.webhooks import Webhooks, install, sign_delivery  # noqa: E402
 
+HTTP_THREADS = Settings().http_threads  # kpibot run's default (KPIBOT_HTTP_THREADS)
 SECRET = "bench-secret"
 TARGET_RATE = 300.0
 TARGET_P99 = 0.100
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace, url: str) -> int:
     statuses: dict[int, int] = {}
     duplicates = 0
 
-    with Server(app, host="127.0.0.1", port=0, threads=Settings().http_threads) as server:
+    with Server(app, host="127.0.0.1", port=0, threads=HTTP_THREADS) as server:
         base = server.url
 
         # every deployment an incident names is delivered before the incidents (the order a
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace, url: str) -> int:
         and statuses == {200: len(work)}
         and duplicates == len(work) - unique
     )
-    print(f"database: {engine.url.get_backend_name()}, server threads: {Settings().http_threads}")
+    print(f"database: {engine.url.get_backend_name()}, server threads: {HTTP_THREADS}")
     print(f"deliveries: {len(work)} ({unique} events, {len(work) - unique} redeliveries) "
           f"from {args.clients} clients in {elapsed:.1f} s")  # fmt: skip
     print(f"throughput: {rate:.0f} deliveries/s (target >= {TARGET_RATE:.0f})"
