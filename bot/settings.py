@@ -87,6 +87,8 @@ class Settings:
     teams_api_url: str = DEFAULT_TEAMS_API_URL
     teams_openid_url: str = DEFAULT_TEAMS_OPENID_URL
     teams_token_url: str = DEFAULT_TEAMS_TOKEN_URL
+    teams_admins: tuple[str, ...] = ()  # AAD object ids of kpibot's admins in Teams
+    public_url: str | None = None  # the public https address of HTTP mode (Teams charts)
 
     def __repr__(self) -> str:  # secrets never reach logs
         parts = []
@@ -139,6 +141,8 @@ ENV_NAMES = {
     "teams_api_url": "TEAMS_API_URL",
     "teams_openid_url": "TEAMS_OPENID_URL",
     "teams_token_url": "TEAMS_TOKEN_URL",
+    "teams_admins": "TEAMS_ADMINS",
+    "public_url": "KPIBOT_PUBLIC_URL",
 }
 COUNT_LIMITS = {"http_threads": 1000, "http_connections": 10_000}
 TEAMS_URLS = {
@@ -174,6 +178,15 @@ def load_env_settings(
             raise ConfigError(
                 f"{name} must be an http(s) URL, such as {TEAMS_URLS[attr]}, not '{raw}'"
             )
+        elif attr == "teams_admins":
+            values[attr] = tuple(x.strip() for x in raw.split(",") if x.strip())
+        elif attr == "public_url":
+            if not re.match(r"https?://[^/\s]+(/\S*)?$", raw.strip()):
+                raise ConfigError(
+                    f"KPIBOT_PUBLIC_URL must be the public address of kpibot's HTTP mode, such "
+                    f"as https://kpibot.example.com, not '{raw}'"
+                )
+            values[attr] = raw.strip().rstrip("/")
         elif attr in COUNT_LIMITS:
             top = COUNT_LIMITS[attr]
             if not raw.strip().isdigit() or not 0 < int(raw) <= top:

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from microsoft_teams.cards import (
+    Action,
     AdaptiveCard,
     CardElement,
     ExecuteAction,
     Fact,
     FactSet,
+    Image,
+    SubmitAction,
     TextBlock,
 )
 
@@ -55,7 +58,7 @@ def note(s: str) -> TextBlock:
     return TextBlock(text=s, wrap=True, is_subtle=True, size="Small", spacing="Small")
 
 
-def card(body: Sequence[CardElement], actions: Sequence[ExecuteAction] = ()) -> Card:
+def card(body: Sequence[CardElement], actions: Sequence[Action] = ()) -> Card:
     """A 1.5 card as JSON, cut to :data:`MAX_CARD_BYTES`."""
     model = AdaptiveCard(version=VERSION, body=list(body), actions=list(actions) or None)
     dumped: Card = model.model_dump(by_alias=True, exclude_none=True)
@@ -143,7 +146,8 @@ def metric_facts(c: MetricCard) -> list[Fact]:
     return facts
 
 
-def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
+def metric_card(c: MetricCard, *, buttons: bool = True, shared_by: str | None = None) -> Card:
+    """``shared_by``: the name of the person who shared the card in the conversation."""
     body: list[CardElement] = [
         title(f"{c.name} · {escape(c.team)}"),
         note(
@@ -162,16 +166,69 @@ def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
     spark = _sparkline(c)
     if spark:
         body.append(note(spark))
-    actions: list[ExecuteAction] = []
+    if shared_by:
+        body.append(note(f"Shared by {escape(shared_by)}"))
+    actions: list[Action] = []
     if buttons:
         data = card_data(c)
         actions = [
             ExecuteAction(title="Share in channel", verb="share_card", data=data),
             ExecuteAction(title="How is this computed?", verb="how_computed", data=data),
-            ExecuteAction(title="Log action", verb="log_action", data=data),
+            dialog_button("Log action", "log_action", data),
             ExecuteAction(title="Show chart", verb="show_chart", data=data),
         ]
     return card(body, actions)
+
+
+def dialog_button(title: str, verb: str, data: dict[str, Any] | None = None) -> SubmitAction:
+    """A button that opens a dialog (Teams' task module: an ``Action.Submit`` whose data says
+    ``msteams: {type: task/fetch}``; an ``Action.Execute`` cannot open one). The dialog is
+    asked for with ``verb`` and ``data``."""
+    return SubmitAction(
+        title=title, data={**(data or {}), "verb": verb, "msteams": {"type": "task/fetch"}}
+    )
+
+
+def back_button(c_data: dict[str, str]) -> ExecuteAction:
+    return ExecuteAction(title="Back to the card", verb="show_card", data=c_data)
+
+
+def definition(
+    spec: registry.MetricSpec,
+    target_text: str | None,
+    business_hours: str | None,
+    back: dict[str, str] | None = None,
+) -> Card:
+    """How a KPI is computed (the Block Kit definition's content); ``back``: the metric
+    card's data, for a button that shows the card again."""
+    direction = "lower is better" if spec.lower_is_better else "higher is better"
+    facts = (
+        f"Unit: {spec.unit} · {direction} · {spec.cadence} indicator"
+        + (" · DORA key" if spec.dora else "")
+        + (f" · target {escape(target_text)}" if target_text else "")
+    )
+    body: list[CardElement] = [title(f"How {spec.name} is computed"), text(escape(spec.definition))]
+    if business_hours:
+        body.append(
+            text(
+                "For this team in **business hours**: only working time counts, "
+                f"{escape(business_hours)}."
+            )
+        )
+    body.append(note(facts))
+    return card(body, [back_button(back)] if back else [])
+
+
+def chart(c: MetricCard, urls: Sequence[tuple[str, str]], alt: str, notice: str = "") -> Card:
+    """A card's charts by URL (``urls``: (image URL, title)), the data in words below them,
+    and a button back to the card."""
+    body: list[CardElement] = [title(f"{c.name} · {escape(c.team)}")]
+    for url, what in urls:
+        body.append(Image(url=url, alt_text=what[:200], size="Stretch"))
+    if notice:
+        body.append(note(notice))
+    body.append(note(escape(alt)))
+    return card(body, [back_button(card_data(c))])
 
 
 def card_line(c: MetricCard) -> str:

@@ -284,6 +284,11 @@ class Upload:
     png: bytes
 
 
+def has_phases(card: MetricCard) -> bool:
+    """Whether the card gets a phase chart beside its trend (cycle and lead time)."""
+    return bool(card.sparkline and card.sparkline[0].phases)
+
+
 def card_uploads(card: MetricCard) -> list[Upload]:
     """The charts of a card: its trend, and for cycle and lead time their phases too."""
     out = [
@@ -294,7 +299,7 @@ def card_uploads(card: MetricCard) -> list[Upload]:
             trend_png(card),
         )
     ]
-    if card.sparkline and card.sparkline[0].phases:
+    if has_phases(card):
         out.append(
             Upload(
                 f"{card.metric}-phases-{card.team}.png",

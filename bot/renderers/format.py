@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from bot.metrics import registry
 from bot.metrics.registry import Kind, Target
 from bot.metrics.stats import TREND_MIN_CHANGE, TREND_MIN_POINTS
 from bot.reports.cards import MetricCard, NoSource, PeriodInfo
@@ -378,3 +379,11 @@ def json_breakdown(b: Mapping[str, Any] | None) -> dict[str, Any] | None:
         else:
             out[k] = json_number(None, v)
     return out
+
+
+def baseline(kpi: str | None, amount: float | None, n: int | None = None) -> str:
+    """An action item's baseline: the related KPI's value when it was logged."""
+    if not kpi or kpi not in registry.BY_ID:
+        return "no KPI"
+    spec = registry.BY_ID[kpi]
+    return f"{spec.name}: {value(spec.kind, amount)}" + (f" (n = {n})" if n is not None else "")

@@ -382,11 +382,7 @@ def subscriptions_payload(
 
 
 def baseline_text(kpi: str | None, value: float | None, n: int | None = None) -> str:
-    if not kpi or kpi not in registry.BY_ID:
-        return "no KPI"
-    spec = registry.BY_ID[kpi]
-    v = fmt.value(spec.kind, value)
-    return f"{spec.name}: {v}" + (f" (n = {n})" if n is not None else "")
+    return fmt.baseline(kpi, value, n)
 
 
 def item_text(i: ItemRow, today: date) -> str:

@@ -8,12 +8,13 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
-from microsoft_teams.cards import CardElement
+from microsoft_teams.cards import Action, ActionSet, CardElement, ExecuteAction
 
 from bot.chat import answers as ans
 from bot.chat.items import ItemRow, TeamRow
 from bot.chat.voice import Voice
 from bot.renderers import adaptive
+from bot.renderers import format as fmt
 from bot.renderers.adaptive import Card, escape
 from bot.store.subscriptions import Subscription
 
@@ -104,6 +105,8 @@ def card(answer: ans.Answer) -> Card:
             return subscription_list(subs, when)
         case ans.ItemList(items, team, include_done, today):
             return item_list(items, team, include_done, today)
+        case ans.Definition(spec, target, business_hours):
+            return adaptive.definition(spec, target, business_hours)
     return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
 
 
@@ -141,23 +144,131 @@ def subscription_list(subs: Sequence[Subscription], when: dict[int, str]) -> Car
     )
 
 
+def item_state(i: ItemRow, today: date) -> str:
+    if i.completed_on:
+        return f"✅ done {i.completed_on.isoformat()}"
+    if i.overdue(today):
+        return f"⚠️ **overdue** (due {i.due_on.isoformat()})"
+    return f"due {i.due_on.isoformat()}"
+
+
+def item_buttons(i: ItemRow, scope: str) -> ActionSet:
+    """*Mark done* (or *Reopen*) and *Edit* for one item; ``scope`` (``open``, ``all``,
+    ``home``) says which card to show again after the change."""
+    data = {"item": i.id, "scope": scope}
+    actions: list[Action] = [
+        ExecuteAction(title="Reopen", verb="item_reopen", data=data)
+        if i.completed_on
+        else ExecuteAction(title="Mark done", verb="item_done", data=data),
+    ]
+    if scope != "home":
+        actions.append(adaptive.dialog_button("Edit", "item_edit", {"item": i.id}))
+    return ActionSet(actions=actions)
+
+
 def item_list(items: Sequence[ItemRow], team: str, include_done: bool, today: date) -> Card:
     which = "Action items" if include_done else "Open action items"
     body: list[CardElement] = [adaptive.title(f"{which} · {escape(team)}")]
     if not items:
         body.append(adaptive.text("None."))
+    scope = "all" if include_done else "open"
     for i in items:
-        if i.completed_on:
-            state = f"✅ done {i.completed_on.isoformat()}"
-        elif i.overdue(today):
-            state = f"⚠️ **overdue** (due {i.due_on.isoformat()})"
-        else:
-            state = f"due {i.due_on.isoformat()}"
         kpi = f" · {escape(i.kpi)}" if i.kpi else ""
         body.append(
             adaptive.text(
-                f"**{escape(i.opportunity)}**\n\n→ {escape(i.resolution)}\n\n{state}{kpi}",
+                f"**{escape(i.opportunity)}**\n\n→ {escape(i.resolution)}\n\n"
+                f"{item_state(i, today)}{kpi}",
                 separator=True,
             )
         )
+        body.append(item_buttons(i, scope))
+    body.append(
+        adaptive.note(
+            f"{MENTION} action add logs a new one · {MENTION} actions all shows done ones"
+        )
+    )
+    return adaptive.card(
+        body, [adaptive.dialog_button("Log an action item", "action_add", {"t": team})]
+    )
+
+
+def open_dialog(team: str | None, kpi: str | None) -> Card:
+    """The answer to ``action add``: a message cannot open a dialog in Teams, so a card
+    whose button does."""
+    data = {k: v for k, v in (("t", team), ("m", kpi)) if v}
+    return adaptive.card(
+        [
+            adaptive.title("Log an action item"),
+            adaptive.text(
+                "An improvement action with an owner and a due date"
+                + (f" for **{escape(team)}**" if team else "")
+                + ": the form opens in a dialog."
+            ),
+        ],
+        [adaptive.dialog_button("Open the form", "action_add", data)],
+    )
+
+
+def home_card(home: ans.Home) -> Card:
+    """A person's own view in their personal chat with kpibot (Slack's App Home): their
+    teams' health, their open items with *Mark done*, their teams' digests."""
+    body: list[CardElement] = [
+        adaptive.title("kpibot"),
+        adaptive.note(f"{MENTION} help lists commands."),
+    ]
+    if home.note:
+        body.append(adaptive.note(teams_words(home.note)))
+    body.append(adaptive.text("**Your teams' health**", separator=True))
+    if not home.healths:
+        body.append(adaptive.text("No teams yet: kpibot.yml defines them."))
+    for h in home.healths:
+        line = " · ".join(
+            f"{adaptive.STATUS_MARK[c.status]} {c.name}" for c in h.cards if c.status != "no data"
+        )
+        body.append(
+            adaptive.text(
+                f"**{escape(h.team)}**: {adaptive.health_line(h)} · "
+                f"{escape(fmt.period(h.period))}\n\n{line}"
+            )
+        )
+    body.append(adaptive.text(f"**Your open action items ({len(home.items)})**", separator=True))
+    if not home.items:
+        body.append(adaptive.text(f"Nothing open. {MENTION} action add logs one."))
+    for i in home.items:
+        kpi = f" · {escape(i.kpi)}" if i.kpi else ""
+        body.append(
+            adaptive.text(
+                f"**{escape(i.opportunity)}** · {escape(i.team)}\n\n→ {escape(i.resolution)}"
+                f"\n\n{item_state(i, home.today)}{kpi}"
+            )
+        )
+        body.append(item_buttons(i, "home"))
+    body.append(adaptive.text("**Digests of your teams**", separator=True))
+    if home.subscriptions:
+        body.append(
+            adaptive.text(
+                "\n".join(
+                    f"- **{s.kind}** digest of **{escape(s.team)}**"
+                    + (" · ⚠️ not posting" if s.broken else "")
+                    for s in home.subscriptions
+                )
+            )
+        )
+    else:
+        body.append(adaptive.text("None yet."))
     return adaptive.card(body)
+
+
+def item_confirmation(i: ItemRow, by: str, owner: str, *, edited: bool = False) -> Card:
+    """Posted in the conversation once an item is saved (``by``, ``owner``: names)."""
+    verb = "updated" if edited else "logged"
+    kpi = f" · baseline {escape(fmt.baseline(i.kpi, i.baseline))}" if i.kpi else ""
+    return adaptive.card(
+        [
+            adaptive.text(
+                f"{escape(by)} {verb} an action item for **{escape(i.team)}**: "
+                f"{escape(i.opportunity)} → {escape(i.resolution)} · owner {escape(owner)} · "
+                f"due {i.due_on.isoformat()}{kpi}"
+            )
+        ]
+    )

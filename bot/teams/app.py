@@ -9,8 +9,10 @@ that tenant (else 403); nothing is stored or posted before these pass.
 A message (``@kpibot <command>`` in a channel or group chat, the command as plain text in
 the personal chat) is parsed with the ``/kpi`` grammar, answered by the chat-neutral core
 (:class:`~bot.chat.service.ChatService` for platform ``teams``) and the answer posted back
-to the conversation through the connector as an Adaptive Card. Other activity types
-(conversation updates, card actions) are acknowledged and not acted on yet.
+to the conversation through the connector as an Adaptive Card. ``invoke`` activities (card
+buttons, the action-item dialog) are answered in the HTTP response by
+:mod:`bot.teams.invoke`; the personal chat's ``home`` and the bot's install there get the
+person's own view (:mod:`bot.teams.personal`). Other activity types are acknowledged.
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.chat import answers as ans
 from bot.chat.grammar import ParseError, parse
-from bot.chat.permissions import Actor
 from bot.chat.service import ChatService, Clock, system_clock
 from bot.errors import ConfigError
 from bot.renderers.adaptive import CONTENT_TYPE, Card
 from bot.settings import Config, Settings
 from bot.surfaces.http import HttpApp, HttpRequest, HttpResponse
 from bot.teams import answers as teams_answers
+from bot.teams import dialogs, invoke, personal
 from bot.teams.answers import NOT_YET, TeamsVoice
 from bot.teams.auth import ActivityAuth, NotAuthenticated
+from bot.teams.charts import ChartLinks
 from bot.teams.connector import Connector, ConnectorError
+from bot.teams.roster import Roster
 
 log = logging.getLogger("kpibot.teams")
 
@@ -42,7 +46,6 @@ PATH = "/api/messages"
 MAX_ACTIVITY = 256 * 1024  # Teams activities are far smaller
 _AT = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
 NOT_YET_KINDS = {
-    "action_add": "Logging action items",
     "subscribe": "Posting digests",
     "digest": "Digest previews",
 }
@@ -83,9 +86,15 @@ class TeamsSurface:
         )
         self.service = ChatService(factory, config, clock, TeamsVoice())
         self.service.home_workspace = self.tenant
+        self.roster = Roster(self.connector, settings.teams_admins)
+        self.charts = ChartLinks(settings.teams_app_password or self.app_id, settings.public_url)
+        self.parts = invoke.Parts(
+            self.service, self.connector, self.roster, self.charts, self.card_for
+        )
 
     def install(self, http_app: HttpApp) -> None:
         http_app.add_route("POST", PATH, self.messages, max_body=MAX_ACTIVITY, verify=self.verify)
+        self.charts.install(http_app, lambda m, t, p: self.service.card(t, m, p))
 
     # ------------------------------------------------------------------ requests
 
@@ -118,7 +127,26 @@ class TeamsSurface:
             return HttpResponse.json({"error": "this bot serves another tenant"}, status=403)
         if activity.get("type") == "message":
             self.answer_message(activity, service_url, tenant)
+        elif activity.get("type") == "invoke":
+            return HttpResponse.json(self.answer_invoke(activity, service_url, tenant))
+        elif activity.get("type") == "conversationUpdate":
+            personal.welcome(self.parts, activity, service_url)
         return HttpResponse.json({})
+
+    def answer_invoke(
+        self, activity: dict[str, Any], service_url: str, tenant: str | None
+    ) -> dict[str, Any]:
+        conversation = str((activity.get("conversation") or {}).get("id") or "")
+        sender = activity.get("from") or {}
+        user = str(sender.get("aadObjectId") or sender.get("id") or "")
+        return invoke.handle(
+            activity,
+            self.parts,
+            user=user,
+            conversation=conversation,
+            service_url=service_url,
+            tenant=tenant,
+        )
 
     # ------------------------------------------------------------------ answering
 
@@ -132,7 +160,10 @@ class TeamsSurface:
         if not conversation_id or not user:
             log.warning("Teams message without a conversation or sender ignored")
             return
-        card = self.card_for(command_text(activity), user, conversation_id, tenant)
+        text = command_text(activity)
+        card = personal.home_answer(self.parts, activity, text, user)
+        if card is None:
+            card = self.card_for(text, user, conversation_id, tenant)
         reply = {
             "type": "message",
             "replyToId": activity.get("id"),
@@ -149,10 +180,12 @@ class TeamsSurface:
             cmd = parse(text, svc.team_names())
         except ParseError as exc:
             return teams_answers.problem(str(exc), exc.suggestions)
+        if cmd.kind == "action_add":
+            return dialogs.command_card(svc, cmd, user, conversation)
         if cmd.kind in NOT_YET_KINDS:
             answer: ans.Answer = ans.Problem(NOT_YET.format(what=NOT_YET_KINDS[cmd.kind]))
         else:
-            actor = Actor("teams", user, tenant, is_admin=False)
+            actor = self.roster.actor(user, tenant)
             answer = svc.dispatch(cmd, text, user, conversation, actor=actor)
         return teams_answers.card(answer)
 

@@ -92,3 +92,18 @@ class Connector:
 
     def delete(self, service_url: str, conversation: str, activity_id: str) -> None:
         self._call("DELETE", self._url(service_url, conversation, activity_id), None)
+
+    def members(self, service_url: str, conversation: str) -> list[dict[str, Any]]:
+        """The conversation's roster (``GET /v3/conversations/{id}/members``): each member's
+        ``id``, ``aadObjectId``, ``name``, ``tenantId`` and ``userRole`` (``user`` or
+        ``guest``; the Bot Framework does not tell team owners apart)."""
+        url = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation, safe='')}/members"
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        resp = self.http.get(url, headers=headers)
+        if resp.status_code >= 300:
+            raise ConnectorError(f"the Teams connector answered {resp.status_code} to GET")
+        try:
+            out = resp.json()
+        except ValueError:
+            return []
+        return [m for m in out if isinstance(m, dict)] if isinstance(out, list) else []
