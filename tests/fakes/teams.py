@@ -14,7 +14,9 @@ app id, ``serviceurl`` the fake's connector)::
 
 Connector routes: ``POST /v3/conversations/{id}/activities`` (and ``.../activities/{id}``,
 a reply), ``PUT``/``DELETE /v3/conversations/{id}/activities/{activity id}``; every one
-needs a bearer token this fake issued (``401`` otherwise). Faults as for every fake
+needs a bearer token this fake issued (``401`` otherwise). Rosters:
+``GET /v3/conversations/{id}/members`` and ``GET /v3/teams/{id}/members`` answer
+``teams.rosters[id]`` (else :meth:`FakeTeams.default_roster`). Faults as for every fake
 (``teams.fail("POST", r"/v3/conversations/.*", FakeResponse.json({}, status=429))``).
 """
 
@@ -74,6 +76,9 @@ class FakeTeams(FakeServer):
         self.route("POST", one, self.post)  # a reply to an activity
         self.route("PUT", one, self.put)
         self.route("DELETE", one, self.delete)
+        self.rosters: dict[str, list[dict[str, Any]]] = {}
+        self.route("GET", r"/v3/conversations/(?P<conv>[^/]+)/members", self.members)
+        self.route("GET", r"/v3/teams/(?P<conv>[^/]+)/members", self.members)
 
     # ----------------------------------------------------------------- addresses
 
@@ -214,6 +219,59 @@ class FakeTeams(FakeServer):
             return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
         self._record("DELETE", req, {})
         return FakeResponse(200)
+
+    @staticmethod
+    def member(
+        user: str, name: str, *, tenant: str = TENANT_ID, role: str = "user"
+    ) -> dict[str, Any]:
+        """A roster entry as the Bot Framework gives it (``user``: the AAD object id)."""
+        return {
+            "id": f"29:{user}",
+            "aadObjectId": user,
+            "name": name,
+            "givenName": name.split()[0],
+            "userPrincipalName": f"{user}@example.com",
+            "tenantId": tenant,
+            "userRole": role,
+        }
+
+    def default_roster(self) -> list[dict[str, Any]]:
+        """The people of :meth:`activity`'s default senders (``aad-1`` .. ``aad-3``)."""
+        return [self.member(f"aad-{i}", f"Person {i}") for i in (1, 2, 3)]
+
+    def members(self, req: FakeRequest) -> FakeResponse:
+        if not self._authorized(req):
+            return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
+        conv = unquote(req.params["conv"])
+        return FakeResponse.json(self.rosters.get(conv, self.default_roster()))
+
+    def invoke(
+        self,
+        name: str,
+        value: dict[str, Any],
+        *,
+        conversation: str = "19:channel@thread.tacv2",
+        conversation_type: str = "channel",
+        user: str = "29:user-aad-1",
+        tenant: str = TENANT_ID,
+    ) -> dict[str, Any]:
+        """An ``invoke`` activity (a card button, a dialog's fetch or submit)."""
+        activity = self.activity(
+            "",
+            conversation=conversation,
+            conversation_type=conversation_type,
+            user=user,
+            tenant=tenant,
+            mention=False,
+        )
+        activity.update({"type": "invoke", "name": name, "value": value})
+        del activity["text"]
+        return activity
+
+    def execute(self, verb: str, data: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        """An ``Action.Execute`` click: ``adaptiveCard/action`` with the button's verb."""
+        action = {"type": "Action.Execute", "verb": verb, "data": data}
+        return self.invoke("adaptiveCard/action", {"action": action, "trigger": "manual"}, **kw)
 
     def wait_sent(self, count: int = 1, timeout: float = 10.0) -> list[SentActivity]:
         """The activities sent so far, once there are at least ``count`` (or the timeout)."""
