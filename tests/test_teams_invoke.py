@@ -24,6 +24,7 @@ from bot.surfaces.http import HttpApp, Server
 from bot.teams.app import TeamsSurface
 from bot.teams.charts import ChartLinks
 from tests.demo_org import NOW, DemoOrg, load_demo
+from tests.fakes.server import FakeResponse
 from tests.fakes.teams import APP_ID, APP_PASSWORD, TENANT_ID, FakeTeams, new_key
 from tests.test_teams import assert_valid_card, card_text
 
@@ -360,6 +361,9 @@ def test_the_actions_list_has_mark_done_edit_and_reopen(items_bot):
     sent = items_bot.teams.wait_sent(2)
     card = sent[-1].activity["attachments"][0]["content"]
     assert_valid_card(card)
+    # what people typed is shown as typed: no link, no emphasis
+    (entry,) = [b["text"] for b in card["body"] if "evil.example" in b.get("text", "")]
+    assert r"\[review\](https://evil.example)" in entry and r"\*\*daily\*\*" in entry
     sets = [b for b in card["body"] if b["type"] == "ActionSet"]
     (buttons,) = [s["actions"] for s in sets]
     assert [b["title"] for b in buttons] == ["Mark done", "Edit"]
@@ -477,3 +481,51 @@ def test_home_in_a_channel_says_where_to_ask(items_bot):
     card = items_bot.teams.wait_sent(1)[0].activity["attachments"][0]["content"]
     assert_valid_card(card)
     assert "personal chat" in card_text(card)
+
+
+def test_without_a_roster_the_dialog_offers_the_asking_person(bot):
+    bot.teams.fail("GET", r"/v3/conversations/.*/members", FakeResponse.json({}, status=503))
+    card = _dialog(bot.fetch({"verb": "action_add"}))
+    owner = _inputs(card)["owner"]
+    assert owner["value"] == ME
+    assert owner["choices"] == [{"title": "A person", "value": ME}]
+
+
+def test_a_new_button_plugs_in_with_one_line(bot):
+    from bot.teams import invoke
+
+    invoke.VERBS["echo_team"] = lambda inv: invoke.message_response(f"team {inv.data['t']}")
+    try:
+        assert bot.click("echo_team", REF)["value"] == "team payments"
+    finally:
+        del invoke.VERBS["echo_team"]
+
+
+def test_long_lists_and_views_are_cut_to_28_kb_with_a_note():
+    from bot.chat import answers as ans
+    from bot.chat.items import ItemRow
+    from bot.teams import answers as teams_answers
+
+    rows = tuple(
+        ItemRow(
+            i,
+            "payments",
+            f"**opp {i}** " + "o" * 400,
+            "r" * 400,
+            "aad-2",
+            date(2026, 12, 1),
+            None,
+            "cycle-time",
+            None,
+            "aad-1",
+            "teams",
+        )
+        for i in range(1, 120)
+    )
+    for card in (
+        teams_answers.item_list(rows, "payments", False, date(2026, 11, 20)),
+        teams_answers.home_card(ans.Home("aad-2", (), rows, (), date(2026, 11, 20))),
+    ):
+        assert_valid_card(card)
+        assert card["body"][-1]["text"].endswith("not shown (the card is too long)")
+        assert r"\*\*opp 1\*\*" in card_text(card).replace("\\\\", "\\")

@@ -46,3 +46,17 @@ def test_teams_settings_from_environment_and_password_never_shown():
 def test_teams_url_setting_that_is_no_url_is_one_clear_line():
     with pytest.raises(ConfigError, match=r"TEAMS_TOKEN_URL must be an http\(s\) URL"):
         load_env_settings({"TEAMS_TOKEN_URL": "login.microsoftonline.com"}, dotenv_path=None)
+
+
+def test_teams_admins_are_a_comma_separated_list_of_object_ids():
+    assert load_env_settings({}, dotenv_path=None).teams_admins == ()
+    s = load_env_settings({"TEAMS_ADMINS": " aad-1,aad-2 ,, aad-3 "}, dotenv_path=None)
+    assert s.teams_admins == ("aad-1", "aad-2", "aad-3")
+
+
+def test_public_url_is_checked_and_kept_without_its_trailing_slash():
+    assert load_env_settings({}, dotenv_path=None).public_url is None
+    s = load_env_settings({"KPIBOT_PUBLIC_URL": "https://kpibot.example.com/"}, dotenv_path=None)
+    assert s.public_url == "https://kpibot.example.com"
+    with pytest.raises(ConfigError, match="KPIBOT_PUBLIC_URL must be the public address"):
+        load_env_settings({"KPIBOT_PUBLIC_URL": "kpibot.example.com"}, dotenv_path=None)

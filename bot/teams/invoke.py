@@ -46,7 +46,7 @@ from bot.teams import answers as teams_answers
 from bot.teams import dialogs
 from bot.teams.charts import ChartLinks
 from bot.teams.connector import Connector, ConnectorError
-from bot.teams.roster import Roster
+from bot.teams.roster import Member, Roster
 
 log = logging.getLogger("kpibot.teams")
 
@@ -235,8 +235,13 @@ def show_chart(inv: Invoke) -> Response:
 # --- the action-item dialog -----------------------------------------------------------------
 
 
-def _people(inv: Invoke) -> Any:
-    return inv.parts.roster.members(inv.service_url, inv.conversation)
+def _people(inv: Invoke) -> list[Member]:
+    """The owner choices: the conversation's people (the asking person among them, also
+    when the roster could not be read)."""
+    people = list(inv.parts.roster.members(inv.service_url, inv.conversation))
+    if all(p.user_id != inv.user for p in people):
+        people.insert(0, Member(inv.user, inv.user_name, inv.tenant, False))
+    return people
 
 
 @verb("log_action")
