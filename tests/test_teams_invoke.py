@@ -529,3 +529,20 @@ def test_long_lists_and_views_are_cut_to_28_kb_with_a_note():
         assert_valid_card(card)
         assert card["body"][-1]["text"].endswith("not shown (the card is too long)")
         assert r"\*\*opp 1\*\*" in card_text(card).replace("\\\\", "\\")
+
+
+def test_the_team_picker_answers_the_command_for_the_picked_team(bot):
+    conv = {"conversation": "19:fresh@thread.tacv2"}
+    assert bot.post(bot.teams.activity("health", **conv)).status_code == 200
+    card = bot.teams.wait_sent(1)[0].activity["attachments"][0]["content"]
+    assert_valid_card(card)
+    picks = {a["title"]: a for a in card["actions"]}
+    assert picks["mobile"]["verb"] == "pick"
+    answer = _card(bot.click("pick", picks["mobile"]["data"], **conv))
+    assert answer["body"][0]["text"] == "Health · mobile"
+
+
+def test_other_invoke_names_are_acknowledged_and_do_nothing(bot):
+    r = bot.post(bot.teams.invoke("composeExtension/query", {"commandId": "x"}))
+    assert r.status_code == 200 and r.json() == {}
+    assert bot.teams.sent == []

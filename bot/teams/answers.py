@@ -32,6 +32,8 @@ USAGE: tuple[tuple[str, str], ...] = (
     (f"{MENTION} health [team]", "every KPI against its target"),
     (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
     (f"{MENTION} actions [team] [all]", "open (or all) action items"),
+    (f"{MENTION} action add [team]", "log an action item (opens a dialog)"),
+    (f"{MENTION} home", "your teams, your open items (in your personal chat with kpibot)"),
     (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
 )
 

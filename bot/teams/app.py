@@ -87,7 +87,9 @@ class TeamsSurface:
         self.service = ChatService(factory, config, clock, TeamsVoice())
         self.service.home_workspace = self.tenant
         self.roster = Roster(self.connector, settings.teams_admins)
-        self.charts = ChartLinks(settings.teams_app_password or self.app_id, settings.public_url)
+        # chart links are signed with a key from the client secret: none without it
+        secret = settings.teams_app_password or ""
+        self.charts = ChartLinks(secret, settings.public_url if secret else None)
         self.parts = invoke.Parts(
             self.service, self.connector, self.roster, self.charts, self.card_for
         )

@@ -144,7 +144,10 @@ def handle(
     name = str(activity.get("name") or "")
     verb_name, data = _verb_and_data(name, activity.get("value"))
     handler = VERBS.get(verb_name)
-    if name not in NAMES or handler is None:
+    if name not in NAMES:
+        log.info("Teams invoke %s not handled", name or "without a name")
+        return {}
+    if handler is None or not user or not conversation:
         log.info("Teams invoke %s (%s) not handled", name, verb_name or "no verb")
         return _reply(name, "That button is from an older message: run the command again.")
     sender = activity.get("from") or {}
