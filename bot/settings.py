@@ -264,6 +264,7 @@ DEFAULT_IGNORE_PATHS = (
     "*.snap",
 )
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id
+SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -566,6 +567,8 @@ class TeamConfig:
     attribution_window: float = 72 * 3600.0
     leads: tuple[str, ...] = ()  # chat user ids who may change the team's channels and items
     working_hours: WorkingHours | None = None  # business hours; None: calendar time
+    # threshold alerts: KPI id -> on/off as kpibot.yml says (``/kpi alert on|off`` overrides)
+    alerts: Mapping[str, bool] = field(default_factory=dict)
     line: int | None = None
 
     def __post_init__(self) -> None:
@@ -627,6 +630,7 @@ TEAM_KEYS = {
     "attribution_window",
     "leads",
     "working_hours",
+    "alerts",
 }
 DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
 TOP_KEYS = {"teams", "defaults"}
@@ -771,6 +775,8 @@ class _Checker:
             values[key] = self.targets(v, label)
         elif key == "digests":
             values[key] = self.digests(v, label)
+        elif key == "alerts":
+            values[key] = self.alerts(v, label)
         elif key == "dora_edition":
             ed = self.scalar(v, "dora_edition")
             if ed is not None:
@@ -945,6 +951,28 @@ class _Checker:
                 out[spec.id] = parse_target(raw, spec)
             except ValueError as exc:
                 self.add(v, f"target for {spec.id} in {label}: {exc}")
+        return out
+
+    def alerts(self, node: yaml.Node, label: str) -> dict[str, bool]:
+        """``alerts: {cfr: on, first-review: off}``: KPI ids or aliases, each on or off."""
+        out: dict[str, bool] = {}
+        for k, v in self.mapping(node, f"alerts of {label}") or []:
+            try:
+                spec = registry.resolve(k.value)
+            except Exception:
+                hint = did_you_mean(k.value, registry.all_names()) or (
+                    " Metrics: " + ", ".join(registry.BY_ID) + "."
+                )
+                self.add(k, f"unknown metric '{k.value}' in alerts of {label}.{hint}")
+                continue
+            raw = self.scalar(v, f"alerts.{k.value}")
+            if raw is None:
+                continue
+            word = raw.strip().lower()
+            if word not in SWITCH_WORDS:
+                self.add(v, f"alerts.{k.value} of {label} must be on or off, not '{raw}'")
+                continue
+            out[spec.id] = SWITCH_WORDS[word]
         return out
 
     def digests(self, node: yaml.Node, label: str) -> DigestTimes:
