@@ -32,6 +32,11 @@ USAGE: tuple[tuple[str, str], ...] = (
     (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
     (f"{MENTION} actions [team] [all]", "open (or all) action items"),
     (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
+    (
+        f"{MENTION} alert on|off <kpi> [team] · alert preview <kpi> [target]",
+        "alert the team's conversations when a KPI goes off target or recovers; what a "
+        "target would have sent in the last 90 days",
+    ),
 )
 
 
