@@ -172,12 +172,15 @@ def test_weeks_of_alerts_exactly_once_per_crossing_and_the_preview_agrees(engine
 
 def test_a_post_slack_took_before_the_process_died_is_found_not_repeated(engine):
     f = session_factory(engine)
-    ids = setup_org(f, ORG)
+    setup_org(f, ORG)
     day = datetime(2026, 10, 20, 7, 0, tzinfo=UTC)  # 09:00 in Berlin
     with f() as s:
-        for k in range(6):  # a week of slow first reviews, after a week of quick ones
-            for wait, back in ((1, 8 + k), (9, 1 + k)):
-                merged = _naive(day) - timedelta(days=back, hours=-3)
+        # quick first reviews merged a week before, slow ones merged since the day before
+        for k in range(6):
+            for wait, merged in (
+                (1, _naive(day) - timedelta(days=8) + timedelta(hours=2 * k + 1)),
+                (9, _naive(day) - timedelta(days=1) + timedelta(hours=2 * k + 1)),
+            ):
                 fx.pr(
                     s,
                     created=merged - timedelta(hours=wait + 1),
