@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from bot.chat import answers as ans
 from bot.chat.grammar import ParseError, parse
+from bot.chat.permissions import Actor
+from bot.chat.service import ChatService
 from bot.metrics.engine import TeamEngine
 from bot.metrics.registry import Kind, Target
 from bot.renderers import adaptive
@@ -24,7 +26,9 @@ from bot.settings import Config, parse_config
 from bot.store import alerts as alerts_store
 from bot.store.models import AlertSetting, AlertState
 from bot.store.session import make_engine, session_factory
+from bot.teams import alerts as teams_alerts
 from bot.teams import answers as teams_answers
+from bot.teams.answers import TeamsVoice
 from tests import slack_harness as sh
 from tests.fakes.slack import FakeSlack
 from tests.test_teams import assert_valid_card, card_text
@@ -201,8 +205,13 @@ def test_the_alert_in_slack_and_teams():
     text = card_text(card)
     assert r"pay\\*ments\\_" in text  # markdown in a team name is shown as typed
     assert "6.2h" in text and "< 4.0h" in text and "off target" in text
-    (button,) = card["actions"]
-    assert button["verb"] == "how_computed" and button["data"]["m"] == "first-review"
+    how, off = card["actions"]
+    assert how["verb"] == "how_computed" and how["data"] == {
+        "m": "first-review",
+        "t": "pay*ments_",
+        "p": "7d",
+    }
+    assert off["verb"] == "alert_off" and off["data"] == how["data"]
     recovered = render_alert("teams", dataclasses.replace(ALERT, crossing="recovered"))
     assert_valid_card(recovered["attachments"][0]["content"])
     assert "recovered: back on target" in card_text(recovered["attachments"][0]["content"])
@@ -216,14 +225,53 @@ def test_the_preview_and_switch_answers_are_valid_teams_cards():
         assert_valid_card(teams_answers.card(answer))
 
 
-def test_the_alerts_how_is_this_computed_button_answers_the_definition(kpi):
+def test_the_alerts_buttons_answer_the_definition_and_turn_it_off(kpi, db_url):
     msg = render_alert("slack", dataclasses.replace(ALERT, team="payments"))
-    (button,) = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    r, url = kpi.click(
-        button["action_id"], button["value"], container={"type": "message", "message_ts": "1.2"}
-    )
+    how, off = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    in_channel = {"type": "message", "message_ts": "1.2"}
+    r, url = kpi.click(how["action_id"], how["value"], container=in_channel)
     assert r.status_code == 200
     assert "How First review time is computed" in kpi.answer(url).text_of()
+    # Turn this alert off: the same permission rule as the command
+    assert "already off" in _click(kpi, off, in_channel)
+    _text(kpi, "alert on first-review", user=LEAD)
+    assert "not allowed" in _click(kpi, off, in_channel)
+    assert "are off" in _click(kpi, off, in_channel, user=LEAD)
+    assert list(_settings(db_url).values()) == [False]
+
+
+def _click(kpi: sh.Harness, button: dict[str, Any], container: dict[str, Any], **kw: Any) -> str:
+    r, url = kpi.click(button["action_id"], button["value"], container=container, **kw)
+    assert r.status_code == 200
+    return kpi.answer(url).text_of()
+
+
+def test_the_teams_button_turns_the_alert_off_for_leads_only(db_url):
+    eng = make_engine(db_url)
+    try:
+        svc = ChatService(
+            session_factory(eng),
+            Config((dataclasses.replace(sh.TEAMS[0], leads=(LEAD,)),)),
+            lambda: sh.NOW,
+            TeamsVoice(),
+        )
+        data = adaptive.alert_data(dataclasses.replace(ALERT, team="payments"))
+        on = svc.set_alert("payments", "first-review", True, Actor("teams", LEAD, None))
+        assert "are on" in on.text
+        refused = teams_alerts.alert_off(svc, Actor("teams", "29:someone", None), data)
+        assert_valid_card(refused)
+        assert "not allowed" in card_text(refused)
+        done = teams_alerts.alert_off(svc, Actor("teams", LEAD, None), data)
+        assert_valid_card(done)
+        assert "are off" in card_text(done)
+        stale = teams_alerts.alert_off(svc, Actor("teams", LEAD, None), {"x": 1})
+        assert "older message" in card_text(stale)
+        unknown = teams_alerts.alert_off(
+            svc, Actor("teams", LEAD, None), {"m": "x", "t": "payments"}
+        )
+        assert "unknown metric" in card_text(unknown).lower()
+    finally:
+        eng.dispose()
 
 
 YAML = """

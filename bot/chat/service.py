@@ -504,7 +504,8 @@ class ChatService:
         asking for what is already so changes nothing). The setting wins over kpibot.yml."""
         self.admit(actor)
         tc = self.team(team)
-        spec = registry.BY_ID[kpi]
+        spec = registry.resolve(kpi)
+        kpi = spec.id
         v = self.voice
         what = f"{v.bold(spec.name)} of {v.bold(tc.name)}"
         with self.session() as s:
@@ -544,7 +545,8 @@ class ChatService:
         """How many alerts the last 90 days would have sent with a target (the team's, or
         ``target_text``), and when."""
         tc = self.team(team)
-        spec = registry.BY_ID[kpi]
+        spec = registry.resolve(kpi)
+        kpi = spec.id
         try:
             target = parse_target(target_text, spec) if target_text else tc.target_for(kpi)
         except ValueError as exc:

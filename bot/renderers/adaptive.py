@@ -267,7 +267,8 @@ def alert_data(a: Alert) -> dict[str, str]:
 
 def alert(a: Alert) -> Card:
     """A threshold alert for the team's conversation; *How is this computed?* is the verb a
-    metric card's button uses."""
+    metric card's button uses, *Turn this alert off* is answered by
+    :func:`bot.teams.alerts.alert_off`."""
     mark = STATUS_MARK["off target" if a.crossing == "off target" else "on target"]
     return card(
         [
@@ -287,5 +288,8 @@ def alert(a: Alert) -> Card:
             ),
             note(escape(f"{fmt.alert_detail(a)}. {fmt.alert_when(a)}")),
         ],
-        [ExecuteAction(title="How is this computed?", verb="how_computed", data=alert_data(a))],
+        [
+            ExecuteAction(title="How is this computed?", verb="how_computed", data=alert_data(a)),
+            ExecuteAction(title="Turn this alert off", verb="alert_off", data=alert_data(a)),
+        ],
     )

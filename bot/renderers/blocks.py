@@ -8,6 +8,7 @@ mrkdwn text object is ``verbatim``: Slack makes no link or mention out of plain 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bot.metrics.registry import BY_ID
@@ -218,7 +219,13 @@ def alert(a: Alert) -> dict[str, Any]:
                         "text": {"type": "plain_text", "text": "How is this computed?"},
                         "action_id": "how_computed",
                         "value": a.kpi,
-                    }
+                    },
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Turn this alert off"},
+                        "action_id": "alert_off",
+                        "value": json.dumps({"m": a.kpi, "t": a.team, "p": f"{a.window_days}d"}),
+                    },
                 ],
             },
         ],
