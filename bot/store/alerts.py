@@ -80,8 +80,9 @@ def record(
     sent: tuple[str, float | None, int, Target] | None,
 ) -> int | None:
     """Store an evaluation at ``at``: the rule's new state and, for a sent crossing
-    (``sent``: crossing, value, n, target), its event. False-free: returns the event id, or
-    None when nothing was sent or another process stored this evaluation first."""
+    (``sent``: crossing, value, n, target), its event, in one transaction. Returns the
+    event's id; None when nothing is to be sent or another process stored this evaluation
+    first (the state it read, ``before``, has changed since)."""
     values = {
         "status": after.status,
         "crossed_at": utc(after.crossed_at) if after.crossed_at else None,
