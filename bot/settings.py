@@ -932,17 +932,23 @@ class _Checker:
                 ok = False
         return WorkingHours(**values) if ok else None
 
+    def metric(self, key: yaml.ScalarNode, where: str) -> registry.MetricSpec | None:
+        """The KPI a key names (id or alias); None, with a problem and a hint, for another."""
+        try:
+            return registry.resolve(key.value)
+        except Exception:
+            hint = did_you_mean(key.value, registry.all_names()) or (
+                " Metrics: " + ", ".join(registry.BY_ID) + "."
+            )
+            self.add(key, f"unknown metric '{key.value}' in {where}.{hint}")
+            return None
+
     def targets(self, node: yaml.Node, label: str) -> dict[str, Target]:
         out: dict[str, Target] = {}
         pairs = self.mapping(node, f"targets of {label}")
         for k, v in pairs or []:
-            try:
-                spec = registry.resolve(k.value)
-            except Exception:
-                hint = did_you_mean(k.value, registry.all_names()) or (
-                    " Metrics: " + ", ".join(registry.BY_ID) + "."
-                )
-                self.add(k, f"unknown metric '{k.value}' in targets of {label}.{hint}")
+            spec = self.metric(k, f"targets of {label}")
+            if spec is None:
                 continue
             raw = self.scalar(v, f"target for {spec.id}")
             if raw is None:
@@ -957,13 +963,8 @@ class _Checker:
         """``alerts: {cfr: on, first-review: off}``: KPI ids or aliases, each on or off."""
         out: dict[str, bool] = {}
         for k, v in self.mapping(node, f"alerts of {label}") or []:
-            try:
-                spec = registry.resolve(k.value)
-            except Exception:
-                hint = did_you_mean(k.value, registry.all_names()) or (
-                    " Metrics: " + ", ".join(registry.BY_ID) + "."
-                )
-                self.add(k, f"unknown metric '{k.value}' in alerts of {label}.{hint}")
+            spec = self.metric(k, f"alerts of {label}")
+            if spec is None:
                 continue
             raw = self.scalar(v, f"alerts.{k.value}")
             if raw is None:

@@ -150,7 +150,10 @@ def test_weeks_of_alerts_exactly_once_per_crossing_and_the_preview_agrees(engine
             if b["type"] == "actions"
             for e in b["elements"]
         ]
-        assert {(b["action_id"], b["value"]) for b in buttons} == {("how_computed", "first-review")}
+        assert {(b["action_id"], b["value"]) for b in buttons} == {
+            ("how_computed", "first-review"),
+            ("alert_off", '{"m": "first-review", "t": "payments", "p": "7d"}'),
+        }
 
         # the calibration preview, with the same target, over the same data: the same alerts
         with f() as s:

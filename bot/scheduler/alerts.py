@@ -30,6 +30,7 @@ from bot.metrics.engine import TeamEngine
 from bot.metrics.registry import BY_ID, Target
 from bot.metrics.values import MetricValue
 from bot.reports import alerts as reports
+from bot.scheduler.jobs import daily_due
 from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
 from bot.scheduler.schedule import DailyTime
 from bot.settings import Config, TeamConfig
@@ -159,15 +160,7 @@ class AlertJobs:
     def evaluate(self, now: datetime) -> int:
         """Run the evaluations due at ``now``; returns the crossings stored to be sent."""
         found = 0
-        with self.factory() as s:
-            ids = dict(s.execute(select(Team.name, Team.id)).tuples().all())
-        for team in self.config.teams:
-            team_id = ids.get(team.name)
-            if team_id is None:
-                continue
-            fire = self.at.latest_fire(now, team.zone)
-            if now - fire > self.grace:
-                continue
+        for team, team_id, fire in daily_due(self.factory, self.config, self.at, now, self.grace):
             with self.factory() as s:
                 kpis = store.enabled(team.alerts, store.chat_settings(s, team_id))
             for kpi in kpis:
