@@ -195,7 +195,7 @@ def test_the_alert_in_slack_and_teams():
     slack_msg = render_alert("slack", ALERT)
     assert slack_msg["text"] == (
         "First review time of pay*ments_ is off target: 6.2h (n = 14) over the last 7 days, "
-        "target < 4.0h, business hours"
+        "target &lt; 4.0h, business hours"
     )
     assert "Checked Dec 3 09:00 (Europe/Berlin), daily at 09:00" in str(slack_msg["blocks"])
     teams_msg = render_alert("teams", ALERT)

@@ -141,7 +141,7 @@ def test_weeks_of_alerts_exactly_once_per_crossing_and_the_preview_agrees(engine
         assert sent == [("2026-10-19", "off target"), ("2026-11-06", "recovered")]
         texts = [m["text"] for m in slack.posts(CONFIGURED)]
         assert "First review time of payments is off target" in texts[0]
-        assert "8.0h (n = 14) over the last 7 days, target < 4.0h" in texts[0]
+        assert "8.0h (n = 14) over the last 7 days, target &lt; 4.0h" in texts[0]
         assert "recovered: back on target" in texts[1]
         buttons = [
             e

@@ -202,12 +202,12 @@ def digest(d: WeeklyDigest | MonthlyDigest, links: Links = GITHUB_COM) -> dict[s
 
 
 def alert(a: Alert) -> dict[str, Any]:
-    """A threshold alert for the team's channel: what crossed, its value, n and target, and
-    *How is this computed?* (answered like a card's button)."""
+    """A threshold alert for the team's channel: what crossed, its value, n and target;
+    *How is this computed?* (answered like a card's button) and *Turn this alert off*."""
     icon = STATUS_ICON["off target" if a.crossing == "off target" else "on target"]
     headline = escape(fmt.alert_headline(a))
     return {
-        "text": f"{fmt.alert_headline(a)}: {fmt.alert_detail(a)}",
+        "text": escape(f"{fmt.alert_headline(a)}: {fmt.alert_detail(a)}"),
         "blocks": [
             section(f"{icon} *{headline}*\n{escape(fmt.alert_detail(a))}"),
             context(escape(fmt.alert_when(a))),

@@ -329,13 +329,13 @@ def digest_details(
 BUTTONS: tuple[Button, ...] = (
     share_card,
     how_computed,
-    alert_off,
     log_action,
     show_chart,
     item_done,
     item_reopen,
     item_edit,
     digest_details,
+    alert_off,
 )
 
 
