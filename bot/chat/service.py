@@ -494,7 +494,7 @@ class ChatService:
     def _alert_terms(self, tc: TeamConfig, kpi: str, target: Target) -> str:
         spec = registry.BY_ID[kpi]
         return (
-            f"checked daily at 09:00 ({tc.timezone}) over the last "
+            f"checked daily at {alert_rule.EVALUATION_TIME:%H:%M} ({tc.timezone}) over the last "
             f"{alert_rule.window_days(kpi)} days against the target "
             f"{fmt.target(spec.kind, target)}"
         )
@@ -563,7 +563,8 @@ class ChatService:
             fired = "would not have fired"
         quiet = (
             f" {p.silent} more {'crossing' if p.silent == 1 else 'crossings'} fell within "
-            "7 days of the previous one and would have changed the status silently."
+            f"{alert_rule.COOL_DOWN.days} days of the previous one and would have changed the "
+            "status silently."
             if p.silent
             else ""
         )

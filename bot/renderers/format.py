@@ -405,7 +405,7 @@ def alert_detail(a: Alert) -> str:
 def alert_when(a: Alert) -> str:
     """When the evaluation ran, in the team's zone: ``Checked Dec 3 09:00 (Europe/Berlin)``."""
     local = a.at.astimezone(ZoneInfo(a.timezone))
-    return f"Checked {local:%b} {local.day} {local:%H:%M} ({a.timezone}), daily at 09:00"
+    return f"Checked {local:%b} {local.day} {local:%H:%M} ({a.timezone}), daily at {local:%H:%M}"
 
 
 def day_list(moments: Sequence[datetime], timezone: str) -> str:
