@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.metrics import alerts as rule
 from bot.metrics.engine import TeamEngine
 from bot.metrics.registry import Target
 from bot.reports import alerts as alert_reports
 from bot.scheduler.jobs import SchedulerOptions
 from bot.scheduler.service import SchedulerService
 from bot.settings import Config, Settings, TeamConfig
+from bot.store import alerts as alerts_store
 from bot.store import channels, digest_runs
 from bot.store.models import AlertDelivery, AlertEvent
 from bot.store.session import session_factory
@@ -222,3 +224,26 @@ def test_a_post_slack_took_before_the_process_died_is_found_not_repeated(engine)
             assert service.tick()
         assert len(slack.calls_to("chat.postMessage")) == 1
         service.stop()
+
+
+def test_an_evaluation_stored_by_another_process_first_is_not_stored_again(engine):
+    f = session_factory(engine)
+    tid = setup_org(f, ORG)["payments"]
+    day = datetime(2026, 10, 20, 7, 0, tzinfo=UTC)
+    target = Target("<", 4 * 3600.0)
+    with f() as s:
+        before = alerts_store.state(s, tid, "first-review")
+    start = rule.State(rule.ON, None)
+    assert alerts_store.record(f, tid, "first-review", before, start, day, None) is None
+    with f() as s:
+        before = alerts_store.state(s, tid, "first-review")
+    after, crossing = rule.step(before.state, rule.OFF, day + timedelta(days=1))
+    assert crossing is not None and crossing.sent
+    sent = (crossing.kind, 5 * 3600.0, 9, target)
+    # two processes read the same state and both found the crossing: it is stored once
+    first = alerts_store.record(f, tid, "first-review", before, after, crossing.at, sent)
+    second = alerts_store.record(f, tid, "first-review", before, after, crossing.at, sent)
+    assert first is not None and second is None
+    with f() as s:
+        assert len(list(s.scalars(select(AlertEvent)))) == 1
+        assert alerts_store.state(s, tid, "first-review").state == rule.State(rule.OFF, crossing.at)
