@@ -277,6 +277,7 @@ DEFAULT_IGNORE_PATHS = (
     "*.snap",
 )
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id
+SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -579,6 +580,8 @@ class TeamConfig:
     attribution_window: float = 72 * 3600.0
     leads: tuple[str, ...] = ()  # chat user ids who may change the team's channels and items
     working_hours: WorkingHours | None = None  # business hours; None: calendar time
+    # threshold alerts: KPI id -> on/off as kpibot.yml says (``/kpi alert on|off`` overrides)
+    alerts: Mapping[str, bool] = field(default_factory=dict)
     line: int | None = None
 
     def __post_init__(self) -> None:
@@ -640,6 +643,7 @@ TEAM_KEYS = {
     "attribution_window",
     "leads",
     "working_hours",
+    "alerts",
 }
 DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
 TOP_KEYS = {"teams", "defaults"}
@@ -784,6 +788,8 @@ class _Checker:
             values[key] = self.targets(v, label)
         elif key == "digests":
             values[key] = self.digests(v, label)
+        elif key == "alerts":
+            values[key] = self.alerts(v, label)
         elif key == "dora_edition":
             ed = self.scalar(v, "dora_edition")
             if ed is not None:
@@ -939,17 +945,23 @@ class _Checker:
                 ok = False
         return WorkingHours(**values) if ok else None
 
+    def metric(self, key: yaml.ScalarNode, where: str) -> registry.MetricSpec | None:
+        """The KPI a key names (id or alias); None, with a problem and a hint, for another."""
+        try:
+            return registry.resolve(key.value)
+        except Exception:
+            hint = did_you_mean(key.value, registry.all_names()) or (
+                " Metrics: " + ", ".join(registry.BY_ID) + "."
+            )
+            self.add(key, f"unknown metric '{key.value}' in {where}.{hint}")
+            return None
+
     def targets(self, node: yaml.Node, label: str) -> dict[str, Target]:
         out: dict[str, Target] = {}
         pairs = self.mapping(node, f"targets of {label}")
         for k, v in pairs or []:
-            try:
-                spec = registry.resolve(k.value)
-            except Exception:
-                hint = did_you_mean(k.value, registry.all_names()) or (
-                    " Metrics: " + ", ".join(registry.BY_ID) + "."
-                )
-                self.add(k, f"unknown metric '{k.value}' in targets of {label}.{hint}")
+            spec = self.metric(k, f"targets of {label}")
+            if spec is None:
                 continue
             raw = self.scalar(v, f"target for {spec.id}")
             if raw is None:
@@ -958,6 +970,23 @@ class _Checker:
                 out[spec.id] = parse_target(raw, spec)
             except ValueError as exc:
                 self.add(v, f"target for {spec.id} in {label}: {exc}")
+        return out
+
+    def alerts(self, node: yaml.Node, label: str) -> dict[str, bool]:
+        """``alerts: {cfr: on, first-review: off}``: KPI ids or aliases, each on or off."""
+        out: dict[str, bool] = {}
+        for k, v in self.mapping(node, f"alerts of {label}") or []:
+            spec = self.metric(k, f"alerts of {label}")
+            if spec is None:
+                continue
+            raw = self.scalar(v, f"alerts.{k.value}")
+            if raw is None:
+                continue
+            word = raw.strip().lower()
+            if word not in SWITCH_WORDS:
+                self.add(v, f"alerts.{k.value} of {label} must be on or off, not '{raw}'")
+                continue
+            out[spec.id] = SWITCH_WORDS[word]
         return out
 
     def digests(self, node: yaml.Node, label: str) -> DigestTimes:

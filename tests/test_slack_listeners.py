@@ -94,5 +94,6 @@ def test_buttons_are_module_level_functions():
         "item_reopen",
         "item_edit",
         "digest_details",
+        "alert_off",
     ]
     assert all(getattr(actions, n) is fn for n, fn in zip(names, actions.BUTTONS, strict=True))

@@ -546,3 +546,29 @@ def test_other_invoke_names_are_acknowledged_and_do_nothing(bot):
     r = bot.post(bot.teams.invoke("composeExtension/query", {"commandId": "x"}))
     assert r.status_code == 200 and r.json() == {}
     assert bot.teams.sent == []
+
+
+def test_turn_this_alert_off_from_a_teams_alert_card(bot):
+    """The threshold alert's *Turn this alert off* button: admitted for a Teams admin only."""
+    from bot.store import alerts as alerts_store
+    from bot.store.models import Team
+
+    data = {"m": "change-failure-rate", "t": "payments", "p": "28d"}
+
+    def enabled() -> set[str]:
+        with bot.surface.parts.service.session() as s:
+            tid = s.scalars(select(Team.id).where(Team.name == "payments")).one()
+            return set(alerts_store.enabled({}, alerts_store.chat_settings(s, tid)))
+
+    bot.surface.parts.service.set_alert(
+        "payments", "cfr", True, bot.surface.parts.roster.actor("aad-9", TENANT_ID)
+    )
+    assert "change-failure-rate" in enabled()
+    refused = _card(bot.click("alert_off", data))  # aad-1: neither admin nor lead
+    assert_valid_card(refused)
+    assert "not allowed" in card_text(refused)
+    assert "change-failure-rate" in enabled()
+    done = _card(bot.click("alert_off", data, user=ADMIN))
+    assert_valid_card(done)
+    assert "are off" in card_text(done)
+    assert enabled() == set()

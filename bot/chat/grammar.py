@@ -17,6 +17,7 @@ from bot.metrics import registry
 from bot.metrics.periods import NAMED, looks_like_period
 from bot.renderers.mrkdwn import escape
 from bot.scheduler.schedule import BadSchedule, parse_schedule
+from bot.settings import parse_target
 
 MAX_ECHO = 40  # characters of an unknown word repeated back to the user
 
@@ -36,6 +37,7 @@ KEYWORDS = (
     "subscriptions",
     "teams",
     "team",
+    "alert",
 )
 PERIOD_EXAMPLES = (*NAMED, "28d", "90d", "2026-W46", "2026-10", "2026-Q3")
 _MENTION = re.compile(r"^<([@#!])([^>|]*)(?:\|[^>]*)?>$")
@@ -46,7 +48,7 @@ class Command:
     """One parsed ``/kpi`` request.
 
     ``kind``: help, card, dora, health, digest, action_add, actions, subscribe, unsubscribe,
-    subscriptions, teams, team_set.
+    subscriptions, teams, team_set, alert_set, alert_preview.
     """
 
     kind: str
@@ -56,6 +58,8 @@ class Command:
     digest: str | None = None  # weekly | monthly
     all: bool = False  # actions: include completed items
     schedule: str | None = None  # subscribe: the channel's own time, "tue 10:00" / "15 08:30"
+    enabled: bool = False  # alert_set: on (True) or off
+    target: str | None = None  # alert_preview: the target to try, as typed ("<= 10%", "4h")
 
 
 class ParseError(KpibotError):
@@ -111,6 +115,8 @@ def parse(text: str, teams: Sequence[str]) -> Command:
         return Command("teams")
     if head == "team":
         return _team_set(rest, teams)
+    if head == "alert":
+        return _alert(rest, teams)
     try:
         spec = registry.resolve(head)
     except KpibotError:
@@ -139,6 +145,8 @@ def _complete(word: str) -> str:
         return "/kpi action add"
     if word == "team":
         return "/kpi team set <team>"
+    if word == "alert":
+        return "/kpi alert on <kpi>"
     if word in ("subscribe", "unsubscribe"):
         return f"/kpi {word} weekly"
     try:
@@ -309,3 +317,56 @@ def _team_set(rest: list[str], teams: Sequence[str]) -> Command:
             [f"/kpi team set {h}" for h in hits or teams[:3]] or ["/kpi teams"],
         )
     return Command("team_set", team=team)
+
+
+ALERT_USAGE = "`/kpi alert on|off <kpi> [team]` or `/kpi alert preview <kpi> [target] [team]`"
+
+
+def _alert(rest: list[str], teams: Sequence[str]) -> Command:
+    """``alert on|off <kpi> [team]``, ``alert preview <kpi> [target] [team]``."""
+    verb = rest[0].lower() if rest else ""
+    if verb not in ("on", "off", "preview"):
+        got = f" (got {_describe(rest[0])})" if rest else ""
+        raise ParseError(
+            f"`alert` needs `on`, `off` or `preview`{got}: {ALERT_USAGE}.",
+            ["/kpi alert on cfr", "/kpi alert preview cfr"],
+        )
+    words = f"alert {verb}"
+    if len(rest) < 2:
+        raise ParseError(
+            f"say which KPI: `/kpi {words} <kpi>`, e.g. `/kpi {words} first-review`.",
+            [f"/kpi {words} first-review", f"/kpi {words} cfr"],
+        )
+    try:
+        spec = registry.resolve(rest[1])
+    except KpibotError:
+        hits = suggest(rest[1], registry.all_names()) if not _MENTION.match(rest[1]) else []
+        raise ParseError(
+            f"I don't know the KPI {_describe(rest[1])}. KPIs: {', '.join(registry.BY_ID)}.",
+            [f"/kpi {words} {_complete(h).removeprefix('/kpi ')}" for h in hits]
+            or [f"/kpi {words} cfr"],
+        ) from None
+    words = f"{words} {spec.id}"
+    team: str | None = None
+    target: list[str] = []
+    for w in rest[2:]:
+        t = _resolve_team(w, teams)
+        if t is not None and team is None:
+            team = t
+        elif verb == "preview" and t is None and team is None:
+            target.append(w)  # "<=" "10%" may come as two words
+        else:
+            raise _unknown_arg(w, words, teams, allow_period=False, allow_all=False)
+    if verb != "preview":
+        return Command("alert_set", metric=spec.id, team=team, enabled=verb == "on")
+    typed = " ".join(target) or None
+    if typed is not None:
+        try:
+            parse_target(typed, spec)
+        except ValueError as exc:
+            example = "10%" if spec.kind is registry.Kind.RATIO else "4h"
+            why = escape(str(exc)).replace("`", "'")
+            raise ParseError(
+                f"{why}: `/kpi {words} <= {example}`.", [f"/kpi {words} <= {example}"]
+            ) from None
+    return Command("alert_preview", metric=spec.id, team=team, target=typed)

@@ -12,6 +12,7 @@ The model:
 - An action item may be changed (edited, marked done, reopened) by its owner, the person
   who logged it, a workspace admin or owner, or a lead of the item's team. Its owner must be
   a person of the installed workspace.
+- A team's threshold alerts are switched on or off by an admin or a lead of the team.
 - A channel's team mapping and its digest subscriptions may be changed (remapped;
   unsubscribed or re-timed) by the person who made the current one, an admin, or a lead of
   the team it is for. Making the first mapping or subscription of a channel, or subscribing
@@ -82,3 +83,8 @@ def may_map_channel(
     if not mapped:
         return True
     return (mapped_by is not None and actor.user_id == mapped_by) or _privileged(actor, leads)
+
+
+def may_change_alerts(actor: Actor, *, leads: Collection[str]) -> bool:
+    """Switching a team's threshold alerts on or off: admins and the team's leads."""
+    return _privileged(actor, leads)

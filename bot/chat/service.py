@@ -28,15 +28,19 @@ from bot.chat.items import MAX_OPPORTUNITY, MAX_RESOLUTION, ItemInput, ItemRow, 
 from bot.chat.permissions import Actor, NotAllowed
 from bot.chat.voice import Voice
 from bot.errors import KpibotError
+from bot.metrics import alerts as alert_rule
 from bot.metrics import registry
 from bot.metrics.engine import BUSINESS_HOURS_KPIS, TeamEngine
 from bot.metrics.periods import Period, last_complete_month, last_complete_week, parse_period
+from bot.metrics.registry import Target
 from bot.renderers import format as fmt
 from bot.renderers.mrkdwn import GITHUB_COM, Links
+from bot.reports import alerts as alert_reports
 from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
-from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig
+from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig, parse_target
 from bot.store import actions, channels, subscriptions
+from bot.store import alerts as alerts_store
 from bot.store.models import ActionItem, Team
 from bot.store.session import unit_of_work
 from bot.store.teams import sync_teams
@@ -45,8 +49,8 @@ log = logging.getLogger("kpibot.chat")
 
 Clock = Callable[[], datetime]
 
-REPORT_KINDS = ("card", "dora", "health", "digest")
-WRITE_KINDS = ("team_set", "subscribe", "unsubscribe")
+REPORT_KINDS = ("card", "dora", "health", "digest", "alert_preview")
+WRITE_KINDS = ("team_set", "subscribe", "unsubscribe", "alert_set")
 
 
 def system_clock() -> datetime:
@@ -266,6 +270,10 @@ class ChatService:
             if cmd.kind == "unsubscribe":
                 assert actor is not None
                 return self.unsubscribe(conversation or "", cmd.team, cmd.digest, actor)
+            if cmd.kind == "alert_set":
+                assert actor is not None and cmd.metric is not None
+                team = self.resolve_team(cmd.team, conversation, user)
+                return self.set_alert(team, cmd.metric, cmd.enabled, actor)
             return self.answer(cmd, user, conversation)
         except NeedTeam:
             return ans.AskTeam(text, tuple(self.team_names()))
@@ -301,6 +309,9 @@ class ChatService:
             return self.digest(team, cmd.digest or "weekly", cmd.period)
         if cmd.kind == "actions":
             return self.actions_list(team, cmd.all)
+        if cmd.kind == "alert_preview":
+            assert cmd.metric is not None
+            return self.alert_preview(team, cmd.metric, cmd.target)
         raise KpibotError(f"'{cmd.kind}' is not answered here")
 
     # ---------------------------------------------------------------- reports
@@ -477,6 +488,91 @@ class ChatService:
             )
         what = ", ".join(f"the {g.kind} digest of {g.team}" for g in gone)
         return ans.Notice(f"Stopped {what} in {self.voice.conversation(conversation)}.")
+
+    # ---------------------------------------------------------- threshold alerts
+
+    def _alert_terms(self, tc: TeamConfig, kpi: str, target: Target) -> str:
+        spec = registry.BY_ID[kpi]
+        return (
+            f"checked daily at {alert_rule.EVALUATION_TIME:%H:%M} ({tc.timezone}) over the last "
+            f"{alert_rule.window_days(kpi)} days against the target "
+            f"{fmt.target(spec.kind, target)}"
+        )
+
+    def set_alert(self, team: str, kpi: str, on: bool, actor: Actor) -> ans.Notice:
+        """Switch a team's threshold alert on a KPI on or off (admins and the team's leads;
+        asking for what is already so changes nothing). The setting wins over kpibot.yml."""
+        self.admit(actor)
+        tc = self.team(team)
+        spec = registry.resolve(kpi)
+        kpi = spec.id
+        v = self.voice
+        what = f"{v.bold(spec.name)} of {v.bold(tc.name)}"
+        with self.session() as s:
+            tid = self._team_id(s, tc.name)
+            was_on = kpi in alerts_store.enabled(tc.alerts, alerts_store.chat_settings(s, tid))
+            if was_on == on:
+                return ans.Notice(f"Alerts on {what} are already {'on' if on else 'off'}.")
+            if not perms.may_change_alerts(actor, leads=tc.leads):
+                raise NotAllowed(
+                    f"You're not allowed to switch alerts of {tc.name} {'on' if on else 'off'}:"
+                    f" only a workspace admin or a lead of {tc.name} can."
+                )
+            alerts_store.set_enabled(s, tid, kpi, on, by=actor.user_id, now=self.now_naive())
+            where = [
+                v.conversation(c)
+                for c in channels.team_conversations(
+                    s,
+                    tid,
+                    platform=self.platform,
+                    configured=tc.channel if self.platform == "slack" else None,
+                )
+            ]
+        if not on:
+            return ans.Notice(f"Alerts on {what} are off.")
+        to = (
+            f"to {', '.join(where)}"
+            if where
+            else f"to the team's channels (none yet: {v.command(f'team set {tc.name}')} in one)"
+        )
+        return ans.Notice(
+            f"Alerts on {what} are on: {self._alert_terms(tc, kpi, tc.target_for(kpi))}, "
+            f"posted {to} once when it goes off target and once when it recovers. "
+            f"{v.command(f'alert preview {kpi}')} shows how often it would have fired."
+        )
+
+    def alert_preview(self, team: str, kpi: str, target_text: str | None) -> ans.Notice:
+        """How many alerts the last 90 days would have sent with a target (the team's, or
+        ``target_text``), and when."""
+        tc = self.team(team)
+        spec = registry.resolve(kpi)
+        kpi = spec.id
+        try:
+            target = parse_target(target_text, spec) if target_text else tc.target_for(kpi)
+        except ValueError as exc:
+            raise KpibotError(str(exc)) from None
+        with self.session() as s:
+            p = alert_reports.preview(TeamEngine(s, tc), kpi, target, self.now())
+        v = self.voice
+        what = f"{v.bold(spec.name)} of {v.bold(tc.name)}"
+        n = len(p.sent)
+        if n:
+            when = ", ".join(f"{fmt.day_list([c.at], tc.timezone)} ({c.kind})" for c in p.sent)
+            fired = f"would have fired {n} {'time' if n == 1 else 'times'}: {when}"
+        else:
+            fired = "would not have fired"
+        quiet = (
+            f" {p.silent} more {'crossing' if p.silent == 1 else 'crossings'} fell within "
+            f"{alert_rule.COOL_DOWN.days} days of the previous one and would have changed the "
+            "status silently."
+            if p.silent
+            else ""
+        )
+        return ans.Notice(
+            f"With the target {fmt.target(spec.kind, target)}, {what} {fired} in the last "
+            f"{p.days} days ({self._alert_terms(tc, kpi, target)}; fewer than "
+            f"{alert_rule.MIN_N} in a window keep the previous status).{quiet}"
+        )
 
     # ------------------------------------------------------------- action items
 

@@ -29,6 +29,7 @@ from microsoft_teams.cards import (
 from bot.metrics import registry
 from bot.metrics.registry import Kind
 from bot.renderers import format as fmt
+from bot.reports.alerts import Alert
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 
 VERSION: Final = "1.5"
@@ -310,4 +311,42 @@ def choose(prompt: str, options: Sequence[tuple[str, dict[str, str]]]) -> Card:
     return card(
         [text(prompt)],
         [ExecuteAction(title=t, verb="pick", data=data) for t, data in options[:6]],
+    )
+
+
+# --- threshold alerts -----------------------------------------------------------------------
+
+
+def alert_data(a: Alert) -> dict[str, str]:
+    """What an alert's button carries: the metric and team, as a card's (:func:`card_data`)."""
+    return {"m": a.kpi, "t": a.team, "p": f"{a.window_days}d"}
+
+
+def alert(a: Alert) -> Card:
+    """A threshold alert for the team's conversation; *How is this computed?* is the verb a
+    metric card's button uses, *Turn this alert off* is answered by
+    :func:`bot.teams.alerts.alert_off`."""
+    mark = STATUS_MARK["off target" if a.crossing == "off target" else "on target"]
+    return card(
+        [
+            TextBlock(
+                text=f"{mark} {escape(fmt.alert_headline(a))}",
+                wrap=True,
+                size="Medium",
+                weight="Bolder",
+            ),
+            FactSet(
+                facts=[
+                    Fact(title="Value", value=fmt.value(a.kind, a.value)),
+                    Fact(title="n", value=str(a.n)),
+                    Fact(title="Target", value=fmt.target(a.kind, a.target)),
+                    Fact(title="Status", value=a.crossing),
+                ]
+            ),
+            note(escape(f"{fmt.alert_detail(a)}. {fmt.alert_when(a)}")),
+        ],
+        [
+            ExecuteAction(title="How is this computed?", verb="how_computed", data=alert_data(a)),
+            ExecuteAction(title="Turn this alert off", verb="alert_off", data=alert_data(a)),
+        ],
     )

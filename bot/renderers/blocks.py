@@ -8,12 +8,14 @@ mrkdwn text object is ``verbatim``: Slack makes no link or mention out of plain 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
 from bot.renderers import mrkdwn
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
+from bot.reports.alerts import Alert
 from bot.reports.cards import MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
@@ -197,3 +199,34 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
 def digest(d: WeeklyDigest | MonthlyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
     """Either digest as Block Kit (``text`` fallback and ``blocks``)."""
     return weekly(d, links) if isinstance(d, WeeklyDigest) else monthly(d)
+
+
+def alert(a: Alert) -> dict[str, Any]:
+    """A threshold alert for the team's channel: what crossed, its value, n and target;
+    *How is this computed?* (answered like a card's button) and *Turn this alert off*."""
+    icon = STATUS_ICON["off target" if a.crossing == "off target" else "on target"]
+    headline = escape(fmt.alert_headline(a))
+    return {
+        "text": escape(f"{fmt.alert_headline(a)}: {fmt.alert_detail(a)}"),
+        "blocks": [
+            section(f"{icon} *{headline}*\n{escape(fmt.alert_detail(a))}"),
+            context(escape(fmt.alert_when(a))),
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "How is this computed?"},
+                        "action_id": "how_computed",
+                        "value": a.kpi,
+                    },
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Turn this alert off"},
+                        "action_id": "alert_off",
+                        "value": json.dumps({"m": a.kpi, "t": a.team, "p": f"{a.window_days}d"}),
+                    },
+                ],
+            },
+        ],
+    }

@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.metrics import registry
 from bot.metrics.registry import Kind, Target
 from bot.metrics.stats import TREND_MIN_CHANGE, TREND_MIN_POINTS
+from bot.reports.alerts import Alert
 from bot.reports.cards import MetricCard, NoSource, PeriodInfo
 from bot.settings import WEEKDAYS, WorkingHours
 
@@ -387,3 +389,35 @@ def baseline(kpi: str | None, amount: float | None, n: int | None = None) -> str
         return "no KPI"
     spec = registry.BY_ID[kpi]
     return f"{spec.name}: {value(spec.kind, amount)}" + (f" (n = {n})" if n is not None else "")
+
+
+# --- threshold alerts -----------------------------------------------------------------------
+
+
+def alert_headline(a: Alert) -> str:
+    """``First review time of payments is off target`` / ``... recovered: back on target``
+    (team names unescaped: each renderer escapes them)."""
+    if a.crossing == "recovered":
+        return f"{a.name} of {a.team} recovered: back on target"
+    return f"{a.name} of {a.team} is off target"
+
+
+def alert_detail(a: Alert) -> str:
+    """``6.2h (n = 14) over the last 7 days, target < 4h, business hours``."""
+    basis = TIME_BASIS.get(a.time_basis or "")
+    days = f"{a.window_days} {plural(a.window_days, 'day')}"
+    text = f"{value(a.kind, a.value)} (n = {a.n}) over the last {days}, "
+    text += f"target {target(a.kind, a.target)}"
+    return f"{text}, {basis}" if basis else text
+
+
+def alert_when(a: Alert) -> str:
+    """When the evaluation ran, in the team's zone: ``Checked Dec 3 09:00 (Europe/Berlin)``."""
+    local = a.at.astimezone(ZoneInfo(a.timezone))
+    return f"Checked {local:%b} {local.day} {local:%H:%M} ({a.timezone}), daily at {local:%H:%M}"
+
+
+def day_list(moments: Sequence[datetime], timezone: str) -> str:
+    """``Oct 2, Oct 20, Nov 14`` in the team's zone."""
+    zone = ZoneInfo(timezone)
+    return ", ".join(f"{m.astimezone(zone):%b} {m.astimezone(zone).day}" for m in moments)

@@ -134,6 +134,28 @@ def digest_charts(digest: WeeklyDigest | MonthlyDigest) -> tuple[Upload, ...]:
     return ()
 
 
+def daily_due(
+    factory: sessionmaker[Session],
+    config: Config,
+    at: DailyTime,
+    now: datetime,
+    grace: timedelta,
+) -> list[tuple[TeamConfig, int, datetime]]:
+    """(team, team id, moment) of each stored team whose daily ``at`` (team time) last came at
+    most ``grace`` before ``now``."""
+    with factory() as s:
+        ids = dict(s.execute(select(Team.name, Team.id)).tuples().all())
+    out = []
+    for team in config.teams:
+        team_id = ids.get(team.name)
+        if team_id is None:
+            continue
+        fire = at.latest_fire(now, team.zone)
+        if now - fire <= grace:
+            out.append((team, team_id, fire))
+    return out
+
+
 class DigestJobs:
     """Digests and reminders through one exactly-once path (claim, post, record), posting
     each subscription's digest, and each owner's reminder, with the
@@ -497,15 +519,10 @@ class DigestJobs:
         """
         sent = 0
         with self._lock:
-            with self.factory() as s:
-                ids = dict(s.execute(select(Team.name, Team.id)).tuples().all())
-            for team in self.config.teams:
-                team_id = ids.get(team.name)
-                if team_id is None:
-                    continue
-                fire = self.options.reminder_time.latest_fire(now, team.zone)
-                if now - fire > self.options.grace:
-                    continue
+            due = daily_due(
+                self.factory, self.config, self.options.reminder_time, now, self.options.grace
+            )
+            for team, team_id, fire in due:
                 day = fire.astimezone(team.zone).date()
                 if (team_id, day) in self._reminded:
                     continue

@@ -9,6 +9,7 @@ Jobs (all in the scheduler's thread pool, each a no-op unless this process holds
 - ``digest:<id>`` per subscription: a cron trigger on its weekday/day and time in the team's
   time zone;
 - ``reminders:<team>`` daily at the reminder time in the team's zone;
+- threshold alerts (:mod:`bot.scheduler.alerts`), evaluated and delivered by ``tick``;
 - ``sync`` every ``sync_every`` (default hourly).
 """
 
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.renderers import charts
 from bot.renderers.mrkdwn import Links
+from bot.scheduler.alerts import AlertJobs
 from bot.scheduler.jobs import Clock, DigestJobs, SchedulerOptions, system_clock
 from bot.scheduler.lease import Lease, new_holder_id
 from bot.scheduler.posting import Poster
@@ -64,6 +66,15 @@ class SchedulerService:
             links=Links.of(settings),
         )
         self.jobs.keep_alive = lambda: self.lease.acquire(self.clock())
+        self.alerts = AlertJobs(
+            factory,
+            config,
+            self.jobs.posters,
+            holder=self.holder,
+            grace=self.options.grace,
+            claim_ttl=self.options.claim_ttl,
+            history_margin=self.options.history_margin,
+        )
         self.factory = factory
         self.scheduler: BaseScheduler | None = None
         self._tick_lock = threading.Lock()
@@ -81,6 +92,7 @@ class SchedulerService:
                     return False
                 self.jobs.run_due(now)
                 self.jobs.send_reminders(now)
+                self.alerts.run(now)
                 if self.scheduler is not None:
                     self.refresh_jobs(self.scheduler)
             except Exception:  # a database outage must not stop the scheduler thread

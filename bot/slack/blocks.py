@@ -112,6 +112,11 @@ USAGE = (
     ),
     ("`/kpi unsubscribe [weekly|monthly]` · `/kpi subscriptions`", "this channel's digests"),
     ("`/kpi teams` · `/kpi team set &lt;team&gt;`", "list teams; map this channel to a team"),
+    (
+        "`/kpi alert on|off &lt;kpi&gt; [team]` · `/kpi alert preview &lt;kpi&gt; [target]`",
+        "alert the team's channels when a KPI goes off target or recovers; what a target "
+        "would have sent in the last 90 days",
+    ),
 )
 PERIODS_HELP = (
     "Periods: `28d` (default), `90d`, `last-week`, `this-week`, `last-month`, `this-month`, "

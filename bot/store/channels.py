@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from bot.store.models import ActionItem, ChannelTeam, Team
+from bot.store.models import ActionItem, ChannelTeam, DigestSubscription, Team
 
 
 def team_ids(session: Session) -> dict[str, int]:
@@ -69,6 +69,28 @@ def channels_of_team(session: Session, team_id: int, *, platform: str) -> list[s
             .order_by(ChannelTeam.channel_id)
         )
     )
+
+
+def team_conversations(
+    session: Session, team_id: int, *, platform: str, configured: str | None = None
+) -> list[str]:
+    """A team's channels on one platform, where kpibot speaks up for it: the conversations
+    mapped to it, those with an active digest subscription of it that is not broken, and
+    ``configured`` (the ``channel:`` of kpibot.yml, a Slack channel id)."""
+    found = set(channels_of_team(session, team_id, platform=platform))
+    found.update(
+        session.scalars(
+            select(DigestSubscription.channel_id).where(
+                DigestSubscription.team_id == team_id,
+                DigestSubscription.platform == platform,
+                DigestSubscription.active.is_(True),
+                DigestSubscription.broken_reason.is_(None),
+            )
+        )
+    )
+    if configured:
+        found.add(configured)
+    return sorted(found)
 
 
 def user_teams(session: Session, user_id: str, *, platform: str) -> list[str]:

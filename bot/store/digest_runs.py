@@ -23,10 +23,10 @@ from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store.models import DigestRun, ReminderRun
+from bot.store.models import AlertDelivery, DigestRun, ReminderRun
 from bot.store.session import utc
 
-RunModel = type[DigestRun] | type[ReminderRun]
+RunModel = type[DigestRun] | type[ReminderRun] | type[AlertDelivery]
 DONE = ("posted", "skipped")
 
 
@@ -151,6 +151,20 @@ def claim_reminder(
     (sent, given up, being sent, or failed and its ``backoff`` not yet over)."""
     key = {"team_id": team_id, "owner": owner, "day": day}
     return _claim(factory, ReminderRun, key, holder, now, stale_after, backoff=backoff)
+
+
+def claim_alert(
+    factory: sessionmaker[Session],
+    event_id: int,
+    platform: str,
+    channel_id: str,
+    holder: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> Claim | None:
+    """Claim the delivery of an alert to one conversation; None when it is not ours to post."""
+    key = {"event_id": event_id, "platform": platform, "channel_id": channel_id}
+    return _claim(factory, AlertDelivery, key, holder, now, stale_after)
 
 
 def reminder_settled(factory: sessionmaker[Session], team_id: int, owner: str, day: date) -> bool:

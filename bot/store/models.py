@@ -418,3 +418,73 @@ class SyncCursor(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # pulls | deployments | ...
     cursor: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AlertSetting(Base):
+    """A threshold alert switched on or off in chat (``/kpi alert on|off``): wins over the
+    team's ``alerts:`` in kpibot.yml."""
+
+    __tablename__ = "alert_settings"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    kpi: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    set_by: Mapped[str | None] = mapped_column(String(255))
+    set_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AlertState(Base):
+    """Where the crossing rule (bot.metrics.alerts) stands for a team's KPI."""
+
+    __tablename__ = "alert_states"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    kpi: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str | None] = mapped_column(String(16))  # on target | off target
+    crossed_at: Mapped[datetime | None] = mapped_column(DateTime)  # the last crossing
+    evaluated_at: Mapped[datetime] = mapped_column(DateTime)  # the last evaluation
+
+
+class AlertEvent(Base):
+    """A crossing to announce, stored with the evaluation that found it (the same
+    transaction), so it is announced once whatever happens after."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        UniqueConstraint("team_id", "kpi", "evaluated_at", name="uq_alert_events_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    kpi: Mapped[str] = mapped_column(String(32))
+    evaluated_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    crossing: Mapped[str] = mapped_column(String(16))  # off target | recovered
+    value: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    target_op: Mapped[str] = mapped_column(String(2))
+    target_value: Mapped[float] = mapped_column(Float)
+
+
+class AlertDelivery(Base):
+    """One alert posted to one conversation: claimed once, posted at most once."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "platform", "channel_id", name="uq_alert_deliveries_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # claimed | posted | skipped | failed
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

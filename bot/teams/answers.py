@@ -35,6 +35,11 @@ USAGE: tuple[tuple[str, str], ...] = (
     (f"{MENTION} action add [team]", "log an action item (opens a dialog)"),
     (f"{MENTION} home", "your teams, your open items (in your personal chat with kpibot)"),
     (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
+    (
+        f"{MENTION} alert on|off <kpi> [team] · alert preview <kpi> [target]",
+        "alert the team's conversations when a KPI goes off target or recovers; what a "
+        "target would have sent in the last 90 days",
+    ),
 )
 
 

@@ -42,6 +42,7 @@ from bot.errors import KpibotError
 from bot.metrics import registry
 from bot.renderers import adaptive, charts
 from bot.renderers.adaptive import CONTENT_TYPE, Card
+from bot.teams import alerts as teams_alerts
 from bot.teams import answers as teams_answers
 from bot.teams import dialogs
 from bot.teams.charts import ChartLinks
@@ -350,3 +351,12 @@ def pick_team(inv: Invoke) -> Response:
     return card_response(
         inv.parts.command(f"{text} {team}", inv.user, inv.conversation, inv.tenant)
     )
+
+
+# --- other features' buttons ------------------------------------------------------------------
+
+
+@verb("alert_off")
+def alert_off(inv: Invoke) -> Response:
+    """*Turn this alert off* on a threshold alert."""
+    return card_response(teams_alerts.alert_off(inv.svc, inv.actor, inv.data))

@@ -1,5 +1,6 @@
 """Buttons: Share in channel, How is this computed?, Log action, Show chart, Mark done, Edit,
-Reopen, the team picker and the digest's Details. Every one acks first."""
+Reopen, the team picker, the digest's Details and an alert's Turn this alert off. Every one
+acks first."""
 
 from __future__ import annotations
 
@@ -125,6 +126,28 @@ def how_computed(
         respond,
         client,
         answers.payload(deps.service.definition(metric, team)),
+        channel=channel,
+        user=user,
+        replace_original=False,
+    )
+
+
+def alert_off(
+    deps: Deps,
+    body: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+    user: str,
+    channel: str | None,
+) -> None:
+    """*Turn this alert off* under a threshold alert (admins and the team's leads)."""
+    metric, team, _ = deps.service.card_ref(_value(body))
+    notice = deps.service.set_alert(team, metric, False, deps.admins.actor(body, user))
+    reply(
+        deps,
+        respond,
+        client,
+        answers.payload(notice),
         channel=channel,
         user=user,
         replace_original=False,
@@ -312,6 +335,7 @@ BUTTONS: tuple[Button, ...] = (
     item_reopen,
     item_edit,
     digest_details,
+    alert_off,
 )
 
 

@@ -1,0 +1,258 @@
+"""Threshold alerts from the scheduler: the daily evaluation and the exactly-once delivery.
+
+:meth:`AlertJobs.run` does both for a given ``now`` (it never reads the clock):
+
+1. For every team and every KPI whose alert is on (kpibot.yml's ``alerts:``, each overridden
+   by ``/kpi alert on|off``), the evaluation due at 09:00 team time (at most ``grace`` ago,
+   once a day) computes the KPI over its rolling window and steps the crossing rule
+   (:mod:`bot.metrics.alerts`); the new state and a sent crossing are stored together
+   (:func:`bot.store.alerts.record`), so a restart never evaluates a day twice.
+2. Every crossing found within ``grace`` is posted to each of the team's conversations on
+   each platform with a poster, through :func:`deliver_alert`: claim, post, record
+   (``alert_deliveries``), looking in the conversation first when an earlier attempt may
+   have posted it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import KpibotError
+from bot.metrics import alerts as rule
+from bot.metrics.engine import TeamEngine
+from bot.metrics.registry import BY_ID, Target
+from bot.metrics.values import MetricValue
+from bot.reports import alerts as reports
+from bot.scheduler.jobs import daily_due
+from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
+from bot.scheduler.schedule import DailyTime
+from bot.settings import Config, TeamConfig
+from bot.store import alerts as store
+from bot.store import channels, digest_runs
+from bot.store.models import AlertDelivery, AlertEvent, Team
+from bot.store.session import aware
+
+log = logging.getLogger("kpibot.scheduler")
+
+Message = dict[str, Any]
+
+
+def render_alert(platform: str, alert: reports.Alert) -> Message:
+    """The alert as a message of ``platform``: Block Kit for Slack, an Adaptive Card for Teams."""
+    if platform == "teams":
+        from bot.renderers import adaptive
+
+        card = adaptive.alert(alert)
+        return {
+            "type": "message",
+            "attachments": [{"contentType": adaptive.CONTENT_TYPE, "content": card}],
+        }
+    from bot.renderers import blocks
+
+    return blocks.alert(alert)
+
+
+def deliver_alert(
+    factory: sessionmaker[Session],
+    poster: Poster,
+    event_id: int,
+    conversation: str,
+    message: Message,
+    *,
+    holder: str,
+    now: datetime,
+    claim_ttl: timedelta,
+    history_back: timedelta,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> str:
+    """Post one alert (or nudge) to one conversation exactly once: claim, post, record.
+
+    Every alert goes through here. Returns ``posted``, ``found`` (an earlier attempt had
+    posted it), ``busy`` (settled, or another process holds the claim), ``broken`` or
+    ``failed`` (tried again at the next pass)."""
+    claim = digest_runs.claim_alert(
+        factory, event_id, poster.platform, conversation, holder, now, claim_ttl
+    )
+    if claim is None:
+        return "busy"
+    key = f"alert:{event_id}"
+    deadline = monotonic() + claim_ttl.total_seconds() * 0.8
+    oldest = (aware(claim.claimed_at) - history_back).timestamp()
+
+    def finish(status: str, ts: str | None = None, detail: str | None = None) -> None:
+        digest_runs.finish(
+            factory,
+            AlertDelivery,
+            claim,
+            holder,
+            status=status,
+            now=now,
+            message_ts=ts,
+            detail=detail,
+        )
+
+    try:
+        if claim.retry:
+            ts = poster.find_post(conversation, key, oldest=oldest, deadline=deadline)
+            if ts is not None:
+                finish("posted", ts)
+                return "found"
+        ts = poster.post(conversation, message, key=key, deadline=deadline, oldest=oldest)
+    except ConversationUnavailable as exc:
+        finish("skipped", detail=exc.error)
+        log.warning("alert %s not posted to %s: %s", event_id, conversation, exc.error)
+        return "broken"
+    except (PlatformUnavailable, PostError) as exc:
+        finish("failed", detail=str(exc))
+        log.error("could not post alert %s to %s: %s", event_id, conversation, exc)
+        return "failed"
+    except Exception as exc:
+        finish("failed", detail=f"{type(exc).__name__}: {exc}")
+        log.exception("posting alert %s to %s failed", event_id, conversation)
+        return "failed"
+    finish("posted", ts)
+    log.info("posted alert %s to %s", event_id, conversation)
+    return "posted"
+
+
+class AlertJobs:
+    """The daily threshold-alert evaluation and the delivery of its crossings."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        config: Config | Callable[[], Config],
+        posters: Mapping[str, Poster],
+        *,
+        holder: str,
+        grace: timedelta,
+        claim_ttl: timedelta,
+        history_margin: timedelta,
+        at: DailyTime | None = None,
+    ) -> None:
+        self.factory = factory
+        self._config = config
+        self.posters = posters
+        self.holder = holder
+        self.grace = grace
+        self.claim_ttl = claim_ttl
+        self.history_back = grace + claim_ttl + history_margin
+        self.at = at or DailyTime(rule.EVALUATION_TIME.hour, rule.EVALUATION_TIME.minute)
+
+    @property
+    def config(self) -> Config:
+        return self._config() if callable(self._config) else self._config
+
+    def run(self, now: datetime) -> list[tuple[int, str, str]]:
+        """Evaluate what is due and deliver what is pending; (event, conversation, outcome)."""
+        self.evaluate(now)
+        return self.deliver(now)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, now: datetime) -> int:
+        """Run the evaluations due at ``now``; returns the crossings stored to be sent."""
+        found = 0
+        for team, team_id, fire in daily_due(self.factory, self.config, self.at, now, self.grace):
+            with self.factory() as s:
+                kpis = store.enabled(team.alerts, store.chat_settings(s, team_id))
+            for kpi in kpis:
+                try:
+                    found += self._evaluate(team, team_id, kpi, fire)
+                except KpibotError as exc:
+                    log.warning("alert on %s of %s not evaluated: %s", kpi, team.name, exc)
+        return found
+
+    def _evaluate(self, team: TeamConfig, team_id: int, kpi: str, fire: datetime) -> int:
+        with self.factory() as s:
+            before = store.state(s, team_id, kpi)
+            if before.evaluated_at is not None and before.evaluated_at >= fire:
+                return 0
+            target = team.target_for(kpi)
+            engine = TeamEngine(s, team)
+            ev = reports.evaluate(engine, kpi, [fire], target)[0]
+        after, crossing = rule.step(before.state, ev.seen, fire)
+        sent = None
+        if crossing is not None and crossing.sent:
+            mv: MetricValue = ev.value
+            sent = (crossing.kind, mv.value if mv.has_data else None, mv.n, target)
+        elif crossing is not None:
+            log.info("%s of %s: %s within the cool-down, not sent", kpi, team.name, crossing.kind)
+        event = store.record(self.factory, team_id, kpi, before, after, fire, sent)
+        return 1 if event is not None else 0
+
+    # ------------------------------------------------------------------ delivery
+
+    def deliver(self, now: datetime) -> list[tuple[int, str, str]]:
+        out: list[tuple[int, str, str]] = []
+        with self.factory() as s:
+            events = store.events_since(s, now - self.grace)
+            if not events:
+                return out
+            done = store.settled(s, [e.id for e in events])
+            names = dict(s.execute(select(Team.id, Team.name)).tuples().all())
+            targets: list[tuple[AlertEvent, str, str]] = []
+            for e in events:
+                team = self._team(names.get(e.team_id))
+                if team is None:
+                    continue
+                for platform in self.posters:
+                    configured = team.channel if platform == "slack" else None
+                    for conv in channels.team_conversations(
+                        s, e.team_id, platform=platform, configured=configured
+                    ):
+                        if (e.id, platform, conv) not in done:
+                            targets.append((e, platform, conv))
+        messages: dict[tuple[int, str], Message] = {}
+        for e, platform, conv in targets:
+            team = self._team(names.get(e.team_id))
+            assert team is not None
+            if (e.id, platform) not in messages:
+                messages[(e.id, platform)] = render_alert(platform, self.alert_of(team, e))
+            outcome = deliver_alert(
+                self.factory,
+                self.posters[platform],
+                e.id,
+                conv,
+                messages[(e.id, platform)],
+                holder=self.holder,
+                now=now,
+                claim_ttl=self.claim_ttl,
+                history_back=self.history_back,
+            )
+            out.append((e.id, conv, outcome))
+        return out
+
+    def _team(self, name: str | None) -> TeamConfig | None:
+        if name is None:
+            return None
+        try:
+            return self.config.team(name)
+        except KpibotError:
+            return None
+
+    def alert_of(self, team: TeamConfig, e: AlertEvent) -> reports.Alert:
+        spec = BY_ID[e.kpi]
+        with self.factory() as s:
+            basis = TeamEngine(s, team).time_basis(e.kpi)
+        return reports.Alert(
+            team.name,
+            e.kpi,
+            spec.name,
+            spec.kind,
+            e.crossing,
+            e.value,
+            e.n,
+            Target(e.target_op, e.target_value),
+            rule.window_days(e.kpi),
+            aware(e.evaluated_at),
+            team.timezone,
+            basis,
+        )
