@@ -237,11 +237,13 @@ class ChatService:
         conversation: str | None,
         actor: Actor | None = None,
         ensure_postable: Callable[[], str | None] | None = None,
+        reference: subscriptions.Reference | None = None,
     ) -> ans.Answer:
         """The answer to a parsed command: a report, a write's outcome, or a clear error;
         never raises. Writes need the ``actor`` (report workers only compute reads);
         ``ensure_postable`` (the surface's) makes sure a digest can be posted in the
-        conversation, or says what to do first."""
+        conversation, or says what to do first; ``reference``: how the platform reaches the
+        conversation proactively (Teams), kept with a subscription."""
         try:
             if cmd.kind in WRITE_KINDS and actor is None:
                 raise KpibotError(f"'{cmd.kind}' needs to know who asks")
@@ -261,7 +263,13 @@ class ChatService:
                     )
                 team = self.resolve_team(cmd.team, conversation, user)
                 return self.subscribe(
-                    conversation, team, cmd.digest or "weekly", actor, cmd.schedule, ensure_postable
+                    conversation,
+                    team,
+                    cmd.digest or "weekly",
+                    actor,
+                    cmd.schedule,
+                    ensure_postable,
+                    reference,
                 )
             if cmd.kind == "unsubscribe":
                 assert actor is not None
@@ -422,6 +430,7 @@ class ChatService:
         actor: Actor,
         schedule: str | None = None,
         ensure_postable: Callable[[], str | None] | None = None,
+        reference: subscriptions.Reference | None = None,
     ) -> ans.Notice:
         """Subscribe the conversation; the digest follows the team's times in kpibot.yml
         unless ``schedule`` ("tue 10:00", "15 08:30") gives it a time of its own.
@@ -449,6 +458,7 @@ class ChatService:
                 created_by=actor.user_id,
                 now=self.now_naive(),
                 schedule=schedule,
+                reference=reference,
             )
         v = self.voice
         when = self.digest_time(tc.name, kind, sub.schedule)

@@ -98,6 +98,8 @@ def card(answer: ans.Answer) -> Card:
             return adaptive.dora(d)
         case ans.HealthAnswer(h):
             return adaptive.health(h)
+        case ans.DigestPreview(_, digest):
+            return adaptive.digest(digest)
         case ans.TeamList(rows, channel_team):
             return team_list(rows, channel_team)
         case ans.SubscriptionList(_, subs, when):

@@ -30,6 +30,7 @@ from bot.chat.service import ChatService, Clock, system_clock
 from bot.errors import ConfigError
 from bot.renderers.adaptive import CONTENT_TYPE, Card
 from bot.settings import Config, Settings
+from bot.store.subscriptions import Reference
 from bot.surfaces.http import HttpApp, HttpRequest, HttpResponse
 from bot.teams import answers as teams_answers
 from bot.teams.answers import NOT_YET, TeamsVoice
@@ -43,8 +44,6 @@ MAX_ACTIVITY = 256 * 1024  # Teams activities are far smaller
 _AT = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
 NOT_YET_KINDS = {
     "action_add": "Logging action items",
-    "subscribe": "Posting digests",
-    "digest": "Digest previews",
 }
 
 
@@ -132,7 +131,9 @@ class TeamsSurface:
         if not conversation_id or not user:
             log.warning("Teams message without a conversation or sender ignored")
             return
-        card = self.card_for(command_text(activity), user, conversation_id, tenant)
+        card = self.card_for(
+            command_text(activity), user, conversation_id, tenant, Reference(service_url, tenant)
+        )
         reply = {
             "type": "message",
             "replyToId": activity.get("id"),
@@ -143,7 +144,15 @@ class TeamsSurface:
         except (ConnectorError, OSError, ValueError) as exc:
             log.warning("posting the answer to Teams failed: %s", exc)
 
-    def card_for(self, text: str, user: str, conversation: str, tenant: str | None) -> Card:
+    def card_for(
+        self,
+        text: str,
+        user: str,
+        conversation: str,
+        tenant: str | None,
+        reference: Reference | None = None,
+    ) -> Card:
+        """``reference``: how the scheduler reaches the conversation (kept by ``subscribe``)."""
         svc = self.service
         try:
             cmd = parse(text, svc.team_names())
@@ -153,7 +162,7 @@ class TeamsSurface:
             answer: ans.Answer = ans.Problem(NOT_YET.format(what=NOT_YET_KINDS[cmd.kind]))
         else:
             actor = Actor("teams", user, tenant, is_admin=False)
-            answer = svc.dispatch(cmd, text, user, conversation, actor=actor)
+            answer = svc.dispatch(cmd, text, user, conversation, actor=actor, reference=reference)
         return teams_answers.card(answer)
 
 
