@@ -229,8 +229,21 @@ def _item_line(i: ActionItemView) -> str:
     return f"- {escape(i.opportunity)} → {escape(i.resolution)} · {due}{kpi}"
 
 
+LIST_CHARS = 6000  # a digest's list beyond this says how many more it has
+
+
 def _list(heading: str, lines: Sequence[str], empty: str) -> TextBlock:
-    return text(f"**{heading}**\n\n" + ("\n".join(lines) if lines else empty), separator=True)
+    """A heading and its lines; a long list is cut, with how many lines are not shown."""
+    shown: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) > LIST_CHARS and shown:
+            break
+        shown.append(line)
+        used += len(line) + 1
+    if len(shown) < len(lines):
+        shown.append(f"- … and {len(lines) - len(shown)} more")
+    return text(f"**{heading}**\n\n" + ("\n".join(shown) if shown else empty), separator=True)
 
 
 def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> Card:
