@@ -353,9 +353,33 @@ def test_a_crash_between_post_and_record_never_posts_twice(f, teams):
         due, BERLIN_TEAM.zone
     )
     assert period.key == "2026-W43"
-    manual = DigestJobs(f, ORG, poster(teams, f)).post(sub, BERLIN_TEAM, period, later, manual=True)
-    assert manual.status == "posted"
+    # settled as skipped, a post by hand posts it on purpose
+    by_hand = DigestJobs(f, ORG, poster(teams, f), holder="by-hand")
+    again = by_hand.post(sub, BERLIN_TEAM, period, later, manual=True)
+    assert again.status == "posted"
     assert len(teams.posted(CHANNEL)) == 2
+
+
+def test_by_hand_an_unclear_post_is_first_settled_then_posted_on_purpose(f, teams):
+    ids = setup_org(f)
+    teams_subscribe(f, teams, ids["berlin"], CHANNEL)
+    with f() as s:
+        (sub,) = subs.active_subscriptions(s)
+    period = subscription_schedule(sub.kind, None, BERLIN_TEAM.digests).period(
+        MONDAY, BERLIN_TEAM.zone
+    )
+    teams.hold_after_post = 1.0  # the answer to the post is lost
+    jobs = DigestJobs(f, ORG, poster(teams, f, timeout=0.3))
+    assert jobs.post(sub, BERLIN_TEAM, period, MONDAY, manual=True).status == "failed"
+    teams.hold_after_post = 0.0
+    # asked again: it may have arrived, so it is settled, and the answer says how to insist
+    second = jobs.post(sub, BERLIN_TEAM, period, MONDAY, manual=True)
+    assert second.status == "skipped" and "by hand once more" in (second.detail or "")
+    assert len(teams.posted(CHANNEL)) == 1
+    third = jobs.post(sub, BERLIN_TEAM, period, MONDAY, manual=True)
+    assert third.status == "posted"
+    assert len(teams.posted(CHANNEL)) == 2
+    assert jobs.post(sub, BERLIN_TEAM, period, MONDAY, manual=True).status == "done"
 
 
 def test_the_monthly_digest_posts_its_chart_in_the_thread(f, teams):

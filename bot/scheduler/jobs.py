@@ -286,7 +286,7 @@ class DigestJobs:
 
         Where the platform cannot tell whether an earlier attempt arrived (Teams), that run is
         recorded as skipped rather than posted again, so a digest never appears twice; a post
-        by hand (``manual``) posts it all the same.
+        by hand (``manual``) of a run settled that way posts it all the same.
         """
         opts = self.options
         poster = self.posters.get(sub.platform)
@@ -339,9 +339,9 @@ class DigestJobs:
                 try:
                     ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
                 except CannotLook:
-                    if not manual:
+                    if not (manual and claim.prior == "skipped"):
                         raise
-                    ts = None  # posted by hand: whoever asked has looked in the channel
+                    ts = None  # posted by hand after it was settled as skipped: on purpose
                 if ts is not None:
                     self._finish(DigestRun, claim, "posted", now, ts=ts)
                     log.info(
@@ -357,7 +357,8 @@ class DigestJobs:
         except CannotLook:
             detail = (
                 f"an earlier attempt may have posted it and {sub.platform} cannot tell; "
-                "not posted again so that it cannot appear twice"
+                "not posted again so that it cannot appear twice (posting it by hand "
+                "once more posts it)"
             )
             self._finish(DigestRun, claim, "skipped", now, detail=detail)
             log.warning(

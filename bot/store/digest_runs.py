@@ -56,6 +56,7 @@ class Claim:
     attempts: int  # including this one
     claimed_at: datetime  # naive UTC
     clean: bool = False  # the attempt before this one is known not to have posted
+    prior: str | None = None  # the run's status before this claim (None: a new run)
 
     @property
     def retry(self) -> bool:
@@ -125,7 +126,7 @@ def _claim(
             s.rollback()
             return None
         s.commit()
-        return Claim(run_id, attempts + 1, now, clean=status == "unsent")
+        return Claim(run_id, attempts + 1, now, clean=status == "unsent", prior=status)
 
 
 def claim_digest(
