@@ -554,3 +554,71 @@ def test_a_huge_digest_is_cut_stays_valid_and_makes_no_markup():
     assert "[x](https://evil" not in text
     assert r"\\[x\\](https://evil.example)" in text
     assert "[acme/api#0](https://github.com/acme/api/pull/1)" in text
+
+
+def test_the_scheduler_service_posts_once_across_a_restart_and_a_429(f, teams):
+    """The real scheduler (lease, tick) with the posters of a Teams-only process, stopped and
+    started again as a new instance on the same database."""
+    from bot.scheduler.service import SchedulerService
+
+    _, b, n = org(f, teams)
+    env = {
+        "TEAMS_APP_ID": APP_ID,
+        "TEAMS_APP_PASSWORD": APP_PASSWORD,
+        "TEAMS_TOKEN_URL": teams.token_url,
+        "TEAMS_API_URL": teams.service_url,
+        "TEAMS_TENANT_ID": TENANT_ID,
+    }
+    settings = load_env_settings(env, dotenv_path=None)
+    teams.rate_limit(retry_after=0, times=1)
+    clock = [MONDAY]
+    first = SchedulerService(
+        settings, f, ORG, make_posters(settings, f), clock=lambda: clock[0], holder="first"
+    )
+    assert first.tick()
+    assert sorted(a.conversation for a in teams.posted()) == sorted([CHANNEL, OTHER])
+    first.stop()  # releases the lease
+    clock[0] = MONDAY + timedelta(minutes=30)
+    second = SchedulerService(
+        settings, f, ORG, make_posters(settings, f), clock=lambda: clock[0], holder="second"
+    )
+    assert second.tick()
+    second.stop()
+    assert len(teams.posted()) == 2
+    assert {(r.subscription_id, r.status, r.claimed_by) for r in runs(f)} == {
+        (b, "posted", "first"),
+        (n, "posted", "first"),
+    }
+
+
+def test_kpibot_digest_post_reaches_a_teams_channel(
+    tmp_path, db_url, f, teams, monkeypatch, capsys
+):
+    from bot.surfaces.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "kpibot.yml"
+    path.write_text(
+        "teams:\n  - name: berlin\n    timezone: Europe/Berlin\n    repos: [acme/berlin-api]\n"
+    )
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TEAMS_TENANT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "DATABASE_URL": db_url,
+        "KPIBOT_CONFIG": str(path),
+        "TEAMS_APP_ID": APP_ID,
+        "TEAMS_APP_PASSWORD": APP_PASSWORD,
+        "TEAMS_TOKEN_URL": teams.token_url,
+        "TEAMS_API_URL": teams.service_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    ids = setup_org(f, ORG)
+    teams_subscribe(f, teams, ids["berlin"], CHANNEL)
+    argv = ["digest", "weekly", "--team", "berlin", "--period", "2026-W46", "--post"]
+    assert main([*argv, "--now", "2026-11-20T12:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert f"posted the weekly digest of berlin for 2026-W46 to {CHANNEL}" in out
+    assert main([*argv, "--now", "2026-11-20T12:05:00Z"]) == 0
+    assert "was posted before" in capsys.readouterr().out
+    (posted,) = teams.posted(CHANNEL)
+    assert_valid_card(card_of(posted.activity))
