@@ -622,3 +622,16 @@ def test_kpibot_digest_post_reaches_a_teams_channel(
     assert "was posted before" in capsys.readouterr().out
     (posted,) = teams.posted(CHANNEL)
     assert_valid_card(card_of(posted.activity))
+
+
+def test_a_reminder_to_a_personal_chat_that_is_gone_is_given_up_at_once(f, teams):
+    ids = setup_org(f)
+    add_teams_item(f, ids["berlin"], OWNER, date(2026, 10, 27))
+    teams.remove(f"a:1on1-{OWNER}", status=403)  # the person blocked the bot
+    jobs = DigestJobs(f, ORG, poster(teams, f))
+    assert jobs.send_reminders(MORNING) == 0
+    assert jobs.send_reminders(MORNING.replace(minute=45)) == 0
+    with f() as s:
+        (run,) = s.scalars(select(ReminderRun)).all()
+    assert run.status == "skipped" and run.attempts == 1 and "bot_removed" in (run.detail or "")
+    assert teams.posted() == []

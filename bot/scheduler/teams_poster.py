@@ -75,7 +75,11 @@ class TeamsError(PostError):
 
 
 class ConversationGone(TeamsError, ConversationUnavailable):
-    """The conversation cannot be posted to: the bot was removed (403) or it is gone (404)."""
+    """The conversation cannot be posted to: the bot was removed (403) or it is gone (404).
+    No retry changes that (a reminder to such a personal chat is given up at once)."""
+
+    def __init__(self, what: str, status: int, error: str) -> None:
+        super().__init__(what, status, error, permanent=True)
 
 
 class TeamsUnavailable(PlatformUnavailable):
