@@ -68,7 +68,7 @@ class TeamsError(PostError):
     unsent = True
 
     def __init__(self, what: str, status: int, error: str, *, permanent: bool = False) -> None:
-        super().__init__(f"Teams {what}: HTTP {status} ({error})")
+        super().__init__(f"Teams {what}: " + (f"HTTP {status} ({error})" if status else error))
         self.status = status
         self.error = error
         self.permanent = permanent
@@ -252,7 +252,10 @@ class TeamsPoster:
             tenant = next(iter(tenants)) if len(tenants) == 1 else None
         if tenant is None:
             raise TeamsError(
-                "personal chat", 0, "tenant_unknown (set TEAMS_TENANT_ID)", permanent=True
+                "personal chat",
+                0,
+                "the user's tenant is unknown (set TEAMS_TENANT_ID)",
+                permanent=True,
             )
         body = {
             "bot": {"id": f"28:{self.connector.app_id}"},
