@@ -26,7 +26,7 @@ from bot.scheduler.commands import make_posters
 from bot.scheduler.jobs import DigestJobs, SchedulerOptions, build_digest
 from bot.scheduler.posting import RetryPolicy
 from bot.scheduler.schedule import subscription_schedule
-from bot.scheduler.teams_poster import TeamsPoster
+from bot.scheduler.teams_poster import TeamsNotPosted, TeamsPoster
 from bot.settings import Settings, load_env_settings
 from bot.store import digest_runs
 from bot.store import subscriptions as subs
@@ -504,9 +504,26 @@ def test_the_process_posts_where_it_is_configured(f, teams):
         make_posters(Settings(), f)
 
 
-def test_the_poster_never_shows_the_app_password(f, teams):
-    p = poster(teams, f)
-    assert APP_PASSWORD not in repr(p) and APP_PASSWORD not in repr(p.connector.__dict__.keys())
+def test_a_refused_app_password_never_reaches_the_log_or_the_error(f, teams, caplog):
+    secret = "wrong-secret-not-to-be-shown"
+    p = TeamsPoster(
+        Connector(APP_ID, secret, teams.token_url),
+        service_url=teams.service_url,
+        tenant=TENANT_ID,
+        policy=fast(max_attempts=2),
+        sleep=lambda s: None,
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(TeamsNotPosted) as exc:
+        p.post(CHANNEL, {"type": "message", "text": "hi"}, key="k")
+    assert exc.value.unsent
+    assert secret not in str(exc.value) and secret not in caplog.text and secret not in repr(p)
+    assert teams.posted() == []
+
+
+def test_no_attempt_starts_after_the_claims_deadline(f, teams):
+    with pytest.raises(TeamsNotPosted, match="time ran out"):
+        poster(teams, f).post(CHANNEL, {"type": "message", "text": "late"}, key="k", deadline=0.0)
+    assert teams.requests_to("POST", r"/v3/conversations/.*") == []
 
 
 # --- digest cards ---------------------------------------------------------------------------
