@@ -181,7 +181,10 @@ def test_subscribe_in_teams_keeps_the_conversation_reference_and_the_scheduler_p
     setup_org(f)
     for server in _surface(f, teams):
         said = _say(server, teams, "subscribe weekly berlin tue 10:00")
-        assert "will now receive the weekly digest of **berlin** every Tue at 10:00" in said
+        assert (
+            "This conversation will now receive the weekly digest of **berlin** every Tue at "
+            "10:00 (Europe/Berlin)" in said
+        )
         listed = _say(server, teams, "subscriptions")
         assert "**weekly** digest of **berlin**, every Tue at 10:00" in listed
         # the preview the notice points to works in Teams too
@@ -215,7 +218,7 @@ def test_unsubscribe_in_teams_stops_the_digest(f, teams):
     for server in _surface(f, teams):
         _say(server, teams, "subscribe weekly berlin")
         said = _say(server, teams, "unsubscribe weekly berlin")
-        assert "Stopped the weekly digest of berlin" in said
+        assert "Stopped the weekly digest of berlin in this conversation." in said
         assert "receives no digests" in _say(server, teams, "subscriptions")
     with f() as s:
         assert subs.active_subscriptions(s) == []
