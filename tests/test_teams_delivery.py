@@ -225,6 +225,31 @@ def test_unsubscribe_in_teams_stops_the_digest(f, teams):
     assert DigestJobs(f, ORG, poster(teams, f)).run_due(MONDAY) == []
 
 
+def test_a_conversation_heard_from_at_a_new_service_url_is_posted_there(f, teams):
+    ids = setup_org(f)
+    with f() as s:
+        subs.subscribe(
+            s,
+            platform="teams",
+            channel_id=CHANNEL,
+            team_id=ids["berlin"],
+            kind="weekly",
+            created_by=SUBSCRIBER,
+            now=BEFORE.replace(tzinfo=None),
+            reference=subs.Reference("http://127.0.0.1:9/old-region/", "old-tenant"),
+        )
+        s.commit()
+    for server in _surface(f, teams):
+        assert "**weekly** digest of **berlin**" in _say(server, teams, "subscriptions")
+    with f() as s:
+        (sub,) = subs.active_subscriptions(s)
+    assert sub.reference == subs.Reference(teams.service_url, TENANT_ID)
+    answered = len(teams.posted())
+    (out,) = DigestJobs(f, ORG, poster(teams, f)).run_due(MONDAY)
+    assert out.status == "posted"
+    assert [a.conversation for a in teams.posted()[answered:]] == [CHANNEL]
+
+
 # --- proactive digests ----------------------------------------------------------------------
 
 

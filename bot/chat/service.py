@@ -243,8 +243,11 @@ class ChatService:
         never raises. Writes need the ``actor`` (report workers only compute reads);
         ``ensure_postable`` (the surface's) makes sure a digest can be posted in the
         conversation, or says what to do first; ``reference``: how the platform reaches the
-        conversation proactively (Teams), kept with a subscription."""
+        conversation proactively (Teams), kept with its subscriptions and refreshed by every
+        command heard from it."""
         try:
+            if reference is not None and conversation:
+                self.remember_reference(conversation, reference)
             if cmd.kind in WRITE_KINDS and actor is None:
                 raise KpibotError(f"'{cmd.kind}' needs to know who asks")
             if cmd.kind == "team_set":
@@ -404,6 +407,15 @@ class ChatService:
             subs = subscriptions.for_channel(s, platform=self.platform, channel_id=conversation)
         when = {sub.id: self.digest_time(sub.team, sub.kind, sub.schedule) for sub in subs}
         return ans.SubscriptionList(conversation, tuple(subs), when)
+
+    def remember_reference(self, conversation: str, reference: subscriptions.Reference) -> None:
+        """The conversation's subscriptions follow the newest reference it was heard from."""
+        with self.session() as s:
+            changed = subscriptions.refresh_reference(
+                s, platform=self.platform, channel_id=conversation, reference=reference
+            )
+        if changed:
+            log.info("%s subscription(s) of a conversation moved to a new reference", changed)
 
     def digest_time(self, team: str, kind: str, schedule: str | None = None) -> str:
         """When a team's digest is posted, in words: the subscription's own ``schedule``

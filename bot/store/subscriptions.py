@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.models import DigestSubscription, Team
@@ -273,6 +273,27 @@ def reference(session: Session, *, platform: str, channel_id: str) -> Reference 
         .limit(1)
     ).first()
     return Reference(row[0], row[1]) if row is not None and row[0] else None
+
+
+def refresh_reference(
+    session: Session, *, platform: str, channel_id: str, reference: Reference
+) -> int:
+    """Keep the conversation's subscriptions at its newest reference (the platform may move
+    a conversation to another service URL); returns the subscriptions changed."""
+    res = session.execute(
+        update(DigestSubscription)
+        .where(
+            DigestSubscription.platform == platform,
+            DigestSubscription.channel_id == channel_id,
+            or_(
+                DigestSubscription.service_url.is_distinct_from(reference.service_url),
+                DigestSubscription.tenant_id.is_distinct_from(reference.tenant_id),
+            ),
+        )
+        .values(service_url=reference.service_url, tenant_id=reference.tenant_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def tenants(session: Session, platform: str) -> set[str]:
