@@ -183,3 +183,73 @@ if PG_URL.startswith("postgres"):
     def test_0007_keys_conversations_by_platform_postgres():
         with _pg_schema_url() as url:
             _check_0007(url)
+
+
+def _check_0008(url: str) -> None:
+    """Reminder runs of before 0008 are Slack's; afterwards a Teams owner (a long Azure AD
+    id) has runs of their own, subscriptions keep a conversation reference, and the downgrade
+    drops only the Teams runs."""
+    eng = make_engine(url)
+    try:
+        upgrade(eng, "0007")
+        with eng.begin() as conn:
+            conn.execute(text("INSERT INTO teams (id, name, timezone) VALUES (1, 'core', 'UTC')"))
+            conn.execute(
+                text(
+                    "INSERT INTO reminder_runs (id, team_id, owner, day, status, claimed_at, "
+                    "attempts) VALUES (1, 1, 'U1', '2026-12-01', 'posted', "
+                    "'2026-12-01 09:00:00', 1)"
+                )
+            )
+        upgrade(eng, "0008_teams_delivery")
+        assert current_revision(eng) == "0008_teams_delivery"
+        owner = "aad-" + "0" * 36 + "-" + "x" * 60
+        with eng.begin() as conn:
+            assert conn.execute(text("SELECT platform, owner FROM reminder_runs")).all() == [
+                ("slack", "U1")
+            ]
+            for run_id, who in ((2, "U1"), (3, owner)):  # the key is (platform, team, owner, day)
+                conn.execute(
+                    text(
+                        "INSERT INTO reminder_runs (id, platform, team_id, owner, day, status, "
+                        "claimed_at, attempts, message_ts) VALUES (:i, 'teams', 1, :o, "
+                        "'2026-12-01', 'posted', '2026-12-01 09:00:00', 1, :ts)"
+                    ),
+                    {"i": run_id, "o": who, "ts": "1:" + "y" * 120},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO digest_subscriptions (id, platform, channel_id, team_id, kind, "
+                    "created_at, active, service_url, tenant_id) VALUES (1, 'teams', "
+                    "'19:c@thread.tacv2', 1, 'weekly', '2026-11-02 10:00:00', true, "
+                    "'https://smba.trafficmanager.net/emea/', 'tenant-1')"
+                )
+            )
+        with pytest.raises(IntegrityError), eng.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO reminder_runs (id, platform, team_id, owner, day, status, "
+                    "claimed_at, attempts) VALUES (4, 'slack', 1, 'U1', '2026-12-01', 'claimed', "
+                    "'2026-12-01 09:00:00', 1)"
+                )
+            )
+        command.downgrade(alembic_config(eng), "0007")
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT id, owner FROM reminder_runs")).all() == [(1, "U1")]
+            assert conn.execute(text("SELECT id FROM digest_subscriptions")).all() == [(1,)]
+        upgrade(eng)
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT platform FROM reminder_runs")).all() == [("slack",)]
+    finally:
+        eng.dispose()
+
+
+def test_0008_keys_reminders_by_platform_sqlite(tmp_path):
+    _check_0008(f"sqlite:///{tmp_path / 'm8.db'}")
+
+
+if PG_URL.startswith("postgres"):
+
+    def test_0008_keys_reminders_by_platform_postgres():
+        with _pg_schema_url() as url:
+            _check_0008(url)

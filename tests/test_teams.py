@@ -418,16 +418,3 @@ def test_lists_are_answered_as_cards(bot, org):
         row = s.scalars(select(ChannelTeam).where(ChannelTeam.channel_id == conv)).one()
         s.delete(row)
         s.commit()
-
-
-@pytest.mark.parametrize("words", ["subscribe weekly", "weekly payments"])
-def test_what_teams_cannot_do_yet_is_said_and_nothing_is_stored(bot, org, words):
-    from bot.store.models import DigestSubscription
-
-    activity = bot.teams.activity(words, conversation="19:notyet@thread.tacv2")
-    assert bot.post(activity, bot.teams.token()).status_code == 200
-    card = _posted_card(bot.teams.wait_sent(1)[0])
-    assert_valid_card(card)
-    assert "from Teams is not available yet" in card_text(card)
-    with org.factory() as s:
-        assert s.scalar(select(func.count()).select_from(DigestSubscription)) == 0

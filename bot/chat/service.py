@@ -241,12 +241,17 @@ class ChatService:
         conversation: str | None,
         actor: Actor | None = None,
         ensure_postable: Callable[[], str | None] | None = None,
+        reference: subscriptions.Reference | None = None,
     ) -> ans.Answer:
         """The answer to a parsed command: a report, a write's outcome, or a clear error;
         never raises. Writes need the ``actor`` (report workers only compute reads);
         ``ensure_postable`` (the surface's) makes sure a digest can be posted in the
-        conversation, or says what to do first."""
+        conversation, or says what to do first; ``reference``: how the platform reaches the
+        conversation proactively (Teams), kept with its subscriptions and refreshed by every
+        command heard from it."""
         try:
+            if reference is not None and conversation:
+                self.remember_reference(conversation, reference)
             if cmd.kind in WRITE_KINDS and actor is None:
                 raise KpibotError(f"'{cmd.kind}' needs to know who asks")
             if cmd.kind == "team_set":
@@ -265,7 +270,13 @@ class ChatService:
                     )
                 team = self.resolve_team(cmd.team, conversation, user)
                 return self.subscribe(
-                    conversation, team, cmd.digest or "weekly", actor, cmd.schedule, ensure_postable
+                    conversation,
+                    team,
+                    cmd.digest or "weekly",
+                    actor,
+                    cmd.schedule,
+                    ensure_postable,
+                    reference,
                 )
             if cmd.kind == "unsubscribe":
                 assert actor is not None
@@ -408,6 +419,15 @@ class ChatService:
         when = {sub.id: self.digest_time(sub.team, sub.kind, sub.schedule) for sub in subs}
         return ans.SubscriptionList(conversation, tuple(subs), when)
 
+    def remember_reference(self, conversation: str, reference: subscriptions.Reference) -> None:
+        """The conversation's subscriptions follow the newest reference it was heard from."""
+        with self.session() as s:
+            changed = subscriptions.refresh_reference(
+                s, platform=self.platform, channel_id=conversation, reference=reference
+            )
+        if changed:
+            log.info("%s subscription(s) of a conversation moved to a new reference", changed)
+
     def digest_time(self, team: str, kind: str, schedule: str | None = None) -> str:
         """When a team's digest is posted, in words: the subscription's own ``schedule``
         ("mon 09:00", "1 09:00") or the team's digests times from kpibot.yml."""
@@ -433,6 +453,7 @@ class ChatService:
         actor: Actor,
         schedule: str | None = None,
         ensure_postable: Callable[[], str | None] | None = None,
+        reference: subscriptions.Reference | None = None,
     ) -> ans.Notice:
         """Subscribe the conversation; the digest follows the team's times in kpibot.yml
         unless ``schedule`` ("tue 10:00", "15 08:30") gives it a time of its own.
@@ -460,6 +481,7 @@ class ChatService:
                 created_by=actor.user_id,
                 now=self.now_naive(),
                 schedule=schedule,
+                reference=reference,
             )
         v = self.voice
         when = self.digest_time(tc.name, kind, sub.schedule)

@@ -27,10 +27,12 @@ from microsoft_teams.cards import (
 )
 
 from bot.metrics import registry
-from bot.metrics.registry import Kind
+from bot.metrics.registry import BY_ID, Kind
 from bot.renderers import format as fmt
+from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.alerts import Alert
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
+from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
 
 VERSION: Final = "1.5"
 MAX_CARD_BYTES = 28 * 1024  # Teams refuses messages over ~28 KB
@@ -264,6 +266,104 @@ def health(h: Health) -> Card:
     body += [text(card_line(c)) for c in h.cards]
     body += [note(line) for line in fmt.no_source(h.no_source)]
     return card(body)
+
+
+# --- digests --------------------------------------------------------------------------------
+
+
+def link(url: str | None, label: str, links: Links) -> str:
+    """``label`` linked to ``url`` when ``links`` allows it; otherwise the label and the URL
+    as text. Both are source strings: escaped here."""
+    if url and links.allows(url) and not any(ch in url for ch in "()[]"):
+        return f"[{escape(label)}]({url})"
+    if url:
+        return f"{escape(label)} ({escape(url)})"
+    return escape(label)
+
+
+def _item_line(i: ActionItemView) -> str:
+    due = f"due {i.due_on.isoformat()}" + (" **overdue**" if i.overdue else "")
+    kpi = f" · {escape(i.kpi)}" if i.kpi else ""
+    return f"- {escape(i.opportunity)} → {escape(i.resolution)} · {due}{kpi}"
+
+
+LIST_CHARS = 6000  # a digest's list beyond this says how many more it has
+
+
+def _list(heading: str, lines: Sequence[str], empty: str) -> TextBlock:
+    """A heading and its lines; a long list is cut, with how many lines are not shown."""
+    shown: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) > LIST_CHARS and shown:
+            break
+        shown.append(line)
+        used += len(line) + 1
+    if len(shown) < len(lines):
+        shown.append(f"- … and {len(lines) - len(shown)} more")
+    return text(f"**{heading}**\n\n" + ("\n".join(shown) if shown else empty), separator=True)
+
+
+def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> Card:
+    """The weekly leading digest; ``links``: which source URLs may be links."""
+    body: list[CardElement] = [
+        title(f"Weekly leading indicators · {escape(d.team)}"),
+        note(f"{escape(fmt.period(d.period))} · team time zone {escape(d.period.timezone)}"),
+    ]
+    body += [text(card_line(c)) for c in d.cards]
+    if d.biggest_phase:
+        phase, secs = d.biggest_phase
+        body.append(note(f"Biggest cycle-time phase: **{phase}**, {fmt.duration(secs)} p50"))
+    waiting = [
+        f"- {link(w.url, f'{w.repository}#{w.number}', links)} {escape(w.title)}" for w in d.waiting
+    ]
+    body.append(_list(f"PRs waiting for review ({len(d.waiting)})", waiting, "None 🎉"))
+    body.append(
+        _list(
+            f"Open action items ({len(d.open_items)}, {len(d.overdue_items)} overdue)",
+            [_item_line(i) for i in d.open_items],
+            "None",
+        )
+    )
+    return card(body)
+
+
+def monthly(d: MonthlyDigest) -> Card:
+    """The monthly lagging digest (its DORA chart is posted beside it)."""
+    body: list[CardElement] = [
+        title(f"Monthly lagging indicators · {escape(d.team)}"),
+        note(
+            f"{escape(fmt.period(d.period))} · DORA {d.edition} bands · team time zone "
+            f"{escape(d.period.timezone)}"
+        ),
+    ]
+    for c in (*d.dora, d.predictability, d.scope_creep):
+        three = d.three_month.get(c.metric)
+        spark = f" · 3 months {fmt.sparkline([p.value for p in three])}" if three else ""
+        body.append(text(card_line(c) + spark))
+    done = []
+    for i in d.completed_items:
+        kind = BY_ID[i.kpi].kind if i.kpi in BY_ID else None
+        moved = (
+            f" · {escape(i.kpi or '')}: {fmt.value(kind, i.baseline)} → {fmt.value(kind, i.after)}"
+            if kind is not None
+            else ""
+        )
+        done.append(f"- {escape(i.opportunity)} → {escape(i.resolution)}{moved}")
+    body.append(_list(f"Completed this month ({len(done)})", done, "None"))
+    body.append(
+        _list(
+            f"Overdue action items ({len(d.overdue_items)})",
+            [_item_line(i) for i in d.overdue_items],
+            "None",
+        )
+    )
+    return card(body)
+
+
+def digest(d: WeeklyDigest | MonthlyDigest, links: Links = GITHUB_COM) -> Card:
+    """Either digest as an Adaptive Card."""
+    return weekly(d, links) if isinstance(d, WeeklyDigest) else monthly(d)
 
 
 # --- help, errors, notices ------------------------------------------------------------------

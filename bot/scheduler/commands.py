@@ -31,9 +31,10 @@ from bot.errors import KpibotError
 from bot.metrics.periods import Period
 from bot.renderers.mrkdwn import Links
 from bot.scheduler.jobs import DigestJobs, Outcome, SchedulerOptions
-from bot.scheduler.posting import SlackPoster
+from bot.scheduler.posting import Poster, SlackPoster
 from bot.scheduler.schedule import DailyTime
 from bot.scheduler.service import SchedulerService
+from bot.scheduler.teams_poster import TeamsPoster
 from bot.settings import Config, Settings, TeamConfig, parse_duration
 from bot.store import subscriptions as subs
 from bot.store.session import utc
@@ -92,6 +93,49 @@ def make_poster(settings: Settings) -> SlackPoster:
     return SlackPoster(settings.slack_bot_token, settings.slack_api_url)
 
 
+def make_teams_poster(settings: Settings, factory: sessionmaker[Session]) -> TeamsPoster:
+    """The Teams poster of ``TEAMS_APP_ID``: the app token from ``TEAMS_TOKEN_URL``, each
+    subscription's stored conversation reference, ``TEAMS_API_URL`` and ``TEAMS_TENANT_ID``
+    for the personal chats of reminders."""
+    from bot.teams.connector import Connector
+
+    if not settings.teams_app_password:
+        raise KpibotError(
+            "TEAMS_APP_PASSWORD is not set: the scheduler posts to Teams as the bot of "
+            "TEAMS_APP_ID and needs its client secret (see README, Connecting Microsoft Teams)"
+        )
+    connector = Connector(
+        settings.teams_app_id or "", settings.teams_app_password, settings.teams_token_url
+    )
+
+    def reference(conversation: str) -> subs.Reference | None:
+        with factory() as s:
+            return subs.reference(s, platform="teams", channel_id=conversation)
+
+    def tenants() -> set[str]:
+        with factory() as s:
+            return subs.tenants(s, "teams")
+
+    return TeamsPoster(
+        connector,
+        service_url=settings.teams_api_url,
+        tenant=settings.teams_tenant_id,
+        references=reference,
+        tenants=tenants,
+    )
+
+
+def make_posters(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Poster]:
+    """A poster per configured platform: Slack with ``SLACK_BOT_TOKEN``, Teams with
+    ``TEAMS_APP_ID``, both when both are set."""
+    posters: dict[str, Poster] = {}
+    if settings.slack_bot_token or not settings.teams_app_id:
+        posters["slack"] = make_poster(settings)  # neither set: says what Slack needs
+    if settings.teams_app_id:
+        posters["teams"] = make_teams_poster(settings, factory)
+    return posters
+
+
 def make_service(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -100,7 +144,11 @@ def make_service(
     options: SchedulerOptions | None = None,
 ) -> SchedulerService:
     return SchedulerService(
-        settings, factory, config, make_poster(settings), options=options or options_from_env()
+        settings,
+        factory,
+        config,
+        make_posters(settings, factory),
+        options=options or options_from_env(),
     )
 
 
@@ -177,7 +225,7 @@ def post_now(
     channel: str | None,
     out: Callable[[str], None],
     err: Callable[[str], object] = lambda s: sys.stderr.write(s + "\n"),
-    poster: SlackPoster | None = None,
+    poster: Poster | Mapping[str, Poster] | None = None,
 ) -> int:
     """Post a team's digest for ``period`` to its subscribed channels (or ``channel``) through
     the scheduler's exactly-once path; returns the exit code (0, or 1 when a post failed)."""
@@ -199,7 +247,7 @@ def post_now(
             f"--channel '{channel}' is not a Slack channel id: use the id (e.g. C0123456789, "
             "from the channel's details), not its name"
         )
-    poster = poster or make_poster(settings)
+    poster = poster or make_posters(settings, factory)
     with factory() as s:
         from sqlalchemy import select
 

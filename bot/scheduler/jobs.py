@@ -32,6 +32,7 @@ from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.scheduler.lease import new_holder_id
 from bot.scheduler.posting import (
+    CannotLook,
     ConversationUnavailable,
     PlatformUnavailable,
     Poster,
@@ -301,9 +302,13 @@ class DigestJobs:
     ) -> Outcome:
         """Post one subscription's digest for ``period`` through the exactly-once claim.
 
-        ``give_up``: only settle an earlier attempt (record it posted when Slack has it,
-        else skipped); never post anew. ``manual``: a post asked for by hand, which may also
-        post a digest the scheduler skipped.
+        ``give_up``: only settle an earlier attempt (record it posted when the conversation
+        has it, else skipped); never post anew. ``manual``: a post asked for by hand, which
+        may also post a digest the scheduler skipped.
+
+        Where the platform cannot tell whether an earlier attempt arrived (Teams), that run is
+        recorded as skipped rather than posted again, so a digest never appears twice; a post
+        by hand (``manual``) of a run settled that way posts it all the same.
         """
         opts = self.options
         poster = self.posters.get(sub.platform)
@@ -353,7 +358,12 @@ class DigestJobs:
                 self._finish(DigestRun, claim, "posted", now, ts=ts)
                 return self._outcome(sub, period, "found", ts=ts)
             if claim.retry:
-                ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                try:
+                    ts = poster.find_post(sub.channel_id, key, oldest=oldest, deadline=deadline)
+                except CannotLook:
+                    if not (manual and claim.prior == "skipped"):
+                        raise
+                    ts = None  # posted by hand after it was settled as skipped: on purpose
                 if ts is not None:
                     self._finish(DigestRun, claim, "posted", now, ts=ts)
                     log.info(
@@ -366,13 +376,30 @@ class DigestJobs:
                     return self._outcome(sub, period, "found", ts=ts)
             message, uploads = self._message(poster, sub, team, period, now, renders)
             ts = poster.post(sub.channel_id, message, key=key, deadline=deadline, oldest=oldest)
+        except CannotLook:
+            detail = (
+                f"an earlier attempt may have posted it and {sub.platform} cannot tell; "
+                "not posted again so that it cannot appear twice (posting it by hand "
+                "once more posts it)"
+            )
+            self._finish(DigestRun, claim, "skipped", now, detail=detail)
+            log.warning(
+                "skipped the %s digest of %s for %s to %s: %s",
+                sub.kind,
+                sub.team,
+                period.key,
+                sub.channel_id,
+                detail,
+            )
+            return self._outcome(sub, period, "skipped", detail=detail)
         except ConversationUnavailable as exc:
             self._finish(DigestRun, claim, "failed", now, detail=exc.error)
             self._broken(poster, sub, exc.error)
             return self._outcome(sub, period, "broken", detail=exc.error)
         except (PlatformUnavailable, PostError) as exc:
-            # not known whether it arrived: the next attempt looks in the channel first
-            self._finish(DigestRun, claim, "failed", now, detail=str(exc))
+            # unless it is known not to have arrived, the next attempt looks for it first
+            status = "unsent" if exc.unsent else "failed"
+            self._finish(DigestRun, claim, status, now, detail=str(exc))
             log.error(
                 "could not post the %s digest of %s for %s to %s: %s",
                 sub.kind,
@@ -566,14 +593,22 @@ class DigestJobs:
     ) -> bool | None:
         """True: sent; False: sent before (or by another process); None: failed."""
         retry = self.options.reminder_retry
+        platform = poster.platform
         claim = digest_runs.claim_reminder(
-            self.factory, team_id, owner, day, self.holder, now, self.options.claim_ttl, retry
+            self.factory,
+            team_id,
+            owner,
+            day,
+            self.holder,
+            now,
+            self.options.claim_ttl,
+            retry,
+            platform=platform,
         )
         if claim is None:
             # settled (sent or given up), or not yet: being sent elsewhere, or backing off
-            return (
-                False if digest_runs.reminder_settled(self.factory, team_id, owner, day) else None
-            )
+            settled = digest_runs.reminder_settled(self.factory, team_id, owner, day, platform)
+            return False if settled else None
         key = f"reminder:{team_id}:{owner}:{day.isoformat()}"
         message = poster.render_reminder(team.name, items, day)
         oldest = _claims_oldest(claim, self.options)
@@ -600,7 +635,8 @@ class DigestJobs:
                     exc,
                 )
                 return False
-            self._finish(ReminderRun, claim, "failed", now, detail=str(exc))
+            status = "unsent" if exc.unsent else "failed"
+            self._finish(ReminderRun, claim, status, now, detail=str(exc))
             log.info(
                 "could not remind %s of %s action items (attempt %s of %s): %s; trying again in %s",
                 owner,

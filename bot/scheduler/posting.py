@@ -55,10 +55,12 @@ USER_ERRORS = ("user_not_found", "user_disabled", "user_not_visible", "cannot_dm
 
 class PostError(Exception):
     """The platform refused a call; ``error`` is its error code. ``permanent``: no retry will
-    change it (the person is gone or cannot be messaged)."""
+    change it (the person is gone or cannot be messaged). ``unsent``: the post is known not
+    to have arrived (a later attempt need not look for it)."""
 
     error: str = "unknown_error"
     permanent: bool = False
+    unsent: bool = False
 
 
 class ConversationUnavailable(PostError):
@@ -68,7 +70,17 @@ class ConversationUnavailable(PostError):
 
 class PlatformUnavailable(Exception):
     """The platform did not answer usefully within the attempts or the deadline; nothing is
-    known about whether a post arrived."""
+    known about whether a post arrived, unless ``unsent`` says it did not."""
+
+    unsent: bool = False
+
+
+class CannotLook(PostError):
+    """The platform cannot tell whether an earlier attempt's post arrived (a Teams bot cannot
+    read a channel's history): the scheduler settles such a run instead of posting it again."""
+
+    error = "cannot_look"
+    permanent = True
 
 
 class Poster(Protocol):
@@ -284,7 +296,7 @@ class SlackPoster:
                     raise SlackUnavailable(
                         f"Slack {method}: still rate limited after {limited} tries"
                     )
-                wait = min(_retry_after(resp), p.max_retry_after)
+                wait = min(retry_after(resp), p.max_retry_after)
                 log.warning("Slack %s: rate limited; waiting %.1fs (Retry-After)", method, wait)
                 self._sleep(wait)
                 continue
@@ -315,7 +327,7 @@ class SlackPoster:
                 limited += 1
                 if limited > p.max_rate_limited:
                     raise SlackUnavailable(f"Slack {method}: still rate limited")
-                self._sleep(min(_retry_after(resp), p.max_retry_after))
+                self._sleep(min(retry_after(resp), p.max_retry_after))
                 continue
             if error in CHANNEL_ERRORS:
                 raise ChannelUnavailable(method, error)
@@ -473,7 +485,8 @@ class SlackPoster:
         return str(body.get("ts") or "")
 
 
-def _retry_after(resp: httpx.Response) -> float:
+def retry_after(resp: httpx.Response) -> float:
+    """The seconds a 429 answer asks to wait (``Retry-After``; 1 when it says nothing usable)."""
     raw = resp.headers.get("Retry-After", "1")
     try:
         return max(0.0, float(raw))
@@ -481,23 +494,36 @@ def _retry_after(resp: httpx.Response) -> float:
         return 1.0
 
 
-def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
-    """An action-item reminder in Slack mrkdwn (source strings escaped)."""
+def reminder_lines(
+    team: str,
+    items: list[ActionItem],
+    day: date,
+    *,
+    bold: Callable[[str], str],
+    escape: Callable[[str], str],
+    bullet: str = "•",
+) -> tuple[str, list[str]]:
+    """An action-item reminder's heading and one line per item (``bold`` and ``escape`` in
+    the platform's markup; source strings escaped)."""
     lines = []
     for it in items:
         if it.due_on < day:
-            when = f"*overdue* since {it.due_on.isoformat()}"
+            when = f"{bold('overdue')} since {it.due_on.isoformat()}"
         elif it.due_on == day:
-            when = "due *today*"
+            when = f"due {bold('today')}"
         else:
-            when = "due *tomorrow*"
-        kpi = f" ({it.kpi})" if it.kpi else ""
-        lines.append(
-            f"• {mrkdwn.escape(it.opportunity)} → {mrkdwn.escape(it.resolution)}{kpi}: {when}"
-        )
+            when = f"due {bold('tomorrow')}"
+        kpi = f" ({escape(it.kpi)})" if it.kpi else ""
+        lines.append(f"{bullet} {escape(it.opportunity)} → {escape(it.resolution)}{kpi}: {when}")
     n = len(items)
     head = (
-        f"Reminder: {n} action item{'s' if n > 1 else ''} of *{mrkdwn.escape(team)}* "
+        f"Reminder: {n} action item{'s' if n > 1 else ''} of {bold(escape(team))} "
         f"need{'s' if n == 1 else ''} you"
     )
+    return head, lines
+
+
+def reminder_text(team: str, items: list[ActionItem], day: date) -> str:
+    """An action-item reminder in Slack mrkdwn (source strings escaped)."""
+    head, lines = reminder_lines(team, items, day, bold=lambda t: f"*{t}*", escape=mrkdwn.escape)
     return head + "\n" + "\n".join(lines) + "\nMark them done with `/kpi actions`."

@@ -4,8 +4,10 @@ A run is keyed by what it posts ((subscription, period) or (team, owner, day)). 
 inserts the row with status ``claimed`` (the unique key lets only one process win) or takes
 over a row whose earlier attempt ``failed`` or was abandoned (``claimed`` longer ago than
 ``stale_after``, i.e. its process died). ``attempts`` counts claims; a claim with
-``attempts > 1`` must first look in Slack for the message an earlier attempt may have posted.
-Statuses: ``claimed`` -> ``posted`` | ``failed`` (may be claimed again) | ``skipped``.
+``attempts > 1`` must first look in the conversation for the message an earlier attempt may
+have posted, unless that attempt ended ``unsent`` (the platform did not take the post).
+Statuses: ``claimed`` -> ``posted`` | ``failed`` or ``unsent`` (may be claimed again) |
+``skipped``.
 
 A run claimed with a :class:`Backoff` (reminders) may be claimed again after a failure only
 once the backoff for its attempts has passed; its caller gives it up (``skipped``) after the
@@ -28,6 +30,7 @@ from bot.store.session import utc
 
 RunModel = type[DigestRun] | type[ReminderRun] | type[AlertDelivery]
 DONE = ("posted", "skipped")
+RETRYABLE = ("failed", "unsent")
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,13 @@ class Claim:
     run_id: int
     attempts: int  # including this one
     claimed_at: datetime  # naive UTC
+    clean: bool = False  # the attempt before this one is known not to have posted
+    prior: str | None = None  # the run's status before this claim (None: a new run)
 
     @property
     def retry(self) -> bool:
-        """An earlier attempt may have reached Slack: look before posting."""
-        return self.attempts > 1
+        """An earlier attempt may have reached the conversation: look before posting."""
+        return self.attempts > 1 and not self.clean
 
 
 def _key_filter(model: RunModel, key: dict[str, Any]) -> Any:
@@ -97,7 +102,11 @@ def _claim(
             return None
         if status == "claimed" and claimed_at > now - stale_after:
             return None  # another process is posting it right now
-        if status == "failed" and backoff is not None and claimed_at > now - backoff.wait(attempts):
+        if (
+            status in RETRYABLE
+            and backoff is not None
+            and claimed_at > now - backoff.wait(attempts)
+        ):
             return None  # failed recently: not yet
         res = s.execute(
             update(model)
@@ -105,7 +114,7 @@ def _claim(
                 model.id == run_id,
                 model.attempts == attempts,
                 or_(
-                    model.status == "failed",
+                    model.status.in_(RETRYABLE),
                     and_(model.status == "skipped", true() if reclaim_skipped else false()),
                     and_(model.status == "claimed", model.claimed_at <= now - stale_after),
                 ),
@@ -117,7 +126,7 @@ def _claim(
             s.rollback()
             return None
         s.commit()
-        return Claim(run_id, attempts + 1, now)
+        return Claim(run_id, attempts + 1, now, clean=status == "unsent", prior=status)
 
 
 def claim_digest(
@@ -146,10 +155,13 @@ def claim_reminder(
     now: datetime,
     stale_after: timedelta,
     backoff: Backoff | None = None,
+    *,
+    platform: str = "slack",
 ) -> Claim | None:
-    """Claim the reminder of an owner for a team and day; None when it is not ours to send
-    (sent, given up, being sent, or failed and its ``backoff`` not yet over)."""
-    key = {"team_id": team_id, "owner": owner, "day": day}
+    """Claim the reminder of an owner (a user of ``platform``) for a team and day; None when
+    it is not ours to send (sent, given up, being sent, or failed and its ``backoff`` not yet
+    over)."""
+    key = {"platform": platform, "team_id": team_id, "owner": owner, "day": day}
     return _claim(factory, ReminderRun, key, holder, now, stale_after, backoff=backoff)
 
 
@@ -167,12 +179,17 @@ def claim_alert(
     return _claim(factory, AlertDelivery, key, holder, now, stale_after)
 
 
-def reminder_settled(factory: sessionmaker[Session], team_id: int, owner: str, day: date) -> bool:
+def reminder_settled(
+    factory: sessionmaker[Session], team_id: int, owner: str, day: date, platform: str = "slack"
+) -> bool:
     """Whether the reminder of an owner for a team and day was sent or given up."""
     with factory() as s:
         status = s.scalar(
             select(ReminderRun.status).where(
-                ReminderRun.team_id == team_id, ReminderRun.owner == owner, ReminderRun.day == day
+                ReminderRun.platform == platform,
+                ReminderRun.team_id == team_id,
+                ReminderRun.owner == owner,
+                ReminderRun.day == day,
             )
         )
     return status in DONE

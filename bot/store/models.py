@@ -351,6 +351,9 @@ class DigestSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     broken_reason: Mapped[str | None] = mapped_column(Text)
+    # Teams: where the scheduler posts proactively (the connector's service URL, the tenant)
+    service_url: Mapped[str | None] = mapped_column(String(512))
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DigestRun(Base):
@@ -368,7 +371,7 @@ class DigestRun(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime] = mapped_column(DateTime)
     posted_at: Mapped[datetime | None] = mapped_column(DateTime)
-    message_ts: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     # posting attempts so far; a re-claim after a failed or abandoned attempt first looks in
     # the channel for the message (bot.scheduler.posting)
@@ -379,17 +382,21 @@ class ReminderRun(Base):
     """One action-item reminder DM for one owner, team and local day: sent at most once."""
 
     __tablename__ = "reminder_runs"
-    __table_args__ = (UniqueConstraint("team_id", "owner", "day", name="uq_reminder_runs_key"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "team_id", "owner", "day", name="uq_reminder_runs_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the chat platform of the owner ("slack", "teams")
+    platform: Mapped[str] = mapped_column(String(16), default="slack", server_default="slack")
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
-    owner: Mapped[str] = mapped_column(String(32))  # Slack user id
+    owner: Mapped[str] = mapped_column(String(255))  # the platform's user id
     day: Mapped[date] = mapped_column(Date)  # the team's local date
     status: Mapped[str] = mapped_column(String(16))  # claimed | posted | failed
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime] = mapped_column(DateTime)
     posted_at: Mapped[datetime | None] = mapped_column(DateTime)
-    message_ts: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

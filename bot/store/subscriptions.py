@@ -6,6 +6,9 @@ keeps the row inactive (its digest runs stay, so a digest is still posted at mos
 period after a re-subscribe). The scheduler marks a subscription broken when the platform
 refuses to post to its conversation (Slack's ``channel_not_found``, ``not_in_channel``);
 subscribing again clears it.
+
+A Teams subscription also keeps its conversation's :class:`Reference` (the connector's
+service URL and the tenant), which proactive posting needs; subscribing again refreshes it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.models import DigestSubscription, Team
 
 KINDS = ("weekly", "monthly")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where a platform is reached to post proactively in a conversation (Teams: the
+    connector's service URL and the conversation's tenant)."""
+
+    service_url: str
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,10 +49,16 @@ class Subscription:
     created_by: str | None
     created_at: datetime
     platform: str = "slack"  # slack | teams
+    service_url: str | None = None  # Teams: the conversation's reference
+    tenant_id: str | None = None
 
     @property
     def broken(self) -> bool:
         return self.broken_reason is not None
+
+    @property
+    def reference(self) -> Reference | None:
+        return Reference(self.service_url, self.tenant_id) if self.service_url else None
 
 
 def _view(sub: DigestSubscription, team: str) -> Subscription:
@@ -56,6 +74,8 @@ def _view(sub: DigestSubscription, team: str) -> Subscription:
         sub.created_by,
         sub.created_at,
         sub.platform,
+        sub.service_url,
+        sub.tenant_id,
     )
 
 
@@ -74,10 +94,12 @@ def subscribe(
     created_by: str | None,
     now: datetime,
     schedule: str | None = None,
+    reference: Reference | None = None,
 ) -> tuple[Subscription, bool]:
     """Subscribe a channel to a team's digest; returns (subscription, newly active).
 
-    Subscribing again reactivates an inactive row and clears a broken flag.
+    Subscribing again reactivates an inactive row, clears a broken flag and stores the
+    conversation's newest ``reference``.
     """
     _check_kind(kind)
     sub = session.scalar(
@@ -111,6 +133,9 @@ def subscribe(
         sub.broken_reason = None
         if schedule is not None:
             sub.schedule = schedule
+    if reference is not None:
+        sub.service_url = reference.service_url
+        sub.tenant_id = reference.tenant_id
     session.flush()
     team = session.get(Team, team_id)
     return _view(sub, team.name if team else "?"), created
@@ -233,6 +258,50 @@ def active_subscriptions(
     if not include_broken:
         q = q.where(DigestSubscription.broken_reason.is_(None))
     return [_view(s, t) for s, t in session.execute(q).all()]
+
+
+def reference(session: Session, *, platform: str, channel_id: str) -> Reference | None:
+    """The newest stored reference of a conversation (its subscriptions share it)."""
+    row = session.execute(
+        select(DigestSubscription.service_url, DigestSubscription.tenant_id)
+        .where(
+            DigestSubscription.platform == platform,
+            DigestSubscription.channel_id == channel_id,
+            DigestSubscription.service_url.is_not(None),
+        )
+        .order_by(DigestSubscription.created_at.desc(), DigestSubscription.id.desc())
+        .limit(1)
+    ).first()
+    return Reference(row[0], row[1]) if row is not None and row[0] else None
+
+
+def refresh_reference(
+    session: Session, *, platform: str, channel_id: str, reference: Reference
+) -> int:
+    """Keep the conversation's subscriptions at its newest reference (the platform may move
+    a conversation to another service URL); returns the subscriptions changed."""
+    res = session.execute(
+        update(DigestSubscription)
+        .where(
+            DigestSubscription.platform == platform,
+            DigestSubscription.channel_id == channel_id,
+            or_(
+                DigestSubscription.service_url.is_distinct_from(reference.service_url),
+                DigestSubscription.tenant_id.is_distinct_from(reference.tenant_id),
+            ),
+        )
+        .values(service_url=reference.service_url, tenant_id=reference.tenant_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def tenants(session: Session, platform: str) -> set[str]:
+    """The tenants of the platform's conversations that subscribed (Teams)."""
+    q = select(DigestSubscription.tenant_id).where(
+        DigestSubscription.platform == platform, DigestSubscription.tenant_id.is_not(None)
+    )
+    return {t for t in session.scalars(q.distinct()) if t}
 
 
 def mark_broken(session: Session, subscription_id: int, reason: str) -> None:

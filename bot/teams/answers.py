@@ -52,6 +52,11 @@ class TeamsVoice(Voice):
     def command(self, text: str) -> str:
         return f"**{f'{MENTION} {text}'.strip()}**"
 
+    def conversation(self, conversation_id: str) -> str:
+        # a Teams conversation id (19:...@thread.tacv2) means nothing to a person, and the
+        # answer is shown in that conversation
+        return "this conversation"
+
 
 _SLASH_CODE = re.compile(r"`/kpi ?([^`]*)`")
 
@@ -88,7 +93,7 @@ def card(answer: ans.Answer) -> Card:
     """The Adaptive Card for a core answer."""
     match answer:
         case ans.Notice(text) | ans.Refused(text):
-            return adaptive.message(text)
+            return adaptive.message(text[:1].upper() + text[1:])
         case ans.Problem(text, suggestions):
             return problem(text, suggestions)
         case ans.AskTeam(command, teams):
@@ -106,6 +111,8 @@ def card(answer: ans.Answer) -> Card:
             return adaptive.dora(d)
         case ans.HealthAnswer(h):
             return adaptive.health(h)
+        case ans.DigestPreview(_, digest):
+            return adaptive.digest(digest)
         case ans.TeamList(rows, channel_team):
             return team_list(rows, channel_team)
         case ans.SubscriptionList(_, subs, when):

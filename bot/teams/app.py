@@ -25,16 +25,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.chat import answers as ans
 from bot.chat.grammar import ParseError, parse
 from bot.chat.service import ChatService, Clock, system_clock
 from bot.errors import ConfigError
 from bot.renderers.adaptive import CONTENT_TYPE, Card
 from bot.settings import Config, Settings
+from bot.store.subscriptions import Reference
 from bot.surfaces.http import HttpApp, HttpRequest, HttpResponse
 from bot.teams import answers as teams_answers
 from bot.teams import dialogs, invoke, personal
-from bot.teams.answers import NOT_YET, TeamsVoice
+from bot.teams.answers import TeamsVoice
 from bot.teams.auth import ActivityAuth, NotAuthenticated
 from bot.teams.charts import ChartLinks
 from bot.teams.connector import Connector, ConnectorError
@@ -45,10 +45,6 @@ log = logging.getLogger("kpibot.teams")
 PATH = "/api/messages"
 MAX_ACTIVITY = 256 * 1024  # Teams activities are far smaller
 _AT = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
-NOT_YET_KINDS = {
-    "subscribe": "Posting digests",
-    "digest": "Digest previews",
-}
 
 
 def command_text(activity: dict[str, Any]) -> str:
@@ -165,7 +161,9 @@ class TeamsSurface:
         text = command_text(activity)
         card = personal.home_answer(self.parts, activity, text, user)
         if card is None:
-            card = self.card_for(text, user, conversation_id, tenant)
+            card = self.card_for(
+                text, user, conversation_id, tenant, Reference(service_url, tenant)
+            )
         reply = {
             "type": "message",
             "replyToId": activity.get("id"),
@@ -176,7 +174,15 @@ class TeamsSurface:
         except (ConnectorError, OSError, ValueError) as exc:
             log.warning("posting the answer to Teams failed: %s", exc)
 
-    def card_for(self, text: str, user: str, conversation: str, tenant: str | None) -> Card:
+    def card_for(
+        self,
+        text: str,
+        user: str,
+        conversation: str,
+        tenant: str | None,
+        reference: Reference | None = None,
+    ) -> Card:
+        """``reference``: how the scheduler reaches the conversation (kept by ``subscribe``)."""
         svc = self.service
         try:
             cmd = parse(text, svc.team_names())
@@ -184,11 +190,8 @@ class TeamsSurface:
             return teams_answers.problem(str(exc), exc.suggestions)
         if cmd.kind == "action_add":
             return dialogs.command_card(svc, cmd, user, conversation)
-        if cmd.kind in NOT_YET_KINDS:
-            answer: ans.Answer = ans.Problem(NOT_YET.format(what=NOT_YET_KINDS[cmd.kind]))
-        else:
-            actor = self.roster.actor(user, tenant)
-            answer = svc.dispatch(cmd, text, user, conversation, actor=actor)
+        actor = self.roster.actor(user, tenant)
+        answer = svc.dispatch(cmd, text, user, conversation, actor=actor, reference=reference)
         return teams_answers.card(answer)
 
 

@@ -107,3 +107,24 @@ class Connector:
         except ValueError:
             return []
         return [m for m in out if isinstance(m, dict)] if isinstance(out, list) else []
+
+    # ------------------------------------------------------------ proactive messaging
+
+    def activities_url(
+        self, service_url: str, conversation: str, activity_id: str | None = None
+    ) -> str:
+        """The URL that posts to a conversation (or replies to one of its activities)."""
+        return self._url(service_url, conversation, activity_id)
+
+    def conversations_url(self, service_url: str) -> str:
+        """The URL that creates a conversation (the bot's 1:1 chat with a user)."""
+        return f"{service_url.rstrip('/')}/v3/conversations"
+
+    def request(
+        self, method: str, url: str, body: dict[str, Any] | None, *, timeout: float | None = None
+    ) -> httpx.Response:
+        """One call with the app token; the answer as it came (the caller reads its status)."""
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        if timeout is None:
+            return self.http.request(method, url, json=body, headers=headers)
+        return self.http.request(method, url, json=body, headers=headers, timeout=timeout)

@@ -18,6 +18,14 @@ needs a bearer token this fake issued (``401`` otherwise). Rosters:
 ``GET /v3/conversations/{id}/members`` and ``GET /v3/teams/{id}/members`` answer
 ``teams.rosters[id]`` (else :meth:`FakeTeams.default_roster`). Faults as for every fake
 (``teams.fail("POST", r"/v3/conversations/.*", FakeResponse.json({}, status=429))``).
+
+Proactive messaging: ``POST /v3/conversations`` creates (or finds) the bot's 1:1
+conversation with a member (``created`` records each); :meth:`FakeTeams.rate_limit`,
+:meth:`FakeTeams.server_error` inject 429 (with ``Retry-After``) and 5xx answers to posts;
+:meth:`FakeTeams.remove` makes a conversation answer 403 (the bot was removed) or 404 (it is
+gone) from then on; :meth:`FakeTeams.unreachable` makes a user's 1:1 conversation
+impossible (403, the app is not installed for them); :meth:`FakeTeams.posted` lists the
+activities posted; ``hold_after_post`` keeps an accepted post's answer back (a lost answer).
 """
 
 from __future__ import annotations
@@ -79,6 +87,11 @@ class FakeTeams(FakeServer):
         self.rosters: dict[str, list[dict[str, Any]]] = {}
         self.route("GET", r"/v3/conversations/(?P<conv>[^/]+)/members", self.members)
         self.route("GET", r"/v3/teams/(?P<conv>[^/]+)/members", self.members)
+        self.route("POST", r"/v3/conversations", self.create_conversation)
+        self.created: list[dict[str, Any]] = []  # the bodies of POST /v3/conversations
+        self.removed: dict[str, int] = {}  # conversation -> the status its posts get
+        self.unreachable_users: set[str] = set()
+        self.hold_after_post = 0.0  # seconds an accepted post's answer is held back
 
     # ----------------------------------------------------------------- addresses
 
@@ -207,7 +220,65 @@ class FakeTeams(FakeServer):
     def post(self, req: FakeRequest) -> FakeResponse:
         if not self._authorized(req):
             return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
-        return FakeResponse.json({"id": self._record("POST", req, req.json())}, status=201)
+        conversation = unquote(req.params["conv"]).split(";")[0]
+        status = self.removed.get(conversation)
+        if status is not None:
+            code = "BotNotInConversationRoster" if status == 403 else "ConversationNotFound"
+            return FakeResponse.json({"error": {"code": code, "message": code}}, status=status)
+        answer = FakeResponse.json({"id": self._record("POST", req, req.json())}, status=201)
+        if self.hold_after_post:
+            time.sleep(self.hold_after_post)
+        return answer
+
+    # ---------------------------------------------------------- proactive messaging
+
+    def create_conversation(self, req: FakeRequest) -> FakeResponse:
+        """The bot's 1:1 conversation with one member of the tenant (the same id each time)."""
+        if not self._authorized(req):
+            return FakeResponse.json({"error": {"code": "Unauthorized"}}, status=401)
+        body = req.json()
+        members = body.get("members") if isinstance(body, dict) else None
+        tenant = ((body or {}).get("channelData") or {}).get("tenant", {}).get("id")
+        if not isinstance(members, list) or len(members) != 1 or not tenant:
+            return FakeResponse.json({"error": {"code": "BadArgument"}}, status=400)
+        user = str(members[0].get("id") or "")
+        with self._sent_lock:
+            self.created.append(body)
+        if user in self.unreachable_users:
+            code = "Forbidden"  # the app is not installed in the user's personal scope
+            return FakeResponse.json({"error": {"code": code, "message": code}}, status=403)
+        return FakeResponse.json({"id": f"a:1on1-{user}"}, status=201)
+
+    def rate_limit(self, retry_after: int = 1, times: int = 1, pattern: str = ".*") -> None:
+        """The next ``times`` posts to conversations matching ``pattern`` get 429."""
+        response = FakeResponse.json(
+            {"error": {"code": "Throttled"}}, status=429, headers={"Retry-After": str(retry_after)}
+        )
+        self.fail("POST", rf"/v3/conversations/{pattern}/activities", response, times=times)
+
+    def server_error(self, status: int = 503, times: int = 1, pattern: str = ".*") -> None:
+        """The next ``times`` posts to conversations matching ``pattern`` get ``status``."""
+        response = FakeResponse.json({"error": {"code": "ServiceError"}}, status=status)
+        self.fail("POST", rf"/v3/conversations/{pattern}/activities", response, times=times)
+
+    def remove(self, conversation: str, status: int = 404) -> None:
+        """From now on posts to ``conversation`` get ``status`` (403: the bot was removed from
+        the team; 404: the conversation is gone)."""
+        self.removed[conversation] = status
+
+    def unreachable(self, user: str) -> None:
+        self.unreachable_users.add(user)
+
+    def posted(self, conversation: str | None = None) -> list[SentActivity]:
+        """The new activities posted (every conversation, or one; replies in a thread count
+        for their conversation), oldest first."""
+        with self._sent_lock:
+            return [
+                a
+                for a in self.sent
+                if a.method == "POST"
+                and (conversation is None or a.conversation.split(";")[0] == conversation)
+            ]
 
     def put(self, req: FakeRequest) -> FakeResponse:
         if not self._authorized(req):
