@@ -27,6 +27,7 @@ from bot.metrics import registry
 from bot.metrics.registry import Kind
 from bot.renderers import format as fmt
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
+from bot.reports.freshness import SourceNotice, SourceStatus
 
 VERSION: Final = "1.5"
 MAX_CARD_BYTES = 28 * 1024  # Teams refuses messages over ~28 KB
@@ -254,3 +255,25 @@ def choose(prompt: str, options: Sequence[tuple[str, dict[str, str]]]) -> Card:
         [text(prompt)],
         [ExecuteAction(title=t, verb="pick", data=data) for t, data in options[:6]],
     )
+
+
+def source_notice(n: SourceNotice) -> Card:
+    """A source's freshness notice (it fails, or works again) as an Adaptive Card."""
+    head, lines = fmt.notice(n)
+    mark = "✅" if n.kind == "recovered" else "⚠️"
+    return card([title(f"{mark} {escape(head)}"), *(text(escape(line)) for line in lines)])
+
+
+def source_status(st: SourceStatus) -> Card:
+    """``status``: every source of a team, its data as of, last error and next run."""
+    body: list[CardElement] = [
+        title(f"Data sources · {escape(st.team)}"),
+        note(fmt.as_of(st.data_as_of)),
+    ]
+    if not st.sources:
+        body.append(text("This team reads no source yet: add repos to it in kpibot.yml."))
+    for s in st.sources:
+        body.append(text(("⚠️ " if s.failing else "✅ ") + escape(fmt.source_line(s))))
+        if s.last_error:
+            body.append(note(escape(s.last_error)))
+    return card(body)

@@ -16,6 +16,7 @@ from bot.renderers import mrkdwn
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
 from bot.reports.cards import MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceNotice
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -197,3 +198,14 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
 def digest(d: WeeklyDigest | MonthlyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
     """Either digest as Block Kit (``text`` fallback and ``blocks``)."""
     return weekly(d, links) if isinstance(d, WeeklyDigest) else monthly(d)
+
+
+def source_notice(n: SourceNotice) -> dict[str, Any]:
+    """A source's freshness notice (it fails, or works again) as Block Kit."""
+    head, lines = fmt.notice(n)
+    mark = ":white_check_mark:" if n.kind == "recovered" else ":warning:"
+    body = "\n".join(escape(line) for line in lines)
+    return {
+        "text": f"{escape(head)}. {' '.join(escape(line) for line in lines)}",
+        "blocks": [section(f"{mark} *{escape(head)}*\n{body}")],
+    }

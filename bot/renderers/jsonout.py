@@ -13,6 +13,7 @@ from bot.metrics.registry import BY_ID, Kind
 from bot.renderers import format as fmt
 from bot.reports.cards import DoraCard, Health, MetricCard, PeriodInfo
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceStatus
 
 
 def iso(dt: datetime) -> str:
@@ -142,4 +143,31 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
         },
         "completed_action_items": [item(i) for i in d.completed_items],
         "overdue_action_items": [item(i) for i in d.overdue_items],
+    }
+
+
+def _iso_or_none(dt: datetime | None) -> str | None:
+    return iso(dt) if dt is not None else None
+
+
+def source_status(st: SourceStatus) -> dict[str, Any]:
+    """``kpibot status --json``."""
+    return {
+        "team": st.team,
+        "data_as_of": _iso_or_none(st.data_as_of),
+        "sources": [
+            {
+                "source": s.source,
+                "scope": s.scope,
+                "label": s.label,
+                "status": "failing" if s.failing else "ok",
+                "last_success": _iso_or_none(s.last_success),
+                "last_error": s.last_error,
+                "last_error_at": _iso_or_none(s.last_error_at),
+                "failures": s.failures,
+                "next_run": _iso_or_none(s.next_run),
+                "polled": s.polled,
+            }
+            for s in st.sources
+        ],
     }

@@ -6,6 +6,7 @@ from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceStatus
 
 STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data": "– no data"}
 
@@ -152,4 +153,16 @@ def monthly(d: MonthlyDigest) -> str:
         lines.append("  none")
     lines += ["", f"Overdue action items ({len(d.overdue_items)}):"]
     lines += [_item(i) for i in d.overdue_items] or ["  none"]
+    return "\n".join(lines)
+
+
+def source_status(st: SourceStatus) -> str:
+    """``kpibot status``: every source of a team, one per line."""
+    lines = [f"Data sources of {st.team} ({fmt.as_of(st.data_as_of)})"]
+    if not st.sources:
+        lines.append("  none: add repos to the team in kpibot.yml")
+    for s in st.sources:
+        lines.append(f"  {fmt.source_line(s)}")
+        if s.last_error:
+            lines.append(f"    last error: {s.last_error}")
     return "\n".join(lines)

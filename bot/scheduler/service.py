@@ -81,6 +81,7 @@ class SchedulerService:
                     return False
                 self.jobs.run_due(now)
                 self.jobs.send_reminders(now)
+                self.jobs.send_notices(now)
                 if self.scheduler is not None:
                     self.refresh_jobs(self.scheduler)
             except Exception:  # a database outage must not stop the scheduler thread

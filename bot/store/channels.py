@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from bot.store.models import ActionItem, ChannelTeam, Team
+from bot.store.models import ActionItem, ChannelTeam, DigestSubscription, Team
 
 
 def team_ids(session: Session) -> dict[str, int]:
@@ -88,3 +88,19 @@ def user_teams(session: Session, user_id: str, *, platform: str) -> list[str]:
             .order_by(Team.name)
         )
     )
+
+
+def team_conversations(session: Session, team_id: int) -> list[tuple[str, str]]:
+    """A team's conversations on every platform, each once: those mapped to it and those
+    subscribed to one of its digests (broken subscriptions left out), as (platform, id)."""
+    mapped = session.execute(
+        select(ChannelTeam.platform, ChannelTeam.channel_id).where(ChannelTeam.team_id == team_id)
+    ).tuples()
+    subscribed = session.execute(
+        select(DigestSubscription.platform, DigestSubscription.channel_id).where(
+            DigestSubscription.team_id == team_id,
+            DigestSubscription.active.is_(True),
+            DigestSubscription.broken_reason.is_(None),
+        )
+    ).tuples()
+    return sorted(set(mapped) | set(subscribed))

@@ -23,10 +23,10 @@ from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store.models import DigestRun, ReminderRun
+from bot.store.models import DigestRun, ReminderRun, SourceNoticeRun
 from bot.store.session import utc
 
-RunModel = type[DigestRun] | type[ReminderRun]
+RunModel = type[DigestRun] | type[ReminderRun] | type[SourceNoticeRun]
 DONE = ("posted", "skipped")
 
 
@@ -151,6 +151,18 @@ def claim_reminder(
     (sent, given up, being sent, or failed and its ``backoff`` not yet over)."""
     key = {"team_id": team_id, "owner": owner, "day": day}
     return _claim(factory, ReminderRun, key, holder, now, stale_after, backoff=backoff)
+
+
+def claim_notice(
+    factory: sessionmaker[Session],
+    key: dict[str, Any],
+    holder: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> Claim | None:
+    """Claim a source's freshness notice (``key``: source, scope, episode, kind, platform,
+    channel_id); None when it is not ours to post."""
+    return _claim(factory, SourceNoticeRun, key, holder, now, stale_after)
 
 
 def reminder_settled(factory: sessionmaker[Session], team_id: int, owner: str, day: date) -> bool:
