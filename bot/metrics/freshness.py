@@ -1,107 +1,21 @@
-"""Freshness (METRICS.md, Agreements and alerts): which sources a team's KPIs are read from,
-the *data as of* of a card or digest, and when a source is failing.
+"""Freshness (METRICS.md, Agreements and alerts): the *data as of* of a card or digest, and
+when a source is failing. Which sources a team's KPIs read is :mod:`bot.ingest.sources`.
 
 Pure: the store's :mod:`bot.store.source_health` holds what happened; these rules decide what
 it means.
-
-A source is one (``source``, ``scope``) pair: ``github`` and a repository (the sync of its pull
-requests, commits, deployments and issues), ``github-webhooks`` and a repository (GitHub's
-webhook deliveries), ``deployments-webhook`` and a repository, ``incidents-webhook``, ``jira``,
-``pagerduty``, ``opsgenie`` and ``github-milestones`` with a team name. The sync and the
-webhooks of one repository feed the same records, so a repository's data is as fresh as the
-later of the two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.settings import (
-    GitHubIssueIncidents,
-    MilestoneSprints,
-    TeamConfig,
-    WebhookDeployments,
-    WebhookIncidents,
-)
+from bot.ingest.sources import Group, SourceKey
 
 #: consecutive failed runs after which a source's channels are told
 FAILURES_TO_NOTICE = 3
 #: sync intervals after which a polled source's data is stale
 STALE_INTERVALS = 3
-#: sources kpibot reads on a schedule (webhooks are sent to it: they cannot fail or be late)
-POLLED = frozenset({"github", "jira", "pagerduty", "opsgenie", "github-milestones"})
-
-LABELS = {
-    "github": "GitHub sync",
-    "github-webhooks": "GitHub webhooks",
-    "deployments-webhook": "deployment webhook",
-    "incidents-webhook": "incident webhook",
-    "jira": "Jira",
-    "pagerduty": "PagerDuty",
-    "opsgenie": "Opsgenie",
-    "github-milestones": "GitHub milestones",
-}
-
-
-@dataclass(frozen=True, order=True)
-class SourceKey:
-    source: str
-    scope: str  # a repository (owner/name) or a team name
-
-    @property
-    def label(self) -> str:
-        return f"{LABELS.get(self.source, self.source)} ({self.scope})"
-
-    @property
-    def polled(self) -> bool:
-        return self.source in POLLED
-
-
-#: one requirement of a KPI: any of these sources keeps it fresh (the latest of them counts)
-Group = tuple[SourceKey, ...]
-
-
-def _repo_groups(repos: Iterable[str]) -> list[Group]:
-    return [
-        (SourceKey("github", r.lower()), SourceKey("github-webhooks", r.lower())) for r in repos
-    ]
-
-
-def source_groups(team: TeamConfig, kinds: Iterable[str]) -> list[Group]:
-    """What the KPIs reading ``kinds`` (``repos``, ``deployments``, ``incidents``,
-    ``sprints``: ``MetricSpec.sources``) of ``team`` are read from, in a stable order."""
-    out: list[Group] = []
-    for kind in dict.fromkeys(kinds):
-        if kind == "repos":
-            out += _repo_groups(team.repos)
-        elif kind == "deployments":
-            if isinstance(team.deployments, WebhookDeployments):
-                out += [(SourceKey("deployments-webhook", r.lower()),) for r in team.repos]
-            else:
-                out += _repo_groups(team.repos)
-        elif kind == "incidents":
-            inc = team.incidents
-            if isinstance(inc, GitHubIssueIncidents):
-                out += _repo_groups(inc.repos or team.repos)
-            elif isinstance(inc, WebhookIncidents):
-                out.append((SourceKey("incidents-webhook", team.name),))
-            else:
-                out.append((SourceKey(inc.source, team.name),))
-        elif kind == "sprints" and team.sprints is not None:
-            sprints = team.sprints
-            if isinstance(sprints, MilestoneSprints):
-                out.append((SourceKey("github-milestones", team.name),))
-            else:
-                out.append((SourceKey(sprints.source, team.name),))
-    return list(dict.fromkeys(out))
-
-
-def team_sources(team: TeamConfig) -> list[SourceKey]:
-    """Every source a team's KPIs are read from (``/kpi status``), each once."""
-    kinds = ["repos", "deployments", "incidents", "sprints"]
-    return list(dict.fromkeys(k for g in source_groups(team, kinds) for k in g))
 
 
 def data_as_of(

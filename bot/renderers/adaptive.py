@@ -151,6 +151,7 @@ def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
             fmt.with_basis(
                 c, f"{escape(fmt.period(c.period))} · team time zone {c.period.timezone}"
             )
+            + f" · {fmt.as_of(c.data_as_of)}"
         ),
         FactSet(facts=metric_facts(c)),
     ]
@@ -187,7 +188,10 @@ def card_line(c: MetricCard) -> str:
 def dora(d: DoraCard) -> Card:
     body: list[CardElement] = [
         title(f"DORA keys · {escape(d.team)}"),
-        note(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
+        note(
+            f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands · "
+            f"{fmt.as_of(d.data_as_of)}"
+        ),
     ]
     body += [text(card_line(c)) for c in d.cards]
     return card(body)
@@ -206,6 +210,7 @@ def health(h: Health) -> Card:
     ]
     body += [text(card_line(c)) for c in h.cards]
     body += [note(line) for line in fmt.no_source(h.no_source)]
+    body.append(note(fmt.as_of(h.data_as_of)))
     return card(body)
 
 

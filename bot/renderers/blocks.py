@@ -110,7 +110,10 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
     """``links``: which source URLs may be links (default: github.com)."""
     blocks: list[Block] = [
         header(f"Weekly leading indicators · {d.team}"),
-        context(f"{fmt.period(d.period)} · team time zone {d.period.timezone}"),
+        context(
+            f"{fmt.period(d.period)} · team time zone {d.period.timezone} · "
+            f"{fmt.as_of(d.data_as_of)}"
+        ),
     ]
     blocks.extend(section(card_line(c)) for c in d.cards)
     if d.biggest_phase:
@@ -162,7 +165,8 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
     blocks: list[Block] = [
         header(f"Monthly lagging indicators · {d.team}"),
         context(
-            f"{fmt.period(d.period)} · DORA {d.edition} bands · team time zone {d.period.timezone}"
+            f"{fmt.period(d.period)} · DORA {d.edition} bands · team time zone "
+            f"{d.period.timezone} · {fmt.as_of(d.data_as_of)}"
         ),
     ]
     for c in (*d.dora, d.predictability, d.scope_creep):

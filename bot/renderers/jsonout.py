@@ -20,6 +20,10 @@ def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _iso_or_none(dt: datetime | None) -> str | None:
+    return iso(dt) if dt is not None else None
+
+
 def period(p: PeriodInfo) -> dict[str, Any]:
     """``in_progress``: the period had not ended; ``end`` is then when it was computed."""
     return {
@@ -56,6 +60,7 @@ def card(c: MetricCard) -> dict[str, Any]:
         "band": c.band,
         "breakdown": fmt.json_breakdown(c.breakdown),
         "so_far": c.period.in_progress,
+        "data_as_of": _iso_or_none(c.data_as_of),
     }
     if c.time_basis is not None:  # a team with working hours: business_hours or calendar
         out["time_basis"] = c.time_basis
@@ -72,6 +77,7 @@ def dora(d: DoraCard) -> dict[str, Any]:
         "period": period(d.period),
         "edition": d.edition,
         "metrics": [card(c) for c in d.cards],
+        "data_as_of": _iso_or_none(d.data_as_of),
     }
 
 
@@ -83,6 +89,7 @@ def health(h: Health) -> dict[str, Any]:
         "with_data": h.with_data,
         "metrics": [card(c) for c in h.cards],
         "no_source": [{"metric": n.metric, "missing": list(n.missing)} for n in h.no_source],
+        "data_as_of": _iso_or_none(h.data_as_of),
     }
 
 
@@ -127,6 +134,7 @@ def weekly(d: WeeklyDigest) -> dict[str, Any]:
             for w in d.waiting
         ],
         "open_action_items": [item(i) for i in d.open_items],
+        "data_as_of": _iso_or_none(d.data_as_of),
     }
 
 
@@ -143,11 +151,8 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
         },
         "completed_action_items": [item(i) for i in d.completed_items],
         "overdue_action_items": [item(i) for i in d.overdue_items],
+        "data_as_of": _iso_or_none(d.data_as_of),
     }
-
-
-def _iso_or_none(dt: datetime | None) -> str | None:
-    return iso(dt) if dt is not None else None
 
 
 def source_status(st: SourceStatus) -> dict[str, Any]:

@@ -77,6 +77,7 @@ def card(c: MetricCard) -> str:
     if c.sparkline:
         spark = fmt.sparkline([p.value for p in c.sparkline])
         lines.append(f"  last {len(c.sparkline)} periods: {spark}")
+    lines.append(f"  {fmt.as_of(c.data_as_of)}")
     return "\n".join(lines)
 
 
@@ -88,6 +89,7 @@ def dora(d: DoraCard) -> str:
             f"  {c.name:<24} {fmt.value(c.kind, c.value):>16}  n = {c.n:<5} {band}"
             f"{fmt.business_hours(c)}"
         )
+    lines.append(f"  {fmt.as_of(d.data_as_of)}")
     return "\n".join(lines)
 
 
@@ -103,6 +105,7 @@ def health(h: Health) -> str:
             f"target {fmt.target(c.kind, c.target)}{fmt.business_hours(c)}"
         )
     lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
+    lines.append(f"  {fmt.as_of(h.data_as_of)}")
     return "\n".join(lines)
 
 
@@ -126,6 +129,7 @@ def weekly(d: WeeklyDigest) -> str:
     lines += [f"  • {w.repository}#{w.number} {w.title}" for w in d.waiting] or ["  none"]
     lines += ["", f"Open action items ({len(d.open_items)}, {len(d.overdue_items)} overdue):"]
     lines += [_item(i) for i in d.open_items] or ["  none"]
+    lines += ["", fmt.as_of(d.data_as_of)]
     return "\n".join(lines)
 
 
@@ -153,6 +157,7 @@ def monthly(d: MonthlyDigest) -> str:
         lines.append("  none")
     lines += ["", f"Overdue action items ({len(d.overdue_items)}):"]
     lines += [_item(i) for i in d.overdue_items] or ["  none"]
+    lines += ["", fmt.as_of(d.data_as_of)]
     return "\n".join(lines)
 
 

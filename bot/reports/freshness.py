@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot.metrics.freshness import Group, SourceKey, data_as_of, is_failing, source_groups
-from bot.metrics.freshness import team_sources as sources_of_team
+from bot.ingest.sources import Group, SourceKey, source_groups
+from bot.ingest.sources import team_sources as sources_of_team
+from bot.metrics.freshness import data_as_of, is_failing
 from bot.settings import TeamConfig
 from bot.store import source_health
 from bot.store.models import SourceHealth
@@ -34,13 +35,10 @@ def team_data_as_of(session: Session, team: TeamConfig, kinds: Iterable[str]) ->
 
 
 def oldest(times: Iterable[datetime | None]) -> datetime | None:
-    """The oldest of several reports' *data as of* (None when one of them has none)."""
-    out: datetime | None = None
-    for t in times:
-        if t is None:
-            return None
-        out = t if out is None else min(out, t)
-    return out
+    """The oldest of several cards' *data as of*: a card without one reads a source that
+    has delivered nothing (or none at all), so it shows no number and is left out."""
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 @dataclass(frozen=True)

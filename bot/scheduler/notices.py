@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.metrics.freshness import SourceKey, is_failing, team_sources
+from bot.ingest.sources import SourceKey, team_sources
+from bot.metrics.freshness import is_failing
 from bot.reports.freshness import SourceNotice, source_state
 from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, PostError
 from bot.settings import TeamConfig

@@ -225,6 +225,7 @@ def card_blocks(
             fmt.with_basis(
                 card, f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"
             )
+            + f" · {fmt.as_of(card.data_as_of)}"
         ),
     ]
     if card.status == "no data":
@@ -313,7 +314,10 @@ def definition_payload(
 def dora_payload(d: DoraCard) -> Payload:
     blocks: list[Block] = [
         header(f"DORA keys · {d.team}"),
-        context(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
+        context(
+            f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands · "
+            f"{fmt.as_of(d.data_as_of)}"
+        ),
     ]
     blocks += [section(card_line(c)) for c in d.cards]
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
@@ -333,6 +337,7 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
     blocks.append(section(f"*{escape(h.team)}: {health_line(h)}* · {escape(fmt.period(h.period))}"))
     blocks += [section(card_line(c)) for c in h.cards]
     blocks += [context(line) for line in fmt.no_source(h.no_source)]
+    blocks.append(context(fmt.as_of(h.data_as_of)))
     return blocks
 
 
