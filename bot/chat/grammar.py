@@ -36,6 +36,7 @@ KEYWORDS = (
     "subscriptions",
     "teams",
     "team",
+    "status",
 )
 PERIOD_EXAMPLES = (*NAMED, "28d", "90d", "2026-W46", "2026-10", "2026-Q3")
 _MENTION = re.compile(r"^<([@#!])([^>|]*)(?:\|[^>]*)?>$")
@@ -46,7 +47,7 @@ class Command:
     """One parsed ``/kpi`` request.
 
     ``kind``: help, card, dora, health, digest, action_add, actions, subscribe, unsubscribe,
-    subscriptions, teams, team_set.
+    subscriptions, teams, team_set, status.
     """
 
     kind: str
@@ -111,6 +112,8 @@ def parse(text: str, teams: Sequence[str]) -> Command:
         return Command("teams")
     if head == "team":
         return _team_set(rest, teams)
+    if head == "status":
+        return _with_args("status", rest, teams, allow_period=False)
     try:
         spec = registry.resolve(head)
     except KpibotError:

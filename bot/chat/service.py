@@ -35,6 +35,7 @@ from bot.renderers import format as fmt
 from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
+from bot.reports.freshness import SourceStatus, build_status
 from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig
 from bot.store import actions, channels, subscriptions
 from bot.store.models import ActionItem, Team
@@ -301,6 +302,8 @@ class ChatService:
             return self.digest(team, cmd.digest or "weekly", cmd.period)
         if cmd.kind == "actions":
             return self.actions_list(team, cmd.all)
+        if cmd.kind == "status":
+            return ans.StatusAnswer(self.status(team))
         raise KpibotError(f"'{cmd.kind}' is not answered here")
 
     # ---------------------------------------------------------------- reports
@@ -329,6 +332,11 @@ class ChatService:
         period = self.period(team, None)
         with self.session() as s:
             return build_health(TeamEngine(s, self.team(team)), period)
+
+    def status(self, team: str) -> SourceStatus:
+        """Every source of a team: its data as of, last error and next run."""
+        with self.session() as s:
+            return build_status(s, self.team(team), self.now())
 
     def teams(self, conversation: str | None) -> ans.TeamList:
         rows = []

@@ -62,10 +62,13 @@ class SourceState:
 
 
 def source_state(
-    key: SourceKey, row: SourceHealth | None, now: datetime, interval: timedelta | None
+    key: SourceKey, row: SourceHealth | None, now: datetime, interval: timedelta | None = None
 ) -> SourceState:
+    """``interval``: the periodic sync's, to judge staleness now; without it, a source is
+    failing as the scheduler last judged it (or after too many failures in a row)."""
     failures = row.failures if row is not None else 0
     last = _aware(row.last_success_at) if row is not None else None
+    judged = bool(row is not None and row.failing)
     return SourceState(
         key.source,
         key.scope,
@@ -75,7 +78,8 @@ def source_state(
         _aware(row.last_error_at) if row is not None and failures else None,
         failures,
         _aware(row.next_run_at) if row is not None and key.polled else None,
-        is_failing(key, failures=failures, last_success=last, now=now, interval=interval),
+        (judged and interval is None)
+        or is_failing(key, failures=failures, last_success=last, now=now, interval=interval),
         key.polled,
     )
 
@@ -95,11 +99,14 @@ class SourceStatus:
 
 
 def build_status(
-    session: Session, team: TeamConfig, now: datetime, interval: timedelta | None
+    session: Session, team: TeamConfig, now: datetime, interval: timedelta | None = None
 ) -> SourceStatus:
-    """``now``: aware; ``interval``: the periodic sync's (None: it is off)."""
+    """``now``: aware; ``interval``: the periodic sync's, when known (see
+    :func:`source_state`)."""
     keys = sources_of_team(team)
     found = source_health.rows(session, [(k.source, k.scope) for k in keys])
+    # GitHub's webhooks are optional beside the sync: listed once they have delivered
+    keys = [k for k in keys if k.source != "github-webhooks" or (k.source, k.scope) in found]
     states = tuple(source_state(k, found.get((k.source, k.scope)), now, interval) for k in keys)
     return SourceStatus(
         team.name,

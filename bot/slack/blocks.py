@@ -31,6 +31,7 @@ from bot.renderers.blocks import (
 )
 from bot.renderers.mrkdwn import escape
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
+from bot.reports.freshness import SourceStatus
 from bot.store.subscriptions import Subscription
 
 Payload = dict[str, Any]
@@ -112,6 +113,7 @@ USAGE = (
     ),
     ("`/kpi unsubscribe [weekly|monthly]` · `/kpi subscriptions`", "this channel's digests"),
     ("`/kpi teams` · `/kpi team set &lt;team&gt;`", "list teams; map this channel to a team"),
+    ("`/kpi status [team]`", "every data source: data as of, last error, next run"),
 )
 PERIODS_HELP = (
     "Periods: `28d` (default), `90d`, `last-week`, `this-week`, `last-month`, `this-month`, "
@@ -343,6 +345,29 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
 
 def health_payload(h: Health) -> Payload:
     return message(f"Health of {escape(h.team)}: {health_line(h)}", limit_blocks(health_blocks(h)))
+
+
+def status_payload(st: SourceStatus) -> Payload:
+    """``/kpi status``: every source of a team, its data as of, last error and next run."""
+    blocks: list[Block] = [
+        header(f"Data sources · {st.team}"),
+        context(escape(fmt.as_of(st.data_as_of))),
+    ]
+    if not st.sources:
+        blocks.append(section("This team reads no source yet: add `repos` to it in kpibot.yml."))
+    for src in st.sources:
+        mark = ":warning:" if src.failing else ":white_check_mark:"
+        body = f"{mark} {escape(fmt.source_line(src))}"
+        if src.last_error:
+            body += f"\n_Last error:_ {escape(src.last_error)}"
+        blocks.append(section(body))
+    failing = len(st.failing)
+    summary = (
+        f"Data sources of {escape(st.team)}: "
+        + (f"{failing} failing" if failing else "all working")
+        + f", {fmt.as_of(st.data_as_of)}"
+    )
+    return message(summary, limit_blocks(blocks))
 
 
 # --- teams and subscriptions ----------------------------------------------------------------

@@ -32,6 +32,7 @@ USAGE: tuple[tuple[str, str], ...] = (
     (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
     (f"{MENTION} actions [team] [all]", "open (or all) action items"),
     (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
+    (f"{MENTION} status [team]", "every data source: data as of, last error, next run"),
 )
 
 
@@ -104,6 +105,8 @@ def card(answer: ans.Answer) -> Card:
             return subscription_list(subs, when)
         case ans.ItemList(items, team, include_done, today):
             return item_list(items, team, include_done, today)
+        case ans.StatusAnswer(status):
+            return adaptive.source_status(status)
     return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
 
 
