@@ -397,22 +397,24 @@ def moment(t: datetime | None, never: str = "never") -> str:
 
 
 def notice(n: SourceNotice) -> tuple[str, list[str]]:
-    """A freshness notice as a title and lines of plain text (renderers escape them)."""
+    """A freshness notice as a title and sentences of plain text (renderers escape them)."""
     st = n.state
     if n.kind == "recovered":
-        return (
-            f"{st.label} works again",
-            [
-                f"Team {n.team}: {as_of(st.last_success)}.",
-            ],
-        )
+        return f"{st.label} works again", [
+            f"KPIs of {n.team} that read it: {as_of(st.last_success)}."
+        ]
+    lines = []
     if st.failures >= FAILURES_TO_NOTICE:
         why = f"{st.label} failed {st.failures} {plural(st.failures, 'time')} in a row"
     else:
         why = f"{st.label} has delivered no new data since {moment(st.last_success)}"
-    lines = [f"Team {n.team}: KPIs from it show {as_of(st.last_success)}."]
+        lines.append("Check that kpibot's scheduler runs and that 'kpibot sync' works.")
     if st.last_error:
-        lines.insert(0, f"Last error: {st.last_error}")
+        error = st.last_error.rstrip()
+        lines.insert(0, f"Last error: {error}" + ("" if error.endswith(".") else "."))
+    lines.append(
+        f"KPIs of {n.team} that read it show {as_of(st.last_success)} until it works again."
+    )
     return why, lines
 
 

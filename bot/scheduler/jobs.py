@@ -641,6 +641,7 @@ class DigestJobs:
             return False
         except Exception:
             log.exception("the periodic sync failed; it runs again in the next period")
+            self.send_notices(now, evaluate=True)  # sources it left stale still count
             return False
         self.send_notices(now, evaluate=True)
         if summary.github_token_missing is not None:
