@@ -151,7 +151,6 @@ def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
             fmt.with_basis(
                 c, f"{escape(fmt.period(c.period))} · team time zone {c.period.timezone}"
             )
-            + f" · {fmt.as_of(c.data_as_of)}"
         ),
         FactSet(facts=metric_facts(c)),
     ]
@@ -164,6 +163,7 @@ def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
     spark = _sparkline(c)
     if spark:
         body.append(note(spark))
+    body.append(note(fmt.as_of(c.data_as_of)))
     actions: list[ExecuteAction] = []
     if buttons:
         data = card_data(c)
@@ -188,12 +188,10 @@ def card_line(c: MetricCard) -> str:
 def dora(d: DoraCard) -> Card:
     body: list[CardElement] = [
         title(f"DORA keys · {escape(d.team)}"),
-        note(
-            f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands · "
-            f"{fmt.as_of(d.data_as_of)}"
-        ),
+        note(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
     ]
     body += [text(card_line(c)) for c in d.cards]
+    body.append(note(fmt.as_of(d.data_as_of)))
     return card(body)
 
 

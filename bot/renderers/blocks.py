@@ -110,10 +110,7 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
     """``links``: which source URLs may be links (default: github.com)."""
     blocks: list[Block] = [
         header(f"Weekly leading indicators · {d.team}"),
-        context(
-            f"{fmt.period(d.period)} · team time zone {d.period.timezone} · "
-            f"{fmt.as_of(d.data_as_of)}"
-        ),
+        context(f"{fmt.period(d.period)} · team time zone {d.period.timezone}"),
     ]
     blocks.extend(section(card_line(c)) for c in d.cards)
     if d.biggest_phase:
@@ -134,6 +131,7 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
             "None",
         )
     )
+    blocks.append(context(fmt.as_of(d.data_as_of)))
     blocks.append(
         {
             "type": "actions",
@@ -165,8 +163,7 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
     blocks: list[Block] = [
         header(f"Monthly lagging indicators · {d.team}"),
         context(
-            f"{fmt.period(d.period)} · DORA {d.edition} bands · team time zone "
-            f"{d.period.timezone} · {fmt.as_of(d.data_as_of)}"
+            f"{fmt.period(d.period)} · DORA {d.edition} bands · team time zone {d.period.timezone}"
         ),
     ]
     for c in (*d.dora, d.predictability, d.scope_creep):
@@ -191,6 +188,7 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
             "None",
         )
     )
+    blocks.append(context(fmt.as_of(d.data_as_of)))
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.dora)
     label = fmt.period_label(d.period)
     return {

@@ -227,7 +227,6 @@ def card_blocks(
             fmt.with_basis(
                 card, f"{escape(fmt.period(card.period))} · team time zone {card.period.timezone}"
             )
-            + f" · {fmt.as_of(card.data_as_of)}"
         ),
     ]
     if card.status == "no data":
@@ -256,6 +255,7 @@ def card_blocks(
     spark = _sparkline(card)
     if spark:
         blocks.append(context(spark))
+    blocks.append(context(fmt.as_of(card.data_as_of)))
     if shared_by:
         who = mrkdwn.user(shared_by)
         blocks.append(context(f"Shared by {who} · `/kpi {card.metric}` for your own"))
@@ -316,12 +316,10 @@ def definition_payload(
 def dora_payload(d: DoraCard) -> Payload:
     blocks: list[Block] = [
         header(f"DORA keys · {d.team}"),
-        context(
-            f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands · "
-            f"{fmt.as_of(d.data_as_of)}"
-        ),
+        context(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
     ]
     blocks += [section(card_line(c)) for c in d.cards]
+    blocks.append(context(fmt.as_of(d.data_as_of)))
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
     return message(f"DORA keys for {escape(d.team)}: {summary}", blocks)
 
