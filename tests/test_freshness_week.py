@@ -156,3 +156,36 @@ def test_a_claimed_notice_whose_process_died_after_posting_is_found_not_reposted
         with f() as s:
             assert s.scalars(select(SourceNoticeRun)).one().status == "posted"
         again.stop()
+
+
+def test_notices_go_to_the_configured_channel_unless_a_mapping_gave_it_away(engine):
+    from bot.scheduler.jobs import DigestJobs
+    from bot.settings import Config, TeamConfig
+    from bot.store import source_health
+
+    pay = TeamConfig(name="payments", channel="CCONF001", repos=("acme/api",))
+    web = TeamConfig(name="web", channel="CCONF002", repos=("acme/web",))
+    shared = TeamConfig(name="shared", channel="CCONF003", repos=("acme/api",))
+    config = Config((pay, web, shared))
+    f = session_factory(engine)
+    ids = setup_org(f, config)
+    with f() as s:  # payments' configured channel was mapped to web in chat
+        channels.set_channel_team(
+            s,
+            platform="slack",
+            channel_id="CCONF001",
+            team_id=ids["web"],
+            set_by="U1",
+            now=datetime(2026, 11, 19, 12, 0),
+        )
+        s.commit()
+    subscribe(f, ids["payments"], "CSUB0001", "weekly", START)
+    subscribe(f, ids["shared"], "CSUB0001", "monthly", START)
+    for hour in range(3):
+        source_health.record(f, "github", "acme/api", START + timedelta(hours=hour), "boom")
+    with SchedulerSlack() as slack:
+        jobs = DigestJobs(f, config, poster_for(slack), options=SchedulerOptions())
+        assert jobs.send_notices(START + timedelta(hours=3), evaluate=True) == 2
+        assert jobs.send_notices(START + timedelta(hours=4), evaluate=True) == 0
+        # CCONF001 is web's now; CSUB0001 hears once though two of its teams read acme/api
+        assert sorted(c for c, _, _ in _notices(slack)) == ["CCONF003", "CSUB0001"]

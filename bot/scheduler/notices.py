@@ -151,7 +151,11 @@ class SourceNotices:
 
 
 def _conversations(s: Session, team: TeamConfig, team_id: int) -> list[tuple[str, str]]:
+    """The team's conversations, with the ``channel:`` of kpibot.yml unless a mapping made in
+    chat gave that channel to another team (a mapping wins)."""
     convs = channels.team_conversations(s, team_id)
     if team.channel and ("slack", team.channel) not in convs:
-        convs.append(("slack", team.channel))
+        mapped = channels.mapping(s, platform="slack", channel_id=team.channel)
+        if mapped is None or mapped.team_id == team_id:
+            convs.append(("slack", team.channel))
     return convs
