@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.scheduler.jobs import SchedulerOptions
 from bot.scheduler.service import SchedulerService
@@ -29,6 +30,20 @@ class SimClock:
         return self.now
 
 
+def map_channel(f: sessionmaker[Session], channel: str, team_id: int) -> None:
+    """``/kpi team set`` in a Slack channel."""
+    with f() as s:
+        channels.set_channel_team(
+            s,
+            platform="slack",
+            channel_id=channel,
+            team_id=team_id,
+            set_by="U1",
+            now=datetime(2026, 11, 19, 12, 0),
+        )
+        s.commit()
+
+
 def _notices(slack: SchedulerSlack) -> list[tuple[str, str, str]]:
     out = []
     for m in slack.posts():
@@ -45,16 +60,7 @@ def test_three_failed_syncs_post_one_notice_and_one_recovery_across_a_restart(tm
     f = session_factory(engine)
     ids = setup_org(f, config)
     # the team's conversations: one mapped to it, one subscribed to its digest
-    with f() as s:
-        channels.set_channel_team(
-            s,
-            platform="slack",
-            channel_id="CPAY0001",
-            team_id=ids["payments"],
-            set_by="U1",
-            now=datetime(2026, 11, 19, 12, 0),
-        )
-        s.commit()
+    map_channel(f, "CPAY0001", ids["payments"])
     subscribe(f, ids["payments"], "CPAY0002", "weekly", START)
 
     with FakeGitHub([dataset()], token=TOKEN) as gh, SchedulerSlack() as slack:
@@ -169,16 +175,7 @@ def test_notices_go_to_the_configured_channel_unless_a_mapping_gave_it_away(engi
     config = Config((pay, web, shared))
     f = session_factory(engine)
     ids = setup_org(f, config)
-    with f() as s:  # payments' configured channel was mapped to web in chat
-        channels.set_channel_team(
-            s,
-            platform="slack",
-            channel_id="CCONF001",
-            team_id=ids["web"],
-            set_by="U1",
-            now=datetime(2026, 11, 19, 12, 0),
-        )
-        s.commit()
+    map_channel(f, "CCONF001", ids["web"])  # payments' configured channel, given to web
     subscribe(f, ids["payments"], "CSUB0001", "weekly", START)
     subscribe(f, ids["shared"], "CSUB0001", "monthly", START)
     for hour in range(3):
