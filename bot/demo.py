@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from bot.ingest.sources import team_sources
 from bot.settings import Config, parse_config
+from bot.store import source_health
 from bot.store.derive import derive_all
 from bot.store.models import (
     ActionItem,
@@ -329,6 +331,13 @@ def load(
         totals.action_items += _action_items(session, profile, team_id, as_of)
         session.flush()
     derive_all(session, production_envs_by_repo(session, demo_config()), full=True)
+    # the demo's data is as of its end: every source of every team had its last sync then
+    teams = {t.name: t for t in (*demo_config().teams, *config.teams)}
+    every = {k for t in teams.values() for k in team_sources(t)}
+    for key in sorted(k for k in every if k.source != "github-webhooks"):
+        source_health.record_success(
+            session, key.source, source_health.scope_of(key.source, key.scope), end
+        )
     session.flush()
     return totals
 

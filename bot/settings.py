@@ -58,6 +58,11 @@ SECRET_FIELDS = {
 }
 
 
+def secret_values(settings: Settings) -> list[str]:
+    """The configured secrets, to take out of any text kpibot stores or shows."""
+    return [v for name in sorted(SECRET_FIELDS) if (v := getattr(settings, name, None))]
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///kpibot.db"

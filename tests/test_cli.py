@@ -40,6 +40,7 @@ REPORT_KEYS = {
     "band",
     "breakdown",
     "so_far",
+    "data_as_of",
 }
 
 
@@ -134,6 +135,8 @@ def test_report_json_shape(demo, capsys):
         "in_progress": False,
     }
     assert out["so_far"] is False
+    # the demo's sources were last synced when its data ends (midnight UTC of --as-of)
+    assert out["data_as_of"] == f"{AS_OF}T00:00:00Z"
     assert out["target"] == {"op": "<", "value": 48 * 3600}
     assert set(out["previous"]) == {"n", "value"}
     assert out["trend"] in ("better", "worse", "flat", "not enough data")

@@ -10,6 +10,7 @@ from bot.chat.items import ItemRow, TeamRow
 from bot.metrics.registry import MetricSpec
 from bot.reports.cards import DoraCard, Health, MetricCard
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceStatus
 from bot.store.subscriptions import Subscription
 
 OOPS = (
@@ -116,6 +117,13 @@ class Home:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class StatusAnswer:
+    """``status [team]``: every source of a team, its data as of, last error and next run."""
+
+    status: SourceStatus
+
+
 Answer = (
     Notice
     | Refused
@@ -130,4 +138,5 @@ Answer = (
     | TeamList
     | SubscriptionList
     | Definition
+    | StatusAnswer
 )

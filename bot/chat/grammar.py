@@ -38,6 +38,7 @@ KEYWORDS = (
     "teams",
     "team",
     "alert",
+    "status",
 )
 PERIOD_EXAMPLES = (*NAMED, "28d", "90d", "2026-W46", "2026-10", "2026-Q3")
 _MENTION = re.compile(r"^<([@#!])([^>|]*)(?:\|[^>]*)?>$")
@@ -48,7 +49,7 @@ class Command:
     """One parsed ``/kpi`` request.
 
     ``kind``: help, card, dora, health, digest, action_add, actions, subscribe, unsubscribe,
-    subscriptions, teams, team_set, alert_set, alert_preview.
+    subscriptions, teams, team_set, alert_set, alert_preview, status.
     """
 
     kind: str
@@ -117,6 +118,8 @@ def parse(text: str, teams: Sequence[str]) -> Command:
         return _team_set(rest, teams)
     if head == "alert":
         return _alert(rest, teams)
+    if head == "status":
+        return _with_args("status", rest, teams, allow_period=False)
     try:
         spec = registry.resolve(head)
     except KpibotError:

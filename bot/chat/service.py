@@ -38,6 +38,7 @@ from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports import alerts as alert_reports
 from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_health
 from bot.reports.digests import build_monthly, build_weekly
+from bot.reports.freshness import SourceStatus, build_status
 from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig, parse_target
 from bot.store import actions, channels, subscriptions
 from bot.store import alerts as alerts_store
@@ -323,6 +324,8 @@ class ChatService:
         if cmd.kind == "alert_preview":
             assert cmd.metric is not None
             return self.alert_preview(team, cmd.metric, cmd.target)
+        if cmd.kind == "status":
+            return ans.StatusAnswer(self.status(team))
         raise KpibotError(f"'{cmd.kind}' is not answered here")
 
     # ---------------------------------------------------------------- reports
@@ -351,6 +354,11 @@ class ChatService:
         period = self.period(team, None)
         with self.session() as s:
             return build_health(TeamEngine(s, self.team(team)), period)
+
+    def status(self, team: str) -> SourceStatus:
+        """Every source of a team: its data as of, last error and next run."""
+        with self.session() as s:
+            return build_status(s, self.team(team), self.now())
 
     def teams(self, conversation: str | None) -> ans.TeamList:
         rows = []
@@ -543,11 +551,8 @@ class ChatService:
             alerts_store.set_enabled(s, tid, kpi, on, by=actor.user_id, now=self.now_naive())
             where = [
                 v.conversation(c)
-                for c in channels.team_conversations(
-                    s,
-                    tid,
-                    platform=self.platform,
-                    configured=tc.channel if self.platform == "slack" else None,
+                for _, c in channels.team_conversations(
+                    s, tid, configured=tc.channel, platform=self.platform
                 )
             ]
         if not on:

@@ -33,6 +33,7 @@ from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.alerts import Alert
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceNotice, SourceStatus
 
 VERSION: Final = "1.5"
 MAX_CARD_BYTES = 28 * 1024  # Teams refuses messages over ~28 KB
@@ -169,6 +170,7 @@ def metric_card(c: MetricCard, *, buttons: bool = True, shared_by: str | None = 
     spark = _sparkline(c)
     if spark:
         body.append(note(spark))
+    body.append(note(fmt.as_of(c.data_as_of)))
     if shared_by:
         body.append(note(f"Shared by {escape(shared_by)}"))
     actions: list[Action] = []
@@ -249,6 +251,7 @@ def dora(d: DoraCard) -> Card:
         note(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
     ]
     body += [text(card_line(c)) for c in d.cards]
+    body.append(note(fmt.as_of(d.data_as_of)))
     return card(body)
 
 
@@ -265,6 +268,7 @@ def health(h: Health) -> Card:
     ]
     body += [text(card_line(c)) for c in h.cards]
     body += [note(line) for line in fmt.no_source(h.no_source)]
+    body.append(note(fmt.as_of(h.data_as_of)))
     return card(body)
 
 
@@ -450,3 +454,23 @@ def alert(a: Alert) -> Card:
             ExecuteAction(title="Turn this alert off", verb="alert_off", data=alert_data(a)),
         ],
     )
+def source_notice(n: SourceNotice) -> Card:
+    """A source's freshness notice (it fails, or works again) as an Adaptive Card."""
+    head, lines = fmt.notice(n)
+    mark = "✅" if n.kind == "recovered" else "⚠️"
+    return card([title(f"{mark} {escape(head)}"), *(text(escape(line)) for line in lines)])
+
+
+def source_status(st: SourceStatus) -> Card:
+    """``status``: every source of a team, its data as of, last error and next run."""
+    body: list[CardElement] = [
+        title(f"Data sources · {escape(st.team)}"),
+        note(fmt.as_of(st.data_as_of)),
+    ]
+    if not st.sources:
+        body.append(text("This team reads no source yet: add repos to it in kpibot.yml."))
+    for s in st.sources:
+        body.append(text(("⚠️ " if s.failing else "✅ ") + escape(fmt.source_line(s))))
+        if s.last_error:
+            body.append(note(escape(s.last_error)))
+    return card(body)

@@ -18,6 +18,7 @@ from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
 from bot.reports.alerts import Alert
 from bot.reports.cards import MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceNotice
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -132,6 +133,7 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> dict[str, Any]:
             "None",
         )
     )
+    blocks.append(context(fmt.as_of(d.data_as_of)))
     blocks.append(
         {
             "type": "actions",
@@ -188,6 +190,7 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
             "None",
         )
     )
+    blocks.append(context(fmt.as_of(d.data_as_of)))
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.dora)
     label = fmt.period_label(d.period)
     return {
@@ -229,4 +232,15 @@ def alert(a: Alert) -> dict[str, Any]:
                 ],
             },
         ],
+    }
+
+
+def source_notice(n: SourceNotice) -> dict[str, Any]:
+    """A source's freshness notice (it fails, or works again) as Block Kit."""
+    head, lines = fmt.notice(n)
+    mark = ":white_check_mark:" if n.kind == "recovered" else ":warning:"
+    body = "\n".join(escape(line) for line in lines)
+    return {
+        "text": f"{escape(head)}. {' '.join(escape(line) for line in lines)}",
+        "blocks": [section(f"{mark} *{escape(head)}*\n{body}")],
     }

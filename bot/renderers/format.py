@@ -12,15 +12,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.metrics import registry
+from bot.metrics.freshness import FAILURES_TO_NOTICE
 from bot.metrics.registry import Kind, Target
 from bot.metrics.stats import TREND_MIN_CHANGE, TREND_MIN_POINTS
 from bot.reports.alerts import Alert
 from bot.reports.cards import MetricCard, NoSource, PeriodInfo
+from bot.reports.freshness import SourceNotice, SourceState
 from bot.settings import WEEKDAYS, WorkingHours
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -310,9 +312,7 @@ def working_hours(wh: WorkingHours, timezone: str) -> str:
             runs[-1].append(d)
         else:
             runs.append([d])
-    days = ", ".join(
-        names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs
-    )
+    days = ", ".join(names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs)
 
     def clock(seconds: int) -> str:
         return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
@@ -421,3 +421,53 @@ def day_list(moments: Sequence[datetime], timezone: str) -> str:
     """``Oct 2, Oct 20, Nov 14`` in the team's zone."""
     zone = ZoneInfo(timezone)
     return ", ".join(f"{m.astimezone(zone):%b} {m.astimezone(zone).day}" for m in moments)
+def as_of(t: datetime | None) -> str:
+    """A report's freshness: "data as of 2026-11-20 09:00 UTC" (METRICS.md, Freshness)."""
+    if t is None:
+        return "data as of: not synced yet"
+    return f"data as of {moment(t)}"
+
+
+def moment(t: datetime | None, never: str = "never") -> str:
+    """A stored time as every message shows it: "2026-11-20 09:00 UTC"."""
+    if t is None:
+        return never
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return f"{t:%Y-%m-%d %H:%M} UTC"
+
+
+def notice(n: SourceNotice) -> tuple[str, list[str]]:
+    """A freshness notice as a title and sentences of plain text (renderers escape them)."""
+    st = n.state
+    if n.kind == "recovered":
+        return f"{st.label} works again", [
+            f"KPIs of {n.team} that read it: {as_of(st.last_success)}."
+        ]
+    lines = []
+    if st.failures >= FAILURES_TO_NOTICE:
+        why = f"{st.label} failed {st.failures} {plural(st.failures, 'time')} in a row"
+    else:
+        why = f"{st.label} has delivered no new data since {moment(st.last_success)}"
+        lines.append("Check that kpibot's scheduler runs and that 'kpibot sync' works.")
+    if st.last_error:
+        error = st.last_error.rstrip()
+        lines.insert(0, f"Last error: {error}" + ("" if error.endswith(".") else "."))
+    lines.append(
+        f"KPIs of {n.team} that read it show {as_of(st.last_success)} until it works again."
+    )
+    return why, lines
+
+
+def source_line(st: SourceState) -> str:
+    """One source in ``/kpi status`` (plain text)."""
+    mark = "failing" if st.failing else "ok"
+    parts = [f"{st.label}: {mark}", f"last success {moment(st.last_success)}"]
+    if st.failures:
+        failed = f"{st.failures} {plural(st.failures, 'failure')} in a row"
+        parts.append(f"{failed}, last at {moment(st.last_error_at)}")
+    if st.polled:
+        parts.append(f"next run {moment(st.next_run, 'not scheduled')}")
+    else:
+        parts.append("sent to kpibot (webhook)")
+    return " · ".join(parts)

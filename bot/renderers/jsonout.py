@@ -13,10 +13,15 @@ from bot.metrics.registry import BY_ID, Kind
 from bot.renderers import format as fmt
 from bot.reports.cards import DoraCard, Health, MetricCard, PeriodInfo
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceStatus
 
 
 def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso_or_none(dt: datetime | None) -> str | None:
+    return iso(dt) if dt is not None else None
 
 
 def period(p: PeriodInfo) -> dict[str, Any]:
@@ -55,6 +60,7 @@ def card(c: MetricCard) -> dict[str, Any]:
         "band": c.band,
         "breakdown": fmt.json_breakdown(c.breakdown),
         "so_far": c.period.in_progress,
+        "data_as_of": _iso_or_none(c.data_as_of),
     }
     if c.time_basis is not None:  # a team with working hours: business_hours or calendar
         out["time_basis"] = c.time_basis
@@ -71,6 +77,7 @@ def dora(d: DoraCard) -> dict[str, Any]:
         "period": period(d.period),
         "edition": d.edition,
         "metrics": [card(c) for c in d.cards],
+        "data_as_of": _iso_or_none(d.data_as_of),
     }
 
 
@@ -82,6 +89,7 @@ def health(h: Health) -> dict[str, Any]:
         "with_data": h.with_data,
         "metrics": [card(c) for c in h.cards],
         "no_source": [{"metric": n.metric, "missing": list(n.missing)} for n in h.no_source],
+        "data_as_of": _iso_or_none(h.data_as_of),
     }
 
 
@@ -126,6 +134,7 @@ def weekly(d: WeeklyDigest) -> dict[str, Any]:
             for w in d.waiting
         ],
         "open_action_items": [item(i) for i in d.open_items],
+        "data_as_of": _iso_or_none(d.data_as_of),
     }
 
 
@@ -142,4 +151,28 @@ def monthly(d: MonthlyDigest) -> dict[str, Any]:
         },
         "completed_action_items": [item(i) for i in d.completed_items],
         "overdue_action_items": [item(i) for i in d.overdue_items],
+        "data_as_of": _iso_or_none(d.data_as_of),
+    }
+
+
+def source_status(st: SourceStatus) -> dict[str, Any]:
+    """``kpibot status --json``."""
+    return {
+        "team": st.team,
+        "data_as_of": _iso_or_none(st.data_as_of),
+        "sources": [
+            {
+                "source": s.source,
+                "scope": s.scope,
+                "label": s.label,
+                "status": "failing" if s.failing else "ok",
+                "last_success": _iso_or_none(s.last_success),
+                "last_error": s.last_error,
+                "last_error_at": _iso_or_none(s.last_error_at),
+                "failures": s.failures,
+                "next_run": _iso_or_none(s.next_run),
+                "polled": s.polled,
+            }
+            for s in st.sources
+        ],
     }

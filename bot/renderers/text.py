@@ -6,6 +6,7 @@ from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceStatus
 
 STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data": "– no data"}
 
@@ -76,6 +77,7 @@ def card(c: MetricCard) -> str:
     if c.sparkline:
         spark = fmt.sparkline([p.value for p in c.sparkline])
         lines.append(f"  last {len(c.sparkline)} periods: {spark}")
+    lines.append(f"  {fmt.as_of(c.data_as_of)}")
     return "\n".join(lines)
 
 
@@ -87,6 +89,7 @@ def dora(d: DoraCard) -> str:
             f"  {c.name:<24} {fmt.value(c.kind, c.value):>16}  n = {c.n:<5} {band}"
             f"{fmt.business_hours(c)}"
         )
+    lines.append(f"  {fmt.as_of(d.data_as_of)}")
     return "\n".join(lines)
 
 
@@ -102,6 +105,7 @@ def health(h: Health) -> str:
             f"target {fmt.target(c.kind, c.target)}{fmt.business_hours(c)}"
         )
     lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
+    lines.append(f"  {fmt.as_of(h.data_as_of)}")
     return "\n".join(lines)
 
 
@@ -125,6 +129,7 @@ def weekly(d: WeeklyDigest) -> str:
     lines += [f"  • {w.repository}#{w.number} {w.title}" for w in d.waiting] or ["  none"]
     lines += ["", f"Open action items ({len(d.open_items)}, {len(d.overdue_items)} overdue):"]
     lines += [_item(i) for i in d.open_items] or ["  none"]
+    lines += ["", fmt.as_of(d.data_as_of)]
     return "\n".join(lines)
 
 
@@ -152,4 +157,17 @@ def monthly(d: MonthlyDigest) -> str:
         lines.append("  none")
     lines += ["", f"Overdue action items ({len(d.overdue_items)}):"]
     lines += [_item(i) for i in d.overdue_items] or ["  none"]
+    lines += ["", fmt.as_of(d.data_as_of)]
+    return "\n".join(lines)
+
+
+def source_status(st: SourceStatus) -> str:
+    """``kpibot status``: every source of a team, one per line."""
+    lines = [f"Data sources of {st.team} ({fmt.as_of(st.data_as_of)})"]
+    if not st.sources:
+        lines.append("  none: add repos to the team in kpibot.yml")
+    for s in st.sources:
+        lines.append(f"  {fmt.source_line(s)}")
+        if s.last_error:
+            lines.append(f"    last error: {s.last_error}")
     return "\n".join(lines)

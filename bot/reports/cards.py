@@ -14,6 +14,7 @@ from bot.metrics.periods import Period
 from bot.metrics.registry import BY_ID, DORA, METRICS, Kind, MetricSpec, Target
 from bot.metrics.stats import trend
 from bot.metrics.values import MetricValue
+from bot.reports.freshness import oldest, team_data_as_of
 from bot.settings import TeamConfig
 
 SPARK_PERIODS = 8
@@ -81,6 +82,9 @@ class MetricCard:
     #: ``business_hours`` or ``calendar`` for a team with working hours (METRICS.md, Time),
     #: None for a team without them
     time_basis: str | None = None
+    #: the oldest *data as of* (aware UTC) of the sources the KPI reads (METRICS.md,
+    #: Freshness); None when one of them has never delivered data
+    data_as_of: datetime | None = None
 
 
 def status_of(mv: MetricValue, target: Target) -> str:
@@ -159,6 +163,7 @@ def build_card(
         else (),
         definition=spec.definition,
         time_basis=engine.time_basis(metric_id),
+        data_as_of=team_data_as_of(engine.session, engine.team, spec.sources),
     )
 
 
@@ -168,6 +173,10 @@ class DoraCard:
     period: PeriodInfo
     edition: int
     cards: tuple[MetricCard, ...]
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        return oldest(c.data_as_of for c in self.cards)
 
 
 def build_dora(engine: TeamEngine, period: Period) -> DoraCard:
@@ -202,6 +211,10 @@ class Health:
     @property
     def on_target(self) -> int:
         return sum(1 for c in self.cards if c.status == "on target")
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        return oldest(c.data_as_of for c in self.cards)
 
 
 def configured_sources(team: TeamConfig) -> frozenset[str]:

@@ -9,6 +9,7 @@ from bot.metrics.engine import TeamEngine, WaitingPR
 from bot.metrics.periods import Period
 from bot.metrics.registry import DORA, LEADING
 from bot.reports.cards import MetricCard, PeriodInfo, SparkPoint, build_card
+from bot.reports.freshness import oldest
 from bot.store import actions
 from bot.store.models import ActionItem
 
@@ -42,6 +43,11 @@ class WeeklyDigest:
     def overdue_items(self) -> tuple[ActionItemView, ...]:
         return tuple(i for i in self.open_items if i.overdue)
 
+    @property
+    def data_as_of(self) -> datetime | None:
+        """The oldest *data as of* of the sources its KPIs read (METRICS.md, Freshness)."""
+        return oldest(c.data_as_of for c in self.cards)
+
 
 @dataclass(frozen=True)
 class MonthlyDigest:
@@ -54,6 +60,11 @@ class MonthlyDigest:
     three_month: dict[str, tuple[SparkPoint, ...]]
     completed_items: tuple[ActionItemView, ...]
     overdue_items: tuple[ActionItemView, ...]
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        """The oldest *data as of* of the sources its KPIs read (METRICS.md, Freshness)."""
+        return oldest(c.data_as_of for c in (*self.dora, self.predictability, self.scope_creep))
 
 
 def _item_views(

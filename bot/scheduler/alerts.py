@@ -203,13 +203,11 @@ class AlertJobs:
                 team = self._team(names.get(e.team_id))
                 if team is None:
                     continue
-                for platform in self.posters:
-                    configured = team.channel if platform == "slack" else None
-                    for conv in channels.team_conversations(
-                        s, e.team_id, platform=platform, configured=configured
-                    ):
-                        if (e.id, platform, conv) not in done:
-                            targets.append((e, platform, conv))
+                for platform, conv in channels.team_conversations(
+                    s, e.team_id, configured=team.channel
+                ):
+                    if platform in self.posters and (e.id, platform, conv) not in done:
+                        targets.append((e, platform, conv))
         messages: dict[tuple[int, str], Message] = {}
         for e, platform, conv in targets:
             team = self._team(names.get(e.team_id))

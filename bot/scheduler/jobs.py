@@ -31,6 +31,7 @@ from bot.renderers.charts import Upload
 from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.scheduler.lease import new_holder_id
+from bot.scheduler.notices import SourceNotices
 from bot.scheduler.posting import (
     CannotLook,
     ConversationUnavailable,
@@ -189,6 +190,7 @@ class DigestJobs:
         # called between posts of a long pass: renews the lease; False stops the pass (another
         # process is active now)
         self.keep_alive: Callable[[], bool] | None = None
+        self.notices = SourceNotices(self)
 
     @property
     def config(self) -> Config:
@@ -479,7 +481,7 @@ class DigestJobs:
 
     def _finish(
         self,
-        model: type[DigestRun] | type[ReminderRun],
+        model: digest_runs.RunModel,
         claim: digest_runs.Claim,
         status: str,
         now: datetime,
@@ -650,6 +652,20 @@ class DigestJobs:
         self._finish(ReminderRun, claim, "posted", now, ts=ts)
         return True
 
+    # ---------------------------------------------------------------- freshness
+
+    def send_notices(self, now: datetime, *, evaluate: bool = False) -> int:
+        """Post the freshness notices owed (``evaluate``: after a sync, apply the rule to
+        every source first); returns how many were posted. Never raises for a notice."""
+        with self._lock:
+            try:
+                if evaluate:
+                    self.notices.evaluate(now)
+                return self.notices.send(now)
+            except Exception:
+                log.exception("freshness notices failed; retried at the next pass")
+                return 0
+
     # ---------------------------------------------------------------- sync
 
     def sync(
@@ -674,10 +690,13 @@ class DigestJobs:
             )
         except KpibotError as exc:  # a setup problem the message explains (GITHUB_TOKEN)
             log.warning("periodic sync: %s", exc)
+            self.send_notices(now, evaluate=True)
             return False
         except Exception:
             log.exception("the periodic sync failed; it runs again in the next period")
+            self.send_notices(now, evaluate=True)  # sources it left stale still count
             return False
+        self.send_notices(now, evaluate=True)
         if summary.github_token_missing is not None:
             log.warning("periodic sync: %s", summary.github_token_missing)
         for problem in [*summary.problems, *(f"{r.repo}: {r.error}" for r in summary.failed)]:

@@ -42,6 +42,7 @@ from bot.renderers import mrkdwn
 from bot.renderers.charts import Upload
 from bot.renderers.mrkdwn import Links
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceNotice
 from bot.store.models import ActionItem
 from bot.store.subscriptions import Subscription
 
@@ -117,6 +118,10 @@ class Poster(Protocol):
         deadline: float | None = None,
     ) -> str | None:
         """The id of the bot's message marked with ``key`` in the conversation, if any."""
+        ...
+
+    def render_notice(self, notice: SourceNotice, links: Links) -> dict[str, Any]:
+        """The platform's message for a source's freshness notice."""
         ...
 
     def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
@@ -219,6 +224,12 @@ class SlackPoster:
 
     def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
         return {"text": reminder_text(team, items, day)}
+
+    def render_notice(self, notice: SourceNotice, links: Links) -> dict[str, Any]:
+        """A source's freshness notice as Block Kit."""
+        from bot.renderers import blocks
+
+        return blocks.source_notice(notice)
 
     def broken_note(self, subscription: Subscription, error: str) -> tuple[str, str | None]:
         sub = subscription

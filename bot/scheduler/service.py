@@ -93,6 +93,7 @@ class SchedulerService:
                 self.jobs.run_due(now)
                 self.jobs.send_reminders(now)
                 self.alerts.run(now)
+                self.jobs.send_notices(now)
                 if self.scheduler is not None:
                     self.refresh_jobs(self.scheduler)
             except Exception:  # a database outage must not stop the scheduler thread

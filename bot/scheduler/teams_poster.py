@@ -37,10 +37,12 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from bot.renderers import adaptive
+from bot.renderers import format as fmt
 from bot.renderers.adaptive import CONTENT_TYPE
 from bot.renderers.charts import Upload
 from bot.renderers.mrkdwn import Links
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
+from bot.reports.freshness import SourceNotice
 from bot.scheduler.posting import (
     CannotLook,
     ConversationUnavailable,
@@ -145,6 +147,11 @@ class TeamsPoster:
         return _card_activity(
             adaptive.digest(digest, links), f"{kind} indicators for {digest.team}"
         )
+
+    def render_notice(self, notice: SourceNotice, links: Links) -> dict[str, Any]:
+        """A source's freshness notice as a message activity carrying its Adaptive Card."""
+        head, _ = fmt.notice(notice)
+        return _card_activity(adaptive.source_notice(notice), head)
 
     def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
         head, lines = reminder_lines(

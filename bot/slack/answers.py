@@ -66,6 +66,8 @@ def payload(answer: ans.Answer, links: Links = GITHUB_COM) -> Payload:
             return blocks.subscriptions_payload(list(subs), conversation, when)
         case ans.Definition(spec, target, business_hours):
             return blocks.definition_payload(spec, target, business_hours)
+        case ans.StatusAnswer(status):
+            return blocks.status_payload(status)
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 

@@ -31,6 +31,7 @@ from bot.renderers.blocks import (
 )
 from bot.renderers.mrkdwn import escape
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
+from bot.reports.freshness import SourceStatus
 from bot.store.subscriptions import Subscription
 
 Payload = dict[str, Any]
@@ -117,6 +118,7 @@ USAGE = (
         "alert the team's channels when a KPI goes off target or recovers; what a target "
         "would have sent in the last 90 days",
     ),
+    ("`/kpi status [team]`", "every data source: data as of, last error, next run"),
 )
 PERIODS_HELP = (
     "Periods: `28d` (default), `90d`, `last-week`, `this-week`, `last-month`, `this-month`, "
@@ -258,6 +260,7 @@ def card_blocks(
     spark = _sparkline(card)
     if spark:
         blocks.append(context(spark))
+    blocks.append(context(fmt.as_of(card.data_as_of)))
     if shared_by:
         who = mrkdwn.user(shared_by)
         blocks.append(context(f"Shared by {who} · `/kpi {card.metric}` for your own"))
@@ -321,6 +324,7 @@ def dora_payload(d: DoraCard) -> Payload:
         context(f"{escape(fmt.period(d.period))} · DORA {d.edition} edition bands"),
     ]
     blocks += [section(card_line(c)) for c in d.cards]
+    blocks.append(context(fmt.as_of(d.data_as_of)))
     summary = ", ".join(f"{c.name} {fmt.value(c.kind, c.value)}" for c in d.cards)
     return message(f"DORA keys for {escape(d.team)}: {summary}", blocks)
 
@@ -338,11 +342,35 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
     blocks.append(section(f"*{escape(h.team)}: {health_line(h)}* · {escape(fmt.period(h.period))}"))
     blocks += [section(card_line(c)) for c in h.cards]
     blocks += [context(line) for line in fmt.no_source(h.no_source)]
+    blocks.append(context(fmt.as_of(h.data_as_of)))
     return blocks
 
 
 def health_payload(h: Health) -> Payload:
     return message(f"Health of {escape(h.team)}: {health_line(h)}", limit_blocks(health_blocks(h)))
+
+
+def status_payload(st: SourceStatus) -> Payload:
+    """``/kpi status``: every source of a team, its data as of, last error and next run."""
+    blocks: list[Block] = [
+        header(f"Data sources · {st.team}"),
+        context(escape(fmt.as_of(st.data_as_of))),
+    ]
+    if not st.sources:
+        blocks.append(section("This team reads no source yet: add `repos` to it in kpibot.yml."))
+    for src in st.sources:
+        mark = ":warning:" if src.failing else ":white_check_mark:"
+        body = f"{mark} {escape(fmt.source_line(src))}"
+        if src.last_error:
+            body += f"\n_Last error:_ {escape(src.last_error)}"
+        blocks.append(section(body))
+    failing = len(st.failing)
+    summary = (
+        f"Data sources of {escape(st.team)}: "
+        + (f"{failing} failing" if failing else "all working")
+        + f", {fmt.as_of(st.data_as_of)}"
+    )
+    return message(summary, limit_blocks(blocks))
 
 
 # --- teams and subscriptions ----------------------------------------------------------------

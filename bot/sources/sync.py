@@ -50,6 +50,7 @@ from bot.settings import (
     TeamConfig,
     WorkflowDeployments,
     load_team_config,
+    secret_values,
 )
 from bot.sources.github import (
     COMMIT_HISTORIES_BATCH,
@@ -68,7 +69,7 @@ from bot.sources.github import (
     parse_workflow_run,
 )
 from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
-from bot.store import derive, links, writes
+from bot.store import derive, links, source_health, writes
 from bot.store.derive import derive_repository
 from bot.store.models import Deployment, Repository
 from bot.store.session import unit_of_work, utc
@@ -965,15 +966,35 @@ def _other_sources(
             msg = f"{label}: failed: {exc}"
             summary.problems.append(msg)
             progress.line(msg)
+            _health(sessions, settings, source, team.name, now, str(exc))
             continue
         except Exception as exc:  # one broken source must not stop the others
             log.exception("sync of %s failed", label)
             msg = f"{label}: failed ({type(exc).__name__}); see the log for details"
             summary.problems.append(msg)
             progress.line(msg)
+            _health(sessions, settings, source, team.name, now, msg)
             continue
+        _health(sessions, settings, source, team.name, now, None)
         summary.sources[f"{team.name}: {what} from {source}"] = n
         progress.line(f"{label}: {n} records")
+
+
+def _health(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    source: str,
+    scope: str,
+    now: datetime | None,
+    error: str | None,
+) -> None:
+    """Record a source's run (``error``: it failed) for freshness and ``/kpi status``; a run
+    kpibot cannot record is logged and never stops the sync."""
+    at = utc(now or datetime.now(UTC))
+    try:
+        source_health.record(sessions, source, scope, at, error, secret_values(settings))
+    except Exception:
+        log.exception("could not record the health of %s %s", source, scope)
 
 
 def sync_all(
@@ -1009,6 +1030,9 @@ def sync_all(
     no_token = github_token_missing(settings, teams) if own_client else None
     skip = ("github-milestones",) if no_token is not None else ()
     if no_token is not None and not any(_other_source_kinds(t, skip) for t in teams):
+        repos = {r.lower() for t in teams for r in [*t.repos, *rules.issue_repositories(t)]}
+        for repo in sorted(repos):  # the failed run is recorded all the same
+            _health(sessions, settings, "github", repo, now, str(no_token))
         raise no_token  # nothing else to sync: stop before touching the store
     with unit_of_work(sessions) as session:
         team_ids = sync_teams(session, config)
@@ -1027,6 +1051,8 @@ def sync_all(
                 )
                 summary.problems.append(msg)
                 progress.line(msg)
+                for skipped_plan in plans[n:]:
+                    _health(sessions, settings, "github", skipped_plan.full_name, now, msg)
                 break
             rs = _RepoSync(
                 gh,
@@ -1040,6 +1066,7 @@ def sync_all(
             ).run()
             summary.repos.append(rs)
             progress.line(rs.line())
+            _health(sessions, settings, "github", plan.full_name, now, rs.error)
             down = down + 1 if rs.unavailable else 0
     finally:
         summary.requests = gh.requests_made - before
@@ -1059,6 +1086,11 @@ def sync_all(
         )
     summary.seconds = time.monotonic() - started
     if no_token is not None:
+        for plan in build_plans(config, team_ids, teams):
+            _health(sessions, settings, "github", plan.full_name, now, str(no_token))
+        for tc in teams:
+            if isinstance(tc.sprints, MilestoneSprints):
+                _health(sessions, settings, "github-milestones", tc.name, now, str(no_token))
         summary.github_token_missing = no_token  # the caller says it, once
         return summary
     progress.line(summary.line())

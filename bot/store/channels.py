@@ -71,28 +71,6 @@ def channels_of_team(session: Session, team_id: int, *, platform: str) -> list[s
     )
 
 
-def team_conversations(
-    session: Session, team_id: int, *, platform: str, configured: str | None = None
-) -> list[str]:
-    """A team's channels on one platform, where kpibot speaks up for it: the conversations
-    mapped to it, those with an active digest subscription of it that is not broken, and
-    ``configured`` (the ``channel:`` of kpibot.yml, a Slack channel id)."""
-    found = set(channels_of_team(session, team_id, platform=platform))
-    found.update(
-        session.scalars(
-            select(DigestSubscription.channel_id).where(
-                DigestSubscription.team_id == team_id,
-                DigestSubscription.platform == platform,
-                DigestSubscription.active.is_(True),
-                DigestSubscription.broken_reason.is_(None),
-            )
-        )
-    )
-    if configured:
-        found.add(configured)
-    return sorted(found)
-
-
 def user_teams(session: Session, user_id: str, *, platform: str) -> list[str]:
     """Teams a user of ``platform`` works with: those whose action items they own or
     created, and those they mapped a conversation to; alphabetical."""
@@ -110,3 +88,33 @@ def user_teams(session: Session, user_id: str, *, platform: str) -> list[str]:
             .order_by(Team.name)
         )
     )
+
+
+def team_conversations(
+    session: Session,
+    team_id: int,
+    *,
+    configured: str | None = None,
+    platform: str | None = None,
+) -> list[tuple[str, str]]:
+    """Where kpibot speaks up for a team (alerts, nudges, freshness notices), as
+    (platform, conversation), each once, sorted: the conversations mapped to it, those
+    subscribed to one of its digests (broken subscriptions left out), and ``configured`` (the
+    ``channel:`` of kpibot.yml, a Slack channel) unless a mapping made in chat gave that
+    channel to another team (a mapping wins). Only ``platform``'s when it is given."""
+    mapped = session.execute(
+        select(ChannelTeam.platform, ChannelTeam.channel_id).where(ChannelTeam.team_id == team_id)
+    ).tuples()
+    subscribed = session.execute(
+        select(DigestSubscription.platform, DigestSubscription.channel_id).where(
+            DigestSubscription.team_id == team_id,
+            DigestSubscription.active.is_(True),
+            DigestSubscription.broken_reason.is_(None),
+        )
+    ).tuples()
+    found = set(mapped) | set(subscribed)
+    if configured and ("slack", configured) not in found:
+        owner = mapping(session, platform="slack", channel_id=configured)
+        if owner is None or owner.team_id == team_id:
+            found.add(("slack", configured))
+    return sorted(c for c in found if platform is None or c[0] == platform)

@@ -25,10 +25,10 @@ from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store.models import AlertDelivery, DigestRun, ReminderRun
+from bot.store.models import AlertDelivery, DigestRun, ReminderRun, SourceNoticeRun
 from bot.store.session import utc
 
-RunModel = type[DigestRun] | type[ReminderRun] | type[AlertDelivery]
+RunModel = type[DigestRun] | type[ReminderRun] | type[AlertDelivery] | type[SourceNoticeRun]
 DONE = ("posted", "skipped")
 RETRYABLE = ("failed", "unsent")
 
@@ -177,6 +177,18 @@ def claim_alert(
     """Claim the delivery of an alert to one conversation; None when it is not ours to post."""
     key = {"event_id": event_id, "platform": platform, "channel_id": channel_id}
     return _claim(factory, AlertDelivery, key, holder, now, stale_after)
+
+
+def claim_notice(
+    factory: sessionmaker[Session],
+    key: dict[str, Any],
+    holder: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> Claim | None:
+    """Claim a source's freshness notice (``key``: source, scope, episode, kind, platform,
+    channel_id); None when it is not ours to post."""
+    return _claim(factory, SourceNoticeRun, key, holder, now, stale_after)
 
 
 def reminder_settled(

@@ -495,3 +495,59 @@ class AlertDelivery(Base):
     message_ts: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SourceHealth(Base):
+    """How a source of data fares: one row per (source, scope), e.g. ``github`` and a
+    repository, ``jira`` and a team, ``github-webhooks`` and a repository.
+
+    ``last_success_at`` is the source's *data as of* (METRICS.md, Freshness): its last
+    successful sync, or for a webhook its last accepted delivery. ``failing`` is the state
+    last announced to the team's channels; ``episode`` counts the times it started failing
+    (each episode gets one notice, and one recovery notice)."""
+
+    __tablename__ = "source_health"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)  # secrets taken out
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    episode: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SourceNoticeRun(Base):
+    """One freshness notice (``failing`` or ``recovered``) of one episode of a source, to one
+    conversation: claimed once, posted at most once (as digest runs)."""
+
+    __tablename__ = "source_notice_runs"
+    __table_args__ = (
+        UniqueConstraint(
+            "source",
+            "scope",
+            "episode",
+            "kind",
+            "platform",
+            "channel_id",
+            name="uq_source_notice_runs_key",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(255))
+    episode: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # failing | recovered
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # claimed | posted | failed | skipped
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -159,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="sync as of this moment (a first sync reads about 13 months back from it)",
     )
 
+    st = sub.add_parser(
+        "status",
+        help="every data source of a team: data as of, last error, next run",
+        description="List the sources a team's KPIs are read from (GitHub repositories, "
+        "webhooks, Jira, PagerDuty, Opsgenie, milestones) with their last success, last error "
+        "and next scheduled run.",
+    )
+    st.add_argument("--team", "-t", help="team name (default: every team)")
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     cfg = sub.add_parser("config", help="team configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     check = cfg_sub.add_parser("check", help="validate kpibot.yml, line by line")
@@ -642,6 +652,30 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    from bot.reports.freshness import build_status
+    from bot.store.session import require_schema, unit_of_work
+
+    config = ctx.config()
+    teams = [config.team(args.team)] if args.team else list(config.teams)
+    if not teams:
+        raise KpibotError(f"{config.path} has no teams")
+    require_schema(ctx.engine)
+    now = _now(None)
+    with unit_of_work(ctx.factory) as session:
+        reports = [build_status(session, t, now) for t in teams]
+    if args.json:
+        from bot.renderers import jsonout
+
+        out: Any = [jsonout.source_status(r) for r in reports]
+        _print(json.dumps(out[0] if args.team else out, indent=2))
+    else:
+        from bot.renderers import text
+
+        _print("\n\n".join(text.source_status(r) for r in reports))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "report": cmd_report,
     "digest": cmd_digest,
@@ -649,6 +683,7 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "db": cmd_db,
     "run": cmd_run,
     "sync": cmd_sync,
+    "status": cmd_status,
 }
 
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, bindparam, func, select
@@ -49,7 +49,7 @@ from bot.sources.github import (
     parse_rest_review,
     parse_workflow_run,
 )
-from bot.store import links, writes
+from bot.store import links, source_health, writes
 from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
 from bot.store.records import DeploymentRecord, IncidentRecord
 from bot.store.session import unit_of_work
@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 SIGNATURE_HEADER = "x-kpibot-signature-256"
 TIMESTAMP_HEADER = "x-kpibot-timestamp"
+DELIVERY_RECORD_EVERY = timedelta(minutes=1)  # how often a webhook source's freshness is stored
 MAX_SKEW = 300  # seconds a delivery's timestamp may be away from the server's clock (as Slack)
 GITHUB_SIGNATURE_HEADER = "x-hub-signature-256"
 DEPLOYMENT_STATUSES = (
@@ -514,6 +515,28 @@ class Webhooks:
         sqlite_db = getattr(getattr(bind, "dialect", None), "name", "") == "sqlite"
         # SQLite has one writer at a time: one thread writes, committing what waits together
         self._writer_thread = _SerialWriter(sessions, self._forget) if sqlite_db else None
+        # freshness: when each webhook source last delivered (recorded at most once a minute)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._delivered_at: dict[tuple[str, str], datetime] = {}
+        self._delivered_lock = threading.Lock()
+
+    def _delivered(self, source: str, scope: str) -> None:
+        """An accepted delivery of a webhook source: its data is as of now (METRICS.md,
+        Freshness). Recorded at most every ``DELIVERY_RECORD_EVERY``; never fails the
+        delivery."""
+        now = self.clock()
+        key = (source, scope.lower() if source in source_health.REPO_SCOPED else scope)
+        with self._delivered_lock:
+            last = self._delivered_at.get(key)
+            if last is not None and now - last < DELIVERY_RECORD_EVERY:
+                return
+            self._delivered_at[key] = now
+        try:
+            source_health.record(self.sessions, source, scope, now)
+        except Exception:
+            log.exception("could not record the delivery of %s %s", source, scope)
+            with self._delivered_lock:
+                self._delivered_at.pop(key, None)
 
     def _forget(self) -> None:
         """After a rolled-back batch, ids read inside it may be of rows that are gone."""
@@ -700,6 +723,7 @@ class Webhooks:
             url=url,
         )
         outcome = self._write(lambda s: self._deployment_outcome(s, self._repo_id(s, repo), record))
+        self._delivered("deployments-webhook", repo)
         if outcome == "late":
             return _ok(ignored=LATE_DEPLOYMENT, id=pid)
         return _ok(stored="deployment", id=pid, duplicate=outcome == "duplicate")
@@ -752,6 +776,7 @@ class Webhooks:
             )
 
         outcome = self._write(job)
+        self._delivered("incidents-webhook", team.name)
         if outcome == "late":
             return _ok(ignored=LATE_INCIDENT, id=pid, team=team.name)
         return _ok(stored="incident", id=pid, team=team.name, duplicate=outcome == "duplicate")
@@ -802,19 +827,23 @@ class Webhooks:
             raise BadRequest("payload has no repository.full_name")
         full_name = str(repo_obj["full_name"])
         if event == "issues":  # incident repositories need not be a team's code repositories
-            return self._gh_issue(full_name, data)
-        teams = self.teams_of(full_name)
-        if not teams:
-            return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
-        match event:
-            case "pull_request":
-                return self._gh_pull_request(full_name, data)
-            case "pull_request_review":
-                return self._gh_review(full_name, data)
-            case "deployment_status":
-                return self._gh_deployment_status(full_name, teams, data)
-            case _:
-                return self._gh_workflow_run(full_name, teams, data)
+            result = self._gh_issue(full_name, data)
+        else:
+            teams = self.teams_of(full_name)
+            if not teams:
+                return _ok(ignored=f"repository '{full_name}' is not in kpibot.yml")
+            match event:
+                case "pull_request":
+                    result = self._gh_pull_request(full_name, data)
+                case "pull_request_review":
+                    result = self._gh_review(full_name, data)
+                case "deployment_status":
+                    result = self._gh_deployment_status(full_name, teams, data)
+                case _:
+                    result = self._gh_workflow_run(full_name, teams, data)
+        if result.status == 200 and (self.teams_of(full_name) or "stored" in result.body):
+            self._delivered("github-webhooks", full_name)
+        return result
 
     def _gh_pull_request(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         parsed = parse_rest_pull(data.get("pull_request"))

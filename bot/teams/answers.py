@@ -40,6 +40,7 @@ USAGE: tuple[tuple[str, str], ...] = (
         "alert the team's conversations when a KPI goes off target or recovers; what a "
         "target would have sent in the last 90 days",
     ),
+    (f"{MENTION} status [team]", "every data source: data as of, last error, next run"),
 )
 
 
@@ -121,6 +122,8 @@ def card(answer: ans.Answer) -> Card:
             return item_list(items, team, include_done, today)
         case ans.Definition(spec, target, business_hours):
             return adaptive.definition(spec, target, business_hours)
+        case ans.StatusAnswer(status):
+            return adaptive.source_status(status)
     return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
 
 
