@@ -38,6 +38,34 @@ KEYWORDS = (
     "team",
 )
 PERIOD_EXAMPLES = (*NAMED, "28d", "90d", "2026-W46", "2026-10", "2026-Q3")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One command of the grammar as a person types it after the bot's name: ``words`` (the
+    command itself), ``args`` (its optional and required words) and what it answers."""
+
+    words: str
+    args: str
+    description: str
+
+
+# The commands people are offered (help cards, the Teams app's command menu). Teams shows at
+# most 12 per scope; `help` is what an empty command answers, so it is not listed.
+COMMANDS: tuple[Usage, ...] = (
+    Usage("cycle-time", "[team] [period]", "a metric card (any KPI id or alias)"),
+    Usage("dora", "[team] [period]", "the four DORA keys with bands"),
+    Usage("health", "[team]", "every KPI against its target"),
+    Usage("weekly", "[team] [period]", "preview the weekly digest (leading indicators)"),
+    Usage("monthly", "[team] [period]", "preview the monthly digest (DORA, predictability)"),
+    Usage("action add", "[team] [kpi]", "log an improvement action item"),
+    Usage("actions", "[team] [all]", "open (or all) action items"),
+    Usage("subscribe", "weekly|monthly [team] [day HH:MM]", "post that digest here"),
+    Usage("unsubscribe", "[weekly|monthly] [team]", "stop posting a digest here"),
+    Usage("subscriptions", "", "the digests posted here"),
+    Usage("teams", "", "list the teams"),
+    Usage("team set", "<team>", "map this conversation to a team"),
+)
 _MENTION = re.compile(r"^<([@#!])([^>|]*)(?:\|[^>]*)?>$")
 
 

@@ -11,6 +11,7 @@ from datetime import date
 from microsoft_teams.cards import CardElement
 
 from bot.chat import answers as ans
+from bot.chat.grammar import COMMANDS
 from bot.chat.items import ItemRow, TeamRow
 from bot.chat.voice import Voice
 from bot.renderers import adaptive
@@ -25,13 +26,8 @@ NOT_YET = (
     "command line) for it."
 )
 
-USAGE: tuple[tuple[str, str], ...] = (
-    (f"{MENTION} <metric> [team] [period]", "a metric card, e.g. cycle-time payments last-week"),
-    (f"{MENTION} dora [team] [period]", "the four DORA keys with bands"),
-    (f"{MENTION} health [team]", "every KPI against its target"),
-    (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
-    (f"{MENTION} actions [team] [all]", "open (or all) action items"),
-    (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
+USAGE: tuple[tuple[str, str], ...] = tuple(
+    (f"{MENTION} {u.words} {u.args}".strip(), u.description) for u in COMMANDS
 )
 
 
