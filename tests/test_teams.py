@@ -7,6 +7,7 @@ schema. Plus the TEAMS_* settings and the Adaptive Card renderer on its own."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.chat import answers as ans
+from bot.chat.workers import ReportWorkers
 from bot.renderers import adaptive
 from bot.settings import (
     load_env_settings,
@@ -26,6 +28,7 @@ from bot.store.models import ChannelTeam
 from bot.surfaces.http import HttpApp, Server
 from bot.teams import answers as teams_answers
 from bot.teams.app import TeamsSurface, command_text
+from bot.teams.auth import ActivityAuth
 from tests.demo_org import NOW, DemoOrg, load_demo
 from tests.fakes.server import FakeResponse
 from tests.fakes.teams import APP_ID, APP_PASSWORD, TENANT_ID, FakeTeams, new_key
@@ -174,7 +177,7 @@ class Running:
         return httpx.post(f"{self.server.url}/api/messages", content=body, headers=headers)
 
 
-def _running(org: DemoOrg, env: dict[str, str]) -> Iterator[Running]:
+def _running(org: DemoOrg, env: dict[str, str], **surface: Any) -> Iterator[Running]:
     with FakeTeams() as teams:
         settings = load_env_settings(
             {
@@ -187,14 +190,16 @@ def _running(org: DemoOrg, env: dict[str, str]) -> Iterator[Running]:
             },
             dotenv_path=None,
         )
-        surface = TeamsSurface(settings, org.factory, org.config, clock=lambda: NOW)
+        teams_surface = TeamsSurface(
+            settings, org.factory, org.config, clock=lambda: NOW, **surface
+        )
         http_app = HttpApp()
-        surface.install(http_app)
+        teams_surface.install(http_app)
         try:
             with Server(http_app, host="127.0.0.1", port=0, threads=4) as server:
-                yield Running(teams, server, surface)
+                yield Running(teams, server, teams_surface)
         finally:
-            surface.close()
+            teams_surface.close()
 
 
 @pytest.fixture
@@ -435,3 +440,82 @@ def test_what_teams_cannot_do_yet_is_said_and_nothing_is_stored(bot, org, words)
     assert "from Teams is not available yet" in card_text(card)
     with org.factory() as s:
         assert s.scalar(select(func.count()).select_from(DigestSubscription)) == 0
+
+
+# --- answered after the acknowledgement -----------------------------------------------------
+
+
+class CountingAuth(ActivityAuth):
+    """The real token check, counting how often a request's token is validated."""
+
+    def __init__(self, app_id: str, openid_url: str) -> None:
+        super().__init__(app_id, openid_url)
+        self.validations = 0
+
+    def claims(self, authorization: str | None, service_url: str | None = None) -> dict[str, Any]:
+        self.validations += 1
+        return super().claims(authorization, service_url)
+
+
+def test_each_request_token_is_validated_once(bot):
+    auth = CountingAuth(APP_ID, bot.teams.openid_url)
+    bot.surface.auth = auth
+    assert bot.post(bot.teams.activity("help"), bot.teams.token()).status_code == 200
+    assert bot.post(bot.teams.activity("health"), bot.teams.token()).status_code == 200
+    assert len(bot.teams.wait_sent(2)) == 2
+    assert auth.validations == 2
+    # a token for another connector is still refused, from that one validation's claims
+    other = bot.teams.token(service_url="https://smba.trafficmanager.net/emea/")
+    assert bot.post(bot.teams.activity("help"), other).status_code == 401
+    assert auth.validations == 3
+
+
+@pytest.fixture(scope="module")
+def workers(org) -> Iterator[ReportWorkers]:
+    pool = ReportWorkers(org.url, org.config, 1)
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def pooled(org, workers) -> Iterator[Running]:
+    workers.max_waiting = 16
+    yield from _running(org, {}, workers=workers)
+
+
+def test_reports_are_acknowledged_at_once_and_posted_from_the_workers(pooled, workers):
+    t = pooled.teams
+    before = sum(workers.computed_in.values())
+    workers.pool.submit(time.sleep, 1.5)  # the only worker is busy for a while
+    started = time.monotonic()
+    r = pooled.post(t.activity("cycle-time payments"), t.token())
+    acked = time.monotonic() - started
+    assert r.status_code == 200 and acked < 1.0
+    assert t.sent == []  # acknowledged before the card exists
+    (sent,) = t.wait_sent(1, timeout=60)
+    card = _posted_card(sent)
+    assert_valid_card(card)
+    assert card["body"][0]["text"] == "Cycle time · payments"
+    assert time.monotonic() - started >= 1.0  # it waited for the worker
+    assert sum(workers.computed_in.values()) == before + 1
+    assert os.getpid() not in workers.computed_in
+    # what is not a report is answered without the workers
+    assert pooled.post(t.activity("teams"), t.token()).status_code == 200
+    assert "**payments**" in card_text(_posted_card(t.wait_sent(2)[1]))
+    assert sum(workers.computed_in.values()) == before + 1
+
+
+def test_a_full_pool_answers_busy_and_starts_nothing(pooled, workers):
+    t = pooled.teams
+    workers.pool.submit(time.sleep, 1.0)
+    job = workers.submit(time.sleep, NOW, 1.0)  # the only worker's next report
+    workers.max_waiting = 0  # nothing more may wait
+    refused = workers.refused
+    r = pooled.post(t.activity("dora payments"), t.token())
+    assert r.status_code == 200
+    card = _posted_card(t.wait_sent(1)[0])
+    assert_valid_card(card)
+    assert card_text(card).count("try again in a minute") == 1
+    assert workers.refused == refused + 1
+    job.result(timeout=30)

@@ -582,7 +582,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if mode == "socket" and not settings.slack_app_token:
         raise missing("SLACK_APP_TOKEN")
     require_schema(ctx.engine)
-    from bot.slack.workers import default_count
+    from bot.chat.workers import default_count
 
     kpi = create_app(settings, mode=mode, report_workers=default_count())
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # how platforms stop
@@ -599,7 +599,10 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             if settings.teams_app_id:
                 from bot.teams.app import install as install_teams
 
-                install_teams(http_app, settings, ctx.factory, ctx.config())
+                teams = install_teams(
+                    http_app, settings, ctx.factory, ctx.config(), workers=kpi.workers
+                )
+                stops.append(teams.close)
                 routes += ", POST /api/messages (Teams)"
             server = _listen(
                 http_app,
