@@ -122,14 +122,31 @@ def test_dora_card_has_bands(org):
         assert key.band and f" · {key.band} · " in line
 
 
-def test_unknown_word_gets_did_you_mean_in_teams_words():
-    card = teams_answers.card(
-        ans.Problem("I don't know 'cycletime'.", ("/kpi cycle-time", "/kpi help"))
-    )
+@pytest.mark.parametrize(
+    ("words", "said", "tries"),
+    [
+        ("cycletime", "start with a KPI (like **cycle-time**)", "**@kpibot cycle-time**"),
+        ("payments", "e.g. **@kpibot cycle-time payments**", "**@kpibot health payments**"),
+        ("action", "**action** needs **add**: **@kpibot action add** opens", "**@kpibot actions**"),
+        ("team", r"needs **set \\<team\\>**", "**@kpibot teams**"),
+        (
+            "subscribe daily",
+            "**@kpibot subscribe weekly** (leading",
+            "**@kpibot subscribe monthly**",
+        ),
+        ("ct *bold*", r"I don't know '\\*bold\\*' here: **cycle-time** takes", "**@kpibot help**"),
+    ],
+)
+def test_grammar_errors_are_worded_for_teams(words, said, tries):
+    from bot.chat.grammar import ParseError, parse
+
+    with pytest.raises(ParseError) as err:
+        parse(words, ["payments", "mobile"], teams_answers.TeamsVoice())
+    card = teams_answers.problem(str(err.value), err.value.suggestions)
     assert_valid_card(card)
     text = card_text(card)
-    assert "Did you mean: **@kpibot cycle-time** · **@kpibot help**" in text
-    assert "/kpi" not in text
+    assert said in text and "Did you mean: " in text and tries in text
+    assert "/kpi" not in text and "`" not in text and "&lt;" not in text
 
 
 def test_oversized_card_is_cut_with_a_note_and_stays_valid():
@@ -237,12 +254,15 @@ def test_channel_report_command_posts_the_card_to_the_conversation(bot):
 
 
 def test_personal_chat_plain_text_and_the_token_is_reused(bot):
+    asked = []
     for words in ("dora mobile", "health platform"):
         activity = bot.teams.activity(
             words, conversation="a:personal-1", conversation_type="personal", mention=False
         )
+        asked.append(activity["id"])
         assert bot.post(activity, bot.teams.token()).status_code == 200
-    sent = bot.teams.wait_sent(2)
+    # answered as they are ready: each is a reply to its message
+    sent = sorted(bot.teams.wait_sent(2), key=lambda s: asked.index(s.activity["replyToId"]))
     assert [s.conversation for s in sent] == ["a:personal-1", "a:personal-1"]
     assert "DORA keys · mobile" in card_text(_posted_card(sent[0]))
     assert "Health · platform" in card_text(_posted_card(sent[1]))
@@ -411,11 +431,11 @@ def test_echoed_words_read_as_typed_and_make_no_markup(bot):
 
 def test_lists_are_answered_as_cards(bot, org):
     conv = "19:lists@thread.tacv2"
+    cards = []
     for words in ("teams", "team set payments", "subscriptions", "actions payments all"):
         activity = bot.teams.activity(words, conversation=conv)
         assert bot.post(activity, bot.teams.token()).status_code == 200
-    sent = bot.teams.wait_sent(4)
-    cards = [_posted_card(s) for s in sent]
+        cards.append(_posted_card(bot.teams.wait_sent(len(cards) + 1)[-1]))  # one at a time
     for c in cards:
         assert_valid_card(c)
     teams_text = card_text(cards[0])

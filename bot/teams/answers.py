@@ -3,8 +3,6 @@ wording the core's sentences (:class:`TeamsVoice`: ``**bold**``, ``@kpibot <comm
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Sequence
 from datetime import date
 
@@ -38,28 +36,22 @@ class TeamsVoice(Voice):
         return f"**{text}**"
 
     def command(self, text: str) -> str:
-        return f"**{f'{MENTION} {text}'.strip()}**"
+        return f"**{escape(self.typed(text))}**"
 
+    def typed(self, text: str) -> str:
+        return f"{MENTION} {text}".strip()
 
-_SLASH_CODE = re.compile(r"`/kpi ?([^`]*)`")
+    def code(self, text: str) -> str:
+        return f"**{escape(text)}**"
 
-
-def teams_words(text: str) -> str:
-    """A sentence of the command grammar (written for ``/kpi`` in Slack's mrkdwn, where the
-    person's echoed words are HTML-escaped) as typed in Teams: ``&lt;`` shown as ``<``."""
-    text = html.unescape(text).replace("<", r"\<").replace(">", r"\>")
-    text = _SLASH_CODE.sub(lambda m: f"**{f'{MENTION} {m.group(1)}'.strip()}**", text)
-    return text.replace("/kpi", MENTION).replace("`", "")
-
-
-def suggestion(command: str) -> str:
-    return escape(teams_words(command))
+    def echo(self, text: str) -> str:
+        return escape(text)
 
 
 def problem(text: str, suggestions: Sequence[str] = ()) -> Card:
-    return adaptive.problem(
-        teams_words(text), [suggestion(s) for s in suggestions], help_hint=HELP_HINT
-    )
+    """A problem worded for Teams (the grammar's and the core's sentences come worded by
+    :class:`TeamsVoice`), with its suggested commands shown as typed."""
+    return adaptive.problem(text, [escape(s) for s in suggestions], help_hint=HELP_HINT)
 
 
 def help_card(channel_team: str | None, teams: Sequence[str]) -> Card:

@@ -164,7 +164,7 @@ class TeamsSurface:
         text = command_text(activity)
         svc = self.service
         try:
-            cmd = parse(text, svc.team_names())
+            cmd = parse(text, svc.team_names(), svc.voice)
         except ParseError as exc:
             problem = teams_answers.problem(str(exc), exc.suggestions)
             self._later(to, lambda: problem, bounded=False)
