@@ -1,7 +1,8 @@
 """Benchmark: concurrent Microsoft Teams commands against HTTP mode on the 200,000-PR database.
 
     python bench/bench_teams.py [--db PATH | --database-url URL [--schema S]] [--reuse]
-                                [--concurrency 20] [--rounds 5] [--threads 64] [--workers N]
+                                [--concurrency 20] [--rounds 5] [--threads 64]
+                                [--connections 500] [--workers N]
 
 Builds (or reuses, with ``--reuse``) the synthetic organisation of ``bench_reports.py``, starts
 HTTP mode with the Teams route as ``kpibot run --mode http`` serves it (waitress, the Teams
@@ -25,7 +26,6 @@ import logging
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -40,11 +40,13 @@ for p in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 import bench_reports  # noqa: E402
+import bench_slack  # noqa: E402
 import benchdb  # noqa: E402
 import httpx  # noqa: E402
+from bench_slack import ACK_TIMEOUT, ANSWER_TIMEOUT, percentile  # noqa: E402
 
 from bot.chat.answers import BUSY, OOPS  # noqa: E402
-from bot.chat.workers import ReportWorkers, default_count  # noqa: E402
+from bot.chat.workers import ReportWorkers  # noqa: E402
 from bot.settings import Config, Settings  # noqa: E402
 from bot.store.session import make_engine, session_factory  # noqa: E402
 from bot.surfaces.http import HttpApp, Server  # noqa: E402
@@ -54,53 +56,11 @@ from tests.fakes.teams import APP_ID, APP_PASSWORD, FakeTeams  # noqa: E402
 
 HTTP_P99_TARGET = 0.300
 CARD_P95_TARGET = 1.5
-ACK_TIMEOUT = 10.0
-ANSWER_TIMEOUT = 60.0
-COMMANDS = (
-    "cycle-time",
-    "pr-size last-month",
-    "first-review",
-    "review-coverage 90d",
-    "merge-frequency",
-    "dora last-month",
-    "health",
-    "lead-time",
-    "cfr last-month",
-    "deploy-frequency",
-)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+COMMANDS = (*bench_slack.COMMANDS[:-1], "deploy-frequency")  # no digest preview in Teams yet
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    benchdb.add_arguments(ap, Path(tempfile.gettempdir()) / "kpibot-bench.db")
-    ap.add_argument("--concurrency", type=int, default=20, help="messages per burst")
-    ap.add_argument("--rounds", type=int, default=5, help="bursts")
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=Settings().http_threads,
-        help="HTTP threads (KPIBOT_HTTP_THREADS, default %(default)s)",
-    )
-    ap.add_argument(
-        "--workers",
-        type=int,
-        default=default_count(),
-        help="report worker processes, as kpibot run uses (default: one per core, %(default)s)",
-    )
-    args = ap.parse_args(argv)
-    if args.concurrency < 1 or args.rounds < 1:
-        ap.error("--concurrency and --rounds must be at least 1")
-    args.teams, args.prs, args.deployments, args.incidents = 50, 200_000, 20_000, 2_000
-    return args
+    return bench_slack.parse_args(argv, __doc__)
 
 
 # ----------------------------------------------------------------------- the server process
@@ -112,6 +72,7 @@ def serve(
     token_url: str,
     teams: int,
     threads: int,
+    connections: int,
     workers: int,
     conn: Connection,
 ) -> None:
@@ -137,7 +98,9 @@ def serve(
         clock=lambda: bench_reports.ANCHOR,
         workers=pool,
     )
-    server = Server(http_app, host="127.0.0.1", port=0, threads=threads)
+    server = Server(
+        http_app, host="127.0.0.1", port=0, threads=threads, connection_limit=connections
+    )
     threading.Thread(target=server.serve_forever, name="serve", daemon=True).start()
     conn.send(server.port)
     conn.recv()
@@ -209,6 +172,7 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
                 fake.token_url,
                 args.teams,
                 args.threads,
+                args.connections,
                 args.workers,
                 theirs,
             ),
@@ -277,7 +241,8 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
             burst([prepare(10_000_000 + k)], together=False)
         print(
             f"\n{args.rounds} bursts of {args.concurrency} concurrent Teams messages; HTTP "
-            f"threads {args.threads}, {args.workers} report worker process(es); {store.label}"
+            f"threads {args.threads}, connection limit {args.connections}, {args.workers} report "
+            f"worker process(es); {store.label}"
         )
         sent: list[Sent] = []
         t_all = time.monotonic()
