@@ -61,7 +61,11 @@ COMMANDS: tuple[Usage, ...] = (
     Usage("monthly", "[team] [period]", "preview the monthly digest (DORA, predictability)"),
     Usage("action add", "[team] [kpi]", "log an improvement action item"),
     Usage("actions", "[team] [all]", "open (or all) action items"),
-    Usage("subscribe", "weekly|monthly [team] [day HH:MM]", "post that digest here"),
+    Usage(
+        "subscribe",
+        "weekly|monthly [team] [day HH:MM]",
+        "post that digest here (at the team's time, or e.g. tue 10:00, 15 08:30)",
+    ),
     Usage("unsubscribe", "[weekly|monthly] [team]", "stop posting a digest here"),
     Usage("subscriptions", "", "the digests posted here"),
     Usage("teams", "", "list the teams"),
