@@ -782,9 +782,7 @@ class _Checker:
         elif key == "leads":
             ids = self.str_list(v, key)
             if ids is not None:
-                bad = [
-                    u for u in ids if not (USER_ID.fullmatch(u) or AAD_OBJECT_ID.fullmatch(u))
-                ]
+                bad = [u for u in ids if not (USER_ID.fullmatch(u) or AAD_OBJECT_ID.fullmatch(u))]
                 for u in bad:
                     self.add(
                         v,

@@ -97,9 +97,7 @@ def message(text: str, blocks: list[Block] | None = None) -> Payload:
 
 # --- help and errors ------------------------------------------------------------------------
 
-USAGE = tuple(
-    (f"`/kpi {escape(f'{u.words} {u.args}'.strip())}`", u.description) for u in COMMANDS
-)
+USAGE = tuple((f"`/kpi {escape(f'{u.words} {u.args}'.strip())}`", u.description) for u in COMMANDS)
 PERIODS_HELP = (
     "Periods: `28d` (default), `90d`, `last-week`, `this-week`, `last-month`, `this-month`, "
     "`2026-W46`, `2026-10`, `2026-Q3`."
