@@ -82,8 +82,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+def parse_args(argv: Sequence[str] | None, doc: str | None = __doc__) -> argparse.Namespace:
+    """The arguments of this benchmark (and of ``bench_teams.py``, which passes its ``doc``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
     benchdb.add_arguments(ap, Path(tempfile.gettempdir()) / "kpibot-bench.db")
     ap.add_argument("--concurrency", type=int, default=20, help="commands per burst")
     ap.add_argument("--rounds", type=int, default=5, help="bursts")

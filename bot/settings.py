@@ -283,6 +283,7 @@ DEFAULT_IGNORE_PATHS = (
 )
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack member id
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
+AAD_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")  # Teams
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -805,16 +806,18 @@ class _Checker:
         elif key == "leads":
             ids = self.str_list(v, key)
             if ids is not None:
-                bad = [u for u in ids if not USER_ID.fullmatch(u)]
+                bad = [u for u in ids if not (USER_ID.fullmatch(u) or AAD_OBJECT_ID.fullmatch(u))]
                 for u in bad:
                     self.add(
                         v,
-                        f"lead '{u}' in {label} is not a Slack user id: use the member id "
-                        "(e.g. U0123ABCD, from the person's profile -> Copy member ID), not "
-                        "a name",
+                        f"lead '{u}' in {label} is neither a Slack member id (e.g. U0123ABCD, "
+                        "from the person's profile -> Copy member ID) nor a Microsoft Teams "
+                        "user's object id (a GUID, from Microsoft Entra admin center -> Users "
+                        "-> the person -> Object ID); not a name",
                     )
                 if not bad:
-                    values[key] = ids
+                    # object ids compare as Teams sends them: lower case
+                    values[key] = tuple(u.lower() if AAD_OBJECT_ID.fullmatch(u) else u for u in ids)
         elif key == "working_hours":
             wh = self.working_hours(v, label)
             if wh is not None:

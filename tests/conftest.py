@@ -69,12 +69,17 @@ def db_url(tmp_path: Path, pg_schema_url: str | None) -> Iterator[str]:
         create_schema(url)
         yield url
         return
-    eng = make_engine(pg_schema_url)
+    empty(pg_schema_url)
+    yield pg_schema_url
+
+
+def empty(url: str) -> None:
+    """Delete every row of the PostgreSQL schema at ``url`` (identities restarted)."""
+    eng = make_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with eng.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     eng.dispose()
-    yield pg_schema_url
 
 
 @pytest.fixture

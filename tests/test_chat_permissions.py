@@ -101,8 +101,10 @@ def test_a_lead_that_is_not_a_user_id_is_reported_with_its_line():
     config, problems = parse_config(text, "kpibot.yml")
     assert config is None
     assert problems == [
-        "kpibot.yml:3: lead 'alice' in team 'payments' is not a Slack user id: use the member "
-        "id (e.g. U0123ABCD, from the person's profile -> Copy member ID), not a name"
+        "kpibot.yml:3: lead 'alice' in team 'payments' is neither a Slack member id (e.g. "
+        "U0123ABCD, from the person's profile -> Copy member ID) nor a Microsoft Teams user's "
+        "object id (a GUID, from Microsoft Entra admin center -> Users -> the person -> Object "
+        "ID); not a name"
     ]
     _, problems = parse_config("teams:\n  - name: payments\n    leads: {a: b}\n    repos: [a/b]\n")
     assert problems and ":3: leads must be a list" in problems[0]

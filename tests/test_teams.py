@@ -7,6 +7,8 @@ schema. Plus the TEAMS_* settings and the Adaptive Card renderer on its own."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.chat import answers as ans
+from bot.chat.workers import ReportWorkers
 from bot.renderers import adaptive
 from bot.settings import (
     load_env_settings,
@@ -25,6 +28,7 @@ from bot.store.models import ChannelTeam
 from bot.surfaces.http import HttpApp, Server
 from bot.teams import answers as teams_answers
 from bot.teams.app import TeamsSurface, command_text
+from bot.teams.auth import ActivityAuth
 from tests.demo_org import NOW, DemoOrg, load_demo
 from tests.fakes.server import FakeResponse
 from tests.fakes.teams import APP_ID, APP_PASSWORD, TENANT_ID, FakeTeams, new_key
@@ -50,8 +54,8 @@ def card_text(card: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def org(tmp_path_factory) -> Iterator[DemoOrg]:
-    yield from load_demo(tmp_path_factory.mktemp("teams-demo"))
+def org(tmp_path_factory, pg_schema_url) -> Iterator[DemoOrg]:
+    yield from load_demo(tmp_path_factory.mktemp("teams-demo"), pg_schema_url)
 
 
 def _service(org: DemoOrg):
@@ -122,14 +126,31 @@ def test_dora_card_has_bands(org):
         assert key.band and f" · {key.band} · " in line
 
 
-def test_unknown_word_gets_did_you_mean_in_teams_words():
-    card = teams_answers.card(
-        ans.Problem("I don't know 'cycletime'.", ("/kpi cycle-time", "/kpi help"))
-    )
+@pytest.mark.parametrize(
+    ("words", "said", "tries"),
+    [
+        ("cycletime", "start with a KPI (like **cycle-time**)", "**@kpibot cycle-time**"),
+        ("payments", "e.g. **@kpibot cycle-time payments**", "**@kpibot health payments**"),
+        ("action", "**action** needs **add**: **@kpibot action add** opens", "**@kpibot actions**"),
+        ("team", r"needs **set \\<team\\>**", "**@kpibot teams**"),
+        (
+            "subscribe daily",
+            "**@kpibot subscribe weekly** (leading",
+            "**@kpibot subscribe monthly**",
+        ),
+        ("ct *bold*", r"I don't know '\\*bold\\*' here: **cycle-time** takes", "**@kpibot help**"),
+    ],
+)
+def test_grammar_errors_are_worded_for_teams(words, said, tries):
+    from bot.chat.grammar import ParseError, parse
+
+    with pytest.raises(ParseError) as err:
+        parse(words, ["payments", "mobile"], teams_answers.TeamsVoice())
+    card = teams_answers.problem(str(err.value), err.value.suggestions)
     assert_valid_card(card)
     text = card_text(card)
-    assert "Did you mean: **@kpibot cycle-time** · **@kpibot help**" in text
-    assert "/kpi" not in text
+    assert said in text and "Did you mean: " in text and tries in text
+    assert "/kpi" not in text and "`" not in text and "&lt;" not in text
 
 
 def test_oversized_card_is_cut_with_a_note_and_stays_valid():
@@ -177,7 +198,7 @@ class Running:
         return httpx.post(f"{self.server.url}/api/messages", content=body, headers=headers)
 
 
-def _running(org: DemoOrg, env: dict[str, str]) -> Iterator[Running]:
+def _running(org: DemoOrg, env: dict[str, str], **surface: Any) -> Iterator[Running]:
     with FakeTeams() as teams:
         settings = load_env_settings(
             {
@@ -190,11 +211,16 @@ def _running(org: DemoOrg, env: dict[str, str]) -> Iterator[Running]:
             },
             dotenv_path=None,
         )
-        surface = TeamsSurface(settings, org.factory, org.config, clock=lambda: NOW)
+        teams_surface = TeamsSurface(
+            settings, org.factory, org.config, clock=lambda: NOW, **surface
+        )
         http_app = HttpApp()
-        surface.install(http_app)
-        with Server(http_app, host="127.0.0.1", port=0, threads=4) as server:
-            yield Running(teams, server, surface)
+        teams_surface.install(http_app)
+        try:
+            with Server(http_app, host="127.0.0.1", port=0, threads=4) as server:
+                yield Running(teams, server, teams_surface)
+        finally:
+            teams_surface.close()
 
 
 @pytest.fixture
@@ -232,12 +258,15 @@ def test_channel_report_command_posts_the_card_to_the_conversation(bot):
 
 
 def test_personal_chat_plain_text_and_the_token_is_reused(bot):
+    asked = []
     for words in ("dora mobile", "health platform"):
         activity = bot.teams.activity(
             words, conversation="a:personal-1", conversation_type="personal", mention=False
         )
+        asked.append(activity["id"])
         assert bot.post(activity, bot.teams.token()).status_code == 200
-    sent = bot.teams.wait_sent(2)
+    # answered as they are ready: each is a reply to its message
+    sent = sorted(bot.teams.wait_sent(2), key=lambda s: asked.index(s.activity["replyToId"]))
     assert [s.conversation for s in sent] == ["a:personal-1", "a:personal-1"]
     assert "DORA keys · mobile" in card_text(_posted_card(sent[0]))
     assert "Health · platform" in card_text(_posted_card(sent[1]))
@@ -351,7 +380,10 @@ def test_other_tenant_gets_403_and_nothing_changes(one_tenant_bot, org):
 def test_connector_failure_is_logged_not_a_500(bot, caplog):
     bot.teams.fail("POST", r"/v3/conversations/.*", FakeResponse.json({}, status=503))
     assert bot.post(bot.teams.activity("help"), bot.teams.token()).status_code == 200
-    assert "posting the answer to Teams failed" in caplog.text
+    deadline = time.monotonic() + 10
+    while "posting the answer to Teams failed" not in caplog.text:
+        assert time.monotonic() < deadline, "the failed post was not logged"
+        time.sleep(0.02)
     assert APP_PASSWORD not in caplog.text
 
 
@@ -403,11 +435,11 @@ def test_echoed_words_read_as_typed_and_make_no_markup(bot):
 
 def test_lists_are_answered_as_cards(bot, org):
     conv = "19:lists@thread.tacv2"
+    cards = []
     for words in ("teams", "team set payments", "subscriptions", "actions payments all"):
         activity = bot.teams.activity(words, conversation=conv)
         assert bot.post(activity, bot.teams.token()).status_code == 200
-    sent = bot.teams.wait_sent(4)
-    cards = [_posted_card(s) for s in sent]
+        cards.append(_posted_card(bot.teams.wait_sent(len(cards) + 1)[-1]))  # one at a time
     for c in cards:
         assert_valid_card(c)
     teams_text = card_text(cards[0])
@@ -419,3 +451,82 @@ def test_lists_are_answered_as_cards(bot, org):
         row = s.scalars(select(ChannelTeam).where(ChannelTeam.channel_id == conv)).one()
         s.delete(row)
         s.commit()
+
+
+# --- answered after the acknowledgement -----------------------------------------------------
+
+
+class CountingAuth(ActivityAuth):
+    """The real token check, counting how often a request's token is validated."""
+
+    def __init__(self, app_id: str, openid_url: str) -> None:
+        super().__init__(app_id, openid_url)
+        self.validations = 0
+
+    def claims(self, authorization: str | None, service_url: str | None = None) -> dict[str, Any]:
+        self.validations += 1
+        return super().claims(authorization, service_url)
+
+
+def test_each_request_token_is_validated_once(bot):
+    auth = CountingAuth(APP_ID, bot.teams.openid_url)
+    bot.surface.auth = auth
+    assert bot.post(bot.teams.activity("help"), bot.teams.token()).status_code == 200
+    assert bot.post(bot.teams.activity("health"), bot.teams.token()).status_code == 200
+    assert len(bot.teams.wait_sent(2)) == 2
+    assert auth.validations == 2
+    # a token for another connector is still refused, from that one validation's claims
+    other = bot.teams.token(service_url="https://smba.trafficmanager.net/emea/")
+    assert bot.post(bot.teams.activity("help"), other).status_code == 401
+    assert auth.validations == 3
+
+
+@pytest.fixture(scope="module")
+def workers(org) -> Iterator[ReportWorkers]:
+    pool = ReportWorkers(org.url, org.config, 1)
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def pooled(org, workers) -> Iterator[Running]:
+    workers.max_waiting = 16
+    yield from _running(org, {}, workers=workers)
+
+
+def test_reports_are_acknowledged_at_once_and_posted_from_the_workers(pooled, workers):
+    t = pooled.teams
+    before = sum(workers.computed_in.values())
+    workers.pool.submit(time.sleep, 1.5)  # the only worker is busy for a while
+    started = time.monotonic()
+    r = pooled.post(t.activity("cycle-time payments"), t.token())
+    acked = time.monotonic() - started
+    assert r.status_code == 200 and acked < 1.0
+    assert t.sent == []  # acknowledged before the card exists
+    (sent,) = t.wait_sent(1, timeout=60)
+    card = _posted_card(sent)
+    assert_valid_card(card)
+    assert card["body"][0]["text"] == "Cycle time · payments"
+    assert time.monotonic() - started >= 1.0  # it waited for the worker
+    assert sum(workers.computed_in.values()) == before + 1
+    assert os.getpid() not in workers.computed_in
+    # what is not a report is answered without the workers
+    assert pooled.post(t.activity("teams"), t.token()).status_code == 200
+    assert "**payments**" in card_text(_posted_card(t.wait_sent(2)[1]))
+    assert sum(workers.computed_in.values()) == before + 1
+
+
+def test_a_full_pool_answers_busy_and_starts_nothing(pooled, workers):
+    t = pooled.teams
+    workers.pool.submit(time.sleep, 1.0)
+    job = workers.submit(time.sleep, NOW, 1.0)  # the only worker's next report
+    workers.max_waiting = 0  # nothing more may wait
+    refused = workers.refused
+    r = pooled.post(t.activity("dora payments"), t.token())
+    assert r.status_code == 200
+    card = _posted_card(t.wait_sent(1)[0])
+    assert_valid_card(card)
+    assert card_text(card).count("try again in a minute") == 1
+    assert workers.refused == refused + 1
+    job.result(timeout=30)

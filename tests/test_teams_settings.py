@@ -60,3 +60,61 @@ def test_public_url_is_checked_and_kept_without_its_trailing_slash():
     assert s.public_url == "https://kpibot.example.com"
     with pytest.raises(ConfigError, match="KPIBOT_PUBLIC_URL must be the public address"):
         load_env_settings({"KPIBOT_PUBLIC_URL": "kpibot.example.com"}, dotenv_path=None)
+
+
+LEAD_OID = "6F1C2A3B-0000-4000-8000-00000000AB01"
+
+
+def test_leads_may_be_slack_member_ids_or_teams_object_ids():
+    from bot.settings import parse_config
+
+    text = f"teams:\n  - name: a\n    repos: [acme/a]\n    leads: [U0123ABCD, {LEAD_OID}]\n"
+    config, problems = parse_config(text)
+    assert problems == [] and config is not None
+    # Teams sends object ids in lower case: the configured one compares as sent
+    assert config.team("a").leads == ("U0123ABCD", LEAD_OID.lower())
+
+
+@pytest.mark.parametrize("lead", ["alice", "6f1c2a3b-0000-4000-8000", "u0123abcd"])
+def test_a_lead_that_is_neither_id_is_one_clear_problem(lead):
+    from bot.settings import parse_config
+
+    config, problems = parse_config(
+        f"teams:\n  - name: a\n    repos: [acme/a]\n    leads: [{lead}]\n"
+    )
+    assert config is None
+    (problem,) = problems
+    assert f"lead '{lead}' in team 'a' is neither a Slack member id" in problem
+    assert "Microsoft Teams user's object id (a GUID" in problem
+
+
+def test_a_teams_lead_may_remap_a_conversation(engine):
+    from datetime import UTC, datetime
+
+    from bot.chat import answers as ans
+    from bot.chat.permissions import Actor, NotAllowed
+    from bot.chat.service import ChatService
+    from bot.settings import parse_config
+    from bot.store.session import session_factory
+    from bot.store.teams import sync_teams
+    from bot.teams.answers import TeamsVoice
+
+    config, _ = parse_config(
+        f"teams:\n  - name: a\n    repos: [acme/a]\n  - name: b\n    repos: [acme/b]\n"
+        f"    leads: [{LEAD_OID}]\n"
+    )
+    assert config is not None
+    factory = session_factory(engine)
+    with factory() as s:
+        sync_teams(s, config)
+        s.commit()
+    svc = ChatService(factory, config, lambda: datetime(2026, 11, 20, tzinfo=UTC), TeamsVoice())
+
+    def who(user: str) -> Actor:
+        return Actor("teams", user, None, False)
+
+    assert isinstance(svc.set_channel_team("19:c", "b", who("aad-mapper")), ans.Notice)
+    with pytest.raises(NotAllowed):
+        svc.set_channel_team("19:c", "a", who("aad-stranger"))
+    assert isinstance(svc.set_channel_team("19:c", "a", who(LEAD_OID.lower())), ans.Notice)
+    assert svc.channel_team("19:c") == "a"

@@ -17,6 +17,10 @@ OOPS = (
     "Something went wrong on my side while answering that. Please try again; if it keeps "
     "happening, ask whoever runs kpibot to look at its log."
 )
+BUSY = (
+    "I'm busy answering a lot of other requests right now, so I didn't start on this one. "
+    "Please try again in a minute."
+)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.chat import answers as ans
-from bot.chat.voice import Voice
+from bot.chat.voice import SlashCommand
 from bot.renderers import blocks as kit
 from bot.renderers import mrkdwn
 from bot.renderers.mrkdwn import GITHUB_COM, Links
@@ -16,7 +16,7 @@ from bot.slack import blocks
 Payload = dict[str, Any]
 
 
-class SlackVoice(Voice):
+class SlackVoice(SlashCommand):
     platform = "slack"
 
     def user(self, user_id: str) -> str:
@@ -24,12 +24,6 @@ class SlackVoice(Voice):
 
     def conversation(self, conversation_id: str) -> str:
         return mrkdwn.channel(conversation_id)
-
-    def bold(self, text: str) -> str:
-        return f"*{text}*"
-
-    def command(self, text: str) -> str:
-        return f"`{f'/kpi {text}'.strip()}`"
 
 
 def refusal(text: str) -> Payload:

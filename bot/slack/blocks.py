@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from bot.chat.grammar import COMMANDS
 from bot.chat.items import MAX_OPPORTUNITY, MAX_RESOLUTION, ItemRow, TeamRow
 from bot.metrics import registry
 from bot.metrics.registry import Kind, MetricSpec
@@ -97,29 +98,7 @@ def message(text: str, blocks: list[Block] | None = None) -> Payload:
 
 # --- help and errors ------------------------------------------------------------------------
 
-USAGE = (
-    (
-        "`/kpi &lt;metric&gt; [team] [period]`",
-        "a metric card, e.g. `/kpi cycle-time payments last-week`",
-    ),
-    ("`/kpi dora [team] [period]`", "the four DORA keys with bands"),
-    ("`/kpi health [team]`", "every KPI against its target"),
-    ("`/kpi weekly` · `/kpi monthly`", "preview the weekly leading / monthly lagging digest"),
-    ("`/kpi action add`", "log an improvement action item"),
-    ("`/kpi actions [team] [all]`", "open (or all) action items"),
-    (
-        "`/kpi subscribe weekly|monthly [team] [day HH:MM]`",
-        "post that digest in this channel (at the team's time, or e.g. `tue 10:00`, `15 08:30`)",
-    ),
-    ("`/kpi unsubscribe [weekly|monthly]` · `/kpi subscriptions`", "this channel's digests"),
-    ("`/kpi teams` · `/kpi team set &lt;team&gt;`", "list teams; map this channel to a team"),
-    (
-        "`/kpi alert on|off &lt;kpi&gt; [team]` · `/kpi alert preview &lt;kpi&gt; [target]`",
-        "alert the team's channels when a KPI goes off target or recovers; what a target "
-        "would have sent in the last 90 days",
-    ),
-    ("`/kpi status [team]`", "every data source: data as of, last error, next run"),
-)
+USAGE = tuple((f"`/kpi {escape(f'{u.words} {u.args}'.strip())}`", u.description) for u in COMMANDS)
 PERIODS_HELP = (
     "Periods: `28d` (default), `90d`, `last-week`, `this-week`, `last-month`, `this-month`, "
     "`2026-W46`, `2026-10`, `2026-Q3`."

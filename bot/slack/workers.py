@@ -1,335 +1,60 @@
-"""Report worker processes: metric cards, DORA, health and digest previews computed outside
-the process that acknowledges Slack's requests, one process per core.
-
-Report building is CPU-bound Python; in the serving process it would compete with the
-acknowledgements for the interpreter. Each worker keeps its own engine and sessions (nothing
-is shared across processes); the serving process passes the moment to compute as of, so the
-clock is still read only by the surface.
-
-Under load the acknowledgements come first:
-
-- workers run at a lower CPU priority (``os.nice(WORKER_NICE)``), so the serving process gets
-  the cores it needs to acknowledge within Slack's 3 seconds while reports are being built;
-- the work waiting for a worker is bounded by time: a report is admitted while the reports
-  ahead of it would take the workers at most ``WAIT_BUDGET`` seconds (from the recent mean time
-  of a report), and never with ``max_waiting`` reports already waiting
-  (``WAITING_PER_WORKER`` per worker process); otherwise
-  :meth:`ReportWorkers.submit_answer` raises :class:`WorkersBusy` at once instead of queueing
-  without limit;
-- :meth:`ReportWorkers.submit_answer` returns a future whose callbacks run on the workers' own
-  delivery threads, so no serving or listener thread waits for a report.
-
-A worker that dies (the OOM killer, ``kill -9``) breaks a ``ProcessPoolExecutor`` for good:
-every later submission fails with ``BrokenProcessPool``. The pool is then replaced once (one
-log line) and every report that failed with it is computed again on the new pool, once.
-"""
+"""Slack's reports in the shared report worker processes (:mod:`bot.chat.workers`): the
+core's answer rendered as a Slack payload, and the slow core calls of buttons and App Home."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import multiprocessing
-import os
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.renderers.mrkdwn import GITHUB_COM, Links
-from bot.settings import Config
+from bot.chat import workers
+from bot.chat.workers import WorkersBusy, default_count
 
 if TYPE_CHECKING:
     from bot.chat.grammar import Command
-    from bot.chat.service import ChatService
 
-log = logging.getLogger("kpibot.slack")
-
-# added to the workers' niceness: the acknowledgements win the CPU (10 made the workers starve
-# beside other busy processes on the same machine; 0 doubled the acks' p99 in a burst)
-WORKER_NICE = 5
-WAIT_BUDGET = 2.0  # seconds of reports a new one may wait behind (answer within ~3 s)
-WAITING_PER_WORKER = 16  # at most this many reports wait per worker process, however fast
-FIRST_ESTIMATE = 0.25  # seconds per report until some were measured (a card: 0.1 to 0.2 s)
-DELIVERY_THREADS = 8  # threads handing finished reports to their callbacks (replies are I/O)
-TIMEOUT = 120.0  # seconds a synchronous caller waits for a report
-
-_service: ChatService | None = None
-_now: datetime | None = None
-
-
-def _clock() -> datetime:
-    assert _now is not None
-    return _now
-
-
-def _init(database_url: str, config: Config, links: Links) -> None:
-    global _service
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(
-            target=_exit_with, args=(parent,), name="kpibot-parent-watch", daemon=True
-        ).start()
-    if hasattr(os, "nice"):
-        with contextlib.suppress(OSError):  # not permitted here: the normal priority
-            os.nice(WORKER_NICE)
-    from bot.chat.service import ChatService
-    from bot.slack.answers import SlackVoice
-    from bot.store.session import make_engine, session_factory
-
-    _service = ChatService(
-        session_factory(make_engine(database_url)),
-        config,
-        _clock,
-        SlackVoice(),
-        teams_stored=True,
-        links=links,
-    )
-
-
-def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
-    """End this worker when the serving process is gone (killed with ``kill -9``, say): a
-    worker waits for work forever otherwise, holding its memory and database connections."""
-    parent.join()
-    os._exit(0)
-
-
-def _answer(
-    cmd: Command, text: str, user: str, channel: str | None, now: datetime
-) -> tuple[int, float, Any]:
-    global _now
-    from bot.slack.listeners.common import compute
-
-    assert _service is not None, "worker not initialised"
-    _now = now
-    t0 = time.perf_counter()
-    answer = compute(_service, cmd, text, user, channel)
-    return os.getpid(), time.perf_counter() - t0, answer
-
-
-def _call(name: str, args: tuple[Any, ...], now: datetime) -> tuple[int, float, Any]:
-    global _now
-    assert _service is not None, "worker not initialised"
-    if name not in CALLABLE:
-        raise ValueError(f"{name} is not computed in workers")
-    _now = now
-    t0 = time.perf_counter()
-    result = getattr(_service, name)(*args)
-    return os.getpid(), time.perf_counter() - t0, result
-
+__all__ = ["CALLABLE", "ReportWorkers", "WorkersBusy", "default_count"]
 
 CALLABLE = ("card", "home", "health")
 
 
-def default_count() -> int:
-    return max(1, os.cpu_count() or 1)
+def slack_answer(cmd: Command, text: str, user: str, channel: str | None) -> dict[str, Any]:
+    """In a worker: the answer to ``cmd`` as a Slack payload."""
+    from bot.slack.answers import SlackVoice
+    from bot.slack.listeners.common import compute
+
+    return compute(workers.service(SlackVoice), cmd, text, user, channel)
 
 
-class WorkersBusy(Exception):
-    """The reports waiting for the worker processes would keep a new one waiting too long."""
+def slack_call(name: str, *args: Any) -> Any:
+    """In a worker: ``ChatService.<name>(*args)`` for one of :data:`CALLABLE`."""
+    from bot.slack.answers import SlackVoice
+
+    if name not in CALLABLE:
+        raise ValueError(f"{name} is not computed in workers")
+    return getattr(workers.service(SlackVoice), name)(*args)
 
 
-class ReportWorkers:
-    """A pool of ``count`` spawned processes answering report commands.
-
-    A report is admitted while ``waiting / count * seconds_per_report`` (the time the reports
-    ahead of it keep the workers busy, from the mean of recent reports) stays within
-    ``wait_budget`` and fewer than ``max_waiting`` are waiting (default ``WAITING_PER_WORKER``
-    per process). So the last one admitted is answered within about 3 s on a busy or an idle
-    machine alike (idle, reports take 0.1 to 0.5 s and a burst of 20 is all admitted), while a
-    burst beyond that is told at once to try again.
-    ``computed_in`` counts the reports computed by each worker process id, ``refused`` the
-    reports refused as busy, ``rebuilds`` the pools replaced after a worker died.
-    """
-
-    def __init__(
-        self,
-        database_url: str,
-        config: Config,
-        count: int | None = None,
-        links: Links = GITHUB_COM,
-        *,
-        max_waiting: int | None = None,
-        wait_budget: float = WAIT_BUDGET,
-    ) -> None:
-        self.count = count or default_count()
-        self.max_waiting = WAITING_PER_WORKER * self.count if max_waiting is None else max_waiting
-        self._initargs = (database_url, config, links)
-        self._lock = threading.Lock()
-        self._in_flight = 0
-        self._closed = False
-        self.rebuilds = 0
-        self.refused = 0
-        self._refusing = False
-        self.wait_budget = wait_budget
-        self.seconds_per_report = FIRST_ESTIMATE  # moving mean of the reports' compute times
-        self.computed_in: Counter[int] = Counter()
-        self._delivery = ThreadPoolExecutor(
-            max_workers=DELIVERY_THREADS, thread_name_prefix="kpibot-report"
-        )
-        self.pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.count,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init,
-            initargs=self._initargs,
-        )
-
-    # ------------------------------------------------------------------ submitting
+class ReportWorkers(workers.ReportWorkers):
+    """The shared pool, with Slack's ways of asking it."""
 
     def submit_answer(
         self, cmd: Command, text: str, user: str, channel: str | None, now: datetime
     ) -> Future[dict[str, Any]]:
-        """Start computing the answer to ``cmd``; raises :class:`WorkersBusy` when the reports
-        already waiting would keep it past ``wait_budget`` (or ``max_waiting`` are waiting).
-        The future's callbacks run on a delivery thread of this pool, never on the caller's."""
-        return self._submit(_answer, (cmd, text, user, channel, now), bounded=True)
+        """Start computing the Slack answer to ``cmd`` (:meth:`submit`: may raise
+        :class:`WorkersBusy`)."""
+        return self.submit(slack_answer, now, cmd, text, user, channel)
 
     def answer(
         self, cmd: Command, text: str, user: str, channel: str | None, now: datetime
     ) -> dict[str, Any]:
         """:meth:`submit_answer`, waiting for the answer."""
         result: dict[str, Any] = self.submit_answer(cmd, text, user, channel, now).result(
-            timeout=TIMEOUT
+            timeout=workers.TIMEOUT
         )
         return result
 
     def call(self, name: str, now: datetime, *args: Any) -> Any:
-        """``ChatService.<name>(*args)`` (``card``, ``home``, ``health``) in a worker, as of ``now``
-        (counted in the waiting work, never refused)."""
-        return self._submit(_call, (name, args, now), bounded=False).result(timeout=TIMEOUT)
-
-    @property
-    def waiting(self) -> int:
-        """Reports submitted and not finished, beyond one per worker process."""
-        with self._lock:
-            return max(0, self._in_flight - self.count)
-
-    def _submit(
-        self, fn: Callable[..., tuple[int, float, Any]], args: tuple[Any, ...], *, bounded: bool
-    ) -> Future[Any]:
-        with self._lock:
-            waiting = max(0, self._in_flight - self.count)
-            expected_wait = waiting / self.count * self.seconds_per_report
-            if bounded and (waiting >= self.max_waiting or expected_wait > self.wait_budget):
-                self.refused += 1
-                if not self._refusing:  # one line per busy spell, not one per command
-                    self._refusing = True
-                    log.warning(
-                        "%d reports are waiting for the report workers (%.1f s of work): "
-                        "answering busy until fewer are",
-                        waiting,
-                        expected_wait,
-                    )
-                raise WorkersBusy(f"{waiting} reports are waiting ({expected_wait:.1f} s)")
-            if self._refusing:
-                self._refusing = False
-                log.warning(
-                    "the report workers take reports again (%d refused so far)", self.refused
-                )
-            self._in_flight += 1
-        outer: Future[Any] = Future()
-        outer.add_done_callback(self._release)
-        self._attempt(outer, fn, args, retry=True)
-        return outer
-
-    def _release(self, _done: Future[Any]) -> None:
-        with self._lock:
-            self._in_flight -= 1
-
-    def _attempt(
-        self,
-        outer: Future[Any],
-        fn: Callable[..., tuple[int, float, Any]],
-        args: tuple[Any, ...],
-        *,
-        retry: bool,
-    ) -> None:
-        pool = self.pool
-        try:
-            inner = pool.submit(fn, *args)
-        except BrokenProcessPool as exc:  # a worker died before this submission
-            if retry and self._rebuild(pool):
-                self._attempt(outer, fn, args, retry=False)
-            else:
-                outer.set_exception(exc)
-            return
-        except RuntimeError as exc:  # shut down: the app is closing
-            outer.set_exception(exc)
-            return
-
-        def hand_over(done: Future[Any]) -> None:
-            # runs on the pool's management thread: settle on a delivery thread instead, so
-            # that replies (the callers' callbacks) never hold up the pool
-            try:
-                self._delivery.submit(self._settle, done, outer, pool, fn, args, retry)
-            except RuntimeError:  # closing
-                outer.cancel()
-
-        inner.add_done_callback(hand_over)
-
-    def _settle(
-        self,
-        inner: Future[tuple[int, float, Any]],
-        outer: Future[Any],
-        pool: ProcessPoolExecutor,
-        fn: Callable[..., tuple[int, float, Any]],
-        args: tuple[Any, ...],
-        retry: bool,
-    ) -> None:
-        if inner.cancelled():
-            outer.cancel()
-            return
-        exc = inner.exception()
-        if isinstance(exc, BrokenProcessPool) and retry and self._rebuild(pool):
-            self._attempt(outer, fn, args, retry=False)  # once more, on the new pool
-        elif exc is not None:
-            outer.set_exception(exc)
-        else:
-            pid, seconds, result = inner.result()
-            with self._lock:
-                self.computed_in[pid] += 1
-                self.seconds_per_report += 0.2 * (seconds - self.seconds_per_report)
-            outer.set_result(result)
-
-    def _rebuild(self, broken: ProcessPoolExecutor) -> bool:
-        """Replace ``broken`` with a new pool unless that happened already; False when closed."""
-        with self._lock:
-            if self._closed:
-                return False
-            if self.pool is not broken:
-                return True  # another report already replaced it
-            self.pool = self._new_pool()
-            self.rebuilds += 1
-        log.warning(
-            "a report worker process died; started a new pool of %d worker process(es) and "
-            "computing the reports that were waiting again",
-            self.count,
-        )
-        broken.shutdown(wait=False, cancel_futures=True)
-        return True
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def pids(self) -> list[int]:
-        """The process ids of the current pool's workers (started so far)."""
-        return list(getattr(self.pool, "_processes", None) or {})
-
-    def warm_up(self) -> None:
-        """Start every process now (imports, connections) rather than on the first command."""
-        list(self.pool.map(_ping, range(self.count)))
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self._delivery.shutdown(wait=False, cancel_futures=True)
-
-
-def _ping(_i: int) -> int:
-    return os.getpid()
+        """``ChatService.<name>(*args)`` (``card``, ``home``, ``health``) in a worker, as of
+        ``now`` (counted in the waiting work, never refused)."""
+        return self.run(slack_call, now, name, *args)

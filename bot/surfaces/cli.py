@@ -175,6 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "path", nargs="?", help="file to check (default $KPIBOT_CONFIG_YAML, else $KPIBOT_CONFIG)"
     )
+
+    teams = sub.add_parser("teams", help="Microsoft Teams")
+    teams_sub = teams.add_subparsers(dest="teams_command", metavar="ACTION", parser_class=_Parser)
+    package = teams_sub.add_parser(
+        "package",
+        help="write the Teams app package (manifest and icons) to upload to Teams",
+        description="Write the Teams app package: manifest.json with the bot id TEAMS_APP_ID "
+        "and kpibot's commands, and its two icons, zipped for Teams' 'Upload an app'.",
+    )
+    package.add_argument(
+        "--out", default="kpibot-teams.zip", metavar="PATH", help="default kpibot-teams.zip"
+    )
+    package.add_argument(
+        "--website",
+        metavar="URL",
+        help="your kpibot's web page (https://, default https://kpibot.example.com); the "
+        "manifest links its /privacy and /terms pages too",
+    )
     return p
 
 
@@ -574,7 +592,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if mode == "socket" and not settings.slack_app_token:
         raise missing("SLACK_APP_TOKEN")
     require_schema(ctx.engine)
-    from bot.slack.workers import default_count
+    from bot.chat.workers import default_count
 
     kpi = create_app(settings, mode=mode, report_workers=default_count())
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # how platforms stop
@@ -591,7 +609,10 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             if settings.teams_app_id:
                 from bot.teams.app import install as install_teams
 
-                install_teams(http_app, settings, ctx.factory, ctx.config())
+                teams = install_teams(
+                    http_app, settings, ctx.factory, ctx.config(), workers=kpi.workers
+                )
+                stops.append(teams.close)
                 routes += ", POST /api/messages (Teams)"
             server = _listen(
                 http_app,
@@ -624,6 +645,23 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
         for stop in reversed(stops):
             stop()
         kpi.close()
+    return 0
+
+
+def cmd_teams(settings: Settings, args: argparse.Namespace) -> int:
+    if args.teams_command != "package":
+        raise KpibotError("say what to do: 'kpibot teams package [--out kpibot-teams.zip]'")
+    from bot.teams.package import DEFAULT_WEBSITE, write_package
+
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        raise KpibotError(f"--out {args.out}: name a .zip file in an existing folder")
+    doc = write_package(out, settings.teams_app_id, args.website or DEFAULT_WEBSITE)
+    commands = len(doc["bots"][0]["commandLists"][0]["commands"])
+    _print(
+        f"wrote {out} (manifest {doc['manifestVersion']}, bot {doc['bots'][0]['botId']}, "
+        f"{commands} commands): upload it in Teams -> Apps -> Manage your apps -> Upload an app"
+    )
     return 0
 
 
@@ -709,6 +747,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_env_settings()
         if args.command == "config":
             return cmd_config(settings, args)
+        if args.command == "teams":
+            return cmd_teams(settings, args)
         return COMMANDS[args.command](Context(settings), args)
     except KpibotError as exc:
         sys.stderr.write(f"kpibot: {exc}\n")

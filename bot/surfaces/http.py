@@ -51,6 +51,9 @@ class HttpRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    # what the route's verify established about the sender (e.g. a token's claims), so the
+    # handler does not verify again
+    verified: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")

@@ -3,14 +3,13 @@ wording the core's sentences (:class:`TeamsVoice`: ``**bold**``, ``@kpibot <comm
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Sequence
 from datetime import date
 
 from microsoft_teams.cards import Action, ActionSet, CardElement, ExecuteAction
 
 from bot.chat import answers as ans
+from bot.chat.grammar import COMMANDS
 from bot.chat.items import ItemRow, TeamRow
 from bot.chat.voice import Voice
 from bot.renderers import adaptive
@@ -27,20 +26,8 @@ NOT_YET = (
 )
 
 USAGE: tuple[tuple[str, str], ...] = (
-    (f"{MENTION} <metric> [team] [period]", "a metric card, e.g. cycle-time payments last-week"),
-    (f"{MENTION} dora [team] [period]", "the four DORA keys with bands"),
-    (f"{MENTION} health [team]", "every KPI against its target"),
-    (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
-    (f"{MENTION} actions [team] [all]", "open (or all) action items"),
-    (f"{MENTION} action add [team]", "log an action item (opens a dialog)"),
+    *((f"{MENTION} {u.words} {u.args}".strip(), u.description) for u in COMMANDS),
     (f"{MENTION} home", "your teams, your open items (in your personal chat with kpibot)"),
-    (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
-    (
-        f"{MENTION} alert on|off <kpi> [team] · alert preview <kpi> [target]",
-        "alert the team's conversations when a KPI goes off target or recovers; what a "
-        "target would have sent in the last 90 days",
-    ),
-    (f"{MENTION} status [team]", "every data source: data as of, last error, next run"),
 )
 
 
@@ -51,33 +38,27 @@ class TeamsVoice(Voice):
         return f"**{text}**"
 
     def command(self, text: str) -> str:
-        return f"**{f'{MENTION} {text}'.strip()}**"
+        return f"**{escape(self.typed(text))}**"
 
     def conversation(self, conversation_id: str) -> str:
         # a Teams conversation id (19:...@thread.tacv2) means nothing to a person, and the
         # answer is shown in that conversation
         return "this conversation"
 
+    def typed(self, text: str) -> str:
+        return f"{MENTION} {text}".strip()
 
-_SLASH_CODE = re.compile(r"`/kpi ?([^`]*)`")
+    def code(self, text: str) -> str:
+        return f"**{escape(text)}**"
 
-
-def teams_words(text: str) -> str:
-    """A sentence of the command grammar (written for ``/kpi`` in Slack's mrkdwn, where the
-    person's echoed words are HTML-escaped) as typed in Teams: ``&lt;`` shown as ``<``."""
-    text = html.unescape(text).replace("<", r"\<").replace(">", r"\>")
-    text = _SLASH_CODE.sub(lambda m: f"**{f'{MENTION} {m.group(1)}'.strip()}**", text)
-    return text.replace("/kpi", MENTION).replace("`", "")
-
-
-def suggestion(command: str) -> str:
-    return escape(teams_words(command))
+    def echo(self, text: str) -> str:
+        return escape(text)
 
 
 def problem(text: str, suggestions: Sequence[str] = ()) -> Card:
-    return adaptive.problem(
-        teams_words(text), [suggestion(s) for s in suggestions], help_hint=HELP_HINT
-    )
+    """A problem worded for Teams (the grammar's and the core's sentences come worded by
+    :class:`TeamsVoice`), with its suggested commands shown as typed."""
+    return adaptive.problem(text, [escape(s) for s in suggestions], help_hint=HELP_HINT)
 
 
 def help_card(channel_team: str | None, teams: Sequence[str]) -> Card:
@@ -234,7 +215,7 @@ def home_card(home: ans.Home) -> Card:
         adaptive.note(f"{MENTION} help lists commands."),
     ]
     if home.note:
-        body.append(adaptive.note(teams_words(home.note)))
+        body.append(adaptive.note(home.note))
     body.append(adaptive.text("**Your teams' health**", separator=True))
     if not home.healths:
         body.append(adaptive.text("No teams yet: kpibot.yml defines them."))

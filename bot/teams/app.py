@@ -6,13 +6,18 @@ that is no activity object: 400), checks that the token was issued for the activ
 ``serviceUrl`` (else 401) and, when ``TEAMS_TENANT_ID`` is set, that the activity comes from
 that tenant (else 403); nothing is stored or posted before these pass.
 
+The token is validated once, by the route's ``verify`` (its claims travel with the request).
+
 A message (``@kpibot <command>`` in a channel or group chat, the command as plain text in
-the personal chat) is parsed with the ``/kpi`` grammar, answered by the chat-neutral core
-(:class:`~bot.chat.service.ChatService` for platform ``teams``) and the answer posted back
-to the conversation through the connector as an Adaptive Card. ``invoke`` activities (card
-buttons, the action-item dialog) are answered in the HTTP response by
-:mod:`bot.teams.invoke`; the personal chat's ``home`` and the bot's install there get the
-person's own view (:mod:`bot.teams.personal`). Other activity types are acknowledged.
+the personal chat) is parsed with the ``/kpi`` grammar and acknowledged with 200 at once; the
+chat-neutral core (:class:`~bot.chat.service.ChatService` for platform ``teams``) answers it
+afterwards and the answer is posted to the conversation through the connector as an Adaptive
+Card. Reports are computed in the shared report worker processes (:mod:`bot.chat.workers`)
+when ``kpibot run`` has them, everything else on a few answering threads; when too much is
+waiting, the answer says busy, try again, as in Slack. ``invoke`` activities (card buttons,
+the action-item dialog) are answered in the HTTP response by :mod:`bot.teams.invoke`; the
+personal chat's ``home`` and the bot's install there get the person's own view
+(:mod:`bot.teams.personal`). Other activity types are acknowledged.
 """
 
 from __future__ import annotations
@@ -21,13 +26,23 @@ import html
 import json
 import logging
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.chat.grammar import ParseError, parse
-from bot.chat.service import ChatService, Clock, system_clock
+from bot.chat import answers as ans
+from bot.chat import workers
+from bot.chat.grammar import Command, ParseError, parse
+from bot.chat.permissions import Actor, NotAllowed
+from bot.chat.service import REPORT_KINDS, ChatService, Clock, system_clock
+from bot.chat.workers import ReportWorkers, WorkersBusy
 from bot.errors import ConfigError
+from bot.renderers import adaptive
 from bot.renderers.adaptive import CONTENT_TYPE, Card
 from bot.settings import Config, Settings
 from bot.store.subscriptions import Reference
@@ -45,6 +60,8 @@ log = logging.getLogger("kpibot.teams")
 PATH = "/api/messages"
 MAX_ACTIVITY = 256 * 1024  # Teams activities are far smaller
 _AT = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
+ANSWER_THREADS = 4  # threads answering what is not a report (and posting every answer)
+MAX_PENDING = 64  # answers waiting for those threads before new ones are answered busy
 
 
 def command_text(activity: dict[str, Any]) -> str:
@@ -73,6 +90,7 @@ class TeamsSurface:
         clock: Clock = system_clock,
         connector: Connector | None = None,
         auth: ActivityAuth | None = None,
+        workers: ReportWorkers | None = None,
     ) -> None:
         self.app_id = settings.teams_app_id or ""
         self.tenant = settings.teams_tenant_id
@@ -89,6 +107,13 @@ class TeamsSurface:
         self.parts = invoke.Parts(
             self.service, self.connector, self.roster, self.charts, self.card_for
         )
+        self.workers = workers  # reports go to these processes when given
+        self.threads = ThreadPoolExecutor(ANSWER_THREADS, thread_name_prefix="kpibot-teams")
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
 
     def install(self, http_app: HttpApp) -> None:
         http_app.add_route("POST", PATH, self.messages, max_body=MAX_ACTIVITY, verify=self.verify)
@@ -97,15 +122,19 @@ class TeamsSurface:
     # ------------------------------------------------------------------ requests
 
     def verify(self, req: HttpRequest) -> bool:
-        """The bearer token is a Bot Framework token for this app (body unread)."""
+        """The bearer token is a Bot Framework token for this app (body unread); its claims
+        go with the request to :meth:`messages`."""
         try:
-            self.auth.claims(req.headers.get("authorization"))
+            req.verified["claims"] = self.auth.claims(req.headers.get("authorization"))
         except NotAuthenticated as exc:
             log.warning("Teams activity refused: %s", exc)
             return False
         return True
 
     def messages(self, req: HttpRequest) -> HttpResponse:
+        claims = req.verified.get("claims")
+        if not isinstance(claims, dict):  # only reachable without the route's verify
+            return HttpResponse.json({"error": "invalid request"}, status=401)
         try:
             activity = json.loads(req.body)
         except (ValueError, RecursionError):
@@ -115,7 +144,7 @@ class TeamsSurface:
             log.warning("Teams request that is no activity refused (400)")
             return HttpResponse.json({"error": "malformed activity"}, status=400)
         try:
-            self.auth.claims(req.headers.get("authorization"), service_url)
+            self.auth.check_service_url(claims, service_url)
         except NotAuthenticated as exc:
             log.warning("Teams activity refused: %s", exc)
             return HttpResponse.json({"error": "invalid request"}, status=401)
@@ -134,6 +163,7 @@ class TeamsSurface:
     def answer_invoke(
         self, activity: dict[str, Any], service_url: str, tenant: str | None
     ) -> dict[str, Any]:
+        """Buttons and dialogs: answered in the HTTP response (Teams waits for it)."""
         conversation = str((activity.get("conversation") or {}).get("id") or "")
         sender = activity.get("from") or {}
         user = str(sender.get("aadObjectId") or sender.get("id") or "")
@@ -151,6 +181,7 @@ class TeamsSurface:
     def answer_message(
         self, activity: dict[str, Any], service_url: str, tenant: str | None
     ) -> None:
+        """Start answering a message; returns at once (the answer is posted when ready)."""
         conversation = activity.get("conversation") or {}
         conversation_id = str(conversation.get("id") or "")
         sender = activity.get("from") or {}
@@ -158,21 +189,50 @@ class TeamsSurface:
         if not conversation_id or not user:
             log.warning("Teams message without a conversation or sender ignored")
             return
+        to = Reply(service_url, conversation_id, activity.get("id"))
         text = command_text(activity)
-        card = personal.home_answer(self.parts, activity, text, user)
-        if card is None:
-            card = self.card_for(
-                text, user, conversation_id, tenant, Reference(service_url, tenant)
-            )
-        reply = {
-            "type": "message",
-            "replyToId": activity.get("id"),
-            "attachments": [{"contentType": CONTENT_TYPE, "content": card}],
-        }
+        if text.strip().lower() == personal.WORD:
+            self._later(to, lambda: self._home(activity, text, user))
+            return
+        svc = self.service
         try:
-            self.connector.send(service_url, conversation_id, reply)
-        except (ConnectorError, OSError, ValueError) as exc:
-            log.warning("posting the answer to Teams failed: %s", exc)
+            cmd = parse(text, svc.team_names(), svc.voice)
+        except ParseError as exc:
+            problem = teams_answers.problem(str(exc), exc.suggestions)
+            self._later(to, lambda: problem, bounded=False)
+            return
+        actor = self.roster.actor(user, tenant)
+        try:
+            svc.admit(actor)
+        except NotAllowed as exc:
+            refused = teams_answers.card(ans.Refused(str(exc)))
+            self._later(to, lambda: refused, bounded=False)
+            return
+        if self.workers is not None and cmd.kind in REPORT_KINDS:
+            try:
+                job = self.workers.submit(
+                    card_in_worker, svc.now(), cmd, text, user, conversation_id
+                )
+            except WorkersBusy as exc:
+                log.info("too busy for %s from Teams (%s); answered busy", cmd.kind, exc)
+                self._later(to, busy_card, bounded=False)
+                return
+            except Exception as exc:
+                log.warning("report workers failed (%s); answering here", type(exc).__name__)
+            else:
+                job.add_done_callback(lambda done: self._delivered(to, done, cmd, text, user))
+                return
+        reference = Reference(service_url, tenant)
+        if cmd.kind == "action_add":
+            self._later(to, lambda: dialogs.command_card(svc, cmd, user, conversation_id))
+            return
+        self._later(
+            to, lambda: answer_card(svc, cmd, text, user, conversation_id, actor, reference)
+        )
+
+    def _home(self, activity: dict[str, Any], text: str, user: str) -> Card:
+        card = personal.home_answer(self.parts, activity, text, user)
+        return card if card is not None else adaptive.message(ans.OOPS)
 
     def card_for(
         self,
@@ -182,17 +242,106 @@ class TeamsSurface:
         tenant: str | None,
         reference: Reference | None = None,
     ) -> Card:
-        """``reference``: how the scheduler reaches the conversation (kept by ``subscribe``)."""
+        """The answer to a command, computed here (buttons that answer a command, e.g. the
+        team picker); ``reference``: how the scheduler reaches the conversation."""
         svc = self.service
         try:
-            cmd = parse(text, svc.team_names())
+            cmd = parse(text, svc.team_names(), svc.voice)
         except ParseError as exc:
             return teams_answers.problem(str(exc), exc.suggestions)
         if cmd.kind == "action_add":
             return dialogs.command_card(svc, cmd, user, conversation)
         actor = self.roster.actor(user, tenant)
+        return answer_card(svc, cmd, text, user, conversation, actor, reference)
+
+    def _later(self, to: Reply, make: Callable[[], Card], *, bounded: bool = True) -> None:
+        """Make the card and post it on an answering thread; beyond ``MAX_PENDING`` answers
+        waiting, a bounded one is answered busy instead."""
+        with self._lock:
+            if bounded and self._pending >= MAX_PENDING:
+                log.info("%d Teams answers waiting; answered busy", self._pending)
+                make = busy_card
+            self._pending += 1
+
+        def run() -> None:
+            try:
+                self.post(to, make())
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+        try:
+            self.threads.submit(run)
+        except RuntimeError:  # closing
+            with self._lock:
+                self._pending -= 1
+
+    def _delivered(self, to: Reply, done: Future[Card], cmd: Command, text: str, user: str) -> None:
+        """A report from the workers (on their delivery thread): post it."""
+        if done.cancelled():  # closing
+            return
+        try:
+            card = done.result()
+        except CancelledError:
+            return
+        except BrokenProcessPool:
+            log.error("report workers died twice answering %s from Teams", cmd.kind)
+            card = adaptive.message(ans.OOPS)
+        except Exception as exc:
+            log.warning("report worker failed (%s); answering here", type(exc).__name__)
+            self._later(
+                to, lambda: answer_card(self.service, cmd, text, user, to.conversation, None)
+            )
+            return
+        self.post(to, card)
+
+    def post(self, to: Reply, card: Card) -> None:
+        """Post ``card`` to the conversation as a reply to the message; failures are logged."""
+        reply = {
+            "type": "message",
+            "replyToId": to.reply_to,
+            "attachments": [{"contentType": CONTENT_TYPE, "content": card}],
+        }
+        try:
+            self.connector.send(to.service_url, to.conversation, reply)
+        except (ConnectorError, OSError, ValueError) as exc:
+            log.warning("posting the answer to Teams failed: %s", exc)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Where an answer goes: the conversation (at its connector) and the message answered."""
+
+    service_url: str
+    conversation: str
+    reply_to: str | None
+
+
+def busy_card() -> Card:
+    return adaptive.message(ans.BUSY)
+
+
+def answer_card(
+    svc: ChatService,
+    cmd: Command,
+    text: str,
+    user: str,
+    conversation: str,
+    actor: Actor | None,
+    reference: Reference | None = None,
+) -> Card:
+    """The core's answer to a parsed command as an Adaptive Card; never raises."""
+    try:
         answer = svc.dispatch(cmd, text, user, conversation, actor=actor, reference=reference)
         return teams_answers.card(answer)
+    except Exception:
+        log.exception("answering %s from Teams failed", cmd.kind)
+        return adaptive.message(ans.OOPS)
+
+
+def card_in_worker(cmd: Command, text: str, user: str, conversation: str) -> Card:
+    """In a report worker: the card answering a report command."""
+    return answer_card(workers.service(TeamsVoice), cmd, text, user, conversation, None)
 
 
 def tenant_of(activity: dict[str, Any]) -> str | None:
@@ -215,6 +364,7 @@ def install(
     factory: sessionmaker[Session],
     config: Config,
     clock: Clock = system_clock,
+    workers: ReportWorkers | None = None,
 ) -> TeamsSurface:
     """Serve ``POST /api/messages`` on ``http_app`` (HTTP mode, when ``TEAMS_APP_ID`` is set);
     without ``TEAMS_APP_PASSWORD`` kpibot could not answer, so it stops with one line."""
@@ -224,6 +374,6 @@ def install(
             "Developer Portal -> Tools -> Bot management -> your bot -> Client secrets) to "
             "answer in Teams"
         )
-    surface = TeamsSurface(settings, factory, config, clock=clock)
+    surface = TeamsSurface(settings, factory, config, clock=clock, workers=workers)
     surface.install(http_app)
     return surface

@@ -54,6 +54,14 @@ class ActivityAuth:
                 )
             return self._validator
 
+    @staticmethod
+    def check_service_url(claims: dict[str, Any], service_url: str) -> None:
+        """The token (its ``claims``, validated) was issued for the connector at
+        ``service_url``, as the SDK's validator compares them; else :class:`NotAuthenticated`."""
+        issued_for = claims.get("serviceurl")
+        if not isinstance(issued_for, str) or issued_for.rstrip("/") != service_url.rstrip("/"):
+            raise NotAuthenticated("the token was issued for another serviceUrl")
+
     def claims(self, authorization: str | None, service_url: str | None = None) -> dict[str, Any]:
         """The token's claims, or :class:`NotAuthenticated`; with ``service_url``, the token
         must have been issued for that connector."""

@@ -14,7 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.chat.answers import OOPS
+from bot.chat.answers import BUSY, OOPS
 from bot.chat.grammar import Command
 from bot.chat.permissions import Actor, NotAllowed
 from bot.chat.service import REPORT_KINDS, WRITE_KINDS, ChatService
@@ -26,11 +26,6 @@ from bot.slack.replies import Respond
 from bot.slack.workers import ReportWorkers, WorkersBusy
 
 log = logging.getLogger("kpibot.slack")
-
-BUSY = (
-    "I'm busy answering a lot of other requests right now, so I didn't start on this one. "
-    "Please try again in a minute."
-)
 
 
 @dataclass
