@@ -253,8 +253,10 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             f"--phases is for {' and '.join(PHASE_KEYS)}, which have phases; {metric_id} has none"
         )
     require_schema(ctx.engine)
-    from bot.renderers import charts
     from bot.reports.cards import build_card, build_dora, build_health
+
+    if chart:  # matplotlib is loaded only when a chart is drawn; the module itself only here
+        from bot.renderers import charts
 
     png: bytes | None = None
     render: Any
