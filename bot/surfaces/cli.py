@@ -4,8 +4,8 @@ Bad input (an unknown metric, team or period, a broken kpibot.yml) prints one li
 what is wrong and what is valid, and exits with code 2.
 
 Each command imports what it uses when it runs (``--help`` needs only the metric registry;
-``report`` no Slack, scheduler, sources or HTTP modules): measure with
-``python -X importtime -m bot report cycle-time``.
+``report`` no Slack, Teams, scheduler, sources, HTTP or digest modules, and the chart module
+only for ``--chart``): measure with ``python -X importtime -m bot report cycle-time``.
 """
 
 from __future__ import annotations
