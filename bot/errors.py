@@ -5,7 +5,6 @@ Surfaces turn them into an ephemeral Slack reply or a one-line message and exit 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -41,6 +40,8 @@ def suggest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Close matches of ``word`` among ``choices``, best first."""
     pool = list(choices)
     lowered = {c.lower(): c for c in pool}
+    import difflib  # only when a suggestion is needed
+
     hits = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)
     prefix = [c for c in pool if c.lower().startswith(word.lower()) and word]
     out: list[str] = []

@@ -348,3 +348,50 @@ def test_report_loads_no_chat_scheduler_source_or_server_modules(demo):
             "alembic",
         ),
     )
+
+
+#: what a metric card in the terminal must not load: charts (matplotlib, numpy, Pillow), the
+#: chat platforms' SDKs, HTTP clients, the scheduler, migrations, holiday calendars, digests
+HEAVY_FOR_A_CARD = (
+    "matplotlib",
+    "numpy",
+    "PIL",
+    "microsoft_teams",
+    "msal",
+    "jwt",
+    "slack_sdk",
+    "slack_bolt",
+    "httpx",
+    "requests",
+    "apscheduler",
+    "alembic",
+    "holidays",
+    "jsonschema",
+    "bot.teams",
+    "bot.renderers.charts",
+    "bot.renderers.adaptive",
+    "bot.reports.digests",
+)
+
+
+def test_report_card_loads_no_chart_sdk_or_http_library(demo):
+    for argv in (["report", "cycle-time"], ["report", "dora", "--team", "mobile"]):
+        rc, modules = _modules_loaded([*argv, "--now", NOW], demo)
+        assert rc == 0
+        assert "bot.reports.cards" in modules and "sqlalchemy.orm" in modules
+        assert not _families(modules, HEAVY_FOR_A_CARD), argv
+
+
+def test_report_chart_loads_matplotlib_and_writes_the_png(demo):
+    rc, modules = _modules_loaded(
+        ["report", "cycle-time", "--chart", "trend.png", "--now", NOW], demo
+    )
+    assert rc == 0
+    assert "matplotlib" in modules and "bot.renderers.charts" in modules
+    assert (demo / "trend.png").read_bytes().startswith(b"\x89PNG")
+    for name, argv in (
+        ("phases.png", ["report", "cycle-time", "--phases"]),
+        ("dora.png", ["report", "dora", "--team", "payments"]),
+    ):
+        assert main([*argv, "--chart", str(demo / name), "--now", NOW]) == 0
+        assert (demo / name).read_bytes().startswith(b"\x89PNG")

@@ -272,7 +272,7 @@ def test_a_team_without_repos_is_a_problem_with_its_line(tmp_path: Path, capsys,
 def test_working_hours_parse_in_a_team_and_in_defaults():
     config, problems = parse_config(
         "defaults:\n"
-        "  working_hours: {days: mon-fri, hours: \"09:00-17:00\", holidays: [DE-BE, 2026-12-24]}\n"
+        '  working_hours: {days: mon-fri, hours: "09:00-17:00", holidays: [DE-BE, 2026-12-24]}\n'
         "teams:\n"
         "  - name: a\n    repos: [acme/a]\n"
         "  - name: b\n    repos: [acme/b]\n"
@@ -296,7 +296,7 @@ def test_working_hours_parse_in_a_team_and_in_defaults():
     [
         ("{days: mon-fry}", ["kpibot.yml:4:", "'mon-fry' is not a list of days", "mon-fri"]),
         ('{hours: "17:00-09:00"}', ["kpibot.yml:4:", "must end after they start"]),
-        ('{hours: "9 to 5"}', ["kpibot.yml:4:", "\"09:00-17:00\""]),
+        ('{hours: "9 to 5"}', ["kpibot.yml:4:", '"09:00-17:00"']),
         ('{hours: "09:00-25:00"}', ["kpibot.yml:4:", "00:00 to 24:00"]),
         ("{holidays: [2026-02-30]}", ["kpibot.yml:4:", "'2026-02-30' is not a date"]),
         ("{holidays: [XX]}", ["kpibot.yml:4:", "neither a date", "DE-BE"]),
@@ -312,3 +312,45 @@ def test_working_hours_problems_have_their_line_and_hint(entry, expected):
     assert len(problems) == 1, problems
     for fragment in expected:
         assert fragment in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: b: c\n", "kpibot.yml:1: not valid YAML (mapping values are not allowed here)"),
+        ("teams:\n\t- name: x\n", "kpibot.yml:2: not valid YAML (found character '\\t' that"),
+        ("--- a\n--- b\n", "kpibot.yml:2: not valid YAML (but found another document)"),
+        ('teams:\n  - {name: "\\x"}\n', "kpibot.yml:2: not valid YAML (expected escape sequence"),
+    ],
+)
+def test_broken_yaml_reads_the_same_with_or_without_libyaml(text, problem):
+    """libyaml composes the file when PyYAML has it; what it rejects is reported in the words
+    and on the line of the pure-Python parser, as before."""
+    config, problems = parse_config(text)
+    assert config is None
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    assert problems[0].endswith("; check indentation and quotes")
+
+
+def _walk(node):
+    """(kind, tag, line, column) and scalar value of a node and every node under it, in order
+    (what the configuration reads; not the quoting style, which libyaml spells differently)."""
+    yield type(node).__name__, node.tag, node.start_mark.line, node.start_mark.column
+    if isinstance(node.value, str):
+        yield node.value
+    else:
+        for item in node.value:
+            for child in item if isinstance(item, tuple) else (item,):
+                yield from _walk(child)
+
+
+def test_libyaml_and_pure_python_compose_a_config_alike():
+    """The demo configuration: the same nodes, tags, values and lines either way."""
+    import yaml
+
+    from bot.demo import DEMO_CONFIG
+    from bot.settings import _compose
+
+    fast = _compose(DEMO_CONFIG)
+    assert fast is not None
+    assert list(_walk(fast)) == list(_walk(yaml.compose(DEMO_CONFIG)))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
-from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
-from bot.reports.freshness import SourceStatus
+
+if TYPE_CHECKING:  # a metric card's text loads no digest or action-item module
+    from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
+    from bot.reports.freshness import SourceStatus
 
 STATUS = {"on target": "✓ on target", "off target": "✗ off target", "no data": "– no data"}
 

@@ -4,8 +4,8 @@ Bad input (an unknown metric, team or period, a broken kpibot.yml) prints one li
 what is wrong and what is valid, and exits with code 2.
 
 Each command imports what it uses when it runs (``--help`` needs only the metric registry;
-``report`` no Slack, scheduler, sources or HTTP modules): measure with
-``python -X importtime -m bot report cycle-time``.
+``report`` no Slack, Teams, scheduler, sources, HTTP or digest modules, and the chart module
+only for ``--chart``): measure with ``python -X importtime -m bot report cycle-time``.
 """
 
 from __future__ import annotations
@@ -281,8 +281,10 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             f"--phases is for {' and '.join(PHASE_KEYS)}, which have phases; {metric_id} has none"
         )
     require_schema(ctx.engine)
-    from bot.renderers import charts
     from bot.reports.cards import build_card, build_dora, build_health
+
+    if chart:  # matplotlib is loaded only when a chart is drawn; the module itself only here
+        from bot.renderers import charts
 
     png: bytes | None = None
     render: Any
