@@ -590,7 +590,7 @@ class TeamConfig:
     attribution_window: float = 72 * 3600.0
     leads: tuple[str, ...] = ()  # chat user ids who may change the team's channels and items
     working_hours: WorkingHours | None = None  # business hours; None: calendar time
-    agreements: Agreements = Agreements()
+    agreements: Agreements = field(default_factory=Agreements)
     #: PRs with one of these labels count for none of the team's KPIs
     exclude_labels: tuple[str, ...] = DEFAULT_EXCLUDE_LABELS
     #: kpibot alerts and nudges a channel receives per week; the rest fold into the roll-up

@@ -40,6 +40,7 @@ REPORT_KEYS = {
     "band",
     "breakdown",
     "so_far",
+    "excluded",
 }
 
 

@@ -38,6 +38,10 @@ from bot.store.models import Deployment
 #: the KPIs whose durations count only working time when a team has business hours (the
 #: PR-timeline durations; incident times stay calendar time: METRICS.md, Time)
 BUSINESS_HOURS_KPIS = frozenset({"cycle-time", "first-review", "lead-time"})
+#: the KPIs computed over a population of PRs (the ones exclusions leave PRs out of)
+PR_KPIS = frozenset(
+    {"cycle-time", "pr-size", "first-review", "review-coverage", "merge-frequency", "lead-time"}
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,11 @@ class TeamEngine:
         self._selection: Any = None  # the PRs of the loaded span, for the file rows
         self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
         self._merged_sized: _Sorted | None = None  # the merged PRs with those sizes
+        self._labels = frozenset(label.lower() for label in team.exclude_labels)
+        self._lead_excluded: set[int] | None = None  # PRs a lead excluded, read on first use
+        # the excluded PRs of the loaded span, by merge and by first deployment time
+        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_deployed: list[datetime] = []
 
     @cached_property
     def team_id(self) -> int | None:
@@ -146,6 +155,8 @@ class TeamEngine:
         self._span = (start, end)
         self._loaded = set()
         self._selection, self._sized, self._merged_sized = None, None, None
+        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_deployed = []
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -195,11 +206,13 @@ class TeamEngine:
         """The PRs merged in the span into the team's branches, without bots, by merge time
         (their ``deployed`` stays None: no KPI of this population reads it)."""
         merged: list[PRFacts] = []
+        excluded: list[PRFacts] = []
         if self.repo_ids:
             self._selection = q.merged_pr_ids(self.repo_ids, start, end)
-            facts = self._pr_facts(self._selection, deployments=False)
+            facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, lambda p: p.merged)
+        self._excluded_merged = _Sorted(excluded, lambda p: p.merged)
 
     def _load_deployed(self, start: datetime, end: datetime) -> None:
         """The PRs whose first successful production deployment finished in the span, without
@@ -221,11 +234,16 @@ class TeamEngine:
         }
         known = {p.id: p for p in self._merged.items if p.id in first}
         facts = [with_deployed_or_size(p, deployed=first[p.id]) for p in known.values()]
-        others = sorted(pr for pr in first if pr not in known)
+        excluded = [p for p in self._excluded_merged.items if p.id in first]
+        seen = {p.id for p in excluded}
+        others = sorted(pr for pr in first if pr not in known and pr not in seen)
         for i in range(0, len(others), 5000):
-            facts.extend(f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000])))
+            facts.extend(
+                f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000]), excluded=excluded)
+            )
         facts.sort(key=lambda p: (p.merged, p.id))
         self._deployed = _Sorted(facts, lambda p: p.deployed)
+        self._excluded_deployed = sorted(first[p.id] for p in excluded)
 
     def _load_sprints(self, start: datetime, end: datetime) -> None:
         if self.team_id is None:
@@ -318,13 +336,44 @@ class TeamEngine:
             return self.branches(base)
         return base == self.repos[repository_id][1]
 
-    def _pr_facts(self, selection: Any, deployments: bool = True) -> list[tuple[PRFacts, bool]]:
-        """Facts of the selection's non-bot merged PRs, each with whether its base branch is
-        one of the team's (and, with ``deployments``, its first deployment's finish). Rows are
-        unpacked by position (``bot.store.queries`` order)."""
+    def lead_excluded(self) -> set[int]:
+        """The PRs a lead excluded from the team's KPIs, read once."""
+        if self._lead_excluded is None:
+            tid = self.team_id
+            self._lead_excluded = q.excluded_pr_ids(self.session, tid) if tid is not None else set()
+        return self._lead_excluded
+
+    def is_excluded(self, pr_id: int, labels: str | None) -> bool:
+        """Whether a PR counts for none of the team's KPIs and is never in breach of an
+        agreement: it has a label in ``exclude_labels`` (any case) or a lead excluded it
+        (METRICS.md, Which PRs are a team's). The one home of that rule."""
+        if (
+            labels
+            and self._labels
+            and any(label.strip().lower() in self._labels for label in labels.split(","))
+        ):
+            return True
+        return pr_id in self.lead_excluded()
+
+    def _pr_facts(
+        self, selection: Any, deployments: bool = True, excluded: list[PRFacts] | None = None
+    ) -> list[tuple[PRFacts, bool]]:
+        """Facts of the selection's non-bot, not excluded merged PRs, each with whether its
+        base branch is one of the team's (and, with ``deployments``, its first deployment's
+        finish). This is where every PR population of the KPIs is chosen: the excluded PRs
+        of the team's branches go to ``excluded`` (the cards count them). Rows are unpacked
+        by position (``bot.store.queries`` order)."""
         s = self.session
         envs = self.envs if deployments else None
-        rows = [r for r in q.pr_rows(s, selection, envs) if not self.bots(r[4], r[5])]
+        rows = []
+        for r in q.pr_rows(s, selection, envs):
+            if self.bots(r[4], r[5]):
+                continue
+            if self.is_excluded(r[0], r[14]):
+                if excluded is not None and self._branch_ok(r[1], r[10]):
+                    excluded.append(self._bare_facts(r))
+                continue
+            rows.append(r)
         if not rows:
             return []
         authors = {r[0]: (r[4] or "").lower() for r in rows}
@@ -360,6 +409,7 @@ class TeamEngine:
             additions,
             deletions,
             deployed,
+            _labels,
         ) in rows:
             facts = PRFacts(
                 pr,
@@ -378,6 +428,26 @@ class TeamEngine:
             )
             out.append((facts, self._branch_ok(repository_id, base)))
         return out
+
+    @staticmethod
+    def _bare_facts(r: Any) -> PRFacts:
+        """An excluded PR's facts without its reviews: only counted, never measured."""
+        return PRFacts(
+            r[0], r[1], r[2], r[3], r[4], r[6], r[9], r[7], r[8], None, None, r[13], r[11] + r[12]
+        )
+
+    def excluded(self, metric_id: str, period: Period) -> int:
+        """How many PRs the period's population of a PR KPI left out as excluded (0 for the
+        KPIs that count no PRs)."""
+        if metric_id not in PR_KPIS:
+            return 0
+        self._ensure(period)
+        if metric_id == "lead-time":
+            self._need("deployed")
+            times = self._excluded_deployed
+            return bisect.bisect_left(times, period.end) - bisect.bisect_left(times, period.start)
+        self._need("merged")
+        return len(self._excluded_merged.between(period.start, period.end))
 
     def _sizes_for(self, period: Period) -> dict[int, int]:
         self._ensure(period)

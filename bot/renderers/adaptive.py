@@ -159,6 +159,9 @@ def metric_card(c: MetricCard, *, buttons: bool = True) -> Card:
     unknown = fmt.unknown_contents(c.metric, c.breakdown)
     if unknown:
         body.append(note(unknown))
+    excluded = fmt.excluded(c.excluded)
+    if excluded:
+        body.append(note(excluded))
     spark = _sparkline(c)
     if spark:
         body.append(note(spark))
@@ -205,6 +208,9 @@ def health(h: Health) -> Card:
     ]
     body += [text(card_line(c)) for c in h.cards]
     body += [note(line) for line in fmt.no_source(h.no_source)]
+    excluded = fmt.excluded(h.excluded)
+    if excluded:
+        body.append(note(excluded))
     return card(body)
 
 

@@ -291,6 +291,13 @@ def with_basis(c: MetricCard, text: str, sep: str = " · ") -> str:
     return f"{text}{sep}{basis}" if basis else text
 
 
+def excluded(n: int) -> str | None:
+    """``2 PRs excluded (kpi-exclude label or a lead)`` when a population left PRs out."""
+    if n <= 0:
+        return None
+    return f"{n} PR{'s' if n != 1 else ''} excluded (exclude label or by a lead)"
+
+
 def business_hours(c: MetricCard) -> str:
     """`` (business hours)`` after a value that counts working time only, else nothing:
     for the lines of digests, where most KPIs count no time at all."""
@@ -307,9 +314,7 @@ def working_hours(wh: WorkingHours, timezone: str) -> str:
             runs[-1].append(d)
         else:
             runs.append([d])
-    days = ", ".join(
-        names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs
-    )
+    days = ", ".join(names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs)
 
     def clock(seconds: int) -> str:
         return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"

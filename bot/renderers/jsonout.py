@@ -55,6 +55,7 @@ def card(c: MetricCard) -> dict[str, Any]:
         "band": c.band,
         "breakdown": fmt.json_breakdown(c.breakdown),
         "so_far": c.period.in_progress,
+        "excluded": c.excluded,
     }
     if c.time_basis is not None:  # a team with working hours: business_hours or calendar
         out["time_basis"] = c.time_basis
@@ -82,6 +83,7 @@ def health(h: Health) -> dict[str, Any]:
         "with_data": h.with_data,
         "metrics": [card(c) for c in h.cards],
         "no_source": [{"metric": n.metric, "missing": list(n.missing)} for n in h.no_source],
+        "excluded": h.excluded,
     }
 
 

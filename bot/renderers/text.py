@@ -73,6 +73,9 @@ def card(c: MetricCard) -> str:
     if c.band:
         lines.append(f"  DORA {c.edition}: {c.band}")
     lines.extend(_breakdown_lines(c))
+    excluded = fmt.excluded(c.excluded)
+    if excluded:
+        lines.append(f"  {excluded}")
     if c.sparkline:
         spark = fmt.sparkline([p.value for p in c.sparkline])
         lines.append(f"  last {len(c.sparkline)} periods: {spark}")
@@ -102,6 +105,9 @@ def health(h: Health) -> str:
             f"target {fmt.target(c.kind, c.target)}{fmt.business_hours(c)}"
         )
     lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
+    excluded = fmt.excluded(h.excluded)
+    if excluded:
+        lines.append(f"  {excluded}")
     return "\n".join(lines)
 
 

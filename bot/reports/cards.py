@@ -81,6 +81,8 @@ class MetricCard:
     #: ``business_hours`` or ``calendar`` for a team with working hours (METRICS.md, Time),
     #: None for a team without them
     time_basis: str | None = None
+    #: PRs the period's population left out: a label in ``exclude_labels`` or a lead's exclusion
+    excluded: int = 0
 
 
 def status_of(mv: MetricValue, target: Target) -> str:
@@ -159,6 +161,7 @@ def build_card(
         else (),
         definition=spec.definition,
         time_basis=engine.time_basis(metric_id),
+        excluded=engine.excluded(metric_id, period),
     )
 
 
@@ -194,6 +197,8 @@ class Health:
     period: PeriodInfo
     cards: tuple[MetricCard, ...]
     no_source: tuple[NoSource, ...] = ()
+    #: PRs merged in the period that the PR KPIs left out (excluded by label or by a lead)
+    excluded: int = 0
 
     @property
     def with_data(self) -> int:
@@ -227,4 +232,10 @@ def build_health(engine: TeamEngine, period: Period) -> Health:
             missing.append(NoSource(spec.id, spec.name, lacking))
         else:
             cards.append(build_card(engine, spec.id, period, spark=2))
-    return Health(engine.team.name, PeriodInfo.of(period), tuple(cards), tuple(missing))
+    return Health(
+        engine.team.name,
+        PeriodInfo.of(period),
+        tuple(cards),
+        tuple(missing),
+        engine.excluded("cycle-time", period),
+    )

@@ -250,6 +250,9 @@ def card_blocks(
     unknown = fmt.unknown_contents(card.metric, card.breakdown)
     if unknown:
         blocks.append(context(unknown))
+    excluded = fmt.excluded(card.excluded)
+    if excluded:
+        blocks.append(context(excluded))
     spark = _sparkline(card)
     if spark:
         blocks.append(context(spark))
@@ -333,6 +336,9 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
     blocks.append(section(f"*{escape(h.team)}: {health_line(h)}* · {escape(fmt.period(h.period))}"))
     blocks += [section(card_line(c)) for c in h.cards]
     blocks += [context(line) for line in fmt.no_source(h.no_source)]
+    excluded = fmt.excluded(h.excluded)
+    if excluded:
+        blocks.append(context(excluded))
     return blocks
 
 

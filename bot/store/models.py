@@ -458,7 +458,8 @@ class AgreementBreach(Base):
     pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id", ondelete="CASCADE"))
     # first_review_within | pr_size_under | open_pr_idle_for
     agreement: Mapped[str] = mapped_column(String(32))
-    breached_at: Mapped[datetime] = mapped_column(DateTime)  # when the condition began to hold
+    # the start of the span the agreement measures (ready for review, last activity, opened)
+    since: Mapped[datetime] = mapped_column(DateTime)
     seen_at: Mapped[datetime] = mapped_column(DateTime)  # when a check first found it
     # pending | announced | folded (over the noise budget: only in the roll-up)
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("team_id", sa.Integer(), nullable=False),
         sa.Column("pull_request_id", sa.Integer(), nullable=False),
         sa.Column("agreement", sa.String(32), nullable=False),
-        sa.Column("breached_at", sa.DateTime(), nullable=False),
+        sa.Column("since", sa.DateTime(), nullable=False),
         sa.Column("seen_at", sa.DateTime(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("announced_at", sa.DateTime(), nullable=True),
