@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.metrics import bands, lagging, leading
+from bot.metrics import agreements, bands, lagging, leading
+from bot.metrics.agreements import Breach, OpenPR
 from bot.metrics.business import BusinessClock
 from bot.metrics.lagging import (
     Attribution,
@@ -598,6 +599,65 @@ class TeamEngine:
         return None
 
     # --- work waiting now ------------------------------------------------------------------
+
+    def open_prs(self) -> list[OpenPR]:
+        """The team's open PRs into its branches as the working agreements read them.
+
+        The last activity is the latest of: opened, ready for review, any non-bot review,
+        and the PR's ``updated_at`` (the provider's last change: a commit pushed, a comment,
+        also a label or title edit, which the store keeps no finer record of)."""
+        if not self.repo_ids:
+            return []
+        selection = q.open_prs(self.repo_ids)
+        rows = [
+            r
+            for r in q.open_pr_detail_rows(self.session, selection)
+            if self._branch_ok(r.repository_id, r.base_branch)
+        ]
+        if not rows:
+            return []
+        authors = {r.id: (r.author_login or "").lower() for r in rows}
+        first_review: dict[int, datetime] = {}
+        last_review: dict[int, datetime] = {}
+        for pr, login, is_bot, _state, submitted, _dismissed in q.review_rows(
+            self.session, selection
+        ):
+            if pr not in authors or self.bots(login, is_bot):
+                continue
+            last_review[pr] = max(last_review.get(pr, submitted), submitted)
+            if (login or "").lower() != authors[pr] and pr not in first_review:
+                first_review[pr] = submitted  # rows come by submission time
+        sizes: dict[int, int] = {}
+        for pr, path, additions, deletions, generated in q.file_rows(self.session, selection):
+            lines = 0 if generated or self.paths(path) else (additions + deletions)
+            sizes[pr] = sizes.get(pr, 0) + lines
+        out = []
+        for r in rows:
+            activity = [r.created_at, r.ready_at, r.updated_at, last_review.get(r.id)]
+            out.append(
+                OpenPR(
+                    id=r.id,
+                    repository=self.repos[r.repository_id][0],
+                    number=r.number,
+                    title=r.title or "",
+                    url=r.url,
+                    created=r.created_at,
+                    ready=r.ready_at,
+                    first_review=first_review.get(r.id),
+                    last_activity=max(t for t in activity if t is not None),
+                    size=sizes.get(r.id, r.additions + r.deletions),
+                    draft=bool(r.is_draft),
+                    bot=self.bots(r.author_login, r.author_is_bot),
+                    excluded=self.is_excluded(r.id, r.labels),
+                )
+            )
+        return out
+
+    def agreement_breaches(self, now: datetime) -> list[Breach]:
+        """The team's PRs in breach of its working agreements at ``now`` (naive UTC)."""
+        if not self.team.agreements.any:
+            return []
+        return agreements.breaches(self.open_prs(), self.team.agreements, now, self.clock)
 
     def waiting_for_review(self, now: datetime, limit: int = 10) -> list[WaitingPR]:
         """Open, non-draft, non-bot PRs with no review, waiting longer than the target (in

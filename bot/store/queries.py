@@ -340,6 +340,7 @@ def open_pr_detail_rows(session: Session, selection: Select[Any]) -> list[Any]:
             PullRequest.additions,
             PullRequest.deletions,
             PullRequest.labels,
+            PullRequest.base_branch,
         )
         .where(PullRequest.id.in_(selection))
         .order_by(PullRequest.created_at, PullRequest.id)
