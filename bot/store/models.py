@@ -464,6 +464,8 @@ class AgreementBreach(Base):
     # pending | announced | folded (over the noise budget: only in the roll-up)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     announced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the notice (``bot.scheduler.notices``) that announces it, set when a pass claims it
+    notice_key: Mapped[str | None] = mapped_column(String(200))
     snoozed_until: Mapped[datetime | None] = mapped_column(DateTime)
     snoozed_by: Mapped[str | None] = mapped_column(String(255))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)

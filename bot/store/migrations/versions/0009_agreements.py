@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("seen_at", sa.DateTime(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("announced_at", sa.DateTime(), nullable=True),
+        sa.Column("notice_key", sa.String(200), nullable=True),
         sa.Column("snoozed_until", sa.DateTime(), nullable=True),
         sa.Column("snoozed_by", sa.String(255), nullable=True),
         sa.Column("resolved_at", sa.DateTime(), nullable=True),
