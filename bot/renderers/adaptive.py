@@ -15,17 +15,20 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from microsoft_teams.cards import (
+    ActionSet,
     AdaptiveCard,
     CardElement,
     ExecuteAction,
     Fact,
     FactSet,
+    OpenUrlAction,
     TextBlock,
 )
 
 from bot.metrics import registry
 from bot.metrics.registry import Kind
 from bot.renderers import format as fmt
+from bot.reports.agreements import AgreementsReport
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 
 VERSION: Final = "1.5"
@@ -260,3 +263,81 @@ def choose(prompt: str, options: Sequence[tuple[str, dict[str, str]]]) -> Card:
         [text(prompt)],
         [ExecuteAction(title=t, verb="pick", data=data) for t, data in options[:6]],
     )
+
+
+# --- working agreements ---------------------------------------------------------------------
+
+#: the ``Action.Execute`` verbs of an agreement line (handlers: ``bot.teams.agreements``)
+AGREEMENT_SNOOZE = "agreement_snooze"
+AGREEMENT_EXCLUDE = "agreement_exclude"
+MAX_AGREEMENT_LINES = 20
+
+_AGREEMENT_TITLES = {
+    "nudge": "Working agreement missed",
+    "rollup": "Still open against your working agreements",
+    "list": "Working agreements",
+}
+
+
+def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
+    """A nudge, a roll-up or the ``agreements`` answer as a card: the PRs in breach grouped
+    by agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    body: list[CardElement] = [title(f"{_AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")]
+    if report.kind == "list":
+        agreed = [fmt.agreement(k, v, report.business_hours) for k, v in report.agreements]
+        body.append(
+            text(
+                "**Agreed:** "
+                + (
+                    ", ".join(agreed)
+                    if agreed
+                    else "no working agreements yet (agreements: in kpibot.yml)"
+                )
+            )
+        )
+    limits = dict(report.agreements)
+    current = None
+    shown = report.lines[:MAX_AGREEMENT_LINES]
+    for line in shown:
+        if line.agreement != current:
+            current = line.agreement
+            rule = fmt.agreement(current, limits.get(current, line.limit), report.business_hours)
+            body.append(text(f"**{escape(rule)}**", spacing="Medium"))
+        basis = (
+            " (business hours)"
+            if report.business_hours and line.agreement != "pr_size_under"
+            else ""
+        )
+        snoozed = (
+            f" · snoozed until {line.snoozed_until.strftime('%Y-%m-%d %H:%M')} UTC"
+            if line.snoozed_until
+            else ""
+        )
+        body.append(
+            text(
+                f"- {escape(line.repository)}#{line.number} {escape(line.title)} · "
+                f"{fmt.breach_measure(line.agreement, line.measured)}{basis}{snoozed}"
+            )
+        )
+        if buttons:
+            data = {"t": line.team, "pr": line.pr_id}
+            actions: list[Any] = []
+            if line.url and line.url.startswith("https://"):
+                actions.append(OpenUrlAction(title="Open PR", url=line.url))
+            actions.append(ExecuteAction(title="Snooze 1 day", verb=AGREEMENT_SNOOZE, data=data))
+            actions.append(
+                ExecuteAction(title="Exclude from metrics", verb=AGREEMENT_EXCLUDE, data=data)
+            )
+            body.append(ActionSet(actions=actions))
+    if len(report.lines) > len(shown):
+        body.append(note(f"{len(report.lines) - len(shown)} more not shown"))
+    if report.kind == "list" and not report.lines and report.agreements:
+        body.append(text("No open PR is in breach 🎉"))
+    if report.snoozed:
+        body.append(
+            note(f"{report.snoozed} snoozed PR{'s' if report.snoozed != 1 else ''} not listed")
+        )
+    if report.folded:
+        body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
+        body += [text(f"- {escape(t)}") for t in report.folded]
+    return card(body)

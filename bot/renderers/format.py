@@ -291,6 +291,26 @@ def with_basis(c: MetricCard, text: str, sep: str = " · ") -> str:
     return f"{text}{sep}{basis}" if basis else text
 
 
+def agreement(key: str, limit: float, business_hours: bool = False) -> str:
+    """How a working agreement reads: ``first review within 4h (business hours)``,
+    ``PRs under 400 lines``, ``no open PR idle for 3d``."""
+    if key == "pr_size_under":
+        return f"PRs under {lines(limit)}"
+    basis = " (business hours)" if business_hours else ""
+    if key == "first_review_within":
+        return f"first review within {duration(limit)}{basis}"
+    return f"no open PR idle for {duration(limit)}{basis}"
+
+
+def breach_measure(key: str, measured: float) -> str:
+    """How long (or how big) a PR in breach is: ``waiting 6.2h``, ``612 lines``, ``idle 4.1d``."""
+    if key == "pr_size_under":
+        return lines(measured)
+    if key == "first_review_within":
+        return f"waiting {duration(measured)}"
+    return f"idle {duration(measured)}"
+
+
 def excluded(n: int) -> str | None:
     """``2 PRs excluded (kpi-exclude label or a lead)`` when a population left PRs out."""
     if n <= 0:

@@ -10,8 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from bot.metrics.agreements import Breach
 from bot.settings import AGREEMENT_KEYS, TeamConfig
+from bot.store import agreements as store
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,35 @@ def build_report(
         tuple(folded),
         left_out,
     )
+
+
+def check_team(session: Session, team: TeamConfig, now: datetime) -> list[Breach]:
+    """Check a team's working agreements at ``now`` (naive UTC): the breaches found, stored
+    (new ones pending announcement, the ones that stopped holding resolved). The caller
+    commits. Run after every sync, after every pull-request or review webhook, and by the
+    scheduler every 15 minutes."""
+    from bot.metrics.engine import TeamEngine
+
+    if not team.agreements.any:
+        return []
+    engine = TeamEngine(session, team)
+    tid = engine.team_id
+    if tid is None:
+        return []
+    found = engine.agreement_breaches(now)
+    store.record_check(session, tid, [(b.pr.id, b.agreement, b.since) for b in found], now)
+    return found
+
+
+def check_repository(
+    session: Session, teams: Iterable[TeamConfig], repository: str, now: datetime
+) -> int:
+    """Check every team that counts ``repository`` (a webhook changed one of its PRs);
+    returns how many teams were checked."""
+    name = repository.lower()
+    checked = 0
+    for team in teams:
+        if team.agreements.any and any(r.lower() == name for r in team.repos):
+            check_team(session, team, now)
+            checked += 1
+    return checked

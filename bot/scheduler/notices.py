@@ -54,6 +54,7 @@ class Admission:
     post: bool
     retry: bool = False  # an earlier attempt may have posted it: look first
     folded: bool = False  # over the budget: in the next roll-up instead
+    settled: bool = False  # posted (or folded, or settled empty) before: nothing more to do
 
     def __bool__(self) -> bool:
         return self.post
@@ -114,7 +115,8 @@ def admit(
             row.status, row.claimed_at = "admitted", now
             session.flush()
             return Admission(row.id, marker, True, retry=True)
-        return Admission(row.id, marker, False, folded=row.status == "folded")
+        done = row.status in ("posted", "folded", "empty")
+        return Admission(row.id, marker, False, folded=row.status == "folded", settled=done)
     week = week_of(now, zone)
     over = (
         budget is not None
@@ -136,7 +138,7 @@ def admit(
             session.add(row)
     except IntegrityError:  # another process admitted it first
         return Admission(None, marker, False)
-    return Admission(row.id, marker, not over, folded=over)
+    return Admission(row.id, marker, not over, folded=over, settled=over)
 
 
 def posted(session: Session, admission: Admission, now: datetime, ts: str | None) -> None:
