@@ -3,7 +3,10 @@ team's): the pure rules with hand-computed values, then the engine on a real sto
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from bot.metrics.agreements import OpenPR, breaches
 from bot.metrics.business import BusinessClock
@@ -173,3 +176,52 @@ def test_excluded_prs_leave_every_pr_kpi_and_cards_count_them(session):
     plain = engine(session, TeamConfig(name="payments", repos=("acme/api",), exclude_labels=()))
     assert plain.value("cycle-time", w45).value == 4 * 3600.0
     assert plain.excluded("cycle-time", w45) == 1
+
+
+def test_a_pull_request_webhook_checks_the_agreements_at_once(engine, session):
+    """Signed GitHub deliveries over loopback: the opened PR is in breach 4 h later (the
+    webhook's clock); its author's own review changes nothing; closing it ends the breach."""
+    from bot.settings import Config
+    from bot.store.models import AgreementBreach
+    from bot.store.session import session_factory
+    from bot.store.teams import sync_teams
+    from bot.surfaces.http import HttpApp, Server
+    from bot.surfaces.webhooks import Webhooks, install
+    from tests.test_webhooks import SECRET, gh, octokit
+
+    team = TeamConfig(
+        name="hello",
+        repos=("Codertocat/Hello-World",),
+        branches=("master",),
+        agreements=Agreements(first_review_within=4 * 3600),
+    )
+    sync_teams(session, Config((team,)))
+    session.commit()
+    app = HttpApp()
+    # opened 2019-05-15 15:20:33 UTC; the webhook's clock reads 4 h later
+    now = datetime(2019, 5, 15, 19, 20, 33, tzinfo=UTC)
+    install(app, Webhooks(session_factory(engine), Config((team,)), SECRET, clock=lambda: now))
+    with Server(app, host="127.0.0.1", port=0, threads=4) as srv:
+        r = gh(srv.url, "pull_request", octokit("pull_request/opened.payload.json"))
+        assert r.status_code == 200, r.text
+        session.expire_all()
+        [row] = session.scalars(select(AgreementBreach)).all()
+        assert (row.agreement, row.status, row.resolved_at) == (
+            "first_review_within",
+            "pending",
+            None,
+        )
+        # a review by the PR's own author is no first review: still in breach
+        r = gh(
+            srv.url, "pull_request_review", octokit("pull_request_review/submitted.payload.json")
+        )
+        assert r.status_code == 200, r.text
+        session.expire_all()
+        [row] = session.scalars(select(AgreementBreach)).all()
+        assert row.resolved_at is None
+        # closed: out of the breach
+        r = gh(srv.url, "pull_request", octokit("pull_request/closed.payload.json"))
+        assert r.status_code == 200, r.text
+        session.expire_all()
+        [row] = session.scalars(select(AgreementBreach)).all()
+        assert row.resolved_at == datetime(2019, 5, 15, 19, 20, 33)

@@ -617,6 +617,17 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_agreements(ctx: Context, config: Config, team: str | None, now: datetime) -> None:
+    """After a sync: check the working agreements (the running bot announces new breaches)."""
+    from bot.reports.agreements import check_team
+
+    with ctx.factory() as s:
+        for t in config.teams:
+            if team is None or t.name.lower() == team.lower():
+                check_team(s, t, now.astimezone(UTC).replace(tzinfo=None, microsecond=0))
+        s.commit()
+
+
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     from bot.sources.sync import LineProgress, Progress, TerminalProgress, sync_all
     from bot.store.session import require_schema
@@ -628,6 +639,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     progress: Progress = (
         TerminalProgress(sys.stdout) if sys.stdout.isatty() else LineProgress(_print)
     )
+    now = _now(args.now)
     summary = sync_all(
         ctx.settings,
         ctx.factory,
@@ -635,8 +647,9 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         full=args.full,
         out=progress,
         config=config,
-        now=_now(args.now),
+        now=now,
     )
+    _check_agreements(ctx, config, args.team, now)
     if summary.github_token_missing is not None:
         raise summary.github_token_missing  # the other sources synced; GitHub did not
     return 0 if summary.ok else 1
