@@ -8,6 +8,7 @@ from datetime import date
 
 from bot.chat.items import ItemRow, TeamRow
 from bot.metrics.registry import MetricSpec
+from bot.reports.agreements import AgreementsReport
 from bot.reports.cards import DoraCard, Health, MetricCard
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.store.subscriptions import Subscription
@@ -105,6 +106,13 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class AgreementsAnswer:
+    """``agreements [team]``: the team's working agreements and the PRs in breach now."""
+
+    report: AgreementsReport
+
+
+@dataclass(frozen=True)
 class Home:
     """A person's own view (Slack's App Home, a Teams personal tab)."""
 
@@ -130,4 +138,5 @@ Answer = (
     | TeamList
     | SubscriptionList
     | Definition
+    | AgreementsAnswer
 )

@@ -36,6 +36,7 @@ KEYWORDS = (
     "subscriptions",
     "teams",
     "team",
+    "agreements",
 )
 PERIOD_EXAMPLES = (*NAMED, "28d", "90d", "2026-W46", "2026-10", "2026-Q3")
 _MENTION = re.compile(r"^<([@#!])([^>|]*)(?:\|[^>]*)?>$")
@@ -46,7 +47,7 @@ class Command:
     """One parsed ``/kpi`` request.
 
     ``kind``: help, card, dora, health, digest, action_add, actions, subscribe, unsubscribe,
-    subscriptions, teams, team_set.
+    subscriptions, teams, team_set, agreements.
     """
 
     kind: str
@@ -101,6 +102,8 @@ def parse(text: str, teams: Sequence[str]) -> Command:
         return _action(rest, teams)
     if head == "actions":
         return _with_args("actions", rest, teams, allow_all=True, allow_period=False)
+    if head == "agreements":
+        return _with_args("agreements", rest, teams, allow_period=False)
     if head in ("subscribe", "unsubscribe"):
         return _subscription(head, rest, teams)
     if head == "subscriptions":

@@ -301,6 +301,10 @@ class ChatService:
             return self.digest(team, cmd.digest or "weekly", cmd.period)
         if cmd.kind == "actions":
             return self.actions_list(team, cmd.all)
+        if cmd.kind == "agreements":
+            from bot.chat.agreements import agreements
+
+            return agreements(self, team)
         raise KpibotError(f"'{cmd.kind}' is not answered here")
 
     # ---------------------------------------------------------------- reports

@@ -23,6 +23,7 @@ from microsoft_teams.cards import (
     FactSet,
     OpenUrlAction,
     TextBlock,
+    TextInput,
 )
 
 from bot.metrics import registry
@@ -341,3 +342,26 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
         body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
         body += [text(f"- {escape(t)}") for t in report.folded]
     return card(body)
+
+
+def exclude_dialog(data: dict[str, Any]) -> Card:
+    """Asks a lead why a PR should be left out of the metrics; *Exclude* sends the reason
+    with the button's data (verb ``agreement_exclude``)."""
+    return card(
+        [
+            title("Exclude from metrics"),
+            text(
+                "The PR will count for none of the team's KPIs and never be in breach of an "
+                "agreement again. Your name and reason are recorded."
+            ),
+            TextInput(
+                id="reason",
+                label="Why?",
+                is_multiline=True,
+                is_required=True,
+                max_length=500,
+                error_message="Say why the PR should be left out",
+            ),
+        ],
+        [ExecuteAction(title="Exclude", verb=AGREEMENT_EXCLUDE, data=data)],
+    )

@@ -66,6 +66,9 @@ def payload(answer: ans.Answer, links: Links = GITHUB_COM) -> Payload:
             return blocks.subscriptions_payload(list(subs), conversation, when)
         case ans.Definition(spec, target, business_hours):
             return blocks.definition_payload(spec, target, business_hours)
+        case ans.AgreementsAnswer(report):
+            out = kit.agreements(report, links)
+            return blocks.message(out["text"], out["blocks"])
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 

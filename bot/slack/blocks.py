@@ -106,6 +106,7 @@ USAGE = (
     ("`/kpi weekly` · `/kpi monthly`", "preview the weekly leading / monthly lagging digest"),
     ("`/kpi action add`", "log an improvement action item"),
     ("`/kpi actions [team] [all]`", "open (or all) action items"),
+    ("`/kpi agreements [team]`", "the team's working agreements and the PRs in breach now"),
     (
         "`/kpi subscribe weekly|monthly [team] [day HH:MM]`",
         "post that digest in this channel (at the team's time, or e.g. `tue 10:00`, `15 08:30`)",

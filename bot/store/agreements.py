@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.store.models import AgreementBreach, PullRequest, PullRequestExclusion
+from bot.store.models import AgreementBreach, PullRequest, PullRequestExclusion, Repository
 from bot.store.session import utc
 
 
@@ -178,8 +178,11 @@ def exclude(
 
 
 def pull_request_label(session: Session, pr_id: int) -> str | None:
-    """``#123 title`` of a PR, for confirmations; None when it is unknown."""
+    """``owner/name#123`` of a PR, for confirmations (no source text: nothing to escape);
+    None when it is unknown."""
     row = session.execute(
-        select(PullRequest.number, PullRequest.title).where(PullRequest.id == pr_id)
+        select(Repository.full_name, PullRequest.number)
+        .join(Repository, Repository.id == PullRequest.repository_id)
+        .where(PullRequest.id == pr_id)
     ).first()
-    return f"#{row.number} {row.title}" if row is not None else None
+    return f"{row.full_name}#{row.number}" if row is not None else None

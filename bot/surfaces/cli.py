@@ -499,9 +499,7 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _listen(
-    http_app: Any, host: str, port: int, *, threads: int, connection_limit: int
-) -> Any:
+def _listen(http_app: Any, host: str, port: int, *, threads: int, connection_limit: int) -> Any:
     """The waitress server on ``host:port``; a port in use or an unknown address is bad
     input (one line, exit 2)."""
     import errno

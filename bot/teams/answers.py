@@ -31,6 +31,7 @@ USAGE: tuple[tuple[str, str], ...] = (
     (f"{MENTION} health [team]", "every KPI against its target"),
     (f"{MENTION} weekly · monthly", "preview the weekly leading / monthly lagging digest"),
     (f"{MENTION} actions [team] [all]", "open (or all) action items"),
+    (f"{MENTION} agreements [team]", "working agreements and the PRs in breach now"),
     (f"{MENTION} teams · team set <team>", "list teams; map this conversation to a team"),
 )
 
@@ -104,6 +105,8 @@ def card(answer: ans.Answer) -> Card:
             return subscription_list(subs, when)
         case ans.ItemList(items, team, include_done, today):
             return item_list(items, team, include_done, today)
+        case ans.AgreementsAnswer(report):
+            return adaptive.agreements(report)
     return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
 
 
