@@ -8,18 +8,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 
 from bot.scheduler.jobs import SchedulerOptions
 from bot.scheduler.service import SchedulerService
 from bot.settings import Agreements, Config, Settings, TeamConfig
-from bot.store import agreements as agreement_store
-from bot.store.models import NoticeRun, PullRequest, Repository, Review
-from bot.store.session import session_factory
+from bot.slack.app import create_app
+from bot.store.models import NoticeRun, PullRequest, PullRequestExclusion, Repository, Review
+from bot.store.session import make_engine, session_factory
+from bot.surfaces.http import Server, slack_http_app
+from tests.fakes.slack import BOT_TOKEN, TEAM_ID
 from tests.scheduler_fakes import SchedulerSlack, poster_for, setup_org
+from tests.slack_harness import SECRET, Harness
 
 CHANNEL = "C0BERLIN01"
+LEAD = "U0LEAD001"
 TEAM = TeamConfig(
     name="berlin",
     timezone="Europe/Berlin",
@@ -29,6 +34,7 @@ TEAM = TeamConfig(
         first_review_within=4 * 3600, pr_size_under=400, open_pr_idle_for=3 * 86400
     ),
     noise_budget=3,
+    leads=(LEAD,),
 )
 ORG = Config((TEAM,))
 
@@ -112,13 +118,66 @@ def pr_lines(message: dict[str, Any]) -> list[str]:
     return out
 
 
-def test_two_weeks_of_agreements(engine):
-    f = session_factory(engine)
+def slack_app(db_url: str, slack: SchedulerSlack, clock: SimClock) -> tuple[Harness, Server]:
+    """The real Slack app over loopback HTTP (signed requests), on the simulated clock."""
+    settings = Settings(
+        database_url=db_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.api_url,
+    )
+    app = create_app(settings, config=ORG, clock=clock, backoff=0.01)
+    server = Server(slack_http_app(app), host="127.0.0.1", port=0, threads=4).start()
+    return Harness(slack, server, app), server
+
+
+def pr_id(f: Any, number: int) -> int:
+    with f() as s:
+        found = s.scalar(select(PullRequest.id).where(PullRequest.number == number))
+    assert found is not None
+    return found
+
+
+def click(h: Harness, verb: str, f: Any, number: int, agreement: str, user: str) -> str:
+    """Click an agreement button of the nudge in the channel; returns its response URL."""
+    value = json.dumps({"t": "berlin", "pr": pr_id(f, number)}, separators=(",", ":"))
+    r, url = h.click(
+        f"{verb}:{pr_id(f, number)}:{agreement}",
+        value,
+        user=user,
+        channel=CHANNEL,
+        container={"type": "message", "is_ephemeral": False},
+    )
+    assert r.status_code == 200, r.text
+    return url
+
+
+def submit_reason(h: Harness, user: str, view: dict[str, Any], reason: str) -> Any:
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID},
+        "user": {"id": user, "team_id": TEAM_ID},
+        "api_app_id": "A0KPIBOT",
+        "view": {
+            **view,
+            "state": {
+                "values": {"reason": {"value": {"type": "plain_text_input", "value": reason}}}
+            },
+        },
+    }
+    return h.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+
+def test_two_weeks_of_agreements(db_url):
+    eng = make_engine(db_url)
+    f = session_factory(eng)
     setup_org(f, ORG)
     clock = SimClock(utc(2026, 11, 2, 0, 0))  # Monday; Berlin is UTC+1
     events: list[tuple[datetime, str, list[str]]] = []
+    answers: list[tuple[datetime, str]] = []
     with SchedulerSlack() as slack:
         slack.add_channel(CHANNEL)
+        h, server = slack_app(db_url, slack, clock)
         service = SchedulerService(
             Settings(), f, ORG, poster_for(slack), clock=clock, options=SchedulerOptions()
         )
@@ -136,11 +195,31 @@ def test_two_weeks_of_agreements(engine):
             if now == utc(2026, 11, 3, 11, 0):
                 open_pr(f, 3, now)  # first review due 15:00
             if now == utc(2026, 11, 4, 8, 30):
-                with f() as s:  # a lead snoozes PR 2 for a day (the button's core call)
-                    pr2 = s.scalar(select(PullRequest.id).where(PullRequest.number == 2))
-                    assert pr2 is not None
-                    agreement_store.snooze(s, 1, pr2, "ULEAD", naive(now), timedelta(days=1))
-                    s.commit()
+                # someone snoozes PR 2 for a day with the nudge's button
+                url = click(h, "agreement_snooze", f, 2, "pr_size_under", "U0ALICE")
+                assert "Snoozed acme/api#2 for a day" in h.answer(url).args["text"]
+            if now == utc(2026, 11, 9, 10, 0):
+                # not a lead: refused, nothing opens
+                url = click(h, "agreement_exclude", f, 4, "first_review_within", "U0ALICE")
+                assert "Only a workspace admin or a lead" in h.answer(url).args["text"]
+                assert slack.calls_to("views.open") == []
+                # the lead: a modal asks why, and the PR leaves the metrics and the roll-ups
+                click(h, "agreement_exclude", f, 4, "first_review_within", LEAD)
+                [opened] = slack.wait_for("views.open")
+                view = (
+                    json.loads(opened.args["view"])
+                    if isinstance(opened.args["view"], str)
+                    else opened.args["view"]
+                )
+                assert view["callback_id"] == "agreement_exclude"
+                view["id"], view["hash"] = "V0EXCL01", "h1"
+                r = submit_reason(h, LEAD, view, "  ")
+                assert r.json()["response_action"] == "errors"  # a reason is required
+                r = submit_reason(h, LEAD, view, "a spike, <b>not</b> delivery")
+                assert r.status_code == 200 and not r.text.strip(), r.text
+                with f() as s:
+                    [ex] = s.scalars(select(PullRequestExclusion)).all()
+                    assert (ex.excluded_by, ex.reason) == (LEAD, "a spike, <b>not</b> delivery")
             if now == utc(2026, 11, 5, 12, 0):
                 open_pr(f, 4, now)  # the 4th nudge of the week: over the budget of 3
             if now == utc(2026, 11, 6, 12, 0):
@@ -160,10 +239,17 @@ def test_two_weeks_of_agreements(engine):
             assert service.tick()
             msgs = posted(slack)
             for m in msgs[seen:]:
-                events.append((now, m["key"], pr_lines(m)))
+                if m["key"] == "None":  # a person's confirmation, not a scheduled post
+                    answers.append((now, m["text"]))
+                else:
+                    events.append((now, m["key"], pr_lines(m)))
             seen = len(msgs)
             clock.now += timedelta(minutes=15)
         service.stop()
+        h.close()
+        server.stop()
+        h.app.close()
+        eng.dispose()
         keys = slack.keys()
         assert len(keys) == len(set(keys)), "nothing is posted twice, across the restart"
     roll = "rollup"
@@ -186,13 +272,22 @@ def test_two_weeks_of_agreements(engine):
         (utc(2026, 11, 8, 8), roll, ["#2", "#4", "#2", "#2", "#1"]),
         # PR 4 went idle on Sunday: still week 45, folded
         (utc(2026, 11, 9, 8), roll, ["#2", "#4", "#2", "#2", "#1", "#4"]),
-        (utc(2026, 11, 10, 8), roll, ["#2", "#4", "#2", "#2", "#1", "#4"]),
+        # PR 4 excluded by the lead on Monday 10:00: in no roll-up since
+        (utc(2026, 11, 10, 8), roll, ["#2", "#2", "#2", "#1"]),
         # week 46: a fresh budget, so PR 5's breach is posted
         (utc(2026, 11, 10, 14), nudge, ["#5"]),
         (utc(2026, 11, 11, 8), roll, ["#5"]),
         # reviewed Wednesday 10:00: nothing open until it has been idle 3 days
         (utc(2026, 11, 14, 10), nudge, ["#5"]),
         (utc(2026, 11, 15, 8), roll, ["#5"]),
+    ]
+    # the exclusion is confirmed in the channel, naming the lead, the reason kept private
+    assert answers == [
+        (
+            utc(2026, 11, 9, 10),
+            f"acme/api#4 is left out of berlin's metrics from now on, by <@{LEAD}> (the reason "
+            "is recorded).",
+        )
     ]
     with f() as s:
         runs = list(s.scalars(select(NoticeRun).order_by(NoticeRun.id)))
