@@ -660,8 +660,8 @@ class TeamEngine:
         return agreements.breaches(self.open_prs(), self.team.agreements, now, self.clock)
 
     def waiting_for_review(self, now: datetime, limit: int = 10) -> list[WaitingPR]:
-        """Open, non-draft, non-bot PRs with no review, waiting longer than the target (in
-        business hours for a team with working hours, like first review time)."""
+        """Open, non-draft, non-bot, not excluded PRs with no review, waiting longer than the
+        target (in business hours for a team with working hours, like first review time)."""
         if not self.repo_ids:
             return []
         target = self.team.target_for("first-review").value
@@ -671,6 +671,7 @@ class TeamEngine:
             r
             for r in q.open_pr_rows(self.session, selection)
             if not self.bots(r.author_login, r.author_is_bot)
+            and not self.is_excluded(r.id, r.labels)
         ]
         authors = {r.id: (r.author_login or "").lower() for r in rows}
         reviewed = {

@@ -273,17 +273,13 @@ AGREEMENT_SNOOZE = "agreement_snooze"
 AGREEMENT_EXCLUDE = "agreement_exclude"
 MAX_AGREEMENT_LINES = 20
 
-_AGREEMENT_TITLES = {
-    "nudge": "Working agreement missed",
-    "rollup": "Still open against your working agreements",
-    "list": "Working agreements",
-}
-
 
 def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
     """A nudge, a roll-up or the ``agreements`` answer as a card: the PRs in breach grouped
     by agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
-    body: list[CardElement] = [title(f"{_AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")]
+    body: list[CardElement] = [
+        title(f"{fmt.AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")
+    ]
     if report.kind == "list":
         agreed = [fmt.agreement(k, v, report.business_hours) for k, v in report.agreements]
         body.append(
@@ -304,21 +300,11 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
             current = line.agreement
             rule = fmt.agreement(current, limits.get(current, line.limit), report.business_hours)
             body.append(text(f"**{escape(rule)}**", spacing="Medium"))
-        basis = (
-            " (business hours)"
-            if report.business_hours and line.agreement != "pr_size_under"
-            else ""
-        )
-        snoozed = (
-            f" · snoozed until {line.snoozed_until.strftime('%Y-%m-%d %H:%M')} UTC"
-            if line.snoozed_until
-            else ""
+        measure = fmt.breach_measure(
+            line.agreement, line.measured, report.business_hours, line.snoozed_until
         )
         body.append(
-            text(
-                f"- {escape(line.repository)}#{line.number} {escape(line.title)} · "
-                f"{fmt.breach_measure(line.agreement, line.measured)}{basis}{snoozed}"
-            )
+            text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}")
         )
         if buttons:
             data = {"t": line.team, "pr": line.pr_id}
@@ -335,9 +321,7 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
     if report.kind == "list" and not report.lines and report.agreements:
         body.append(text("No open PR is in breach 🎉"))
     if report.snoozed:
-        body.append(
-            note(f"{report.snoozed} snoozed PR{'s' if report.snoozed != 1 else ''} not listed")
-        )
+        body.append(note(fmt.snoozed_note(report.snoozed)))
     if report.folded:
         body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
         body += [text(f"- {escape(t)}") for t in report.folded]

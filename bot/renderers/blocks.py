@@ -210,12 +210,6 @@ AGREEMENT_OPEN = "agreement_open"
 #: PR lines with buttons in one message (2 blocks each, within Slack's 50)
 MAX_AGREEMENT_LINES = 20
 
-_AGREEMENT_TITLES = {
-    "nudge": "Working agreement missed",
-    "rollup": "Still open against your working agreements",
-    "list": "Working agreements",
-}
-
 
 def agreement_value(team: str, pr_id: int) -> str:
     """What an agreement line's buttons carry: the team and the PR's id."""
@@ -224,16 +218,8 @@ def agreement_value(team: str, pr_id: int) -> str:
 
 def _breach_line(line: BreachLine, links: Links, business_hours: bool) -> str:
     ref = f"{line.repository}#{line.number}"
-    basis = " (business hours)" if business_hours and line.agreement != "pr_size_under" else ""
-    snoozed = (
-        f" · snoozed until {line.snoozed_until.strftime('%Y-%m-%d %H:%M')} UTC"
-        if line.snoozed_until
-        else ""
-    )
-    return (
-        f"• {mrkdwn.link(line.url, ref, links)} {escape(line.title)} · "
-        f"{fmt.breach_measure(line.agreement, line.measured)}{basis}{snoozed}"
-    )
+    measure = fmt.breach_measure(line.agreement, line.measured, business_hours, line.snoozed_until)
+    return f"• {mrkdwn.link(line.url, ref, links)} {escape(line.title)} · {measure}"
 
 
 def agreements(
@@ -241,7 +227,7 @@ def agreements(
 ) -> dict[str, Any]:
     """A nudge, a roll-up or the ``/kpi agreements`` answer: the PRs in breach grouped by
     agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
-    blocks: list[Block] = [header(f"{_AGREEMENT_TITLES[report.kind]} · {report.team}")]
+    blocks: list[Block] = [header(f"{fmt.AGREEMENT_TITLES[report.kind]} · {report.team}")]
     if report.kind == "list":
         agreed = [fmt.agreement(k, v, report.business_hours) for k, v in report.agreements]
         blocks.append(
@@ -294,9 +280,7 @@ def agreements(
     if report.kind == "list" and not report.lines and report.agreements:
         blocks.append(section("No open PR is in breach :tada:"))
     if report.snoozed:
-        blocks.append(
-            context(f"{report.snoozed} snoozed PR{'s' if report.snoozed != 1 else ''} not listed")
-        )
+        blocks.append(context(fmt.snoozed_note(report.snoozed)))
     if report.folded:
         blocks.append(
             section(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from bot.metrics.registry import Kind, Target
@@ -302,13 +302,34 @@ def agreement(key: str, limit: float, business_hours: bool = False) -> str:
     return f"no open PR idle for {duration(limit)}{basis}"
 
 
-def breach_measure(key: str, measured: float) -> str:
-    """How long (or how big) a PR in breach is: ``waiting 6.2h``, ``612 lines``, ``idle 4.1d``."""
+def breach_measure(
+    key: str,
+    measured: float,
+    business_hours: bool = False,
+    snoozed_until: datetime | None = None,
+) -> str:
+    """How long (or how big) a PR in breach is, and its snooze: ``waiting 6.2h (business
+    hours)``, ``612 lines``, ``idle 4.1d · snoozed until 2026-11-04 12:00 UTC``."""
     if key == "pr_size_under":
-        return lines(measured)
-    if key == "first_review_within":
-        return f"waiting {duration(measured)}"
-    return f"idle {duration(measured)}"
+        out = lines(measured)
+    else:
+        word = "waiting" if key == "first_review_within" else "idle"
+        out = f"{word} {duration(measured)}" + (" (business hours)" if business_hours else "")
+    if snoozed_until is not None:
+        out += f" · snoozed until {snoozed_until.strftime('%Y-%m-%d %H:%M')} UTC"
+    return out
+
+
+#: the titles of the agreement messages (nudge, roll-up, the ``agreements`` answer)
+AGREEMENT_TITLES = {
+    "nudge": "Working agreement missed",
+    "rollup": "Still open against your working agreements",
+    "list": "Working agreements",
+}
+
+
+def snoozed_note(n: int) -> str:
+    return f"{n} snoozed PR{'s' if n != 1 else ''} not listed"
 
 
 def excluded(n: int) -> str | None:

@@ -118,11 +118,14 @@ class AgreementJobs:
         """One pass: check the teams whose last check is ``check_every`` old, announce new
         breaches, post due roll-ups."""
         for team, team_id in self._teams():
-            last = self._checked.get(team.name)
-            if last is None or now - last >= self.check_every:
-                self.check(team, now)
-            self.announce(team, team_id, now)
-            self.rollup(team, team_id, now)
+            try:
+                last = self._checked.get(team.name)
+                if last is None or now - last >= self.check_every:
+                    self.check(team, now)
+                self.announce(team, team_id, now)
+                self.rollup(team, team_id, now)
+            except Exception:  # one team's trouble never holds back the others
+                log.exception("the working agreements of %s failed; retrying next pass", team.name)
 
     def check_all(self, now: datetime) -> None:
         """Check every team now (after a sync)."""
@@ -191,10 +194,11 @@ class AgreementJobs:
                     notices.settled_empty(s, admission, now)
                     s.commit()
                 continue
-            if self._post(poster, platform, channel, admission, report, now):
+            outcome = self._post(poster, platform, channel, admission, report, now)
+            if outcome == "posted":
                 posts += 1
                 delivered = True
-            else:
+            elif outcome == "failed":
                 settled = False
         if settled:
             with self.factory() as s:
@@ -210,7 +214,9 @@ class AgreementJobs:
         admission: notices.Admission,
         report: AgreementsReport,
         now: datetime,
-    ) -> bool:
+    ) -> str:
+        """``posted``; ``failed`` (tried again next pass, looking first); ``gone``: the
+        conversation cannot be posted to (archived, the bot removed), not tried again."""
         try:
             ts = poster.post(
                 channel,
@@ -219,18 +225,31 @@ class AgreementJobs:
                 look_first=admission.retry,
                 deadline=self._monotonic() + notices.CLAIM_TTL.total_seconds() * 0.8,
             )
-        except (ConversationUnavailable, PlatformUnavailable, PostError) as exc:
+        except ConversationUnavailable as exc:
+            log.error(
+                "cannot post the %s of %s to %s (%s); map or subscribe a channel kpibot can "
+                "post to",
+                report.kind,
+                report.team,
+                channel,
+                exc.error,
+            )
+            with self.factory() as s:
+                notices.undeliverable(s, admission, now)
+                s.commit()
+            return "gone"
+        except (PlatformUnavailable, PostError) as exc:
             log.error(
                 "could not post the %s of %s to %s: %s", report.kind, report.team, channel, exc
             )
             with self.factory() as s:
                 notices.failed(s, admission)
                 s.commit()
-            return False
+            return "failed"
         with self.factory() as s:
             notices.posted(s, admission, now, ts)
             s.commit()
-        return True
+        return "posted"
 
     # ------------------------------------------------------------------ roll-up
 
@@ -271,7 +290,9 @@ class AgreementJobs:
                     s.commit()
                 continue
             report = build_report(team, "rollup", open_, folded=held, left_out=left_out)
-            if self._post(self.posters[platform], platform, channel, admission, report, now):
+            if self._post(self.posters[platform], platform, channel, admission, report, now) == (
+                "posted"
+            ):
                 posts += 1
                 with self.factory() as s:
                     notices.rolled_up(s, folded_ids, now)

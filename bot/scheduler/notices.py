@@ -115,7 +115,7 @@ def admit(
             row.status, row.claimed_at = "admitted", now
             session.flush()
             return Admission(row.id, marker, True, retry=True)
-        done = row.status in ("posted", "folded", "empty")
+        done = row.status in ("posted", "folded", "empty", "undeliverable")
         return Admission(row.id, marker, False, folded=row.status == "folded", settled=done)
     week = week_of(now, zone)
     over = (
@@ -153,6 +153,12 @@ def failed(session: Session, admission: Admission) -> None:
 def settled_empty(session: Session, admission: Admission, now: datetime) -> None:
     """A roll-up with nothing to say: settled without a message."""
     _set(session, admission, "empty", posted_at=utc(now))
+
+
+def undeliverable(session: Session, admission: Admission, now: datetime) -> None:
+    """The conversation cannot be posted to (gone, archived, the bot removed): settled, not
+    retried."""
+    _set(session, admission, "undeliverable", posted_at=utc(now))
 
 
 def _set(session: Session, admission: Admission, status: str, **values: object) -> None:

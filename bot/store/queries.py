@@ -302,6 +302,7 @@ def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
             PullRequest.author_is_bot,
             PullRequest.created_at,
             PullRequest.ready_at,
+            PullRequest.labels,
         )
         .where(PullRequest.id.in_(selection))
         .order_by(PullRequest.created_at, PullRequest.id)
