@@ -225,3 +225,46 @@ def test_a_pull_request_webhook_checks_the_agreements_at_once(engine, session):
         session.expire_all()
         [row] = session.scalars(select(AgreementBreach)).all()
         assert row.resolved_at == datetime(2019, 5, 15, 19, 20, 33)
+
+
+def test_kpibot_yml_agreements_exclude_labels_and_noise_budget():
+    from bot.settings import parse_config
+
+    config, problems = parse_config(
+        "defaults:\n"
+        "  noise_budget: 2\n"
+        "teams:\n"
+        "  - name: a\n"
+        "    repos: [acme/api]\n"
+        "    agreements:\n"
+        "      first_review_within: 4h\n"
+        "      pr_size_under: 400 lines\n"
+        "      open_pr_idle_for: 3d\n"
+        "    exclude_labels: [skip-kpi, wip]\n"
+        "  - name: b\n"
+        "    repos: [acme/api]\n"
+    )
+    assert problems == [] and config is not None
+    a, b = config.teams
+    assert a.agreements == AGREE
+    assert (a.exclude_labels, a.noise_budget) == (("skip-kpi", "wip"), 2)
+    assert (b.agreements.any, b.exclude_labels, b.noise_budget) == (False, ("kpi-exclude",), 2)
+    _, problems = parse_config(
+        "teams:\n"
+        "  - name: a\n"
+        "    repos: [acme/api]\n"
+        "    agreements:\n"
+        "      first_review: 4h\n"
+        "      pr_size_under: big\n"
+        "      open_pr_idle_for: 0h\n"
+        "    noise_budget: lots\n"
+    )
+    assert problems == [
+        "kpibot.yml:5: unknown key 'first_review' in agreements of team 'a'. Did you mean "
+        "'first_review_within'? Allowed: first_review_within, pr_size_under, open_pr_idle_for.",
+        "kpibot.yml:6: agreements.pr_size_under of team 'a' must be a number of lines, e.g. "
+        "400, not 'big'",
+        "kpibot.yml:7: agreements.open_pr_idle_for of team 'a' must be longer than 0, e.g. 4h",
+        "kpibot.yml:8: noise_budget of team 'a' must be a whole number of alerts and nudges per "
+        "channel and week (e.g. 5; 0 sends every one in the roll-up), not 'lots'",
+    ]
