@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.models import AgreementBreach, PullRequest, PullRequestExclusion, Repository
@@ -48,22 +48,25 @@ def record_check(
             )
         }
         rows.update({k: v for k, v in old.items() if k in current})
+    fresh = []
     for key, since in current.items():
         row = rows.get(key)
         if row is None:
-            session.add(
-                AgreementBreach(
-                    team_id=team_id,
-                    pull_request_id=key[0],
-                    agreement=key[1],
-                    since=utc(since),
-                    seen_at=now,
-                    status="pending",
-                )
+            fresh.append(
+                {
+                    "team_id": team_id,
+                    "pull_request_id": key[0],
+                    "agreement": key[1],
+                    "since": utc(since),
+                    "seen_at": now,
+                    "status": "pending",
+                }
             )
-            new += 1
         elif row.resolved_at is not None:
             row.resolved_at = None
+    if fresh:  # one executemany: a first check of a big team finds thousands
+        session.execute(insert(AgreementBreach), fresh)
+        new = len(fresh)
     for key, row in rows.items():
         if key not in current and row.resolved_at is None:
             row.resolved_at = now
