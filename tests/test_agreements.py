@@ -268,3 +268,34 @@ def test_kpibot_yml_agreements_exclude_labels_and_noise_budget():
         "kpibot.yml:8: noise_budget of team 'a' must be a whole number of alerts and nudges per "
         "channel and week (e.g. 5; 0 sends every one in the roll-up), not 'lots'",
     ]
+
+
+def test_excluded_prs_leave_lead_time_and_its_card_counts_them(session):
+    from tests.factories import deployment
+    from tests.helpers import contain
+
+    team = setup_team(session, TeamConfig(name="payments", repos=("acme/api",)))
+    # both merged Monday 10:00 and deployed Monday 12:00: lead times 4 h (from 08:00) and
+    # 10 h (from Sunday 22:00 UTC, its first commit); the 10 h one carries the label
+    a = pr(
+        session,
+        created=T("2026-11-02 08:00"),
+        merged=T("2026-11-02 10:00"),
+        number=1,
+        merge_sha="a" * 40,
+    )
+    b = pr(
+        session,
+        created=T("2026-11-01 22:00"),
+        merged=T("2026-11-02 10:00"),
+        number=2,
+        merge_sha="b" * 40,
+    )
+    b.labels = "kpi-exclude"
+    contain(session, deployment(session, sha="a" * 40, finished=T("2026-11-02 12:00")), a, b)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+    lt = eng.value("lead-time", w45)
+    assert (lt.n, lt.value) == (1, 4 * 3600.0)
+    assert eng.excluded("lead-time", w45) == 1
+    assert build_card(eng, "lead-time", w45).excluded == 1

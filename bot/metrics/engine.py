@@ -207,13 +207,13 @@ class TeamEngine:
         """The PRs merged in the span into the team's branches, without bots, by merge time
         (their ``deployed`` stays None: no KPI of this population reads it)."""
         merged: list[PRFacts] = []
-        excluded: list[PRFacts] = []
+        excluded: list[tuple[PRFacts, bool]] = []
         if self.repo_ids:
             self._selection = q.merged_pr_ids(self.repo_ids, start, end)
             facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, lambda p: p.merged)
-        self._excluded_merged = _Sorted(excluded, lambda p: p.merged)
+        self._excluded_merged = _Sorted([f for f, ok in excluded if ok], lambda p: p.merged)
 
     def _load_deployed(self, start: datetime, end: datetime) -> None:
         """The PRs whose first successful production deployment finished in the span, without
@@ -235,8 +235,8 @@ class TeamEngine:
         }
         known = {p.id: p for p in self._merged.items if p.id in first}
         facts = [with_deployed_or_size(p, deployed=first[p.id]) for p in known.values()]
-        excluded = [p for p in self._excluded_merged.items if p.id in first]
-        seen = {p.id for p in excluded}
+        excluded = [(p, True) for p in self._excluded_merged.items if p.id in first]
+        seen = {p.id for p, _ in excluded}
         others = sorted(pr for pr in first if pr not in known and pr not in seen)
         for i in range(0, len(others), 5000):
             facts.extend(
@@ -244,7 +244,8 @@ class TeamEngine:
             )
         facts.sort(key=lambda p: (p.merged, p.id))
         self._deployed = _Sorted(facts, lambda p: p.deployed)
-        self._excluded_deployed = sorted(first[p.id] for p in excluded)
+        # like the population itself, whatever branch they were merged into
+        self._excluded_deployed = sorted(first[p.id] for p, _ in excluded)
 
     def _load_sprints(self, start: datetime, end: datetime) -> None:
         if self.team_id is None:
@@ -357,12 +358,15 @@ class TeamEngine:
         return pr_id in self.lead_excluded()
 
     def _pr_facts(
-        self, selection: Any, deployments: bool = True, excluded: list[PRFacts] | None = None
+        self,
+        selection: Any,
+        deployments: bool = True,
+        excluded: list[tuple[PRFacts, bool]] | None = None,
     ) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot, not excluded merged PRs, each with whether its
         base branch is one of the team's (and, with ``deployments``, its first deployment's
-        finish). This is where every PR population of the KPIs is chosen: the excluded PRs
-        of the team's branches go to ``excluded`` (the cards count them). Rows are unpacked
+        finish). This is where every PR population of the KPIs is chosen: the excluded PRs go
+        to ``excluded``, with the same branch flag (the cards count them). Rows are unpacked
         by position (``bot.store.queries`` order)."""
         s = self.session
         envs = self.envs if deployments else None
@@ -371,8 +375,8 @@ class TeamEngine:
             if self.bots(r[4], r[5]):
                 continue
             if self.is_excluded(r[0], r[14]):
-                if excluded is not None and self._branch_ok(r[1], r[10]):
-                    excluded.append(self._bare_facts(r))
+                if excluded is not None:
+                    excluded.append((self._bare_facts(r), self._branch_ok(r[1], r[10])))
                 continue
             rows.append(r)
         if not rows:
