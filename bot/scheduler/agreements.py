@@ -8,7 +8,7 @@ daily roll-up (09:00 team time) of what is still open.
 - each pass announces the team's new breaches in one message per conversation of the team
   (the conversations mapped to it, subscribed for it, and its ``channel`` in kpibot.yml),
   each PR at most once per agreement: the breaches are claimed under one notice key, the
-  notice goes through the noise budget (:mod:`bot.scheduler.notices`), is posted, then the
+  notice goes through the noise budget (:mod:`bot.scheduler.budget`), is posted, then the
   breaches are settled; a restarted process resumes an unfinished claim and looks in the
   conversation before posting again;
 - at 09:00 team time (or later within ``grace``) it posts the roll-up: every PR still in
@@ -30,7 +30,7 @@ from bot.errors import KpibotError
 from bot.metrics.agreements import Breach
 from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.agreements import AgreementsReport, build_report, check_team
-from bot.scheduler import notices
+from bot.scheduler import budget
 from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
 from bot.scheduler.schedule import DailyTime
 from bot.settings import Config, TeamConfig
@@ -171,7 +171,7 @@ class AgreementJobs:
         for platform, channel in where:
             poster = self.posters[platform]
             with self.factory() as s:
-                admission = notices.admit(
+                admission = budget.admit(
                     s,
                     platform,
                     channel,
@@ -191,7 +191,7 @@ class AgreementJobs:
                 continue
             if not items:  # every claimed PR left its breach before it could be announced
                 with self.factory() as s:
-                    notices.settled_empty(s, admission, now)
+                    budget.settled_empty(s, admission, now)
                     s.commit()
                 continue
             outcome = self._post(poster, platform, channel, admission, report, now)
@@ -211,7 +211,7 @@ class AgreementJobs:
         poster: Poster,
         platform: str,
         channel: str,
-        admission: notices.Admission,
+        admission: budget.Admission,
         report: AgreementsReport,
         now: datetime,
     ) -> str:
@@ -223,7 +223,7 @@ class AgreementJobs:
                 render(platform, report, self.links),
                 key=admission.key,
                 look_first=admission.retry,
-                deadline=self._monotonic() + notices.CLAIM_TTL.total_seconds() * 0.8,
+                deadline=self._monotonic() + budget.CLAIM_TTL.total_seconds() * 0.8,
             )
         except ConversationUnavailable as exc:
             log.error(
@@ -235,7 +235,7 @@ class AgreementJobs:
                 exc.error,
             )
             with self.factory() as s:
-                notices.undeliverable(s, admission, now)
+                budget.undeliverable(s, admission, now)
                 s.commit()
             return "gone"
         except (PlatformUnavailable, PostError) as exc:
@@ -243,11 +243,11 @@ class AgreementJobs:
                 "could not post the %s of %s to %s: %s", report.kind, report.team, channel, exc
             )
             with self.factory() as s:
-                notices.failed(s, admission)
+                budget.failed(s, admission)
                 s.commit()
             return "failed"
         with self.factory() as s:
-            notices.posted(s, admission, now, ts)
+            budget.posted(s, admission, now, ts)
             s.commit()
         return "posted"
 
@@ -270,13 +270,13 @@ class AgreementJobs:
         posts = 0
         for platform, channel in where:
             with self.factory() as s:
-                admission = notices.admit(
+                admission = budget.admit(
                     s, platform, channel, "rollup", f"{team.name}:{day}", now, budget=None
                 )
                 s.commit()
                 if not admission:
                     continue
-                folded = notices.folded(s, platform, channel)
+                folded = budget.folded(s, platform, channel)
                 held = [n.text or n.key for n in folded if n.kind != "agreement"]
                 folded_ids = [n.id for n in folded]
             if fresh is None:
@@ -285,8 +285,8 @@ class AgreementJobs:
             left_out = len({b.pr.id for b in fresh if b.pr.id in snoozed})
             if not open_ and not held:
                 with self.factory() as s:
-                    notices.settled_empty(s, admission, now)
-                    notices.rolled_up(s, folded_ids, now)
+                    budget.settled_empty(s, admission, now)
+                    budget.rolled_up(s, folded_ids, now)
                     s.commit()
                 continue
             report = build_report(team, "rollup", open_, folded=held, left_out=left_out)
@@ -295,7 +295,7 @@ class AgreementJobs:
             ):
                 posts += 1
                 with self.factory() as s:
-                    notices.rolled_up(s, folded_ids, now)
+                    budget.rolled_up(s, folded_ids, now)
                     s.commit()
         return posts
 

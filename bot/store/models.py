@@ -464,7 +464,7 @@ class AgreementBreach(Base):
     # pending | announced | folded (over the noise budget: only in the roll-up)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     announced_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # the notice (``bot.scheduler.notices``) that announces it, set when a pass claims it
+    # the notice (``bot.scheduler.budget``) that announces it, set when a pass claims it
     notice_key: Mapped[str | None] = mapped_column(String(200))
     snoozed_until: Mapped[datetime | None] = mapped_column(DateTime)
     snoozed_by: Mapped[str | None] = mapped_column(String(255))
@@ -474,7 +474,7 @@ class AgreementBreach(Base):
 class NoticeRun(Base):
     """One proactive message (an agreement nudge, a threshold alert, a roll-up) to one
     conversation: claimed once, then posted, folded into the next roll-up, or failed. The rows
-    of a week are that conversation's noise budget (``bot.scheduler.notices``)."""
+    of a week are that conversation's noise budget (``bot.scheduler.budget``)."""
 
     __tablename__ = "notice_runs"
     __table_args__ = (

@@ -1,4 +1,4 @@
-"""The noise budget (bot/scheduler/notices.py): at most N alerts and nudges per conversation
+"""The noise budget (bot/scheduler/budget.py): at most N alerts and nudges per conversation
 and ISO week in the team's zone, the rest folded into the roll-up; each notice admitted once;
 failed or abandoned posts admitted again, looking first."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.scheduler import notices
+from bot.scheduler import budget
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -20,46 +20,46 @@ def test_the_budget_folds_what_is_over_it_and_resets_each_week(session):
     now = at(2026, 11, 2, 9)  # Monday, week 45
     posted = []
     for i in range(4):
-        a = notices.admit(
+        a = budget.admit(
             session, "slack", "C1", "alert", f"k{i}", now, budget=3, zone=BERLIN, text=f"alert {i}"
         )
         if a:
-            notices.posted(session, a, now, f"ts{i}")
+            budget.posted(session, a, now, f"ts{i}")
             posted.append(i)
         else:
             assert a.folded and a.settled
     assert posted == [0, 1, 2]
     # another conversation has its own budget; a roll-up never counts and is never folded
-    assert notices.admit(session, "slack", "C2", "alert", "k0", now, budget=3, zone=BERLIN)
-    assert notices.admit(session, "slack", "C1", "rollup", "d1", now, budget=None, zone=BERLIN)
-    assert [n.text for n in notices.folded(session, "slack", "C1")] == ["alert 3"]
+    assert budget.admit(session, "slack", "C2", "alert", "k0", now, budget=3, zone=BERLIN)
+    assert budget.admit(session, "slack", "C1", "rollup", "d1", now, budget=None, zone=BERLIN)
+    assert [n.text for n in budget.folded(session, "slack", "C1")] == ["alert 3"]
     # Sunday 23:30 Berlin is still week 45 there (22:30 UTC); Monday 00:30 Berlin is week 46
     sunday = at(2026, 11, 8, 22, 30)
-    assert not notices.admit(session, "slack", "C1", "alert", "k5", sunday, budget=3, zone=BERLIN)
+    assert not budget.admit(session, "slack", "C1", "alert", "k5", sunday, budget=3, zone=BERLIN)
     monday = at(2026, 11, 8, 23, 30)
-    assert notices.week_of(monday, BERLIN) == "2026-W46"
-    assert notices.admit(session, "slack", "C1", "alert", "k6", monday, budget=3, zone=BERLIN)
-    folded = notices.folded(session, "slack", "C1")
-    notices.rolled_up(session, [n.id for n in folded], monday)
-    assert notices.folded(session, "slack", "C1") == []
+    assert budget.week_of(monday, BERLIN) == "2026-W46"
+    assert budget.admit(session, "slack", "C1", "alert", "k6", monday, budget=3, zone=BERLIN)
+    folded = budget.folded(session, "slack", "C1")
+    budget.rolled_up(session, [n.id for n in folded], monday)
+    assert budget.folded(session, "slack", "C1") == []
 
 
 def test_a_notice_is_admitted_once_and_retried_after_a_failure_or_a_dead_process(session):
     now = at(2026, 11, 2, 9)
-    first = notices.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", now)
+    first = budget.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", now)
     assert first and not first.retry and first.key == "alert:cfr:off:2026-11-02"
     # in flight (another process, or this one before recording): not admitted again
-    again = notices.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", now)
+    again = budget.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", now)
     assert not again and not again.settled
     # the process died: 10 minutes later it is admitted again, to look before posting
     later = now + timedelta(minutes=10)
-    retry = notices.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", later)
+    retry = budget.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", later)
     assert retry and retry.retry
-    notices.failed(session, retry)
-    retry2 = notices.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", later)
+    budget.failed(session, retry)
+    retry2 = budget.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", later)
     assert retry2 and retry2.retry
-    notices.posted(session, retry2, later, "a1")
-    done = notices.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", later)
+    budget.posted(session, retry2, later, "a1")
+    done = budget.admit(session, "teams", "19:x", "alert", "cfr:off:2026-11-02", later)
     assert not done and done.settled
     # the failed attempt still used the week's budget: 1 of 1 here
-    assert not notices.admit(session, "teams", "19:x", "alert", "other", later, budget=1)
+    assert not budget.admit(session, "teams", "19:x", "alert", "other", later, budget=1)

@@ -10,12 +10,12 @@ counted nor folded.
 
 How a sender uses it (in one session; commit after each step)::
 
-    admission = notices.admit(s, "slack", channel, "alert", f"{team}:cfr:off:{day}", now,
-                              budget=team.noise_budget, zone=team.zone, text="CFR off target")
+    admission = budget.admit(s, "slack", channel, "alert", f"{team}:cfr:off:{day}", now,
+                             budget=team.noise_budget, zone=team.zone, text="CFR off target")
     s.commit()
     if admission:                      # post it now
         ts = poster.post(channel, message, key=admission.key, look_first=admission.retry)
-        notices.posted(s, admission, now, ts); s.commit()
+        budget.posted(s, admission, now, ts); s.commit()
     # else: posted before, being posted by another process, or folded into the roll-up
 
 ``kind`` + ``key`` name the notice for good: admitting it again never posts it twice. A
