@@ -559,6 +559,30 @@ def holiday_calendar_problem(code: str) -> str | None:
     return None
 
 
+class Agreements(BaseModel):
+    """A team's working agreements (METRICS.md, Agreements and alerts): durations in seconds
+    (working time when the team has business hours), the size in lines; None: not agreed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    first_review_within: float | None = None
+    pr_size_under: int | None = None
+    open_pr_idle_for: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.first_review_within, self.pr_size_under, self.open_pr_idle_for)
+        )
+
+
+#: the agreement keys of ``kpibot.yml``, in the order messages list them
+AGREEMENT_KEYS = ("first_review_within", "pr_size_under", "open_pr_idle_for")
+DEFAULT_EXCLUDE_LABELS = ("kpi-exclude",)
+DEFAULT_NOISE_BUDGET = 5
+
+
 @dataclass(frozen=True)
 class DigestTimes:
     weekly_day: int = 0  # Monday
@@ -588,6 +612,11 @@ class TeamConfig:
     working_hours: WorkingHours | None = None  # business hours; None: calendar time
     # threshold alerts: KPI id -> on/off as kpibot.yml says (``/kpi alert on|off`` overrides)
     alerts: Mapping[str, bool] = field(default_factory=dict)
+    agreements: Agreements = field(default_factory=Agreements)
+    #: PRs with one of these labels count for none of the team's KPIs
+    exclude_labels: tuple[str, ...] = DEFAULT_EXCLUDE_LABELS
+    #: kpibot alerts and nudges a channel receives per week; the rest fold into the roll-up
+    noise_budget: int = DEFAULT_NOISE_BUDGET
     line: int | None = None
 
     def __post_init__(self) -> None:
@@ -650,6 +679,9 @@ TEAM_KEYS = {
     "leads",
     "working_hours",
     "alerts",
+    "agreements",
+    "exclude_labels",
+    "noise_budget",
 }
 DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
 TOP_KEYS = {"teams", "defaults"}
@@ -782,7 +814,13 @@ class _Checker:
                     if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", r):
                         self.add(v, f"repo '{r}' in {label} must be written owner/name")
                 values[key] = repos
-        elif key in ("branches", "production_environments", "exclude_authors", "ignore_paths"):
+        elif key in (
+            "branches",
+            "production_environments",
+            "exclude_authors",
+            "ignore_paths",
+            "exclude_labels",
+        ):
             items = self.str_list(v, key)
             if items is not None:
                 values[key] = items
@@ -822,6 +860,22 @@ class _Checker:
             wh = self.working_hours(v, label)
             if wh is not None:
                 values[key] = wh
+        elif key == "agreements":
+            ag = self.agreements(v, label)
+            if ag is not None:
+                values[key] = ag
+        elif key == "noise_budget":
+            nb = self.scalar(v, key)
+            if nb is not None:
+                if re.fullmatch(r"\d{1,3}", nb.strip()):
+                    values[key] = int(nb)
+                else:
+                    self.add(
+                        v,
+                        f"noise_budget of {label} must be a whole number of alerts and nudges "
+                        f"per channel and week (e.g. 5; 0 sends every one in the roll-up), "
+                        f"not '{nb}'",
+                    )
         elif key == "attribution_window":
             w = self.scalar(v, key)
             if w is not None:
@@ -963,6 +1017,49 @@ class _Checker:
             )
             self.add(key, f"unknown metric '{key.value}' in {where}.{hint}")
             return None
+    def agreements(self, node: yaml.Node, label: str) -> Agreements | None:
+        """``agreements: {first_review_within: 4h, pr_size_under: 400, open_pr_idle_for: 3d}``;
+        every problem on its line."""
+        pairs = self.mapping(node, f"agreements of {label}")
+        if pairs is None:
+            return None
+        values: dict[str, Any] = {}
+        ok = True
+        for k, v in pairs:
+            what = f"agreements.{k.value} of {label}"
+            if k.value not in AGREEMENT_KEYS:
+                hint = did_you_mean(k.value, AGREEMENT_KEYS)
+                self.add(
+                    k,
+                    f"unknown key '{k.value}' in agreements of {label}.{hint} "
+                    f"Allowed: {', '.join(AGREEMENT_KEYS)}.",
+                )
+                ok = False
+                continue
+            raw = self.scalar(v, what)
+            if raw is None:
+                ok = False
+                continue
+            if k.value == "pr_size_under":
+                body = re.sub(r"\s*lines?$", "", raw.strip().lower())
+                if not re.fullmatch(r"\d{1,7}", body) or int(body) < 1:
+                    self.add(v, f"{what} must be a number of lines, e.g. 400, not '{raw}'")
+                    ok = False
+                    continue
+                values[k.value] = int(body)
+                continue
+            try:
+                seconds = parse_duration(raw)
+            except ValueError as exc:
+                self.add(v, f"{what}: {exc}")
+                ok = False
+                continue
+            if seconds <= 0:
+                self.add(v, f"{what} must be longer than 0, e.g. 4h")
+                ok = False
+                continue
+            values[k.value] = seconds
+        return Agreements(**values) if ok else None
 
     def targets(self, node: yaml.Node, label: str) -> dict[str, Target]:
         out: dict[str, Target] = {}

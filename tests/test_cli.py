@@ -41,6 +41,7 @@ REPORT_KEYS = {
     "breakdown",
     "so_far",
     "data_as_of",
+    "excluded",
 }
 
 

@@ -253,3 +253,32 @@ if PG_URL.startswith("postgres"):
     def test_0008_keys_reminders_by_platform_postgres():
         with _pg_schema_url() as url:
             _check_0008(url)
+
+
+def _check_0009(url: str) -> None:
+    """0009 adds the agreement, exclusion and notice tables on top of 0007 and drops them
+    again on the way down."""
+    eng = make_engine(url)
+    try:
+        upgrade(eng, "0007")
+        assert "agreement_breaches" not in set(inspect(eng).get_table_names())
+        upgrade(eng, "0009_agreements")
+        assert current_revision(eng) == "0009_agreements"
+        names = set(inspect(eng).get_table_names())
+        assert {"agreement_breaches", "pull_request_exclusions", "notice_runs"} <= names
+        command.downgrade(alembic_config(eng), "0008_teams_delivery")
+        names = set(inspect(eng).get_table_names())
+        assert not {"agreement_breaches", "pull_request_exclusions", "notice_runs"} & names
+    finally:
+        eng.dispose()
+
+
+def test_0009_agreements_sqlite(tmp_path):
+    _check_0009(f"sqlite:///{tmp_path / 'm9.db'}")
+
+
+if PG_URL.startswith("postgres"):
+
+    def test_0009_agreements_postgres():
+        with _pg_schema_url() as url:
+            _check_0009(url)

@@ -572,3 +572,30 @@ def test_turn_this_alert_off_from_a_teams_alert_card(bot):
     assert_valid_card(done)
     assert "are off" in card_text(done)
     assert enabled() == set()
+
+
+def test_agreement_buttons_snooze_and_exclude_through_the_invoke_registry(items_bot):
+    """*Snooze 1 day* and *Exclude from metrics* of an agreement nudge, clicked in Teams."""
+    from bot.store.models import PullRequestExclusion
+    from tests.factories import T
+    from tests.factories import pr as add_pr
+
+    with items_bot.surface.service.session() as s:
+        pr_id = add_pr(
+            s, created=T("2026-11-18 10:00"), merged=None, repository="acme/payments-api"
+        ).id
+        s.commit()
+    data = {"t": "payments", "pr": pr_id}
+    snoozed = _card(items_bot.click("agreement_snooze", data))
+    assert_valid_card(snoozed)
+    assert "no longer in breach" in card_text(snoozed)  # it was never in breach
+    refused = _card(items_bot.click("agreement_exclude", data))  # aad-1: no lead, no admin
+    assert "Only a workspace admin or a lead of payments" in card_text(refused)
+    dialog = _card(items_bot.click("agreement_exclude", data, user=ADMIN))
+    assert_valid_card(dialog)
+    assert "reason" in _inputs(dialog)
+    done = _card(items_bot.click("agreement_exclude", {**data, "reason": "a spike"}, user=ADMIN))
+    assert_valid_card(done)
+    with items_bot.surface.service.session() as s:
+        (row,) = s.scalars(select(PullRequestExclusion)).all()
+        assert (row.pull_request_id, row.excluded_by, row.reason) == (pr_id, "aad-9", "a spike")

@@ -8,6 +8,7 @@ from datetime import date
 
 from bot.chat.items import ItemRow, TeamRow
 from bot.metrics.registry import MetricSpec
+from bot.reports.agreements import AgreementsReport
 from bot.reports.cards import DoraCard, Health, MetricCard
 from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.reports.freshness import SourceStatus
@@ -110,6 +111,13 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class AgreementsAnswer:
+    """``agreements [team]``: the team's working agreements and the PRs in breach now."""
+
+    report: AgreementsReport
+
+
+@dataclass(frozen=True)
 class Home:
     """A person's own view (Slack's App Home, a Teams personal tab)."""
 
@@ -143,4 +151,5 @@ Answer = (
     | SubscriptionList
     | Definition
     | StatusAnswer
+    | AgreementsAnswer
 )

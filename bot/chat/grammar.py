@@ -40,6 +40,7 @@ KEYWORDS = (
     "team",
     "alert",
     "status",
+    "agreements",
 )
 PERIOD_EXAMPLES = (*NAMED, "28d", "90d", "2026-W46", "2026-10", "2026-Q3")
 
@@ -66,6 +67,7 @@ COMMANDS: tuple[Usage, ...] = (
     Usage("monthly", "[team] [period]", "preview the monthly digest (DORA, predictability)"),
     Usage("action add", "[team] [kpi]", "log an improvement action item"),
     Usage("actions", "[team] [all]", "open (or all) action items"),
+    Usage("agreements", "[team]", "the team's working agreements and the PRs in breach now"),
     Usage(
         "subscribe",
         "weekly|monthly [team] [day HH:MM]",
@@ -99,7 +101,7 @@ class Command:
     """One parsed ``/kpi`` request.
 
     ``kind``: help, card, dora, health, digest, action_add, actions, subscribe, unsubscribe,
-    subscriptions, teams, team_set, alert_set, alert_preview, status.
+    subscriptions, teams, team_set, alert_set, alert_preview, status, agreements.
     """
 
     kind: str
@@ -159,6 +161,8 @@ def parse(text: str, teams: Sequence[str], voice: Voice | None = None) -> Comman
         return _action(rest, teams, v)
     if head == "actions":
         return _with_args("actions", rest, teams, v, allow_all=True, allow_period=False)
+    if head == "agreements":
+        return _with_args("agreements", rest, teams, v, allow_period=False)
     if head in ("subscribe", "unsubscribe"):
         return _subscription(head, rest, teams, v)
     if head == "subscriptions":

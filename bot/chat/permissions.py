@@ -17,6 +17,8 @@ The model:
   unsubscribed or re-timed) by the person who made the current one, an admin, or a lead of
   the team it is for. Making the first mapping or subscription of a channel, or subscribing
   again to a stopped digest, is open to anyone in the channel.
+- A PR may be excluded from a team's metrics by an admin or a lead of the team; anyone may
+  snooze a working-agreement nudge.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def may_change_subscription(
     """A subscription made outside chat (``created_by`` None, e.g. from the command line) is
     changed only by admins and leads."""
     return (created_by is not None and actor.user_id == created_by) or _privileged(actor, leads)
+
+
+def may_exclude_pr(actor: Actor, *, leads: Collection[str]) -> bool:
+    """Leaving a PR out of a team's metrics (and its agreements) is for admins and the
+    team's leads."""
+    return _privileged(actor, leads)
 
 
 def may_map_channel(

@@ -326,6 +326,10 @@ class ChatService:
             return self.alert_preview(team, cmd.metric, cmd.target)
         if cmd.kind == "status":
             return ans.StatusAnswer(self.status(team))
+        if cmd.kind == "agreements":
+            from bot.chat.agreements import agreements
+
+            return agreements(self, team)
         raise KpibotError(f"'{cmd.kind}' is not answered here")
 
     # ---------------------------------------------------------------- reports

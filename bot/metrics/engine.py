@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.metrics import bands, lagging, leading
+from bot.metrics import agreements, bands, lagging, leading
+from bot.metrics.agreements import Breach, OpenPR
 from bot.metrics.business import BusinessClock
 from bot.metrics.lagging import (
     Attribution,
@@ -38,6 +39,10 @@ from bot.store.models import Deployment
 #: the KPIs whose durations count only working time when a team has business hours (the
 #: PR-timeline durations; incident times stay calendar time: METRICS.md, Time)
 BUSINESS_HOURS_KPIS = frozenset({"cycle-time", "first-review", "lead-time"})
+#: the KPIs computed over a population of PRs (the ones exclusions leave PRs out of)
+PR_KPIS = frozenset(
+    {"cycle-time", "pr-size", "first-review", "review-coverage", "merge-frequency", "lead-time"}
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,11 @@ class TeamEngine:
         self._selection: Any = None  # the PRs of the loaded span, for the file rows
         self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
         self._merged_sized: _Sorted | None = None  # the merged PRs with those sizes
+        self._labels = frozenset(label.lower() for label in team.exclude_labels)
+        self._lead_excluded: set[int] | None = None  # PRs a lead excluded, read on first use
+        # the excluded PRs of the loaded span, by merge and by first deployment time
+        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_deployed: list[datetime] = []
 
     @cached_property
     def team_id(self) -> int | None:
@@ -146,6 +156,8 @@ class TeamEngine:
         self._span = (start, end)
         self._loaded = set()
         self._selection, self._sized, self._merged_sized = None, None, None
+        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_deployed = []
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -195,11 +207,13 @@ class TeamEngine:
         """The PRs merged in the span into the team's branches, without bots, by merge time
         (their ``deployed`` stays None: no KPI of this population reads it)."""
         merged: list[PRFacts] = []
+        excluded: list[tuple[PRFacts, bool]] = []
         if self.repo_ids:
             self._selection = q.merged_pr_ids(self.repo_ids, start, end)
-            facts = self._pr_facts(self._selection, deployments=False)
+            facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, lambda p: p.merged)
+        self._excluded_merged = _Sorted([f for f, ok in excluded if ok], lambda p: p.merged)
 
     def _load_deployed(self, start: datetime, end: datetime) -> None:
         """The PRs whose first successful production deployment finished in the span, without
@@ -221,11 +235,17 @@ class TeamEngine:
         }
         known = {p.id: p for p in self._merged.items if p.id in first}
         facts = [with_deployed_or_size(p, deployed=first[p.id]) for p in known.values()]
-        others = sorted(pr for pr in first if pr not in known)
+        excluded = [(p, True) for p in self._excluded_merged.items if p.id in first]
+        seen = {p.id for p, _ in excluded}
+        others = sorted(pr for pr in first if pr not in known and pr not in seen)
         for i in range(0, len(others), 5000):
-            facts.extend(f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000])))
+            facts.extend(
+                f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000]), excluded=excluded)
+            )
         facts.sort(key=lambda p: (p.merged, p.id))
         self._deployed = _Sorted(facts, lambda p: p.deployed)
+        # like the population itself, whatever branch they were merged into
+        self._excluded_deployed = sorted(first[p.id] for p, _ in excluded)
 
     def _load_sprints(self, start: datetime, end: datetime) -> None:
         if self.team_id is None:
@@ -318,13 +338,47 @@ class TeamEngine:
             return self.branches(base)
         return base == self.repos[repository_id][1]
 
-    def _pr_facts(self, selection: Any, deployments: bool = True) -> list[tuple[PRFacts, bool]]:
-        """Facts of the selection's non-bot merged PRs, each with whether its base branch is
-        one of the team's (and, with ``deployments``, its first deployment's finish). Rows are
-        unpacked by position (``bot.store.queries`` order)."""
+    def lead_excluded(self) -> set[int]:
+        """The PRs a lead excluded from the team's KPIs, read once."""
+        if self._lead_excluded is None:
+            tid = self.team_id
+            self._lead_excluded = q.excluded_pr_ids(self.session, tid) if tid is not None else set()
+        return self._lead_excluded
+
+    def is_excluded(self, pr_id: int, labels: str | None) -> bool:
+        """Whether a PR counts for none of the team's KPIs and is never in breach of an
+        agreement: it has a label in ``exclude_labels`` (any case) or a lead excluded it
+        (METRICS.md, Which PRs are a team's). The one home of that rule."""
+        if (
+            labels
+            and self._labels
+            and any(label.strip().lower() in self._labels for label in labels.split(","))
+        ):
+            return True
+        return pr_id in self.lead_excluded()
+
+    def _pr_facts(
+        self,
+        selection: Any,
+        deployments: bool = True,
+        excluded: list[tuple[PRFacts, bool]] | None = None,
+    ) -> list[tuple[PRFacts, bool]]:
+        """Facts of the selection's non-bot, not excluded merged PRs, each with whether its
+        base branch is one of the team's (and, with ``deployments``, its first deployment's
+        finish). This is where every PR population of the KPIs is chosen: the excluded PRs go
+        to ``excluded``, with the same branch flag (the cards count them). Rows are unpacked
+        by position (``bot.store.queries`` order)."""
         s = self.session
         envs = self.envs if deployments else None
-        rows = [r for r in q.pr_rows(s, selection, envs) if not self.bots(r[4], r[5])]
+        rows = []
+        for r in q.pr_rows(s, selection, envs):
+            if self.bots(r[4], r[5]):
+                continue
+            if self.is_excluded(r[0], r[14]):
+                if excluded is not None:
+                    excluded.append((self._bare_facts(r), self._branch_ok(r[1], r[10])))
+                continue
+            rows.append(r)
         if not rows:
             return []
         authors = {r[0]: (r[4] or "").lower() for r in rows}
@@ -360,6 +414,7 @@ class TeamEngine:
             additions,
             deletions,
             deployed,
+            _labels,
         ) in rows:
             facts = PRFacts(
                 pr,
@@ -378,6 +433,26 @@ class TeamEngine:
             )
             out.append((facts, self._branch_ok(repository_id, base)))
         return out
+
+    @staticmethod
+    def _bare_facts(r: Any) -> PRFacts:
+        """An excluded PR's facts without its reviews: only counted, never measured."""
+        return PRFacts(
+            r[0], r[1], r[2], r[3], r[4], r[6], r[9], r[7], r[8], None, None, r[13], r[11] + r[12]
+        )
+
+    def excluded(self, metric_id: str, period: Period) -> int:
+        """How many PRs the period's population of a PR KPI left out as excluded (0 for the
+        KPIs that count no PRs)."""
+        if metric_id not in PR_KPIS:
+            return 0
+        self._ensure(period)
+        if metric_id == "lead-time":
+            self._need("deployed")
+            times = self._excluded_deployed
+            return bisect.bisect_left(times, period.end) - bisect.bisect_left(times, period.start)
+        self._need("merged")
+        return len(self._excluded_merged.between(period.start, period.end))
 
     def _sizes_for(self, period: Period) -> dict[int, int]:
         self._ensure(period)
@@ -529,9 +604,68 @@ class TeamEngine:
 
     # --- work waiting now ------------------------------------------------------------------
 
+    def open_prs(self) -> list[OpenPR]:
+        """The team's open PRs into its branches as the working agreements read them.
+
+        The last activity is the latest of: opened, ready for review, any non-bot review,
+        and the PR's ``updated_at`` (the provider's last change: a commit pushed, a comment,
+        also a label or title edit, which the store keeps no finer record of)."""
+        if not self.repo_ids:
+            return []
+        selection = q.open_prs(self.repo_ids)
+        rows = [
+            r
+            for r in q.open_pr_detail_rows(self.session, selection)
+            if self._branch_ok(r.repository_id, r.base_branch)
+        ]
+        if not rows:
+            return []
+        authors = {r.id: (r.author_login or "").lower() for r in rows}
+        first_review: dict[int, datetime] = {}
+        last_review: dict[int, datetime] = {}
+        for pr, login, is_bot, _state, submitted, _dismissed in q.review_rows(
+            self.session, selection
+        ):
+            if pr not in authors or self.bots(login, is_bot):
+                continue
+            last_review[pr] = max(last_review.get(pr, submitted), submitted)
+            if (login or "").lower() != authors[pr] and pr not in first_review:
+                first_review[pr] = submitted  # rows come by submission time
+        sizes: dict[int, int] = {}
+        for pr, path, additions, deletions, generated in q.file_rows(self.session, selection):
+            lines = 0 if generated or self.paths(path) else (additions + deletions)
+            sizes[pr] = sizes.get(pr, 0) + lines
+        out = []
+        for r in rows:
+            activity = [r.created_at, r.ready_at, r.updated_at, last_review.get(r.id)]
+            out.append(
+                OpenPR(
+                    id=r.id,
+                    repository=self.repos[r.repository_id][0],
+                    number=r.number,
+                    title=r.title or "",
+                    url=r.url,
+                    created=r.created_at,
+                    ready=r.ready_at,
+                    first_review=first_review.get(r.id),
+                    last_activity=max(t for t in activity if t is not None),
+                    size=sizes.get(r.id, r.additions + r.deletions),
+                    draft=bool(r.is_draft),
+                    bot=self.bots(r.author_login, r.author_is_bot),
+                    excluded=self.is_excluded(r.id, r.labels),
+                )
+            )
+        return out
+
+    def agreement_breaches(self, now: datetime) -> list[Breach]:
+        """The team's PRs in breach of its working agreements at ``now`` (naive UTC)."""
+        if not self.team.agreements.any:
+            return []
+        return agreements.breaches(self.open_prs(), self.team.agreements, now, self.clock)
+
     def waiting_for_review(self, now: datetime, limit: int = 10) -> list[WaitingPR]:
-        """Open, non-draft, non-bot PRs with no review, waiting longer than the target (in
-        business hours for a team with working hours, like first review time)."""
+        """Open, non-draft, non-bot, not excluded PRs with no review, waiting longer than the
+        target (in business hours for a team with working hours, like first review time)."""
         if not self.repo_ids:
             return []
         target = self.team.target_for("first-review").value
@@ -541,6 +675,7 @@ class TeamEngine:
             r
             for r in q.open_pr_rows(self.session, selection)
             if not self.bots(r.author_login, r.author_is_bot)
+            and not self.is_excluded(r.id, r.labels)
         ]
         authors = {r.id: (r.author_login or "").lower() for r in rows}
         reviewed = {

@@ -16,20 +16,24 @@ from typing import Any, Final
 
 from microsoft_teams.cards import (
     Action,
+    ActionSet,
     AdaptiveCard,
     CardElement,
     ExecuteAction,
     Fact,
     FactSet,
     Image,
+    OpenUrlAction,
     SubmitAction,
     TextBlock,
+    TextInput,
 )
 
 from bot.metrics import registry
 from bot.metrics.registry import BY_ID, Kind
 from bot.renderers import format as fmt
 from bot.renderers.mrkdwn import GITHUB_COM, Links
+from bot.reports.agreements import AgreementsReport
 from bot.reports.alerts import Alert
 from bot.reports.cards import PHASE_KEYS, DoraCard, Health, MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
@@ -167,6 +171,9 @@ def metric_card(c: MetricCard, *, buttons: bool = True, shared_by: str | None = 
     unknown = fmt.unknown_contents(c.metric, c.breakdown)
     if unknown:
         body.append(note(unknown))
+    excluded = fmt.excluded(c.excluded)
+    if excluded:
+        body.append(note(excluded))
     spark = _sparkline(c)
     if spark:
         body.append(note(spark))
@@ -269,6 +276,9 @@ def health(h: Health) -> Card:
     body += [text(card_line(c)) for c in h.cards]
     body += [note(line) for line in fmt.no_source(h.no_source)]
     body.append(note(fmt.as_of(h.data_as_of)))
+    excluded = fmt.excluded(h.excluded)
+    if excluded:
+        body.append(note(excluded))
     return card(body)
 
 
@@ -474,3 +484,88 @@ def source_status(st: SourceStatus) -> Card:
         if s.last_error:
             body.append(note(escape(s.last_error)))
     return card(body)
+
+
+# --- working agreements ---------------------------------------------------------------------
+
+#: the ``Action.Execute`` verbs of an agreement line (handlers: ``bot.teams.agreements``)
+AGREEMENT_SNOOZE = "agreement_snooze"
+AGREEMENT_EXCLUDE = "agreement_exclude"
+MAX_AGREEMENT_LINES = 20
+
+
+def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
+    """A nudge, a roll-up or the ``agreements`` answer as a card: the PRs in breach grouped
+    by agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    body: list[CardElement] = [
+        title(f"{fmt.AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")
+    ]
+    if report.kind == "list":
+        agreed = [fmt.agreement(k, v, report.business_hours) for k, v in report.agreements]
+        body.append(
+            text(
+                "**Agreed:** "
+                + (
+                    ", ".join(agreed)
+                    if agreed
+                    else "no working agreements yet (agreements: in kpibot.yml)"
+                )
+            )
+        )
+    limits = dict(report.agreements)
+    current = None
+    shown = report.lines[:MAX_AGREEMENT_LINES]
+    for line in shown:
+        if line.agreement != current:
+            current = line.agreement
+            rule = fmt.agreement(current, limits.get(current, line.limit), report.business_hours)
+            body.append(text(f"**{escape(rule)}**", spacing="Medium"))
+        measure = fmt.breach_measure(
+            line.agreement, line.measured, report.business_hours, line.snoozed_until
+        )
+        body.append(
+            text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}")
+        )
+        if buttons:
+            data = {"t": line.team, "pr": line.pr_id}
+            actions: list[Any] = []
+            if line.url and line.url.startswith("https://"):
+                actions.append(OpenUrlAction(title="Open PR", url=line.url))
+            actions.append(ExecuteAction(title="Snooze 1 day", verb=AGREEMENT_SNOOZE, data=data))
+            actions.append(
+                ExecuteAction(title="Exclude from metrics", verb=AGREEMENT_EXCLUDE, data=data)
+            )
+            body.append(ActionSet(actions=actions))
+    if len(report.lines) > len(shown):
+        body.append(note(f"{len(report.lines) - len(shown)} more not shown"))
+    if report.kind == "list" and not report.lines and report.agreements:
+        body.append(text("No open PR is in breach 🎉"))
+    if report.snoozed:
+        body.append(note(fmt.snoozed_note(report.snoozed)))
+    if report.folded:
+        body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
+        body += [text(f"- {escape(t)}") for t in report.folded]
+    return card(body)
+
+
+def exclude_dialog(data: dict[str, Any]) -> Card:
+    """Asks a lead why a PR should be left out of the metrics; *Exclude* sends the reason
+    with the button's data (verb ``agreement_exclude``)."""
+    return card(
+        [
+            title("Exclude from metrics"),
+            text(
+                "The PR will count for none of the team's KPIs and never be in breach of an "
+                "agreement again. Your name and reason are recorded."
+            ),
+            TextInput(
+                id="reason",
+                label="Why?",
+                is_multiline=True,
+                is_required=True,
+                max_length=500,
+                error_message="Say why the PR should be left out",
+            ),
+        ],
+        [ExecuteAction(title="Exclude", verb=AGREEMENT_EXCLUDE, data=data)],
+    )

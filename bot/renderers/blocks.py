@@ -15,6 +15,7 @@ from bot.metrics.registry import BY_ID
 from bot.renderers import format as fmt
 from bot.renderers import mrkdwn
 from bot.renderers.mrkdwn import GITHUB_COM, Links, escape
+from bot.reports.agreements import AgreementsReport, BreachLine
 from bot.reports.alerts import Alert
 from bot.reports.cards import MetricCard
 from bot.reports.digests import ActionItemView, MonthlyDigest, WeeklyDigest
@@ -244,3 +245,100 @@ def source_notice(n: SourceNotice) -> dict[str, Any]:
         "text": f"{escape(head)}. {' '.join(escape(line) for line in lines)}",
         "blocks": [section(f"{mark} *{escape(head)}*\n{body}")],
     }
+
+
+# --- working agreements ---------------------------------------------------------------------
+
+#: the action ids of an agreement line's buttons (the Slack listeners route on them)
+AGREEMENT_SNOOZE = "agreement_snooze"
+AGREEMENT_EXCLUDE = "agreement_exclude"
+AGREEMENT_OPEN = "agreement_open"
+#: PR lines with buttons in one message (2 blocks each, within Slack's 50)
+MAX_AGREEMENT_LINES = 20
+
+
+def agreement_value(team: str, pr_id: int) -> str:
+    """What an agreement line's buttons carry: the team and the PR's id."""
+    return json.dumps({"t": team, "pr": pr_id}, separators=(",", ":"))
+
+
+def _breach_line(line: BreachLine, links: Links, business_hours: bool) -> str:
+    ref = f"{line.repository}#{line.number}"
+    measure = fmt.breach_measure(line.agreement, line.measured, business_hours, line.snoozed_until)
+    return f"• {mrkdwn.link(line.url, ref, links)} {escape(line.title)} · {measure}"
+
+
+def agreements(
+    report: AgreementsReport, links: Links = GITHUB_COM, *, buttons: bool = True
+) -> dict[str, Any]:
+    """A nudge, a roll-up or the ``/kpi agreements`` answer: the PRs in breach grouped by
+    agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    blocks: list[Block] = [header(f"{fmt.AGREEMENT_TITLES[report.kind]} · {report.team}")]
+    if report.kind == "list":
+        agreed = [fmt.agreement(k, v, report.business_hours) for k, v in report.agreements]
+        blocks.append(
+            section(
+                "*Agreed:* "
+                + (", ".join(agreed) if agreed else "no working agreements yet")
+                + ("" if agreed else " (`agreements:` in kpibot.yml)")
+            )
+        )
+    shown = report.lines[:MAX_AGREEMENT_LINES]
+    limits = dict(report.agreements)
+    current = None
+    for line in shown:
+        if line.agreement != current:
+            current = line.agreement
+            rule = fmt.agreement(current, limits.get(current, line.limit), report.business_hours)
+            blocks.append(context(f"*{escape(rule)}*"))
+        blocks.append(section(_breach_line(line, links, report.business_hours)))
+        if buttons:
+            value = agreement_value(line.team, line.pr_id)
+            elements: list[Block] = []
+            if line.url and links.allows(line.url):
+                elements.append(
+                    {
+                        "type": "button",
+                        "action_id": f"{AGREEMENT_OPEN}:{line.pr_id}:{line.agreement}",
+                        "text": {"type": "plain_text", "text": "Open PR"},
+                        "url": line.url,
+                    }
+                )
+            elements.append(
+                {
+                    "type": "button",
+                    "action_id": f"{AGREEMENT_SNOOZE}:{line.pr_id}:{line.agreement}",
+                    "text": {"type": "plain_text", "text": "Snooze 1 day"},
+                    "value": value,
+                }
+            )
+            elements.append(
+                {
+                    "type": "button",
+                    "action_id": f"{AGREEMENT_EXCLUDE}:{line.pr_id}:{line.agreement}",
+                    "text": {"type": "plain_text", "text": "Exclude from metrics"},
+                    "value": value,
+                }
+            )
+            blocks.append({"type": "actions", "elements": elements})
+    if len(report.lines) > len(shown):
+        blocks.append(context(f"{len(report.lines) - len(shown)} more not shown"))
+    if report.kind == "list" and not report.lines and report.agreements:
+        blocks.append(section("No open PR is in breach :tada:"))
+    if report.snoozed:
+        blocks.append(context(fmt.snoozed_note(report.snoozed)))
+    if report.folded:
+        blocks.append(
+            section(
+                "*Held back this week (noise budget)*\n"
+                + "\n".join(f"• {escape(t)}" for t in report.folded)
+            )
+        )
+    n = len(report.lines)
+    fallback = {
+        "nudge": f"{n} PR{'s' if n != 1 else ''} of {report.team} missed a working agreement",
+        "rollup": f"{n} PR{'s' if n != 1 else ''} of {report.team} still open against its "
+        "working agreements",
+        "list": f"Working agreements of {report.team}: {n} in breach",
+    }[report.kind]
+    return {"text": escape(fallback), "blocks": limit_blocks(blocks)}

@@ -296,6 +296,54 @@ def with_basis(c: MetricCard, text: str, sep: str = " · ") -> str:
     return f"{text}{sep}{basis}" if basis else text
 
 
+def agreement(key: str, limit: float, business_hours: bool = False) -> str:
+    """How a working agreement reads: ``first review within 4h (business hours)``,
+    ``PRs under 400 lines``, ``no open PR idle for 3d``."""
+    if key == "pr_size_under":
+        return f"PRs under {lines(limit)}"
+    basis = " (business hours)" if business_hours else ""
+    if key == "first_review_within":
+        return f"first review within {duration(limit)}{basis}"
+    return f"no open PR idle for {duration(limit)}{basis}"
+
+
+def breach_measure(
+    key: str,
+    measured: float,
+    business_hours: bool = False,
+    snoozed_until: datetime | None = None,
+) -> str:
+    """How long (or how big) a PR in breach is, and its snooze: ``waiting 6.2h (business
+    hours)``, ``612 lines``, ``idle 4.1d · snoozed until 2026-11-04 12:00 UTC``."""
+    if key == "pr_size_under":
+        out = lines(measured)
+    else:
+        word = "waiting" if key == "first_review_within" else "idle"
+        out = f"{word} {duration(measured)}" + (" (business hours)" if business_hours else "")
+    if snoozed_until is not None:
+        out += f" · snoozed until {snoozed_until.strftime('%Y-%m-%d %H:%M')} UTC"
+    return out
+
+
+#: the titles of the agreement messages (nudge, roll-up, the ``agreements`` answer)
+AGREEMENT_TITLES = {
+    "nudge": "Working agreement missed",
+    "rollup": "Still open against your working agreements",
+    "list": "Working agreements",
+}
+
+
+def snoozed_note(n: int) -> str:
+    return f"{n} snoozed PR{'s' if n != 1 else ''} not listed"
+
+
+def excluded(n: int) -> str | None:
+    """``2 PRs excluded (kpi-exclude label or a lead)`` when a population left PRs out."""
+    if n <= 0:
+        return None
+    return f"{n} PR{'s' if n != 1 else ''} excluded (exclude label or by a lead)"
+
+
 def business_hours(c: MetricCard) -> str:
     """`` (business hours)`` after a value that counts working time only, else nothing:
     for the lines of digests, where most KPIs count no time at all."""

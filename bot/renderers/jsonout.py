@@ -61,6 +61,7 @@ def card(c: MetricCard) -> dict[str, Any]:
         "breakdown": fmt.json_breakdown(c.breakdown),
         "so_far": c.period.in_progress,
         "data_as_of": _iso_or_none(c.data_as_of),
+        "excluded": c.excluded,
     }
     if c.time_basis is not None:  # a team with working hours: business_hours or calendar
         out["time_basis"] = c.time_basis
@@ -90,6 +91,7 @@ def health(h: Health) -> dict[str, Any]:
         "metrics": [card(c) for c in h.cards],
         "no_source": [{"metric": n.metric, "missing": list(n.missing)} for n in h.no_source],
         "data_as_of": _iso_or_none(h.data_as_of),
+        "excluded": h.excluded,
     }
 
 

@@ -78,6 +78,9 @@ def card(c: MetricCard) -> str:
     if c.band:
         lines.append(f"  DORA {c.edition}: {c.band}")
     lines.extend(_breakdown_lines(c))
+    excluded = fmt.excluded(c.excluded)
+    if excluded:
+        lines.append(f"  {excluded}")
     if c.sparkline:
         spark = fmt.sparkline([p.value for p in c.sparkline])
         lines.append(f"  last {len(c.sparkline)} periods: {spark}")
@@ -110,6 +113,9 @@ def health(h: Health) -> str:
         )
     lines += [f"  – {line}" for line in fmt.no_source(h.no_source)]
     lines.append(f"  {fmt.as_of(h.data_as_of)}")
+    excluded = fmt.excluded(h.excluded)
+    if excluded:
+        lines.append(f"  {excluded}")
     return "\n".join(lines)
 
 

@@ -85,6 +85,8 @@ class MetricCard:
     #: the oldest *data as of* (aware UTC) of the sources the KPI reads (METRICS.md,
     #: Freshness); None when one of them has never delivered data
     data_as_of: datetime | None = None
+    #: PRs the period's population left out: a label in ``exclude_labels`` or a lead's exclusion
+    excluded: int = 0
 
 
 def status_of(mv: MetricValue, target: Target) -> str:
@@ -164,6 +166,7 @@ def build_card(
         definition=spec.definition,
         time_basis=engine.time_basis(metric_id),
         data_as_of=team_data_as_of(engine.session, engine.team, spec.sources),
+        excluded=engine.excluded(metric_id, period),
     )
 
 
@@ -203,6 +206,8 @@ class Health:
     period: PeriodInfo
     cards: tuple[MetricCard, ...]
     no_source: tuple[NoSource, ...] = ()
+    #: PRs merged in the period that the PR KPIs left out (excluded by label or by a lead)
+    excluded: int = 0
 
     @property
     def with_data(self) -> int:
@@ -240,4 +245,10 @@ def build_health(engine: TeamEngine, period: Period) -> Health:
             missing.append(NoSource(spec.id, spec.name, lacking))
         else:
             cards.append(build_card(engine, spec.id, period, spark=2))
-    return Health(engine.team.name, PeriodInfo.of(period), tuple(cards), tuple(missing))
+    return Health(
+        engine.team.name,
+        PeriodInfo.of(period),
+        tuple(cards),
+        tuple(missing),
+        engine.excluded("cycle-time", period),
+    )

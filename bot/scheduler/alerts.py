@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +31,7 @@ from bot.metrics.engine import TeamEngine
 from bot.metrics.registry import BY_ID, Target
 from bot.metrics.values import MetricValue
 from bot.reports import alerts as reports
+from bot.scheduler import budget
 from bot.scheduler.jobs import daily_due
 from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
 from bot.scheduler.schedule import DailyTime
@@ -71,8 +73,15 @@ def deliver_alert(
     claim_ttl: timedelta,
     history_back: timedelta,
     monotonic: Callable[[], float] = time.monotonic,
+    noise_budget: int | None = None,
+    zone: ZoneInfo = budget.UTC_ZONE,
+    text: str | None = None,
 ) -> str:
     """Post one alert (or nudge) to one conversation exactly once: claim, post, record.
+
+    With ``noise_budget`` the alert counts against the conversation's week
+    (:mod:`bot.scheduler.budget`); over it, it is not posted (``folded``) and ``text`` is
+    listed in the conversation's next daily roll-up instead.
 
     Every alert goes through here. Returns ``posted``, ``found`` (an earlier attempt had
     posted it), ``busy`` (settled, or another process holds the claim), ``broken`` or
@@ -82,11 +91,54 @@ def deliver_alert(
     )
     if claim is None:
         return "busy"
+    admission: budget.Admission | None = None
+    if noise_budget is not None:
+        with factory() as s:
+            admission = budget.admit(
+                s,
+                poster.platform,
+                conversation,
+                "alert",
+                str(event_id),
+                now,
+                budget=noise_budget,
+                zone=zone,
+                text=text,
+            )
+            s.commit()
+        if admission.folded:
+            digest_runs.finish(
+                factory,
+                AlertDelivery,
+                claim,
+                holder,
+                status="skipped",
+                now=now,
+                detail="over the noise budget: listed in the next roll-up",
+            )
+            log.info(
+                "alert %s to %s folded into the roll-up (noise budget)", event_id, conversation
+            )
+            return "folded"
+
+    def counted(status: str, ts: str | None = None) -> None:
+        if admission is None or admission.id is None:
+            return
+        with factory() as s:
+            if status == "posted":
+                budget.posted(s, admission, now, ts)
+            elif status == "failed":
+                budget.failed(s, admission)
+            else:
+                budget.undeliverable(s, admission, now)
+            s.commit()
+
     key = f"alert:{event_id}"
     deadline = monotonic() + claim_ttl.total_seconds() * 0.8
     oldest = (aware(claim.claimed_at) - history_back).timestamp()
 
     def finish(status: str, ts: str | None = None, detail: str | None = None) -> None:
+        counted(status, ts)
         digest_runs.finish(
             factory,
             AlertDelivery,
@@ -224,6 +276,9 @@ class AlertJobs:
                 now=now,
                 claim_ttl=self.claim_ttl,
                 history_back=self.history_back,
+                noise_budget=team.noise_budget,
+                zone=team.zone,
+                text=_rollup_line(self.alert_of(team, e)),
             )
             out.append((e.id, conv, outcome))
         return out
@@ -254,3 +309,10 @@ class AlertJobs:
             team.timezone,
             basis,
         )
+
+
+def _rollup_line(alert: reports.Alert) -> str:
+    """An alert held back by the noise budget, as its line in the next roll-up."""
+    from bot.renderers import format as fmt
+
+    return f"{fmt.alert_headline(alert)}: {fmt.alert_detail(alert)}"

@@ -4,13 +4,15 @@ Jobs (all in the scheduler's thread pool, each a no-op unless this process holds
 
 - ``tick`` every ``tick_every``: renew (or take over) the lease, post every digest that is
   due and not yet posted (catch-up after downtime, within the grace window), send due
-  reminders, and bring the per-subscription jobs in line with the database, so that
+  reminders, check working agreements every 15 minutes, announce new breaches and post the
+  daily roll-ups (:mod:`bot.scheduler.agreements`), and bring the per-subscription jobs in
+  line with the database, so that
   ``/kpi subscribe`` and ``unsubscribe`` take effect without a restart;
 - ``digest:<id>`` per subscription: a cron trigger on its weekday/day and time in the team's
   time zone;
 - ``reminders:<team>`` daily at the reminder time in the team's zone;
 - threshold alerts (:mod:`bot.scheduler.alerts`), evaluated and delivered by ``tick``;
-- ``sync`` every ``sync_every`` (default hourly).
+- ``sync`` every ``sync_every`` (default hourly), followed by a check of the agreements.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.renderers import charts
 from bot.renderers.mrkdwn import Links
+from bot.scheduler.agreements import AgreementJobs
 from bot.scheduler.alerts import AlertJobs
 from bot.scheduler.jobs import Clock, DigestJobs, SchedulerOptions, system_clock
 from bot.scheduler.lease import Lease, new_holder_id
@@ -75,6 +78,14 @@ class SchedulerService:
             claim_ttl=self.options.claim_ttl,
             history_margin=self.options.history_margin,
         )
+        self.agreements = AgreementJobs(
+            factory,
+            config,
+            self.jobs.posters,
+            links=Links.of(settings),
+            rollup_time=self.options.reminder_time,
+            grace=self.options.grace,
+        )
         self.factory = factory
         self.scheduler: BaseScheduler | None = None
         self._tick_lock = threading.Lock()
@@ -94,6 +105,7 @@ class SchedulerService:
                 self.jobs.send_reminders(now)
                 self.alerts.run(now)
                 self.jobs.send_notices(now)
+                self.agreements.run_due(now)
                 if self.scheduler is not None:
                     self.refresh_jobs(self.scheduler)
             except Exception:  # a database outage must not stop the scheduler thread
@@ -115,7 +127,12 @@ class SchedulerService:
         """The periodic sync (only in the active scheduler); False when it did not run or failed."""
         now = self.clock()
         if self.lease.held and self.lease.acquire(now):
-            return self.jobs.sync(self.settings, now)
+            ok = self.jobs.sync(self.settings, now)
+            try:
+                self.agreements.check_all(self.clock())
+            except Exception:
+                log.exception("checking the working agreements after the sync failed")
+            return ok
         return False
 
     # ---------------------------------------------------------------- APScheduler

@@ -62,6 +62,9 @@ def payload(answer: ans.Answer, links: Links = GITHUB_COM) -> Payload:
             return blocks.definition_payload(spec, target, business_hours)
         case ans.StatusAnswer(status):
             return blocks.status_payload(status)
+        case ans.AgreementsAnswer(report):
+            out = kit.agreements(report, links)
+            return blocks.message(out["text"], out["blocks"])
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 

@@ -28,7 +28,7 @@ from bot.renderers.mrkdwn import Links
 from bot.settings import Config, Settings, load_team_config
 from bot.slack import replies
 from bot.slack.answers import SlackVoice
-from bot.slack.listeners import actions, commands, events, views
+from bot.slack.listeners import actions, agreements, commands, events, views
 from bot.slack.listeners.common import OOPS, Deps
 from bot.slack.permissions import AdminCache
 from bot.slack.workers import ReportWorkers
@@ -267,6 +267,7 @@ def create_app(
     commands.register(bolt, deps)
     actions.register(bolt, deps)
     views.register(bolt, deps)
+    agreements.register(bolt, deps)
     events.register(bolt, deps)
 
     @bolt.error

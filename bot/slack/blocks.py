@@ -236,6 +236,9 @@ def card_blocks(
     unknown = fmt.unknown_contents(card.metric, card.breakdown)
     if unknown:
         blocks.append(context(unknown))
+    excluded = fmt.excluded(card.excluded)
+    if excluded:
+        blocks.append(context(excluded))
     spark = _sparkline(card)
     if spark:
         blocks.append(context(spark))
@@ -322,6 +325,9 @@ def health_blocks(h: Health, title: bool = True) -> list[Block]:
     blocks += [section(card_line(c)) for c in h.cards]
     blocks += [context(line) for line in fmt.no_source(h.no_source)]
     blocks.append(context(fmt.as_of(h.data_as_of)))
+    excluded = fmt.excluded(h.excluded)
+    if excluded:
+        blocks.append(context(excluded))
     return blocks
 
 

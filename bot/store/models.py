@@ -551,3 +551,80 @@ class SourceNoticeRun(Base):
     message_ts: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# --- working agreements, exclusions and the noise budget ----------------------------------
+
+
+class PullRequestExclusion(Base):
+    """A PR a lead left out of a team's KPIs (METRICS.md, Which PRs are a team's), with who
+    did it and why."""
+
+    __tablename__ = "pull_request_exclusions"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    pull_request_id: Mapped[int] = mapped_column(
+        ForeignKey("pull_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    platform: Mapped[str] = mapped_column(String(16))
+    excluded_by: Mapped[str] = mapped_column(String(255))  # the platform's user id
+    reason: Mapped[str] = mapped_column(Text)
+    excluded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AgreementBreach(Base):
+    """One PR in breach of one of a team's working agreements: announced at most once
+    (claim, post, record), snoozed until a time, and when it left the breach."""
+
+    __tablename__ = "agreement_breaches"
+    __table_args__ = (
+        UniqueConstraint(
+            "team_id", "pull_request_id", "agreement", name="uq_agreement_breaches_key"
+        ),
+        Index("ix_agreement_breaches_team_resolved", "team_id", "resolved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    pull_request_id: Mapped[int] = mapped_column(ForeignKey("pull_requests.id", ondelete="CASCADE"))
+    # first_review_within | pr_size_under | open_pr_idle_for
+    agreement: Mapped[str] = mapped_column(String(32))
+    # the start of the span the agreement measures (ready for review, last activity, opened)
+    since: Mapped[datetime] = mapped_column(DateTime)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)  # when a check first found it
+    # pending | announced | folded (over the noise budget: only in the roll-up)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    announced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the notice (``bot.scheduler.budget``) that announces it, set when a pass claims it
+    notice_key: Mapped[str | None] = mapped_column(String(200))
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    snoozed_by: Mapped[str | None] = mapped_column(String(255))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class NoticeRun(Base):
+    """One proactive message (an agreement nudge, a threshold alert, a roll-up) to one
+    conversation: claimed once, then posted, folded into the next roll-up, or failed. The rows
+    of a week are that conversation's noise budget (``bot.scheduler.budget``)."""
+
+    __tablename__ = "notice_runs"
+    __table_args__ = (
+        UniqueConstraint("platform", "channel_id", "kind", "key", name="uq_notice_runs_key"),
+        Index("ix_notice_runs_channel_week", "platform", "channel_id", "week"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))  # agreement | alert | rollup | ...
+    key: Mapped[str] = mapped_column(String(200))  # what the message is about, unique per kind
+    week: Mapped[str] = mapped_column(String(10))  # the ISO week (team time) it counts in
+    # admitted | folded | posted | failed
+    status: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)  # a folded notice's line for the roll-up
+    rolled_up_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(64))

@@ -16,6 +16,7 @@ from bot.store.models import (
     DeploymentPullRequest,
     Incident,
     PullRequest,
+    PullRequestExclusion,
     PullRequestFile,
     Repository,
     Review,
@@ -112,9 +113,7 @@ def pr_ids(ids: Sequence[int]) -> Select[Any]:
     return select(PullRequest.id).where(PullRequest.id.in_(list(ids)))
 
 
-def first_deployment_rows(
-    session: Session, selection: Selection, envs: Sequence[str]
-) -> list[Any]:
+def first_deployment_rows(session: Session, selection: Selection, envs: Sequence[str]) -> list[Any]:
     """(PR id, finish of its first successful production deployment) for the selection."""
     q = select(PullRequest.id, first_deployed(envs)).where(PullRequest.id.in_(selection))
     return _rows(session, q)
@@ -141,6 +140,7 @@ def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) 
             PullRequest.additions,
             PullRequest.deletions,
             deployed.label("deployed"),
+            PullRequest.labels,
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
         .order_by(PullRequest.merged_at, PullRequest.id)
@@ -302,6 +302,46 @@ def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
             PullRequest.author_is_bot,
             PullRequest.created_at,
             PullRequest.ready_at,
+            PullRequest.labels,
+        )
+        .where(PullRequest.id.in_(selection))
+        .order_by(PullRequest.created_at, PullRequest.id)
+    )
+    return _rows(session, q)
+
+
+def excluded_pr_ids(session: Session, team: int) -> set[int]:
+    """The PRs a lead left out of the team's KPIs (a handful: read whole)."""
+    q = select(PullRequestExclusion.pull_request_id).where(PullRequestExclusion.team_id == team)
+    return {r[0] for r in _rows(session, q)}
+
+
+def open_prs(repo_ids: Sequence[int]) -> Select[Any]:
+    """Selection: every open PR of these repositories (``ix_pull_requests_repo_state_created``)."""
+    return select(PullRequest.id).where(
+        PullRequest.repository_id.in_(repo_ids), PullRequest.state == "open"
+    )
+
+
+def open_pr_detail_rows(session: Session, selection: Select[Any]) -> list[Any]:
+    """What the working agreements read of open PRs (by opening time)."""
+    q = (
+        select(
+            PullRequest.id,
+            PullRequest.repository_id,
+            PullRequest.number,
+            PullRequest.title,
+            PullRequest.url,
+            PullRequest.author_login,
+            PullRequest.author_is_bot,
+            PullRequest.is_draft,
+            PullRequest.created_at,
+            PullRequest.ready_at,
+            PullRequest.updated_at,
+            PullRequest.additions,
+            PullRequest.deletions,
+            PullRequest.labels,
+            PullRequest.base_branch,
         )
         .where(PullRequest.id.in_(selection))
         .order_by(PullRequest.created_at, PullRequest.id)

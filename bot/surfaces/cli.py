@@ -529,9 +529,7 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _listen(
-    http_app: Any, host: str, port: int, *, threads: int, connection_limit: int
-) -> Any:
+def _listen(http_app: Any, host: str, port: int, *, threads: int, connection_limit: int) -> Any:
     """The waitress server on ``host:port``; a port in use or an unknown address is bad
     input (one line, exit 2)."""
     import errno
@@ -667,6 +665,17 @@ def cmd_teams(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_agreements(ctx: Context, config: Config, team: str | None, now: datetime) -> None:
+    """After a sync: check the working agreements (the running bot announces new breaches)."""
+    from bot.reports.agreements import check_team
+
+    with ctx.factory() as s:
+        for t in config.teams:
+            if team is None or t.name.lower() == team.lower():
+                check_team(s, t, now.astimezone(UTC).replace(tzinfo=None, microsecond=0))
+        s.commit()
+
+
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     from bot.sources.sync import LineProgress, Progress, TerminalProgress, sync_all
     from bot.store.session import require_schema
@@ -678,6 +687,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     progress: Progress = (
         TerminalProgress(sys.stdout) if sys.stdout.isatty() else LineProgress(_print)
     )
+    now = _now(args.now)
     summary = sync_all(
         ctx.settings,
         ctx.factory,
@@ -685,8 +695,9 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         full=args.full,
         out=progress,
         config=config,
-        now=_now(args.now),
+        now=now,
     )
+    _check_agreements(ctx, config, args.team, now)
     if summary.github_token_missing is not None:
         raise summary.github_token_missing  # the other sources synced; GitHub did not
     return 0 if summary.ok else 1

@@ -504,10 +504,17 @@ class _SerialWriter:
 class Webhooks:
     """The three webhook endpoints over one session factory and the team configuration."""
 
-    def __init__(self, sessions: sessionmaker[Session], config: Config, secret: str | None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        secret: str | None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.config = config
         self.secret = secret
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._repo_ids: dict[str, int] = {}
         self._team_ids: dict[str, int] = {}
         self._prepared: _Writer | None = None
@@ -516,7 +523,6 @@ class Webhooks:
         # SQLite has one writer at a time: one thread writes, committing what waits together
         self._writer_thread = _SerialWriter(sessions, self._forget) if sqlite_db else None
         # freshness: when each webhook source last delivered (recorded at most once a minute)
-        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._delivered_at: dict[tuple[str, str], datetime] = {}
         self._delivered_lock = threading.Lock()
 
@@ -856,7 +862,21 @@ class Webhooks:
             return record.number
 
         number = self._write(job)
+        self._check_agreements(full_name)
         return _ok(stored="pull_request", number=number)
+
+    def _check_agreements(self, full_name: str) -> None:
+        """A PR changed: check the working agreements of the teams counting its repository
+        (the scheduler announces what is new). A failed check never fails the delivery."""
+        if not any(t.agreements.any for t in self.teams_of(full_name)):
+            return
+        from bot.reports.agreements import check_repository
+
+        now = self.clock().astimezone(UTC).replace(tzinfo=None, microsecond=0)
+        try:
+            self._write(lambda s: check_repository(s, self.config.teams, full_name, now))
+        except Exception:
+            log.exception("checking the working agreements after a webhook for %s", full_name)
 
     def _gh_review(self, full_name: str, data: Mapping[str, Any]) -> WebhookResult:
         review = parse_rest_review(data.get("review"))
@@ -878,6 +898,7 @@ class Webhooks:
             upsert_reviews(s, pr_id, [review])
 
         self._write(job)
+        self._check_agreements(full_name)
         return _ok(stored="review", id=review.provider_id)
 
     def _gh_deployment_status(

@@ -71,11 +71,20 @@ def help_card(channel_team: str | None, teams: Sequence[str]) -> Card:
     return adaptive.help_card(usage, channel_team, teams, where)
 
 
+def sentence(text: str) -> str:
+    """A notice starting with a capital, unless its first word is a name kept as written
+    (``acme/api#1``, ``payments-api``)."""
+    first = text.split(" ", 1)[0]
+    if any(c in first for c in "/#_-.@") or not first.islower():
+        return text
+    return text[:1].upper() + text[1:]
+
+
 def card(answer: ans.Answer) -> Card:
     """The Adaptive Card for a core answer."""
     match answer:
         case ans.Notice(text) | ans.Refused(text):
-            return adaptive.message(text[:1].upper() + text[1:])
+            return adaptive.message(sentence(text))
         case ans.Problem(text, suggestions):
             return problem(text, suggestions)
         case ans.AskTeam(command, teams):
@@ -105,6 +114,8 @@ def card(answer: ans.Answer) -> Card:
             return adaptive.definition(spec, target, business_hours)
         case ans.StatusAnswer(status):
             return adaptive.source_status(status)
+        case ans.AgreementsAnswer(report):
+            return adaptive.agreements(report)
     return adaptive.message(NOT_YET.format(what=f"This answer ({type(answer).__name__})"))
 
 

@@ -42,6 +42,7 @@ from bot.errors import KpibotError
 from bot.metrics import registry
 from bot.renderers import adaptive, charts
 from bot.renderers.adaptive import CONTENT_TYPE, Card
+from bot.teams import agreements as teams_agreements
 from bot.teams import alerts as teams_alerts
 from bot.teams import answers as teams_answers
 from bot.teams import dialogs
@@ -360,3 +361,14 @@ def pick_team(inv: Invoke) -> Response:
 def alert_off(inv: Invoke) -> Response:
     """*Turn this alert off* on a threshold alert."""
     return card_response(teams_alerts.alert_off(inv.svc, inv.actor, inv.data))
+
+
+def _agreement_handler(name: str) -> Handler:
+    def handle_agreement(inv: Invoke) -> Response:
+        return card_response(teams_agreements.HANDLERS[name](inv.svc, inv.actor, inv.data))
+
+    return handle_agreement
+
+
+for _name in teams_agreements.HANDLERS:  # Snooze 1 day, Exclude from metrics
+    VERBS[_name] = _agreement_handler(_name)

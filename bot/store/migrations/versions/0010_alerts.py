@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_alerts"
-down_revision = "0008_teams_delivery"
+down_revision = "0009_agreements"
 branch_labels = None
 depends_on = None
 
