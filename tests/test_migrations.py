@@ -128,7 +128,7 @@ def _check_0007(url: str) -> None:
                     "'2026-12-01', 'U1', '2026-11-02 10:00:00')"
                 )
             )
-        upgrade(eng)
+        upgrade(eng, "0007")
         assert current_revision(eng) == "0007"
         long_id = "19:" + "x" * 200 + "@thread.tacv2"
         with eng.begin() as conn:

@@ -16,6 +16,9 @@ these, so the same event stored through either path ends as the same rows:
   unknown hex, such as a trace id, is no link);
 - the ready-for-review time of a pull request (:func:`ready_for_review_at`; the store keeps
   the earliest one it was given, :func:`earliest`);
+- which PRs a team defined by people or paths counts (:class:`TeamPopulation`, METRICS.md
+  *Which PRs are a team's*: its repositories, its author a member at merge time, or at
+  opening for an open PR, and a file outside the ignored paths matching one of its paths);
 - which of two deliveries of a deployment or an incident wins, and when a resolution is kept
   (:func:`deployment_delivery_wins`, :func:`incident_resolution`: SQL over the stored row and
   the incoming one, in the ``ON CONFLICT DO UPDATE`` of the store's writes).
@@ -34,7 +37,55 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_
 
+from bot.metrics.patterns import PathFilter
 from bot.settings import GitHubDeployments, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
+
+# --------------------------------------------------------------------------- team populations
+
+#: a login's memberships of one team: (since, until), None for an open end, naive UTC
+Spans = Sequence[tuple[datetime | None, datetime | None]]
+
+
+def member_at(spans: Spans, at: datetime) -> bool:
+    """Whether ``at`` falls in one of the membership spans (``[since, until)``)."""
+    return any((a is None or a <= at) and (b is None or at < b) for a, b in spans)
+
+
+class TeamPopulation:
+    """Which PRs of a team's repositories are the team's (METRICS.md, *Which PRs are a
+    team's*), for a team with ``members`` / ``github_team`` or ``paths``: the author was a
+    member when the PR was merged (opened, for an open PR), and at least one of its files
+    outside the ignored paths (and not generated) matches one of the paths. The base branch
+    and bot rules apply to every team alike and stay with the KPIs."""
+
+    def __init__(self, team: TeamConfig, members: dict[str, list[Any]] | None) -> None:
+        """``members``: login (lower case) -> its membership spans; None when the team has
+        no ``members`` nor ``github_team``."""
+        self.members = members if team.has_members else None
+        self.paths = PathFilter(team.paths) if team.paths else None
+        self.ignored = PathFilter(team.path_patterns)
+
+    @property
+    def needs_files(self) -> bool:
+        return self.paths is not None
+
+    def counts(
+        self,
+        author: str | None,
+        created: datetime,
+        merged: datetime | None,
+        files: Iterable[tuple[str, bool]] = (),
+    ) -> bool:
+        """``files``: (path, generated) of the PR's changed files."""
+        if self.members is not None:
+            spans = self.members.get((author or "").lower())
+            if not spans or not member_at(spans, merged or created):
+                return False
+        if self.paths is not None:
+            paths, ignored = self.paths, self.ignored
+            return any(not generated and not ignored(p) and paths(p) for p, generated in files)
+        return True
+
 
 # --------------------------------------------------------------------------- incidents
 

@@ -22,6 +22,7 @@ from bot.store.models import (
     Sprint,
     SprintItem,
     Team,
+    TeamPullRequest,
 )
 
 #: a query of PR ids the row queries below read the rows of
@@ -62,6 +63,21 @@ def merged_pr_ids(repo_ids: Sequence[int], start: datetime, end: datetime) -> Se
     )
 
 
+def team_merged_pr_ids(team: int, start: datetime, end: datetime) -> Select[Any]:
+    """Selection: PRs merged in ``[start, end)`` that a team defined by people or paths
+    counts (kept in ``team_pull_requests``, read along ``(team_id, merged_at)``)."""
+    return select(TeamPullRequest.pull_request_id).where(
+        TeamPullRequest.team_id == team,
+        TeamPullRequest.merged_at >= start,
+        TeamPullRequest.merged_at < end,
+    )
+
+
+def team_pr_ids(team: int) -> Select[Any]:
+    """Selection: every PR a team defined by people or paths counts (for a semi-join)."""
+    return select(TeamPullRequest.pull_request_id).where(TeamPullRequest.team_id == team)
+
+
 def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     """Per PR row of the enclosing query: finish of its first successful production deployment
     (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
@@ -81,7 +97,11 @@ def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
 
 
 def deployed_pr_ids(
-    repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
+    repo_ids: Sequence[int],
+    envs: Sequence[str],
+    start: datetime,
+    end: datetime,
+    team: int | None = None,
 ) -> Select[Any]:
     """Selection: merged PRs of these repositories contained in a successful production
     deployment of them finished in ``[start, end)`` (a superset of the PRs whose *first* one
@@ -89,9 +109,10 @@ def deployed_pr_ids(
 
     Read from the period's deployments only (``ix_deployments_repo_finished``), through their
     links (whose primary key starts with the deployment). A deployment contains PRs of its own
-    repository (``bot.store.derive``), so the team's deployments are the ones to read.
+    repository (``bot.store.derive``), so the team's deployments are the ones to read. With
+    ``team`` (a team defined by people or paths), only the PRs kept for it.
     """
-    return (
+    shipped: Select[Any] = (
         select(DeploymentPullRequest.pull_request_id)
         .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
         .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
@@ -105,6 +126,9 @@ def deployed_pr_ids(
             PullRequest.merged_at.is_not(None),
         )
     )
+    if team is not None:
+        shipped = shipped.where(DeploymentPullRequest.pull_request_id.in_(team_pr_ids(team)))
+    return shipped
 
 
 def pr_ids(ids: Sequence[int]) -> Select[Any]:
@@ -112,9 +136,7 @@ def pr_ids(ids: Sequence[int]) -> Select[Any]:
     return select(PullRequest.id).where(PullRequest.id.in_(list(ids)))
 
 
-def first_deployment_rows(
-    session: Session, selection: Selection, envs: Sequence[str]
-) -> list[Any]:
+def first_deployment_rows(session: Session, selection: Selection, envs: Sequence[str]) -> list[Any]:
     """(PR id, finish of its first successful production deployment) for the selection."""
     q = select(PullRequest.id, first_deployed(envs)).where(PullRequest.id.in_(selection))
     return _rows(session, q)
@@ -280,14 +302,20 @@ def sprint_item_rows(session: Session, team: int, start: datetime, end: datetime
     return _rows(session, q)
 
 
-def open_pr_ids(repo_ids: Sequence[int], created_before: datetime) -> Select[Any]:
-    """Selection: open, non-draft PRs of these repositories created before the cut-off."""
-    return select(PullRequest.id).where(
+def open_pr_ids(
+    repo_ids: Sequence[int], created_before: datetime, team: int | None = None
+) -> Select[Any]:
+    """Selection: open, non-draft PRs of these repositories created before the cut-off
+    (with ``team``, a team defined by people or paths: only the PRs kept for it)."""
+    waiting: Select[Any] = select(PullRequest.id).where(
         PullRequest.repository_id.in_(repo_ids),
         PullRequest.state == "open",
         PullRequest.is_draft.is_(False),
         PullRequest.created_at < created_before,
     )
+    if team is not None:
+        waiting = waiting.where(PullRequest.id.in_(team_pr_ids(team)))
+    return waiting
 
 
 def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
