@@ -219,6 +219,8 @@ class FakeGitHub(FakeServer):
     def __init__(self, repos: Iterable[Repo] = (), token: str | None = None) -> None:
         super().__init__()
         self.repos: dict[str, Repo] = {r.full_name.lower(): r for r in repos}
+        #: "org/team-slug" (lower case) -> its members' logins, in GitHub's order
+        self.teams: dict[str, list[str]] = {}
         self.token = token
         self.rate_limit_remaining = 5000
         self.data_lock = threading.RLock()
@@ -428,6 +430,29 @@ class FakeGitHub(FakeServer):
                 )
             return self._repo_view(repo)
 
+        def organization(login: str, **_: Any) -> dict[str, Any] | None:
+            slugs = {
+                k.split("/", 1)[1]: v
+                for k, v in self.teams.items()
+                if k.startswith(f"{login.lower()}/")
+            }
+            if not slugs and not any(r.startswith(f"{login.lower()}/") for r in self.repos):
+                raise _NotFound(
+                    f"Could not resolve to an Organization with the login of '{login}'."
+                )
+
+            def team(slug: str, **_: Any) -> dict[str, Any] | None:
+                logins = slugs.get(slug.lower())
+                if logins is None:
+                    return None  # GitHub answers null for a team it does not have
+
+                def members(first: int = 100, after: str | None = None, **_: Any) -> dict[str, Any]:
+                    return _connection(list(logins), first, after, lambda m: {"login": m})
+
+                return {"members": members}
+
+            return {"team": team}
+
         return {
             "rateLimit": {
                 "cost": 1,
@@ -435,6 +460,7 @@ class FakeGitHub(FakeServer):
                 "resetAt": iso(datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)),
             },
             "repository": repository,
+            "organization": organization,
         }
 
     def _repo_view(self, repo: Repo) -> dict[str, Any]:
