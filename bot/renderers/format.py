@@ -332,6 +332,23 @@ def unknown_contents(card_metric: str, breakdown: Mapping[str, object] | None) -
     return f"{n} deployments with unknown contents are not counted"
 
 
+def team_definition(
+    repos: int, members: int | None, github_team: str | None, paths: Sequence[str]
+) -> str:
+    """How a team's PRs are chosen, in a few words: ``2 repos · 5 members (acme/payments) ·
+    paths services/payments/**``; ``all PRs of 2 repos`` without members nor paths."""
+    words = [f"{repos} {plural(repos, 'repo')}"]
+    if members is None and not paths:
+        return f"all PRs of {words[0]}"
+    if members is not None:
+        team = f" ({github_team})" if github_team else ""
+        words.append(f"{members} {plural(members, 'member')}{team}")
+    if paths:
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        words.append(f"{'path' if len(paths) == 1 else 'paths'} {shown}")
+    return " · ".join(words)
+
+
 def and_list(words: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
