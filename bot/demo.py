@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.settings import Config, parse_config
+from bot.store import population
 from bot.store.derive import derive_all
 from bot.store.models import (
     ActionItem,
@@ -329,6 +330,8 @@ def load(
         totals.action_items += _action_items(session, profile, team_id, as_of)
         session.flush()
     derive_all(session, production_envs_by_repo(session, demo_config()), full=True)
+    # teams of the user's kpibot.yml defined by people or paths select among the PRs loaded
+    population.refresh(session, [t for t in config.teams if t.selects_prs])
     session.flush()
     return totals
 

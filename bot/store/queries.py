@@ -73,11 +73,6 @@ def team_merged_pr_ids(team: int, start: datetime, end: datetime) -> Select[Any]
     )
 
 
-def team_pr_ids(team: int) -> Select[Any]:
-    """Selection: every PR a team defined by people or paths counts (for a semi-join)."""
-    return select(TeamPullRequest.pull_request_id).where(TeamPullRequest.team_id == team)
-
-
 def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     """Per PR row of the enclosing query: finish of its first successful production deployment
     (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
@@ -112,7 +107,29 @@ def deployed_pr_ids(
     repository (``bot.store.derive``), so the team's deployments are the ones to read. With
     ``team`` (a team defined by people or paths), only the PRs kept for it.
     """
-    shipped: Select[Any] = (
+    if team is not None:
+        # the team's kept PRs: one primary-key look-up per link (joining pull_requests on
+        # the repository would let a planner walk a monorepo's PRs instead)
+        return (
+            select(DeploymentPullRequest.pull_request_id)
+            .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
+            .join(
+                TeamPullRequest,
+                and_(
+                    TeamPullRequest.team_id == team,
+                    TeamPullRequest.pull_request_id == DeploymentPullRequest.pull_request_id,
+                ),
+            )
+            .where(
+                Deployment.repository_id.in_(repo_ids),
+                Deployment.finished_at >= start,
+                Deployment.finished_at < end,
+                Deployment.status == "success",
+                Deployment.environment.in_(envs),
+                TeamPullRequest.merged_at.is_not(None),
+            )
+        )
+    return (
         select(DeploymentPullRequest.pull_request_id)
         .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
         .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
@@ -126,9 +143,6 @@ def deployed_pr_ids(
             PullRequest.merged_at.is_not(None),
         )
     )
-    if team is not None:
-        shipped = shipped.where(DeploymentPullRequest.pull_request_id.in_(team_pr_ids(team)))
-    return shipped
 
 
 def pr_ids(ids: Sequence[int]) -> Select[Any]:
@@ -314,7 +328,12 @@ def open_pr_ids(
         PullRequest.created_at < created_before,
     )
     if team is not None:
-        waiting = waiting.where(PullRequest.id.in_(team_pr_ids(team)))
+        waiting = waiting.join(
+            TeamPullRequest,
+            and_(
+                TeamPullRequest.team_id == team, TeamPullRequest.pull_request_id == PullRequest.id
+            ),
+        )
     return waiting
 
 
