@@ -24,8 +24,9 @@
 
 ``--monorepo`` puts every team's PRs into one repository, ``bench-org/monorepo``, each team
 defined by its paths (``services/<team>/**``, ``libs/<team>-sdk/**``; one PR in twenty also
-touches another team's folder) and deploying its own service (``production-<team>``): the PRs each team counts are selected once when the store is
-built, as a sync does, and the targets are 0.5 s for one report and 20 s for all teams.
+touches another team's folder) and deploying its own service (``production-<team>``): the
+PRs each team counts are selected once when the store is built, as a sync does, and the
+targets are 0.5 s for one report and 20 s for all teams.
 """
 
 from __future__ import annotations
