@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_
@@ -51,6 +52,12 @@ def member_at(spans: Spans, at: datetime) -> bool:
     return any((a is None or a <= at) and (b is None or at < b) for a, b in spans)
 
 
+@lru_cache(maxsize=64)
+def _ignored_paths(patterns: tuple[str, ...]) -> PathFilter:
+    """One matcher (and its cache of answers) for the teams sharing ``ignore_paths``."""
+    return PathFilter(patterns)
+
+
 class TeamPopulation:
     """Which PRs of a team's repositories are the team's (METRICS.md, *Which PRs are a
     team's*), for a team with ``members`` / ``github_team`` or ``paths``: the author was a
@@ -63,7 +70,7 @@ class TeamPopulation:
         no ``members`` nor ``github_team``."""
         self.members = members if team.has_members else None
         self.paths = PathFilter(team.paths) if team.paths else None
-        self.ignored = PathFilter(team.path_patterns)
+        self.ignored = _ignored_paths(team.path_patterns)
 
     @property
     def needs_files(self) -> bool:

@@ -194,51 +194,43 @@ def refresh(
 ) -> int:
     """Recompute which PRs count for ``teams`` (those defined by people or paths; the others
     lose any rows): all their repositories' PRs, or only ``pr_ids``, or only PRs by
-    ``authors``. Returns the rows written."""
+    ``authors``. Teams sharing repositories are done in one pass over the PRs and their files
+    (a monorepo's are read once, not once per team). Returns the rows written."""
     team_ids = {
         name: tid
         for name, tid in session.execute(
             select(Team.name, Team.id).where(Team.name.in_([t.name for t in teams]))
         ).tuples()
     }
-    written = 0
+    whole = pr_ids is None and authors is None
+    work: list[tuple[int, TeamPopulation, set[int]]] = []
     for team in teams:
         tid = team_ids.get(team.name)
         if tid is None:
             continue
-        if not team.selects_prs:
+        if not team.selects_prs or whole:
             session.execute(delete(TeamPullRequest).where(TeamPullRequest.team_id == tid))
-            continue
-        written += _refresh_team(session, team, tid, pr_ids, authors)
-    return written
-
-
-def _refresh_team(
-    session: Session,
-    team: TeamConfig,
-    team_id: int,
-    pr_ids: Collection[int] | None,
-    authors: Collection[str] | None,
-) -> int:
-    rule = TeamPopulation(team, membership(session, team_id) if team.has_members else None)
-    repo_ids = _repo_ids(session, team)
-    whole = pr_ids is None and authors is None
-    if whole:
-        session.execute(delete(TeamPullRequest).where(TeamPullRequest.team_id == team_id))
-    if not repo_ids:
+        if team.selects_prs:
+            members = membership(session, tid) if team.has_members else None
+            work.append((tid, TeamPopulation(team, members), set(_repo_ids(session, team))))
+    repo_ids = sorted(set().union(*(repos for _, _, repos in work)))
+    if not repo_ids or (authors is not None and not authors):
         return 0
     base = select(
-        PullRequest.id, PullRequest.author_login, PullRequest.created_at, PullRequest.merged_at
+        PullRequest.id,
+        PullRequest.repository_id,
+        PullRequest.author_login,
+        PullRequest.created_at,
+        PullRequest.merged_at,
     ).where(PullRequest.repository_id.in_(repo_ids))
     if authors is not None:
-        if not authors:
-            return 0
         base = base.where(func.lower(PullRequest.author_login).in_(sorted(authors)))
+    needs_files = any(rule.needs_files for _, rule, _ in work)
     written = 0
     for chunk in _pr_chunks(session, base, pr_ids):
         ids = [r[0] for r in chunk]
         files: dict[int, list[tuple[str, bool]]] = {}
-        if rule.needs_files:
+        if needs_files:
             for pr, path, generated in session.execute(
                 select(
                     PullRequestFile.pull_request_id,
@@ -248,14 +240,16 @@ def _refresh_team(
             ):
                 files.setdefault(pr, []).append((path, bool(generated)))
         rows = [
-            {"team_id": team_id, "pull_request_id": pr, "merged_at": merged}
-            for pr, author, created, merged in chunk
-            if rule.counts(author, created, merged, files.get(pr, ()))
+            {"team_id": tid, "pull_request_id": pr, "merged_at": merged}
+            for tid, rule, repos in work
+            for pr, repo, author, created, merged in chunk
+            if repo in repos and rule.counts(author, created, merged, files.get(pr, ()))
         ]
         if not whole:
             session.execute(
                 delete(TeamPullRequest).where(
-                    TeamPullRequest.team_id == team_id, TeamPullRequest.pull_request_id.in_(ids)
+                    TeamPullRequest.team_id.in_([tid for tid, _, _ in work]),
+                    TeamPullRequest.pull_request_id.in_(ids),
                 )
             )
         if rows:
