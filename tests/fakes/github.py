@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import random
 import sys
 import threading
@@ -1025,6 +1026,11 @@ def main(argv: list[str]) -> None:
     p.add_argument("--release-branches", type=int, default=0, help="per repository")
     args = p.parse_args(argv)
     fake = FakeGitHub(generate_org(args.repos, args.pulls, release_branches=args.release_branches))
+    # the teams of bench/bench_sync.py's configuration, six of the generated developers each
+    fake.teams = {
+        f"acme/team-{t}": [f"dev{(3 * t + k) % 12}" for k in range(6)]
+        for t in range(math.ceil(args.repos / 5))
+    }
     github_schema()
     fake.start()
     sys.stdout.write(fake.url + "\n")
