@@ -289,10 +289,10 @@ def sync_team(session: Session, team: TeamConfig, team_id: int, now: datetime | 
     """Bring one team's membership (from ``members:``) and PR selection up to its
     configuration: everything again when the definition changed, else the PRs of the logins
     that joined or left."""
+    # the team's row, locked (PostgreSQL): processes starting together do this one at a time
+    row = session.execute(select(Team).where(Team.id == team_id).with_for_update()).scalar_one()
     changed = record_members(session, team_id, "config", team.members, now)
     key = definition_key(team)
-    row = session.get(Team, team_id)
-    assert row is not None
     if row.population != key:
         refresh(session, [team])
         row.population = key
