@@ -259,24 +259,15 @@ def refresh(
 
 
 def _pr_chunks(session: Session, base: Any, pr_ids: Collection[int] | None) -> Iterable[list[Any]]:
-    """The selected PR rows, a chunk at a time (by id, so a monorepo's PRs never sit in
-    memory at once)."""
-    if pr_ids is not None:
-        wanted = sorted(pr_ids)
-        for i in range(0, len(wanted), CHUNK):
-            rows = list(session.execute(base.where(PullRequest.id.in_(wanted[i : i + CHUNK]))))
-            if rows:
-                yield rows
-        return
-    last = 0
-    while True:
-        rows = list(
-            session.execute(base.where(PullRequest.id > last).order_by(PullRequest.id).limit(CHUNK))
-        )
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
+    """The selected PR rows, a chunk of ids at a time (a monorepo's PRs never sit in memory
+    at once; only their ids do)."""
+    if pr_ids is None:
+        pr_ids = list(session.scalars(base.with_only_columns(PullRequest.id)))
+    wanted = sorted(pr_ids)
+    for i in range(0, len(wanted), CHUNK):
+        rows = list(session.execute(base.where(PullRequest.id.in_(wanted[i : i + CHUNK]))))
+        if rows:
+            yield rows
 
 
 def teams_of_repository(config: Config, full_name: str) -> tuple[TeamConfig, ...]:
