@@ -181,7 +181,7 @@ class ChatService:
     def _team_id(self, s: Session, name: str) -> int:
         tid = s.scalar(select(Team.id).where(Team.name == name))
         if tid is None:
-            tid = sync_teams(s, self.config)[name]
+            tid = sync_teams(s, self.config, now=self.now_naive())[name]
         return tid
 
     # ------------------------------------------------------------- resolution
