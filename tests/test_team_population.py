@@ -250,3 +250,32 @@ def test_config_problems_name_their_line(snippet, problem):
         f"teams:\n  - name: payments\n    repos: [acme/mono]\n    {snippet}\n"
     )
     assert len(problems) == 1 and problem in problems[0] and ":4:" in problems[0], problems
+
+
+def test_teams_sharing_a_repository_get_each_rules_answer():
+    """The one-pass evaluation over several teams gives each team's own answer."""
+    import random
+
+    from bot.ingest.rules import Populations, TeamPopulation
+
+    spans = {"alice": [(None, MID)], "bob": [(MID, None)], "carol": [(None, None)]}
+    rules = [
+        TeamPopulation(PAYMENTS, spans),
+        TeamPopulation(SEARCH, {"bob": [(None, None)]}),
+        TeamPopulation(WEB, None),
+        TeamPopulation(TeamConfig(name="people", repos=MONO, members=("carol",)), spans),
+    ]
+    both = Populations(rules)
+    rng = random.Random(7)
+    folders = ["services/payments/", "services/search/", "apps/web/", "libs/billing/", "docs/"]
+    names = ["a.py", "yarn.lock", "b.ts", "c.min.js"]
+    for _ in range(500):
+        author = rng.choice(["alice", "bob", "carol", "zoe", None])
+        created = T("2026-11-01 00:00") + timedelta(days=rng.randrange(30))
+        merged = rng.choice([None, created + timedelta(hours=5)])
+        files = [
+            (rng.choice(folders) + rng.choice(names), rng.random() < 0.1)
+            for _ in range(rng.randrange(4))
+        ]
+        expected = [i for i, r in enumerate(rules) if r.counts(author, created, merged, files)]
+        assert both.teams_of(range(len(rules)), author, created, merged, files) == expected

@@ -76,6 +76,21 @@ class TeamPopulation:
     def needs_files(self) -> bool:
         return self.paths is not None
 
+    def member(self, author: str | None, created: datetime, merged: datetime | None) -> bool:
+        """The author was a member when the PR was merged (opened, for an open PR); always
+        true for a team without members."""
+        if self.members is None:
+            return True
+        spans = self.members.get((author or "").lower())
+        return spans is not None and member_at(spans, merged or created)
+
+    def touches(self, path: str, generated: bool) -> bool:
+        """The file counts for the team's paths: outside the ignored paths, not generated,
+        matching one of them (always false for a team without paths)."""
+        if self.paths is None or generated:
+            return False
+        return not self.ignored(path) and self.paths(path)
+
     def counts(
         self,
         author: str | None,
@@ -84,14 +99,59 @@ class TeamPopulation:
         files: Iterable[tuple[str, bool]] = (),
     ) -> bool:
         """``files``: (path, generated) of the PR's changed files."""
-        if self.members is not None:
-            spans = self.members.get((author or "").lower())
-            if not spans or not member_at(spans, merged or created):
-                return False
+        if not self.member(author, created, merged):
+            return False
         if self.paths is not None:
-            paths, ignored = self.paths, self.ignored
-            return any(not generated and not ignored(p) and paths(p) for p, generated in files)
+            return any(self.touches(p, generated) for p, generated in files)
         return True
+
+
+class Populations:
+    """Several teams' :class:`TeamPopulation` applied to each PR at once (the teams sharing
+    a monorepo): each distinct file is matched against every team's paths once."""
+
+    def __init__(self, rules: Sequence[TeamPopulation]) -> None:
+        self.rules = list(rules)
+        self._with_paths = [i for i, r in enumerate(self.rules) if r.paths is not None]
+        self._touched: dict[tuple[str, bool], frozenset[int]] = {}
+
+    @property
+    def needs_files(self) -> bool:
+        return bool(self._with_paths)
+
+    def _teams_touched(self, path: str, generated: bool) -> frozenset[int]:
+        key = (path, generated)
+        hit = self._touched.get(key)
+        if hit is None:
+            hit = frozenset(i for i in self._with_paths if self.rules[i].touches(path, generated))
+            self._touched[key] = hit
+        return hit
+
+    def teams_of(
+        self,
+        candidates: Iterable[int],
+        author: str | None,
+        created: datetime,
+        merged: datetime | None,
+        files: Sequence[tuple[str, bool]] = (),
+    ) -> list[int]:
+        """Which of the ``candidates`` (indexes into the rules) count the PR: the same
+        answer as each rule's :meth:`TeamPopulation.counts`."""
+        touched: set[int] | None = None
+        out = []
+        for i in candidates:
+            rule = self.rules[i]
+            if not rule.member(author, created, merged):
+                continue
+            if rule.paths is not None:
+                if touched is None:
+                    touched = set()
+                    for path, generated in files:
+                        touched |= self._teams_touched(path, generated)
+                if i not in touched:
+                    continue
+            out.append(i)
+        return out
 
 
 # --------------------------------------------------------------------------- incidents

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from bot.ingest.rules import TeamPopulation
+from bot.ingest.rules import Populations, TeamPopulation
 from bot.settings import Config, TeamConfig
 from bot.settings import Person as PersonConfig
 from bot.store.models import (
@@ -203,7 +203,8 @@ def refresh(
         ).tuples()
     }
     whole = pr_ids is None and authors is None
-    work: list[tuple[int, TeamPopulation, set[int]]] = []
+    work: list[tuple[int, set[int]]] = []  # (team id, its repositories), by rule index
+    rules: list[TeamPopulation] = []
     for team in teams:
         tid = team_ids.get(team.name)
         if tid is None:
@@ -212,10 +213,13 @@ def refresh(
             session.execute(delete(TeamPullRequest).where(TeamPullRequest.team_id == tid))
         if team.selects_prs:
             members = membership(session, tid) if team.has_members else None
-            work.append((tid, TeamPopulation(team, members), set(_repo_ids(session, team))))
-    repo_ids = sorted(set().union(*(repos for _, _, repos in work)))
+            rules.append(TeamPopulation(team, members))
+            work.append((tid, set(_repo_ids(session, team))))
+    repo_ids = sorted(set().union(*(repos for _, repos in work)))
     if not repo_ids or (authors is not None and not authors):
         return 0
+    populations = Populations(rules)
+    candidates = {rid: [i for i, (_, repos) in enumerate(work) if rid in repos] for rid in repo_ids}
     base = select(
         PullRequest.id,
         PullRequest.repository_id,
@@ -225,12 +229,11 @@ def refresh(
     ).where(PullRequest.repository_id.in_(repo_ids))
     if authors is not None:
         base = base.where(func.lower(PullRequest.author_login).in_(sorted(authors)))
-    needs_files = any(rule.needs_files for _, rule, _ in work)
     written = 0
     for chunk in _pr_chunks(session, base, pr_ids):
         ids = [r[0] for r in chunk]
         files: dict[int, list[tuple[str, bool]]] = {}
-        if needs_files:
+        if populations.needs_files:
             for pr, path, generated in session.execute(
                 select(
                     PullRequestFile.pull_request_id,
@@ -240,15 +243,16 @@ def refresh(
             ):
                 files.setdefault(pr, []).append((path, bool(generated)))
         rows = [
-            {"team_id": tid, "pull_request_id": pr, "merged_at": merged}
-            for tid, rule, repos in work
+            {"team_id": work[i][0], "pull_request_id": pr, "merged_at": merged}
             for pr, repo, author, created, merged in chunk
-            if repo in repos and rule.counts(author, created, merged, files.get(pr, ()))
+            for i in populations.teams_of(
+                candidates[repo], author, created, merged, files.get(pr, ())
+            )
         ]
         if not whole:
             session.execute(
                 delete(TeamPullRequest).where(
-                    TeamPullRequest.team_id.in_([tid for tid, _, _ in work]),
+                    TeamPullRequest.team_id.in_([tid for tid, _ in work]),
                     TeamPullRequest.pull_request_id.in_(ids),
                 )
             )
