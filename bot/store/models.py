@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -142,6 +143,11 @@ class TeamPullRequest(Base):
 
 # --- pull requests ------------------------------------------------------------------------
 
+#: the PRs that may be reverts (METRICS.md, rollbacks): the partial index below holds only
+#: them, and ``bot.store.queries.revert_rows`` asks with this very text so that both SQLite
+#: and PostgreSQL use it (a monorepo's reverts are read without walking all its PRs)
+REVERT_CANDIDATE = "title LIKE 'Revert \"%' OR head_branch LIKE 'revert-%'"
+
 
 class PullRequest(Base):
     __tablename__ = "pull_requests"
@@ -150,6 +156,13 @@ class PullRequest(Base):
         Index("ix_pull_requests_repo_merged", "repository_id", "merged_at"),
         Index("ix_pull_requests_repo_state_created", "repository_id", "state", "created_at"),
         Index("ix_pull_requests_repo_merge_sha", "repository_id", "merge_commit_sha"),
+        Index(
+            "ix_pull_requests_reverts",
+            "repository_id",
+            "merged_at",
+            sqlite_where=text(REVERT_CANDIDATE),
+            postgresql_where=text(REVERT_CANDIDATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

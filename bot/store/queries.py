@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, and_, func, null, or_, select
+from sqlalchemy import ScalarSelect, Select, and_, func, null, or_, select, text
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
+    REVERT_CANDIDATE,
     Deployment,
     DeploymentPullRequest,
     Incident,
@@ -109,7 +110,10 @@ def deployed_pr_ids(
     """
     if team is not None:
         # the team's kept PRs: one primary-key look-up per link (joining pull_requests on
-        # the repository would let a planner walk a monorepo's PRs instead)
+        # the repository, or filtering on the kept merge time, would let a planner walk a
+        # monorepo's or the team's PRs for every deployment instead); a deployment contains
+        # merged PRs only, and the rows read from the selection are merged PRs
+        # (``pr_rows``)
         return (
             select(DeploymentPullRequest.pull_request_id)
             .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
@@ -126,7 +130,6 @@ def deployed_pr_ids(
                 Deployment.finished_at < end,
                 Deployment.status == "success",
                 Deployment.environment.in_(envs),
-                TeamPullRequest.merged_at.is_not(None),
             )
         )
     return (
@@ -294,7 +297,7 @@ def revert_rows(
         PullRequest.repository_id.in_(repo_ids),
         PullRequest.merged_at >= start,
         PullRequest.merged_at < end,
-        or_(PullRequest.title.like('Revert "%'), PullRequest.head_branch.like("revert-%")),
+        text(f"({REVERT_CANDIDATE})"),  # as written in ix_pull_requests_reverts
     )
     return _rows(session, q)
 

@@ -1,4 +1,5 @@
-"""teams made of people and paths: membership history, identities, each team's PRs
+"""teams made of people and paths: membership history, identities, each team's PRs, and
+an index of the PRs that may be reverts
 
 Revision ID: 0012_team_membership
 Revises: 0007
@@ -71,9 +72,19 @@ def upgrade() -> None:
         "ix_team_pull_requests_team_merged", "team_pull_requests", ["team_id", "merged_at"]
     )
     op.create_index("ix_team_pull_requests_pr", "team_pull_requests", ["pull_request_id"])
+    # the PRs that may be reverts, so a monorepo's are read without walking all its PRs
+    revert = sa.text("title LIKE 'Revert \"%' OR head_branch LIKE 'revert-%'")
+    op.create_index(
+        "ix_pull_requests_reverts",
+        "pull_requests",
+        ["repository_id", "merged_at"],
+        sqlite_where=revert,
+        postgresql_where=revert,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_pull_requests_reverts", table_name="pull_requests")
     op.drop_table("team_pull_requests")
     op.drop_table("people")
     op.drop_table("team_members")
