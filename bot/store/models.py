@@ -128,7 +128,8 @@ class TeamPullRequest(Base):
 
     __tablename__ = "team_pull_requests"
     __table_args__ = (
-        Index("ix_team_pull_requests_team_merged", "team_id", "merged_at"),
+        # covering: a period's PR ids come from the index alone
+        Index("ix_team_pull_requests_team_merged", "team_id", "merged_at", "pull_request_id"),
         Index("ix_team_pull_requests_pr", "pull_request_id"),
     )
 

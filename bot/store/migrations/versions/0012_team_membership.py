@@ -69,7 +69,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("team_id", "pull_request_id", name="pk_team_pull_requests"),
     )
     op.create_index(
-        "ix_team_pull_requests_team_merged", "team_pull_requests", ["team_id", "merged_at"]
+        "ix_team_pull_requests_team_merged",
+        "team_pull_requests",
+        ["team_id", "merged_at", "pull_request_id"],
     )
     op.create_index("ix_team_pull_requests_pr", "team_pull_requests", ["pull_request_id"])
     # the PRs that may be reverts, so a monorepo's are read without walking all its PRs
