@@ -92,4 +92,4 @@ def test_teams_shows_members_and_definition(kpi):
     _, url = kpi.command("teams")
     text = kpi.answer(url).text_of()
     assert "*payments* · 1 repo · 2 members · Europe/Berlin" in text
-    assert "*mobile* · 1 repo · 1 member · paths app/**, libs/ui/** · America/New_York" in text
+    assert "*mobile* · 1 repo · 1 member · paths `app/**`, `libs/ui/**` · America/New_York" in text
