@@ -85,3 +85,37 @@ def test_teams_card_names_each_teams_definition(engine):
     assert "**payments** · 1 repo · 2 members" in text
     assert "**mobile** · 1 repo · 1 member · path app/" in text
     assert "**web** · all PRs of 1 repo" in text
+
+
+def test_the_teams_surface_resolves_a_member_and_lists_definitions(engine):
+    """Through the Teams surface's own service: a member's command goes to their team, a
+    stranger is asked which team, and the `teams` card (valid Adaptive Card 1.5) names each
+    team's members and paths."""
+    from bot.chat import answers as ans
+    from bot.chat.grammar import parse
+    from bot.settings import load_env_settings
+    from bot.teams import answers as teams_answers
+    from bot.teams.app import TeamsSurface
+    from tests.fakes.teams import APP_ID
+    from tests.test_teams import assert_valid_card
+
+    assert CONFIG is not None
+    surface = TeamsSurface(
+        load_env_settings({"TEAMS_APP_ID": APP_ID}, dotenv_path=None),
+        session_factory(engine),
+        CONFIG,
+        clock=lambda: NOW,
+    )
+    svc = surface.service
+    mine = svc.dispatch(
+        parse("cycle-time", svc.team_names()), "cycle-time", "29:1alice-aad", "19:c"
+    )
+    assert isinstance(mine, ans.CardAnswer) and mine.card.team == "payments"
+    asked = svc.dispatch(parse("cycle-time", svc.team_names()), "cycle-time", "29:1nobody", "19:c")
+    assert isinstance(asked, ans.AskTeam)
+    listing = svc.dispatch(parse("teams", svc.team_names()), "teams", "29:1nobody", "19:c")
+    card = teams_answers.card(listing)
+    assert_valid_card(card)
+    assert "**mobile** · 1 repo · 1 member · path app/\\\\*\\\\*" in json.dumps(
+        card, ensure_ascii=False
+    )
