@@ -2,7 +2,7 @@
 
     python bench/bench_reports.py [--db PATH | --database-url URL [--schema S]] [--reuse]
                                   [--teams 50] [--prs 200000] [--deployments 20000]
-                                  [--incidents 2000] [--repeat 3] [--profile]
+                                  [--incidents 2000] [--repeat 3] [--profile] [--monorepo]
 
 ``--database-url postgresql://...`` builds and measures in a schema of its own, never in
 ``public`` (``bench/benchdb.py``: dropped at the end, or kept as ``kpibot_bench`` with
@@ -21,6 +21,12 @@
    Each figure is printed with its target and PASS/FAIL; the exit status is 1 when one fails.
 
 ``--profile`` prints a cProfile of the slowest single report and of the all-teams pass.
+
+``--monorepo`` puts every team's PRs into one repository, ``bench-org/monorepo``, each team
+defined by its paths (``services/<team>/**``, ``libs/<team>-sdk/**``; one PR in twenty also
+touches another team's folder) and deploying its own service (``production-<team>``): the
+PRs each team counts are selected once when the store is built, as a sync does, and the
+targets are 0.5 s for one report and 20 s for all teams.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ from bot.store.models import (  # noqa: E402
     Sprint,
     SprintItem,
     Team,
+    TeamPullRequest,
     TeamRepository,
 )
 from bot.store.session import make_engine, session_factory  # noqa: E402
@@ -80,6 +87,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import benchdb  # noqa: E402
 from benchdb import BenchStore  # noqa: E402
 
+from bot.store import population  # noqa: E402
 from bot.store.teams import sync_teams  # noqa: E402
 
 # --- fixed parameters of the synthetic organisation ----------------------------------------
@@ -142,15 +150,27 @@ def team_name(i: int) -> str:
     return f"team-{i:02d}"
 
 
+MONOREPO = "bench-org/monorepo"
+
+
 def repo_names(i: int) -> tuple[str, ...]:
     return tuple(f"bench-org/{team_name(i)}-{kind}" for kind in REPO_KINDS)
 
 
-def team_configs(n_teams: int) -> tuple[TeamConfig, ...]:
-    """Teams with their zones and some of the per-team settings real configurations use."""
+def team_folders(i: int) -> tuple[str, ...]:
+    """A team's folders in the monorepo."""
+    return (f"services/{team_name(i)}/", f"libs/{team_name(i)}-sdk/")
+
+
+def team_configs(n_teams: int, monorepo: bool = False) -> tuple[TeamConfig, ...]:
+    """Teams with their zones and some of the per-team settings real configurations use
+    (with ``monorepo``: all in one repository, each defined by its folders)."""
     out = []
     for i in range(n_teams):
         kw: dict[str, Any] = {}
+        if monorepo:  # its folders, and its service's production environment
+            kw["paths"] = tuple(f"{folder}**" for folder in team_folders(i))
+            kw["production_environments"] = (f"production-{team_name(i)}",)
         if i % 5 == 0:
             kw["exclude_authors"] = ("release-robot",)
         if i % 4 == 1:
@@ -163,9 +183,8 @@ def team_configs(n_teams: int) -> tuple[TeamConfig, ...]:
             kw["targets"] = {"cycle-time": Target("<", 48 * H)}
         if i % 8 == 4:
             kw["attribution_window"] = 48 * H
-        out.append(
-            TeamConfig(name=team_name(i), timezone=ZONES[i % len(ZONES)], repos=repo_names(i), **kw)
-        )
+        repos = (MONOREPO,) if monorepo else repo_names(i)
+        out.append(TeamConfig(name=team_name(i), timezone=ZONES[i % len(ZONES)], repos=repos, **kw))
     return tuple(out)
 
 
@@ -179,6 +198,7 @@ class BuildParams:
     prs: int
     deployments: int
     incidents: int
+    monorepo: bool = False
 
 
 @dataclass
@@ -285,6 +305,7 @@ class Builder:
         self.next_review = 1
         self.next_file = 1
         self.next_deployment = 1
+        self.numbers: dict[int, int] = {}  # repository id -> its last PR number
         self.t0 = time.perf_counter()
 
     def log(self, msg: str) -> None:
@@ -294,7 +315,7 @@ class Builder:
         return random.Random("-".join(str(p) for p in (SEED, *parts)))
 
     def build(self) -> None:
-        configs = team_configs(self.p.teams)
+        configs = team_configs(self.p.teams, self.p.monorepo)
         with Session(self.engine) as s:
             ids = sync_teams(s, Config(configs, path="bench"))
             s.commit()
@@ -326,6 +347,15 @@ class Builder:
             )
         self.log(f"{len(configs)} teams, {len(repos)} repositories")
         self.pull_requests()
+        if self.p.monorepo:
+            t0 = time.perf_counter()
+            with Session(self.engine) as s:
+                rows = population.refresh(s, configs)
+                s.commit()
+            self.log(
+                f"PRs each team counts selected by paths: {rows:,} rows for {len(configs)} "
+                f"teams in {time.perf_counter() - t0:.1f}s"
+            )
         self.deployments()
         self.incidents()
         self.sprints()
@@ -342,8 +372,15 @@ class Builder:
         """Rows were inserted with explicit ids: move the sequences past them, and give the
         planner statistics (as autovacuum would, later)."""
         with self.engine.begin() as conn:
-            for model in (PullRequest, PullRequestFile, Review, Deployment, Incident, Sprint,
-                          SprintItem):
+            for model in (
+                PullRequest,
+                PullRequestFile,
+                Review,
+                Deployment,
+                Incident,
+                Sprint,
+                SprintItem,
+            ):
                 name = table(model).name
                 conn.execute(
                     text(
@@ -379,17 +416,17 @@ class Builder:
     def team_prs(self, plan: TeamPlan, n: int, prs: Sink, files: Sink, reviews: Sink) -> None:
         rng = self.rng("prs", plan.index)
         zone = plan.zone
+        weights = REPO_WEIGHTS[: len(plan.repo_ids)]
         created = sorted(
-            (work_moment(rng, zone), rng.choices(plan.repo_ids, weights=REPO_WEIGHTS)[0])
+            (work_moment(rng, zone), rng.choices(plan.repo_ids, weights=weights)[0])
             for _ in range(n)
         )
-        numbers = dict.fromkeys(plan.repo_ids, 0)
         titles: dict[int, list[str]] = {rid: [] for rid in plan.repo_ids}
         plan.merged = {rid: [] for rid in plan.repo_ids}
         for at, rid in created:
-            numbers[rid] += 1
+            number = self.numbers[rid] = self.numbers.get(rid, 0) + 1
             kind = REPO_KINDS[plan.repo_ids.index(rid)]
-            self.one_pr(plan, rng, rid, kind, numbers[rid], at, titles[rid], prs, files, reviews)
+            self.one_pr(plan, rng, rid, kind, number, at, titles[rid], prs, files, reviews)
         for rid in plan.repo_ids:
             plan.merged[rid].sort(key=lambda m: (m.merged, m.id))
             plan.merged_count[rid] = len(plan.merged[rid])
@@ -465,7 +502,12 @@ class Builder:
             base = f"release/{rng.randint(1, 9)}.{rng.randint(0, 20)}"
         merge_sha = sha(rng) if merged else None
         # files
-        adds_total, dels_total, n_files = self.pr_files(rng, pr_id, kind, bot_pr, files)
+        folders: tuple[str, ...] = ()
+        if self.p.monorepo:  # the team's folder; one PR in twenty touches another team's
+            folders = (rng.choice(team_folders(plan.index)),)
+            if rng.random() < 0.05:
+                folders += (rng.choice(team_folders(rng.randrange(self.p.teams))),)
+        adds_total, dels_total, n_files = self.pr_files(rng, pr_id, kind, bot_pr, files, folders)
         prs.add(
             {
                 "id": pr_id,
@@ -499,7 +541,13 @@ class Builder:
             plan.merged[rid].append(MergedPR(pr_id, merged, merge_sha))
 
     def pr_files(
-        self, rng: random.Random, pr_id: int, kind: str, bot_pr: bool, files: Sink
+        self,
+        rng: random.Random,
+        pr_id: int,
+        kind: str,
+        bot_pr: bool,
+        files: Sink,
+        folders: tuple[str, ...] = (),
     ) -> tuple[int, int, int]:
         ext = EXTENSIONS[kind]
         paths: dict[str, tuple[int, int, bool]] = {}
@@ -542,6 +590,11 @@ class Builder:
                 paths["web/dist/bundle.min.js"] = (1, 1, False)
             elif r < 0.16:
                 paths[f"src/__snapshots__/{rng.choice(WORDS)}.test.tsx.snap"] = (120, 80, False)
+        if folders and not bot_pr:  # a monorepo: the code sits in the teams' folders
+            paths = {
+                (rng.choice(folders) if n else folders[-1]) + path: v
+                for n, (path, v) in enumerate(paths.items())
+            }
         adds = sum(a for a, _, _ in paths.values())
         dels = sum(d for _, d, _ in paths.values())
         if rng.random() < 0.03:  # files never fetched: the PR's own totals stand in
@@ -676,7 +729,12 @@ class Builder:
             self.log(f"deployments: {deps.count:,} deployments, {links.count:,} PR links")
 
     def repo_deployments(self, plan: TeamPlan, rid: int, n: int, deps: Sink, links: Sink) -> None:
-        rng = self.rng("deployments", rid)
+        # in a monorepo every team deploys its own service of the one repository
+        rng = (
+            self.rng("deployments", rid, plan.index)
+            if self.p.monorepo
+            else self.rng("deployments", rid)
+        )
         finishes = sorted({work_moment(rng, plan.zone, weekend_share=0.05) for _ in range(n)})
         merged = plan.merged[rid]
         cursor = 0
@@ -686,6 +744,8 @@ class Builder:
         for finished in finishes:
             r = rng.random()
             env = "staging" if r < 0.10 else "prod" if r < 0.12 else "production"
+            if self.p.monorepo and env != "staging":  # each team's service of the monorepo
+                env = plan.config.production_environments[0]
             r = rng.random()
             if env == "staging":
                 status = "success" if r < 0.95 else "failure"
@@ -930,6 +990,16 @@ def store_counts(session: Session) -> dict[str, int]:
 def busiest_team(session: Session, configs: Sequence[TeamConfig]) -> TeamConfig:
     """The team with the most PRs merged in the last 8 months (the worst case for a card)."""
     since = ANCHOR_NAIVE - timedelta(days=8 * 31)
+    by_name = {c.name: c for c in configs}
+    if any(c.selects_prs for c in configs):  # a monorepo: the PRs each team counts
+        top = session.execute(
+            select(Team.name, func.count())
+            .join(TeamPullRequest, TeamPullRequest.team_id == Team.id)
+            .where(TeamPullRequest.merged_at >= since)
+            .group_by(Team.name)
+            .order_by(func.count().desc(), Team.name)
+        ).first()
+        return by_name[top[0]] if top else configs[0]
     rows = session.execute(
         select(Team.name, func.count(PullRequest.id))
         .join(TeamRepository, TeamRepository.team_id == Team.id)
@@ -938,7 +1008,6 @@ def busiest_team(session: Session, configs: Sequence[TeamConfig]) -> TeamConfig:
         .group_by(Team.name)
         .order_by(func.count(PullRequest.id).desc(), Team.name)
     ).first()
-    by_name = {c.name: c for c in configs}
     return by_name[rows[0]] if rows else configs[0]
 
 
@@ -1023,6 +1092,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="print a cProfile of the slowest report and of the all-teams pass",
     )
+    ap.add_argument(
+        "--monorepo",
+        action="store_true",
+        help="one repository shared by every team, each team defined by its paths",
+    )
     args = ap.parse_args(argv)
     if args.teams < 1 or args.prs < 1 or args.deployments < 0 or args.incidents < 0:
         ap.error("--teams and --prs must be positive, --deployments and --incidents >= 0")
@@ -1044,7 +1118,13 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
             elif complete:
                 with Session(engine) as s:
                     n_teams = int(s.scalar(select(func.count()).select_from(Team)) or 0)
-                if n_teams == args.teams:
+                    n_repos = int(s.scalar(select(func.count()).select_from(Repository)) or 0)
+                if (n_repos == 1) != args.monorepo:
+                    print(
+                        f"{store.label} is not the {'monorepo' if args.monorepo else 'usual'}"
+                        " organisation: rebuilding"
+                    )
+                elif n_teams == args.teams:
                     print(f"Reusing {store.label} (--reuse)")
                     return store
                 print(f"{store.label} holds {n_teams} teams, not {args.teams}: rebuilding")
@@ -1052,7 +1132,9 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
                 print(f"{store.label} is missing or incomplete: building it")
         finally:
             engine.dispose()
-    params = BuildParams(store, args.teams, args.prs, args.deployments, args.incidents)
+    params = BuildParams(
+        store, args.teams, args.prs, args.deployments, args.incidents, args.monorepo
+    )
     print(
         f"Building {store.label}: {args.teams} teams, {args.prs:,} PRs, {args.deployments:,} "
         f"deployments, {args.incidents:,} incidents (seed {SEED}, anchor {ANCHOR:%Y-%m-%d %H:%M}Z)"
@@ -1081,7 +1163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, store: BenchStore) -> int:
-    configs = team_configs(args.teams)
+    configs = team_configs(args.teams, args.monorepo)
     engine = make_engine(store.url)
     factory = session_factory(engine)
     with factory() as s:
@@ -1125,6 +1207,8 @@ def measure(args: argparse.Namespace, store: BenchStore) -> int:
 
     # the acceptance targets: 200,000 PRs (and fewer), and the largest organisations (800,000)
     card_target, all_target = (0.2, 8.0) if args.prs <= 200_000 else (0.3, 15.0)
+    if args.monorepo:
+        card_target, all_target = 0.5, 20.0
     figures = []
     for label, _ in PERIODS:
         worst = max((r for r in singles if r[0] == label), key=lambda r: r[2])

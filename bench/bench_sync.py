@@ -4,7 +4,8 @@ A fake organisation of 20 repositories and 10,000 pull requests (with reviews, f
 a default-branch history, production deployments, 3 release branches per repository whose
 deployed commits only their own history reaches, and incident issues) is served by
 ``tests/fakes/github.py`` in a separate process (so its data does not count towards this
-process's memory). The command syncs it into a fresh SQLite database and prints the requests
+process's memory); each team of five repositories has a ``github_team`` whose members the
+sync reads. The command syncs it into a fresh SQLite database and prints the requests
 made per 1,000 pull requests (and how many of them read deployed commits' history), the wall
 time and the peak memory; then it updates 1 % of the
 pull requests on the fake and prints the requests of the incremental sync that follows.
@@ -88,6 +89,7 @@ def config_text(repos: int) -> str:
         teams.append(
             f"  - name: team-{t}\n"
             f"    repos: [{', '.join(names)}]\n"
+            f"    github_team: acme/team-{t}\n"  # its members, read at every sync
             "    deployments: {source: github-deployments}\n"
             "    incidents: {source: github-issues, labels: [incident]}\n"
         )

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.ingest.sources import team_sources
 from bot.settings import Config, parse_config
-from bot.store import source_health
+from bot.store import population, source_health
 from bot.store.derive import derive_all
 from bot.store.models import (
     ActionItem,
@@ -338,6 +338,8 @@ def load(
         source_health.record_success(
             session, key.source, source_health.scope_of(key.source, key.scope), end
         )
+    # teams of the user's kpibot.yml defined by people or paths select among the PRs loaded
+    population.refresh(session, [t for t in config.teams if t.selects_prs])
     session.flush()
     return totals
 

@@ -617,6 +617,10 @@ class TeamConfig:
     exclude_labels: tuple[str, ...] = DEFAULT_EXCLUDE_LABELS
     #: kpibot alerts and nudges a channel receives per week; the rest fold into the roll-up
     noise_budget: int = DEFAULT_NOISE_BUDGET
+    #: GitHub logins (lower case) of the team's people; with ``github_team``, synced from GitHub
+    members: tuple[str, ...] = ()
+    github_team: str | None = None  # "org/team-slug"
+    paths: tuple[str, ...] = ()  # .gitignore-style: the monorepo folders that are the team's
     line: int | None = None
 
     def __post_init__(self) -> None:
@@ -639,11 +643,36 @@ class TeamConfig:
     def target_for(self, metric_id: str) -> Target:
         return self.targets.get(metric_id, registry.BY_ID[metric_id].target)
 
+    @property
+    def has_members(self) -> bool:
+        """Whether the team is defined by its people (``members`` or ``github_team``)."""
+        return bool(self.members) or self.github_team is not None
+
+    @property
+    def selects_prs(self) -> bool:
+        """Whether the team's PRs are a selection of its repositories' (by people or paths:
+        METRICS.md, Which PRs are a team's), kept per PR in the store."""
+        return self.has_members or bool(self.paths)
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person's accounts: the GitHub login (lower case) and, where known, the Slack
+    member id, the Teams (Azure AD) object id and the e-mail address."""
+
+    github: str
+    slack: str | None = None
+    teams: str | None = None
+    email: str | None = None
+
 
 @dataclass(frozen=True)
 class Config:
     teams: tuple[TeamConfig, ...]
     path: str = "kpibot.yml"
+    #: identity mapping: who is who on GitHub and in chat (from ``people:`` and the mappings
+    #: written in ``members``)
+    people: tuple[Person, ...] = ()
 
     def team_names(self) -> list[str]:
         return [t.name for t in self.teams]
@@ -682,9 +711,16 @@ TEAM_KEYS = {
     "agreements",
     "exclude_labels",
     "noise_budget",
+    "members",
+    "github_team",
+    "paths",
 }
-DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos"}
-TOP_KEYS = {"teams", "defaults"}
+DEFAULTABLE_KEYS = TEAM_KEYS - {"name", "channel", "repos", "members", "github_team", "paths"}
+TOP_KEYS = {"teams", "defaults", "people"}
+PERSON_KEYS = ("github", "slack", "teams", "email")
+GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+GITHUB_TEAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class _Checker:
@@ -693,6 +729,7 @@ class _Checker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[str] = []
+        self.people: list[Person] = []  # identity mappings met so far, in file order
 
     def add(self, node: yaml.Node | None, message: str) -> None:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
@@ -856,6 +893,28 @@ class _Checker:
                 if not bad:
                     # object ids compare as Teams sends them: lower case
                     values[key] = tuple(u.lower() if AAD_OBJECT_ID.fullmatch(u) else u for u in ids)
+        elif key == "members":
+            logins = self.members(v, label)
+            if logins is not None:
+                values[key] = logins
+        elif key == "github_team":
+            slug = self.scalar(v, key)
+            if slug is not None:
+                if GITHUB_TEAM.fullmatch(slug):
+                    values[key] = slug.lower()
+                else:
+                    self.add(
+                        v,
+                        f"github_team of {label} must be written org/team-slug (as in GitHub's "
+                        f"team URL, e.g. acme/payments), not '{slug}'",
+                    )
+        elif key == "paths":
+            items = self.str_list(v, key)
+            if items is not None:
+                if not [p for p in items if p.strip()]:
+                    self.add(v, f"paths of {label} is empty: leave it out, or list folders")
+                else:
+                    values[key] = tuple(p.strip() for p in items if p.strip())
         elif key == "working_hours":
             wh = self.working_hours(v, label)
             if wh is not None:
@@ -883,6 +942,73 @@ class _Checker:
                     values[key] = parse_duration(w)
                 except ValueError as exc:
                     self.add(v, f"attribution_window of {label}: {exc}")
+
+    def members(self, node: yaml.Node, label: str) -> tuple[str, ...] | None:
+        """``members: [alice, {github: bob, slack: U0123, email: bob@acme.io}]``: the GitHub
+        logins (lower case); each mapping also goes to the identity mapping."""
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if items is None:
+            self.add(node, f"members of {label} must be a list, e.g. [alice, bob]")
+            return None
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, yaml.MappingNode):
+                person = self.person(item, f"a member of {label}")
+                if person is not None:
+                    out.append(person.github)
+                continue
+            login = self.scalar(item, f"each member of {label}")
+            if login is None:
+                continue
+            if not GITHUB_LOGIN.fullmatch(login):
+                self.add(item, f"member '{login}' of {label} is not a GitHub login")
+                continue
+            out.append(login.lower())
+        return tuple(dict.fromkeys(out))
+
+    def person(self, node: yaml.Node, what: str) -> Person | None:
+        """``{github: alice, slack: U0123, teams: <AAD object id>, email: alice@acme.io}``."""
+        pairs = self.mapping(node, what)
+        if pairs is None:
+            return None
+        values: dict[str, str] = {}
+        ok = True
+        for k, v in pairs:
+            if k.value not in PERSON_KEYS:
+                hint = did_you_mean(k.value, PERSON_KEYS)
+                self.add(
+                    k,
+                    f"unknown key '{k.value}' in {what}.{hint} Allowed: {', '.join(PERSON_KEYS)}.",
+                )
+                ok = False
+                continue
+            raw = self.scalar(v, f"{k.value} of {what}")
+            if raw is None:
+                ok = False
+                continue
+            raw = raw.strip()
+            bad = {
+                "github": None if GITHUB_LOGIN.fullmatch(raw) else "is not a GitHub login",
+                "slack": None
+                if USER_ID.fullmatch(raw)
+                else "is not a Slack member id (e.g. U0123ABCD, from the profile)",
+                "teams": None if re.fullmatch(r"[A-Za-z0-9:_.-]{1,128}", raw) else "is not an id",
+                "email": None if EMAIL.fullmatch(raw) else "is not an e-mail address",
+            }[k.value]
+            if bad is not None:
+                self.add(v, f"{k.value} '{raw}' of {what} {bad}")
+                ok = False
+                continue
+            values[k.value] = raw.lower() if k.value in ("github", "email") else raw
+        if "github" not in values:
+            if ok:
+                self.add(node, f"{what} needs 'github: <login>' (the login its PRs are by)")
+            return None
+        if not ok:
+            return None
+        person = Person(**values)
+        self.people.append(person)
+        return person
 
     def source(self, node: yaml.Node, what: str, label: str) -> Any | None:
         """A ``deployments``, ``incidents`` or ``sprints`` section as its typed object, every
@@ -1190,11 +1316,17 @@ def parse_config(text: str, path: str = "kpibot.yml") -> tuple[Config | None, li
         elif k.value == "defaults":
             for dk, dv in c.mapping(v, "defaults") or []:
                 c.team_key(dk, dv, defaults, "defaults", allowed=DEFAULTABLE_KEYS)
+        elif k.value == "people":
+            if not isinstance(v, yaml.SequenceNode):
+                c.add(v, "'people' must be a list of {github: ..., slack: ..., email: ...}")
+            else:
+                for item in v.value:
+                    c.person(item, "an entry of people")
         else:
             c.add(
                 k,
                 f"unknown top-level key '{k.value}'.{did_you_mean(k.value, TOP_KEYS)} "
-                "Allowed: teams, defaults.",
+                "Allowed: teams, defaults, people.",
             )
     teams: list[TeamConfig] = []
     if teams_node is None:
@@ -1215,9 +1347,32 @@ def parse_config(text: str, path: str = "kpibot.yml") -> tuple[Config | None, li
                 continue
             seen[key] = tn.start_mark.line + 1
             teams.append(team)
+    people = merge_people(c.people)
+    if isinstance(people, str):
+        c.add(root, people)
     if c.problems:
         return None, sorted(c.problems, key=_line_of)
-    return Config(tuple(teams), path), []
+    assert not isinstance(people, str)
+    return Config(tuple(teams), path, people), []
+
+
+def merge_people(found: list[Person]) -> tuple[Person, ...] | str:
+    """One identity per GitHub login, the accounts written for it in any place combined; a
+    problem (str) when one login is given two different accounts of a kind."""
+    merged: dict[str, Person] = {}
+    for p in found:
+        have = merged.get(p.github)
+        if have is None:
+            merged[p.github] = p
+            continue
+        values = {}
+        for key in PERSON_KEYS[1:]:
+            a, b = getattr(have, key), getattr(p, key)
+            if a is not None and b is not None and a != b:
+                return f"'{p.github}' is given two {key} accounts: {a} and {b}"
+            values[key] = a if a is not None else b
+        merged[p.github] = Person(p.github, **values)
+    return tuple(merged.values())
 
 
 def _line_of(problem: str) -> int:

@@ -20,6 +20,7 @@ from bot.store.teams import sync_teams
 from bot.surfaces.http import HttpApp, Server
 from bot.surfaces.webhooks import Webhooks, install, sign, sign_delivery
 from tests.conftest import fixtures_dir
+from tests.helpers import team_id
 
 SECRET = "whsec-test-1234"
 TEAMS = (
@@ -596,7 +597,8 @@ def test_non_ascii_signature_headers_are_401(server, session, caplog, path, head
 
 @pytest.mark.parametrize(
     # well clear of the 300 s limit: the second the request takes must not decide the case
-    ("offset", "status"), [(-330, 401), (-270, 200), (270, 200), (330, 401)]
+    ("offset", "status"),
+    [(-330, 401), (-270, 200), (270, 200), (330, 401)],
 )
 def test_deliveries_signed_more_than_five_minutes_away_are_refused(server, session, offset, status):
     ts = int(time.time()) + offset
@@ -813,3 +815,26 @@ def test_verified_values_too_long_for_a_column_are_never_a_500(server, session, 
     else:
         assert r.status_code == 200, r.text
     _refusals(caplog)
+
+
+def test_github_pull_request_of_a_member_is_the_teams_when_written(engine, session):
+    """A team defined by its people counts a PR delivered by webhook at once (a team defined
+    by paths waits for the sync, which brings the files)."""
+    from bot.store.models import TeamPullRequest
+
+    people = Config(
+        (
+            TeamConfig(name="hello", repos=("Codertocat/Hello-World",), members=("codertocat",)),
+            TeamConfig(name="others", repos=("Codertocat/Hello-World",), members=("someone",)),
+        )
+    )
+    sync_teams(session, people)
+    session.commit()
+    app = HttpApp()
+    install(app, Webhooks(session_factory(engine), people, SECRET))
+    with Server(app, host="127.0.0.1", port=0, threads=4) as srv:
+        r = gh(srv.url, "pull_request", octokit("pull_request/opened.payload.json"))
+        assert r.status_code == 200, r.text
+    session.expire_all()
+    kept = session.execute(select(TeamPullRequest.team_id)).scalars().all()
+    assert kept == [team_id(session, "hello")]

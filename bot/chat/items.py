@@ -49,3 +49,7 @@ class TeamRow:
     timezone: str
     repos: int
     channels: tuple[str, ...]  # the conversations mapped to it on the asking platform
+    #: members now, for a team defined by its people (None: no ``members``/``github_team``)
+    members: int | None = None
+    github_team: str | None = None
+    paths: tuple[str, ...] = ()

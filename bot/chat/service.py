@@ -40,7 +40,7 @@ from bot.reports.cards import Health, MetricCard, build_card, build_dora, build_
 from bot.reports.digests import build_monthly, build_weekly
 from bot.reports.freshness import SourceStatus, build_status
 from bot.settings import WEEKDAYS, Config, DigestTimes, TeamConfig, parse_target
-from bot.store import actions, channels, subscriptions
+from bot.store import actions, channels, population, subscriptions
 from bot.store import alerts as alerts_store
 from bot.store.models import ActionItem, Team
 from bot.store.session import unit_of_work
@@ -109,7 +109,7 @@ class ChatService:
     def session(self) -> Iterator[Session]:
         with unit_of_work(self.factory) as s:
             if not self._synced:
-                sync_teams(s, self.config)
+                sync_teams(s, self.config, now=self.now_naive())
                 s.flush()
                 self._synced = True
             yield s
@@ -186,7 +186,7 @@ class ChatService:
     def _team_id(self, s: Session, name: str) -> int:
         tid = s.scalar(select(Team.id).where(Team.name == name))
         if tid is None:
-            tid = sync_teams(s, self.config)[name]
+            tid = sync_teams(s, self.config, now=self.now_naive())[name]
         return tid
 
     # ------------------------------------------------------------- resolution
@@ -207,10 +207,31 @@ class ChatService:
         return None
 
     def user_teams(self, user: str) -> list[str]:
-        with self.session() as s:
-            names = channels.user_teams(s, user, platform=self.platform)
+        """The user's teams: those they are a member of (through the identity mapping), else
+        a guess from their action items and the conversations they mapped."""
         known = set(self.team_names())
+        with self.session() as s:
+            ids = population.user_team_ids(s, self.platform, user)
+            names = [n for n, tid in channels.team_ids(s).items() if tid in ids and n in known]
+            if names:
+                return sorted(names)
+            names = channels.user_teams(s, user, platform=self.platform)
         return [n for n in names if n in known]
+
+    def chat_user(self, login: str | None) -> str | None:
+        """The chat id on this platform of a GitHub login (a PR's author), when known."""
+        with self.session() as s:
+            return population.chat_user_of(s, self.platform, login)
+
+    def emails_to_look_up(self) -> list[tuple[int, str]]:
+        """(person, e-mail) of the people whose chat id is still to be looked up once."""
+        with self.session() as s:
+            return population.emails_to_look_up(s)
+
+    def store_looked_up(self, person: int, user: str | None) -> None:
+        """Keep the answer of an e-mail look-up (None: nobody), so it is not asked again."""
+        with self.session() as s:
+            population.store_lookup(s, person, user, self.now_naive())
 
     def resolve_team(self, explicit: str | None, conversation: str | None, user: str) -> str:
         """Explicit team, else the conversation's, else the user's only team, else the only
@@ -376,7 +397,22 @@ class ChatService:
                 )
                 if t.channel and self.platform == "slack":
                     chans.add(t.channel)
-                rows.append(TeamRow(t.name, t.timezone, len(t.repos), tuple(sorted(chans))))
+                members = (
+                    len(population.current_members(s, ids[t.name]))
+                    if t.has_members and t.name in ids
+                    else None
+                )
+                rows.append(
+                    TeamRow(
+                        t.name,
+                        t.timezone,
+                        len(t.repos),
+                        tuple(sorted(chans)),
+                        members,
+                        t.github_team,
+                        t.paths,
+                    )
+                )
         return ans.TeamList(tuple(rows), self.channel_team(conversation))
 
     def definition(self, metric: str, team: str | None) -> ans.Definition:
@@ -846,8 +882,9 @@ class ChatService:
             teams = self.team_names()[:5]
             if teams:
                 note = (
-                    "Showing every team: you'll see your own once you own an action item or map "
-                    f"a channel with {self.voice.command('team set')}."
+                    "Showing every team: you'll see your own once kpibot.yml lists you as a "
+                    "member, you own an action item or you map a channel with "
+                    f"{self.voice.command('team set')}."
                 )
         healths = tuple(self.health(t) for t in teams[:10])
         items = tuple(self.open_items_of(user))

@@ -16,6 +16,9 @@ these, so the same event stored through either path ends as the same rows:
   unknown hex, such as a trace id, is no link);
 - the ready-for-review time of a pull request (:func:`ready_for_review_at`; the store keeps
   the earliest one it was given, :func:`earliest`);
+- which PRs a team defined by people or paths counts (:class:`TeamPopulation`, METRICS.md
+  *Which PRs are a team's*: its repositories, its author a member at merge time, or at
+  opening for an open PR, and a file outside the ignored paths matching one of its paths);
 - which of two deliveries of a deployment or an incident wins, and when a resolution is kept
   (:func:`deployment_delivery_wins`, :func:`incident_resolution`: SQL over the stored row and
   the incoming one, in the ``ON CONFLICT DO UPDATE`` of the store's writes).
@@ -30,11 +33,126 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_
 
+from bot.metrics.patterns import PathFilter
 from bot.settings import GitHubDeployments, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
+
+# --------------------------------------------------------------------------- team populations
+
+#: a login's memberships of one team: (since, until), None for an open end, naive UTC
+Spans = Sequence[tuple[datetime | None, datetime | None]]
+
+
+def member_at(spans: Spans, at: datetime) -> bool:
+    """Whether ``at`` falls in one of the membership spans (``[since, until)``)."""
+    return any((a is None or a <= at) and (b is None or at < b) for a, b in spans)
+
+
+@lru_cache(maxsize=64)
+def _ignored_paths(patterns: tuple[str, ...]) -> PathFilter:
+    """One matcher (and its cache of answers) for the teams sharing ``ignore_paths``."""
+    return PathFilter(patterns)
+
+
+class TeamPopulation:
+    """Which PRs of a team's repositories are the team's (METRICS.md, *Which PRs are a
+    team's*), for a team with ``members`` / ``github_team`` or ``paths``: the author was a
+    member when the PR was merged (opened, for an open PR), and at least one of its files
+    outside the ignored paths (and not generated) matches one of the paths. The base branch
+    and bot rules apply to every team alike and stay with the KPIs."""
+
+    def __init__(self, team: TeamConfig, members: dict[str, list[Any]] | None) -> None:
+        """``members``: login (lower case) -> its membership spans; None when the team has
+        no ``members`` nor ``github_team``."""
+        self.members = members if team.has_members else None
+        self.paths = PathFilter(team.paths) if team.paths else None
+        self.ignored = _ignored_paths(team.path_patterns)
+
+    @property
+    def needs_files(self) -> bool:
+        return self.paths is not None
+
+    def member(self, author: str | None, created: datetime, merged: datetime | None) -> bool:
+        """The author was a member when the PR was merged (opened, for an open PR); always
+        true for a team without members."""
+        if self.members is None:
+            return True
+        spans = self.members.get((author or "").lower())
+        return spans is not None and member_at(spans, merged or created)
+
+    def touches(self, path: str, generated: bool) -> bool:
+        """The file counts for the team's paths: outside the ignored paths, not generated,
+        matching one of them (always false for a team without paths)."""
+        if self.paths is None or generated:
+            return False
+        return not self.ignored(path) and self.paths(path)
+
+    def counts(
+        self,
+        author: str | None,
+        created: datetime,
+        merged: datetime | None,
+        files: Iterable[tuple[str, bool]] = (),
+    ) -> bool:
+        """``files``: (path, generated) of the PR's changed files."""
+        if not self.member(author, created, merged):
+            return False
+        if self.paths is not None:
+            return any(self.touches(p, generated) for p, generated in files)
+        return True
+
+
+class Populations:
+    """Several teams' :class:`TeamPopulation` applied to each PR at once (the teams sharing
+    a monorepo): each distinct file is matched against every team's paths once."""
+
+    def __init__(self, rules: Sequence[TeamPopulation]) -> None:
+        self.rules = list(rules)
+        self._with_paths = [i for i, r in enumerate(self.rules) if r.paths is not None]
+        self._touched: dict[tuple[str, bool], frozenset[int]] = {}
+
+    @property
+    def needs_files(self) -> bool:
+        return bool(self._with_paths)
+
+    def _teams_touched(self, path: str, generated: bool) -> frozenset[int]:
+        key = (path, generated)
+        hit = self._touched.get(key)
+        if hit is None:
+            hit = frozenset(i for i in self._with_paths if self.rules[i].touches(path, generated))
+            self._touched[key] = hit
+        return hit
+
+    def teams_of(
+        self,
+        candidates: Iterable[int],
+        author: str | None,
+        created: datetime,
+        merged: datetime | None,
+        files: Sequence[tuple[str, bool]] = (),
+    ) -> list[int]:
+        """Which of the ``candidates`` (indexes into the rules) count the PR: the same
+        answer as each rule's :meth:`TeamPopulation.counts`."""
+        touched: set[int] | None = None
+        out = []
+        for i in candidates:
+            rule = self.rules[i]
+            if not rule.member(author, created, merged):
+                continue
+            if rule.paths is not None:
+                if touched is None:
+                    touched = set()
+                    for path, generated in files:
+                        touched |= self._teams_touched(path, generated)
+                if i not in touched:
+                    continue
+            out.append(i)
+        return out
+
 
 # --------------------------------------------------------------------------- incidents
 

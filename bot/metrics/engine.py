@@ -209,11 +209,29 @@ class TeamEngine:
         merged: list[PRFacts] = []
         excluded: list[tuple[PRFacts, bool]] = []
         if self.repo_ids:
-            self._selection = q.merged_pr_ids(self.repo_ids, start, end)
+            self._selection = self._population(start, end)
             facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, lambda p: p.merged)
         self._excluded_merged = _Sorted([f for f, ok in excluded if ok], lambda p: p.merged)
+
+    @cached_property
+    def _selected_by(self) -> int | None:
+        """The team's row id when it is defined by people or paths (its PRs are the ones kept
+        for it in the store), else None (all its repositories' PRs). -1 when such a team is
+        not in the store yet: it has no PRs."""
+        if not self.team.selects_prs:
+            return None
+        return self.team_id if self.team_id is not None else -1
+
+    def _population(self, start: datetime, end: datetime) -> q.Selection:
+        """Selection: the team's PRs merged in ``[start, end)`` (METRICS.md, *Which PRs are a
+        team's*): PRs of its repositories, or, for a team defined by people or paths, those
+        the store keeps for it (``bot.store.population``). The base branch and bot rules are
+        applied to the rows (``_pr_facts``)."""
+        if self._selected_by is not None:
+            return q.team_merged_pr_ids(self._selected_by, start, end)
+        return q.merged_pr_ids(self.repo_ids, start, end)
 
     def _load_deployed(self, start: datetime, end: datetime) -> None:
         """The PRs whose first successful production deployment finished in the span, without
@@ -227,7 +245,7 @@ class TeamEngine:
         if not self.repo_ids:
             self._deployed = _Sorted([], lambda p: p.deployed)
             return
-        shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end)
+        shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end, self._selected_by)
         first = {
             pr: at
             for pr, at in q.first_deployment_rows(self.session, shipped, self.envs)
@@ -612,7 +630,7 @@ class TeamEngine:
         also a label or title edit, which the store keeps no finer record of)."""
         if not self.repo_ids:
             return []
-        selection = q.open_prs(self.repo_ids)
+        selection = q.open_prs(self.repo_ids, self._selected_by)
         rows = [
             r
             for r in q.open_pr_detail_rows(self.session, selection)
@@ -670,7 +688,7 @@ class TeamEngine:
             return []
         target = self.team.target_for("first-review").value
         cutoff = now - timedelta(seconds=target)
-        selection = q.open_pr_ids(self.repo_ids, cutoff)
+        selection = q.open_pr_ids(self.repo_ids, cutoff, self._selected_by)
         rows = [
             r
             for r in q.open_pr_rows(self.session, selection)

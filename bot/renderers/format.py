@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -381,6 +381,29 @@ def unknown_contents(card_metric: str, breakdown: Mapping[str, object] | None) -
     if n == 1:
         return "1 deployment with unknown contents is not counted"
     return f"{n} deployments with unknown contents are not counted"
+
+
+def team_definition(
+    repos: int,
+    members: int | None,
+    github_team: str | None,
+    paths: Sequence[str],
+    path: Callable[[str], str] = str,
+) -> str:
+    """How a team's PRs are chosen, in a few words: ``2 repos · 5 members (acme/payments) ·
+    paths services/payments/**``; ``all PRs of 2 repos`` without members nor paths.
+    ``path`` sets a path apart where the markup would read its ``*`` (Slack: as code)."""
+    words = [f"{repos} {plural(repos, 'repo')}"]
+    if members is None and not paths:
+        return f"all PRs of {words[0]}"
+    if members is not None:
+        team = f" ({github_team})" if github_team else ""
+        words.append(f"{members} {plural(members, 'member')}{team}")
+    if paths:
+        shown = ", ".join(path(p) for p in paths[:3])
+        shown += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        words.append(f"{'path' if len(paths) == 1 else 'paths'} {shown}")
+    return " · ".join(words)
 
 
 def and_list(words: Sequence[str]) -> str:

@@ -366,7 +366,10 @@ def teams_payload(rows: Sequence[TeamRow], channel_team: str | None) -> Payload:
     for r in rows:
         ch = ", ".join(mrkdwn.channel(c) for c in r.channels) or "no channel"
         mark = " ← this channel" if r.name == channel_team else ""
-        lines.append(f"• *{escape(r.name)}* · {r.repos} repos · {escape(r.timezone)} · {ch}{mark}")
+        what = escape(
+            fmt.team_definition(r.repos, r.members, r.github_team, r.paths, lambda p: f"`{p}`")
+        )
+        lines.append(f"• *{escape(r.name)}* · {what} · {escape(r.timezone)} · {ch}{mark}")
     blocks = [
         section("*Teams*\n" + ("\n".join(lines) or "No teams configured in kpibot.yml.")),
         context("Map this channel to a team: `/kpi team set <team>`"),

@@ -275,6 +275,20 @@ query DefaultBranch($owner: String!, $name: String!) {
 }
 """
 
+TEAM_MEMBERS_QUERY = """
+query TeamMembers($org: String!, $slug: String!, $first: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  organization(login: $org) {
+    team(slug: $slug) {
+      members(first: $first, after: $after) {
+        nodes { login }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+}
+"""
+
 #: Deployment states after which nothing more happens (GitHub deployment status states).
 TERMINAL_DEPLOYMENT_STATES = frozenset({"success", "failure", "error"})
 
@@ -965,6 +979,24 @@ def parse_commit_histories_response(data: Any, count: int) -> list[Connection[Co
         o = _mapping(obj, f"repository.c{i}")
         out.append(_connection(o, "history", f"repository.c{i}", parse_commit_node))
     return out
+
+
+def parse_team_members_response(data: Any) -> Connection[str] | None:
+    """One page of a team's members (logins, lower case); None when the organisation has
+    no such team (or the token may not see it)."""
+    root = _mapping(data, "response")
+    org = root.get("organization")
+    if org is None:
+        return None
+    team = _mapping(org, "organization").get("team")
+    if team is None:
+        return None
+    return _connection(
+        _mapping(team, "organization.team"),
+        "members",
+        "organization.team",
+        lambda n: _str(_mapping(n, "member"), "login", "member").lower(),
+    )
 
 
 def parse_pull_request_details_response(data: Any) -> PullRequestDetails:

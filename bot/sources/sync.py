@@ -56,6 +56,7 @@ from bot.sources.github import (
     COMMIT_HISTORIES_BATCH,
     PULL_REQUEST_DETAILS_QUERY,
     REPOSITORY_SYNC_QUERY,
+    TEAM_MEMBERS_QUERY,
     CommitRecord,
     DeploymentRecord,
     GitHubPayloadError,
@@ -66,10 +67,11 @@ from bot.sources.github import (
     parse_commit_histories_response,
     parse_pull_request_details_response,
     parse_repository_sync_response,
+    parse_team_members_response,
     parse_workflow_run,
 )
 from bot.sources.github_client import GitHubClient, GitHubError, GitHubUnavailable
-from bot.store import derive, links, source_health, writes
+from bot.store import derive, links, population, source_health, writes
 from bot.store.derive import derive_repository
 from bot.store.models import Deployment, Repository
 from bot.store.session import unit_of_work, utc
@@ -291,6 +293,8 @@ class RepoPlan:
     workflows: list[tuple[WorkflowDeployments, str]] = field(default_factory=list)  # and env
     issue_teams: list[IssueTeam] = field(default_factory=list)
     production_envs: set[str] = field(default_factory=set)  # of every team listing it
+    #: the teams defined by people or paths that list it: their PRs are selected when written
+    selecting: tuple[TeamConfig, ...] = ()
 
     @property
     def owner(self) -> str:
@@ -316,7 +320,7 @@ def build_plans(
     def plan(name: str) -> RepoPlan:
         key = name.lower()
         if key not in plans:
-            plans[key] = RepoPlan(name)
+            plans[key] = RepoPlan(name, selecting=population.teams_of_repository(config, name))
         return plans[key]
 
     for team in teams:
@@ -677,7 +681,9 @@ class _RepoSync:
             if page.pulls is not None and "pulls" in state:
                 t = state["pulls"]
                 assert rid is not None
-                writes.upsert_pull_requests(session, rid, pulls)
+                ids = writes.upsert_pull_requests(session, rid, pulls)
+                if self.plan.selecting:
+                    population.refresh(session, self.plan.selecting, pr_ids=list(ids.values()))
                 since = _dt(t.since)
                 s.pulls += sum(1 for p in pulls if since is None or p.updated_at >= since)
                 for p in pulls:
@@ -1035,12 +1041,14 @@ def sync_all(
             _health(sessions, settings, "github", repo, now, str(no_token))
         raise no_token  # nothing else to sync: stop before touching the store
     with unit_of_work(sessions) as session:
-        team_ids = sync_teams(session, config)
+        team_ids = sync_teams(session, config, now=now)
     plans = build_plans(config, team_ids, teams) if no_token is None else []
     gh = client or GitHubClient.from_settings(settings, on_wait=progress.line)
     before = gh.requests_made
     down = 0  # repositories in a row GitHub did not answer for
     try:
+        if no_token is None:
+            sync_github_teams(gh, sessions, teams, team_ids, now, progress, summary)
         for n, plan in enumerate(plans):
             if down >= UNAVAILABLE_STOP:
                 skipped = [p.full_name for p in plans[n:]]
@@ -1097,6 +1105,62 @@ def sync_all(
     return summary
 
 
+def sync_github_teams(
+    gh: GitHubClient,
+    sessions: sessionmaker[Session],
+    teams: Iterable[TeamConfig],
+    team_ids: dict[str, int],
+    now: datetime,
+    progress: Progress,
+    summary: SyncSummary,
+    page_size: int = 100,
+) -> None:
+    """Read the members of every ``github_team`` and record who joined or left since the
+    last sync (with ``now``), so a PR counts for the team its author was on when merged. A
+    team GitHub does not show keeps the membership it had, and the summary says why."""
+    for team in teams:
+        if team.github_team is None:
+            continue
+        org, slug = team.github_team.split("/", 1)
+        logins: list[str] = []
+        after: str | None = None
+        problem: str | None = None
+        while True:
+            try:
+                result = gh.graphql(
+                    TEAM_MEMBERS_QUERY,
+                    {"org": org, "slug": slug, "first": page_size, "after": after},
+                )
+                page = parse_team_members_response(result.data)
+            except (GitHubError, GitHubPayloadError) as exc:
+                problem = f"{exc}"
+                break
+            if page is None:
+                problem = "GitHub shows no such team (check the slug and the token's read:org)"
+                break
+            logins.extend(page.items)
+            if not page.has_next_page or page.end_cursor is None:
+                break
+            after = page.end_cursor
+        if problem is not None:
+            msg = (
+                f"github_team {team.github_team} of team {team.name}: {problem}; its "
+                "membership stays as last synced"
+            )
+            summary.problems.append(msg)
+            progress.line(msg)
+            continue
+        with unit_of_work(sessions) as session:
+            changed = population.apply_github_members(
+                session, team, team_ids[team.name], logins, now
+            )
+        if changed:
+            progress.line(
+                f"{team.name}: {len(logins)} members in {team.github_team}, "
+                f"{len(changed)} joined or left"
+            )
+
+
 def derive_teams(sessions: sessionmaker[Session], config: Config, repos: Iterable[str]) -> int:
     """Recompute deployment contents and rollbacks of ``repos`` (production environments of
     every team that lists them)."""
@@ -1128,4 +1192,5 @@ __all__ = [
     "github_token_missing",
     "reads_github",
     "sync_all",
+    "sync_github_teams",
 ]

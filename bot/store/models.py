@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -46,6 +47,9 @@ class Team(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: fingerprint of the definition whose PR selection ``team_pull_requests`` holds (repos,
+    #: members, paths, ignored paths); NULL for a team that counts all its repositories' PRs
+    population: Mapped[str | None] = mapped_column(String(64))
 
     repositories: Mapped[list[Repository]] = relationship(
         secondary="team_repositories", back_populates="teams", lazy="selectin"
@@ -77,7 +81,73 @@ class TeamRepository(Base):
     )
 
 
+class TeamMember(Base):
+    """A GitHub login's membership of a team over time (``since``/``until`` NULL: from the
+    first time kpibot saw it / still a member). ``source``: ``config`` (``members:``) or
+    ``github`` (``github_team:``, synced)."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (
+        Index("ix_team_members_team_login", "team_id", "login"),
+        Index("ix_team_members_login", "login"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    login: Mapped[str] = mapped_column(String(255))  # lower case
+    source: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime | None] = mapped_column(DateTime)
+    until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Person(Base):
+    """Who a GitHub login is in chat: the identity mapping of kpibot.yml, with the Slack id
+    looked up by e-mail once (``slack_lookup_at``) where only the address is known."""
+
+    __tablename__ = "people"
+    __table_args__ = (
+        Index("ix_people_slack_user", "slack_user"),
+        Index("ix_people_teams_user", "teams_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    github: Mapped[str] = mapped_column(String(255), unique=True)  # lower case
+    slack_user: Mapped[str | None] = mapped_column(String(255))
+    teams_user: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    #: the Slack id came from the configuration (False: from ``users.lookupByEmail``)
+    slack_configured: Mapped[bool] = mapped_column(Boolean, default=False)
+    slack_lookup_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class TeamPullRequest(Base):
+    """The PRs a team defined by people or paths counts (METRICS.md, Which PRs are a team's),
+    kept when PRs are written and when the definition or the membership changes, so a report
+    reads its population along ``(team_id, merged_at)``. Teams counting all their
+    repositories' PRs have no rows here."""
+
+    __tablename__ = "team_pull_requests"
+    __table_args__ = (
+        # covering: a period's PR ids come from the index alone
+        Index("ix_team_pull_requests_team_merged", "team_id", "merged_at", "pull_request_id"),
+        Index("ix_team_pull_requests_pr", "pull_request_id"),
+    )
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    pull_request_id: Mapped[int] = mapped_column(
+        ForeignKey("pull_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    merged_at: Mapped[datetime | None] = mapped_column(DateTime)  # the PR's, copied
+
+
 # --- pull requests ------------------------------------------------------------------------
+
+#: the PRs that may be reverts (METRICS.md, rollbacks): the partial index below holds only
+#: them, and ``bot.store.queries.revert_rows`` asks with this very text so that both SQLite
+#: and PostgreSQL use it (a monorepo's reverts are read without walking all its PRs)
+REVERT_CANDIDATE = "title LIKE 'Revert \"%' OR head_branch LIKE 'revert-%'"
 
 
 class PullRequest(Base):
@@ -87,6 +157,13 @@ class PullRequest(Base):
         Index("ix_pull_requests_repo_merged", "repository_id", "merged_at"),
         Index("ix_pull_requests_repo_state_created", "repository_id", "state", "created_at"),
         Index("ix_pull_requests_repo_merge_sha", "repository_id", "merge_commit_sha"),
+        Index(
+            "ix_pull_requests_reverts",
+            "repository_id",
+            "merged_at",
+            sqlite_where=text(REVERT_CANDIDATE),
+            postgresql_where=text(REVERT_CANDIDATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

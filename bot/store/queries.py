@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, and_, func, null, or_, select
+from sqlalchemy import ScalarSelect, Select, and_, func, null, or_, select, text
 from sqlalchemy.orm import Session
 
 from bot.store.models import (
+    REVERT_CANDIDATE,
     Deployment,
     DeploymentPullRequest,
     Incident,
@@ -23,6 +24,7 @@ from bot.store.models import (
     Sprint,
     SprintItem,
     Team,
+    TeamPullRequest,
 )
 
 #: a query of PR ids the row queries below read the rows of
@@ -63,6 +65,16 @@ def merged_pr_ids(repo_ids: Sequence[int], start: datetime, end: datetime) -> Se
     )
 
 
+def team_merged_pr_ids(team: int, start: datetime, end: datetime) -> Select[Any]:
+    """Selection: PRs merged in ``[start, end)`` that a team defined by people or paths
+    counts (kept in ``team_pull_requests``, read along ``(team_id, merged_at)``)."""
+    return select(TeamPullRequest.pull_request_id).where(
+        TeamPullRequest.team_id == team,
+        TeamPullRequest.merged_at >= start,
+        TeamPullRequest.merged_at < end,
+    )
+
+
 def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
     """Per PR row of the enclosing query: finish of its first successful production deployment
     (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
@@ -82,7 +94,11 @@ def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
 
 
 def deployed_pr_ids(
-    repo_ids: Sequence[int], envs: Sequence[str], start: datetime, end: datetime
+    repo_ids: Sequence[int],
+    envs: Sequence[str],
+    start: datetime,
+    end: datetime,
+    team: int | None = None,
 ) -> Select[Any]:
     """Selection: merged PRs of these repositories contained in a successful production
     deployment of them finished in ``[start, end)`` (a superset of the PRs whose *first* one
@@ -90,8 +106,33 @@ def deployed_pr_ids(
 
     Read from the period's deployments only (``ix_deployments_repo_finished``), through their
     links (whose primary key starts with the deployment). A deployment contains PRs of its own
-    repository (``bot.store.derive``), so the team's deployments are the ones to read.
+    repository (``bot.store.derive``), so the team's deployments are the ones to read. With
+    ``team`` (a team defined by people or paths), only the PRs kept for it.
     """
+    if team is not None:
+        # the team's kept PRs: one primary-key look-up per link (joining pull_requests on
+        # the repository, or filtering on the kept merge time, would let a planner walk a
+        # monorepo's or the team's PRs for every deployment instead); a deployment contains
+        # merged PRs only, and the rows read from the selection are merged PRs
+        # (``pr_rows``)
+        return (
+            select(DeploymentPullRequest.pull_request_id)
+            .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
+            .join(
+                TeamPullRequest,
+                and_(
+                    TeamPullRequest.team_id == team,
+                    TeamPullRequest.pull_request_id == DeploymentPullRequest.pull_request_id,
+                ),
+            )
+            .where(
+                Deployment.repository_id.in_(repo_ids),
+                Deployment.finished_at >= start,
+                Deployment.finished_at < end,
+                Deployment.status == "success",
+                Deployment.environment.in_(envs),
+            )
+        )
     return (
         select(DeploymentPullRequest.pull_request_id)
         .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
@@ -258,7 +299,7 @@ def revert_rows(
         PullRequest.repository_id.in_(repo_ids),
         PullRequest.merged_at >= start,
         PullRequest.merged_at < end,
-        or_(PullRequest.title.like('Revert "%'), PullRequest.head_branch.like("revert-%")),
+        text(f"({REVERT_CANDIDATE})"),  # as written in ix_pull_requests_reverts
     )
     return _rows(session, q)
 
@@ -280,14 +321,25 @@ def sprint_item_rows(session: Session, team: int, start: datetime, end: datetime
     return _rows(session, q)
 
 
-def open_pr_ids(repo_ids: Sequence[int], created_before: datetime) -> Select[Any]:
-    """Selection: open, non-draft PRs of these repositories created before the cut-off."""
-    return select(PullRequest.id).where(
+def open_pr_ids(
+    repo_ids: Sequence[int], created_before: datetime, team: int | None = None
+) -> Select[Any]:
+    """Selection: open, non-draft PRs of these repositories created before the cut-off
+    (with ``team``, a team defined by people or paths: only the PRs kept for it)."""
+    waiting: Select[Any] = select(PullRequest.id).where(
         PullRequest.repository_id.in_(repo_ids),
         PullRequest.state == "open",
         PullRequest.is_draft.is_(False),
         PullRequest.created_at < created_before,
     )
+    if team is not None:
+        waiting = waiting.join(
+            TeamPullRequest,
+            and_(
+                TeamPullRequest.team_id == team, TeamPullRequest.pull_request_id == PullRequest.id
+            ),
+        )
+    return waiting
 
 
 def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
@@ -316,11 +368,20 @@ def excluded_pr_ids(session: Session, team: int) -> set[int]:
     return {r[0] for r in _rows(session, q)}
 
 
-def open_prs(repo_ids: Sequence[int]) -> Select[Any]:
-    """Selection: every open PR of these repositories (``ix_pull_requests_repo_state_created``)."""
-    return select(PullRequest.id).where(
+def open_prs(repo_ids: Sequence[int], team: int | None = None) -> Select[Any]:
+    """Selection: every open PR of these repositories (``ix_pull_requests_repo_state_created``;
+    with ``team``, a team defined by people or paths: only the PRs kept for it)."""
+    selection: Select[Any] = select(PullRequest.id).where(
         PullRequest.repository_id.in_(repo_ids), PullRequest.state == "open"
     )
+    if team is not None:
+        selection = selection.join(
+            TeamPullRequest,
+            and_(
+                TeamPullRequest.team_id == team, TeamPullRequest.pull_request_id == PullRequest.id
+            ),
+        )
+    return selection
 
 
 def open_pr_detail_rows(session: Session, selection: Select[Any]) -> list[Any]:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.settings import Config
+from bot.store import population
 from bot.store.models import Repository, Team, TeamRepository
 
 
-def sync_teams(session: Session, config: Config) -> dict[str, int]:
+def sync_teams(session: Session, config: Config, now: datetime | None = None) -> dict[str, int]:
     """Upsert every configured team and repository; returns team name -> id.
 
     Teams removed from the file keep their rows (their action items and history stay), but
-    lose their repository links.
+    lose their repository links. Membership from ``members:`` is recorded with ``now`` (see
+    :func:`bot.store.population.record_members`), the identity mapping stored, and the PRs
+    of teams defined by people or paths selected again where their definition changed.
     """
     ids: dict[str, int] = {}
     for tc in config.teams:
@@ -49,6 +54,10 @@ def sync_teams(session: Session, config: Config) -> dict[str, int]:
                     TeamRepository.repository_id.in_(list(have - wanted)),
                 )
             )
+    session.flush()
+    population.sync_people(session, config.people)
+    for tc in config.teams:
+        population.sync_team(session, tc, ids[tc.name], now)
     session.flush()
     return ids
 

@@ -488,7 +488,7 @@ def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
         raise KpibotError("say what to do with the database: 'kpibot db upgrade'")
     from bot.settings import has_team_config
     from bot.store.migrate import current_revision, upgrade
-    from bot.store.session import unit_of_work
+    from bot.store.session import unit_of_work, utc
 
     upgrade(ctx.engine)
     if has_team_config(ctx.settings):
@@ -496,7 +496,7 @@ def cmd_db(ctx: Context, args: argparse.Namespace) -> int:
 
         config = ctx.config()
         with unit_of_work(ctx.factory) as session:
-            sync_teams(session, config)
+            sync_teams(session, config, now=utc(datetime.now(UTC)))
     _print(f"database is at revision {current_revision(ctx.engine)} (latest)")
     return 0
 

@@ -49,7 +49,7 @@ from bot.sources.github import (
     parse_rest_review,
     parse_workflow_run,
 )
-from bot.store import links, source_health, writes
+from bot.store import links, population, source_health, writes
 from bot.store.models import Deployment, Incident, PullRequest, Repository, Team
 from bot.store.records import DeploymentRecord, IncidentRecord
 from bot.store.session import unit_of_work
@@ -857,8 +857,12 @@ class Webhooks:
         ready_at = rules.ready_for_review_at(_text_or_none(data.get("action")), parsed.updated_at)
         record = replace(parsed, ready_at=ready_at, was_draft=parsed.was_draft or bool(ready_at))
 
+        selecting = population.teams_of_repository(self.config, full_name)
+
         def job(s: Session) -> int:
-            upsert_pull_request(s, self._repo_id(s, full_name), record)
+            pr_id = upsert_pull_request(s, self._repo_id(s, full_name), record)
+            if selecting:  # its files come with the next sync, which selects it again
+                population.refresh(s, selecting, pr_ids=[pr_id])
             return record.number
 
         number = self._write(job)
@@ -895,6 +899,9 @@ class Webhooks:
             )
             if pr_id is None:  # first seen through its review: store what the event has
                 pr_id = upsert_pull_request(s, rid, parse_rest_pull(pr_obj))
+                selecting = population.teams_of_repository(self.config, full_name)
+                if selecting:
+                    population.refresh(s, selecting, pr_ids=[pr_id])
             upsert_reviews(s, pr_id, [review])
 
         self._write(job)

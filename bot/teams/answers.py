@@ -15,6 +15,7 @@ from bot.chat.voice import Voice
 from bot.renderers import adaptive
 from bot.renderers import format as fmt
 from bot.renderers.adaptive import Card, escape
+from bot.renderers.format import team_definition
 from bot.store.subscriptions import Subscription
 
 MENTION = "@kpibot"
@@ -124,9 +125,8 @@ def team_list(rows: Sequence[TeamRow], channel_team: str | None) -> Card:
     for r in rows:
         mark = " ← this conversation" if r.name == channel_team else ""
         mapped = plural_conversations(len(r.channels))
-        lines.append(
-            f"- **{escape(r.name)}** · {r.repos} repos · {escape(r.timezone)} · {mapped}{mark}"
-        )
+        what = escape(team_definition(r.repos, r.members, r.github_team, r.paths))
+        lines.append(f"- **{escape(r.name)}** · {what} · {escape(r.timezone)} · {mapped}{mark}")
     return adaptive.card(
         [
             adaptive.title("Teams"),

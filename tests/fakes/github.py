@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import random
 import sys
 import threading
@@ -219,6 +220,8 @@ class FakeGitHub(FakeServer):
     def __init__(self, repos: Iterable[Repo] = (), token: str | None = None) -> None:
         super().__init__()
         self.repos: dict[str, Repo] = {r.full_name.lower(): r for r in repos}
+        #: "org/team-slug" (lower case) -> its members' logins, in GitHub's order
+        self.teams: dict[str, list[str]] = {}
         self.token = token
         self.rate_limit_remaining = 5000
         self.data_lock = threading.RLock()
@@ -428,6 +431,29 @@ class FakeGitHub(FakeServer):
                 )
             return self._repo_view(repo)
 
+        def organization(login: str, **_: Any) -> dict[str, Any] | None:
+            slugs = {
+                k.split("/", 1)[1]: v
+                for k, v in self.teams.items()
+                if k.startswith(f"{login.lower()}/")
+            }
+            if not slugs and not any(r.startswith(f"{login.lower()}/") for r in self.repos):
+                raise _NotFound(
+                    f"Could not resolve to an Organization with the login of '{login}'."
+                )
+
+            def team(slug: str, **_: Any) -> dict[str, Any] | None:
+                logins = slugs.get(slug.lower())
+                if logins is None:
+                    return None  # GitHub answers null for a team it does not have
+
+                def members(first: int = 100, after: str | None = None, **_: Any) -> dict[str, Any]:
+                    return _connection(list(logins), first, after, lambda m: {"login": m})
+
+                return {"members": members}
+
+            return {"team": team}
+
         return {
             "rateLimit": {
                 "cost": 1,
@@ -435,6 +461,7 @@ class FakeGitHub(FakeServer):
                 "resetAt": iso(datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)),
             },
             "repository": repository,
+            "organization": organization,
         }
 
     def _repo_view(self, repo: Repo) -> dict[str, Any]:
@@ -999,6 +1026,11 @@ def main(argv: list[str]) -> None:
     p.add_argument("--release-branches", type=int, default=0, help="per repository")
     args = p.parse_args(argv)
     fake = FakeGitHub(generate_org(args.repos, args.pulls, release_branches=args.release_branches))
+    # the teams of bench/bench_sync.py's configuration, six of the generated developers each
+    fake.teams = {
+        f"acme/team-{t}": [f"dev{(3 * t + k) % 12}" for k in range(6)]
+        for t in range(math.ceil(args.repos / 5))
+    }
     github_schema()
     fake.start()
     sys.stdout.write(fake.url + "\n")

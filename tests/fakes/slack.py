@@ -145,6 +145,7 @@ class FakeSlack(FakeServer):
         tz: str = "UTC",
         name: str | None = None,
         team: str = TEAM_ID,
+        email: str | None = None,
     ) -> None:
         self.users[user_id] = {
             "id": user_id,
@@ -155,7 +156,7 @@ class FakeSlack(FakeServer):
             "is_owner": False,
             "is_bot": False,
             "tz": tz,
-            "profile": {"display_name": name or user_id.lower()},
+            "profile": {"display_name": name or user_id.lower(), "email": email or ""},
         }
 
     def add_channel(
@@ -344,6 +345,13 @@ class FakeSlack(FakeServer):
         user = str(args.get("user_id"))
         self.home_views[user] = view
         return {"ok": True, "view": {**view, "id": f"VH{user}"}}
+
+    def _m_users_lookupByEmail(self, args: dict[str, Any]) -> dict[str, Any]:
+        email = str(args.get("email") or "").lower()
+        for user in self.users.values():
+            if str(user.get("profile", {}).get("email", "")).lower() == email and email:
+                return {"ok": True, "user": user}
+        return {"ok": False, "error": "users_not_found"}
 
     def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user") or "")

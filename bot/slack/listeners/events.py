@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.chat.permissions import NotAllowed
+from bot.slack.identities import look_up_emails
 from bot.slack.listeners.common import Deps, home_view
 
 log = logging.getLogger("kpibot.slack")
@@ -26,6 +27,7 @@ def home(event: dict[str, Any], body: dict[str, Any], client: WebClient, deps: D
     except NotAllowed:
         log.info("App Home not shown to a person of another workspace")
         return
+    look_up_emails(client, deps.service)  # so the person's teams come from membership
     try:
         client.views_publish(user_id=user, view=home_view(deps, user))
     except SlackApiError as exc:
