@@ -282,3 +282,32 @@ if PG_URL.startswith("postgres"):
     def test_0009_agreements_postgres():
         with _pg_schema_url() as url:
             _check_0009(url)
+
+
+def _check_0012(url: str) -> None:
+    """0012 adds team membership, people and each such team's PRs, and drops them again."""
+    eng = make_engine(url)
+    tables = {"team_members", "people", "team_pull_requests"}
+    try:
+        upgrade(eng, "0011_source_health")
+        assert not tables & set(inspect(eng).get_table_names())
+        upgrade(eng, "0012_team_membership")
+        assert current_revision(eng) == "0012_team_membership"
+        assert tables <= set(inspect(eng).get_table_names())
+        assert "population" in {c["name"] for c in inspect(eng).get_columns("teams")}
+        command.downgrade(alembic_config(eng), "0011_source_health")
+        assert not tables & set(inspect(eng).get_table_names())
+        assert "population" not in {c["name"] for c in inspect(eng).get_columns("teams")}
+    finally:
+        eng.dispose()
+
+
+def test_0012_team_membership_sqlite(tmp_path):
+    _check_0012(f"sqlite:///{tmp_path / 'm12.db'}")
+
+
+if PG_URL.startswith("postgres"):
+
+    def test_0012_team_membership_postgres():
+        with _pg_schema_url() as url:
+            _check_0012(url)
