@@ -191,7 +191,9 @@ def test_digest_post_with_teams_only_posts_to_the_subscribed_conversation(
         out = capsys.readouterr().out
         assert f"posted the weekly digest of payments for 2026-W46 to {CHANNEL}" in out
         (sent,) = teams.posted(CHANNEL)
-        assert_valid_card(sent.activity["attachments"][0]["content"])
+        card = sent.activity["attachments"][0]["content"]
+        assert_valid_card(card)
+        assert [a["title"] for a in card["actions"]] == ["Log action", "Details"]
         assert main(argv) == 0  # once: the second run finds it done
         assert "not posting it again" in capsys.readouterr().out
         assert len(teams.posted(CHANNEL)) == 1
