@@ -171,6 +171,11 @@ def test_digest_post_with_teams_only_posts_to_the_subscribed_conversation(
         # --channel names a Slack channel: refused here, and nothing subscribed
         assert main([*argv, "--channel", "C0PAYMENTS"]) == 2
         assert "SLACK_BOT_TOKEN" in capsys.readouterr().err
+        # nothing subscribed yet: says how to subscribe in Teams (no Slack channel to name)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "'@kpibot subscribe weekly payments' in a Teams conversation" in err
+        assert "/kpi" not in err and "--channel" not in err
         eng = make_engine(db_url)
         f = session_factory(eng)
         with f() as s:

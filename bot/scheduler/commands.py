@@ -284,9 +284,16 @@ def post_now(
                     f"'/kpi unsubscribe {kind} {team.name}' in the channel)"
                 )
     if not targets:
+        platforms = set(poster) if isinstance(poster, Mapping) else {"slack"}
+        ways = []
+        if "slack" in platforms:
+            ways.append(f"'/kpi subscribe {kind} {team.name}' in a Slack channel")
+        if "teams" in platforms:
+            ways.append(f"'@kpibot subscribe {kind} {team.name}' in a Teams conversation")
+        channel_hint = ", or pass --channel C0123456789" if "slack" in platforms else ""
         raise KpibotError(
             f"no channel is subscribed to the {kind} digest of {team.name}: run "
-            f"'/kpi subscribe {kind} {team.name}' in a channel, or pass --channel C0123456789"
+            f"{' or '.join(ways)}{channel_hint}"
         )
     jobs = DigestJobs(factory, config, poster, options=options_from_env(), links=Links.of(settings))
     code = 0
