@@ -156,6 +156,12 @@ def test_socket_mode_with_teams_only_says_teams_needs_http(nowhere, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--mode http" in err[0] and "Socket Mode is Slack's" in err[0]
     assert APP_PASSWORD not in err[0]
+    # with Slack set up too, Socket Mode is for Slack: it says what Slack still needs
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    assert main(["run", "--mode", "socket"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SLACK_APP_TOKEN is not set" in err[0]
+    assert "xoxb-test-token" not in err[0]
 
 
 def test_digest_post_with_teams_only_posts_to_the_subscribed_conversation(

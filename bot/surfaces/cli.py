@@ -578,16 +578,16 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
-    from bot.settings import chat_platforms
+    from bot.settings import SLACK_CREDENTIALS, chat_platforms
     from bot.store.session import require_schema
 
     settings = ctx.settings
-    if args.mode == "socket" and settings.teams_app_id and not settings.slack_app_token:
-        raise KpibotError(
-            "Socket Mode is Slack's: Microsoft Teams reaches kpibot over HTTP, so run 'kpibot "
-            "run --mode http' (Teams posts to <your public URL>/api/messages)"
-        )
     if args.mode == "socket" and not settings.slack_app_token:
+        if settings.teams_app_id and not any(getattr(settings, f) for f in SLACK_CREDENTIALS):
+            raise KpibotError(
+                "Socket Mode is Slack's: Microsoft Teams reaches kpibot over HTTP, so run "
+                "'kpibot run --mode http' (Teams posts to <your public URL>/api/messages)"
+            )
         from bot.slack.app import missing
 
         raise missing("SLACK_APP_TOKEN")
