@@ -118,6 +118,32 @@ class Settings:
         return f"{parts.scheme}://{parts.netloc}/"
 
 
+SLACK_CREDENTIALS = ("slack_bot_token", "slack_app_token", "slack_signing_secret")
+NO_PLATFORM = (
+    "no chat platform is set up (SLACK_BOT_TOKEN is not set, nor TEAMS_APP_ID): for Slack set "
+    "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode), for "
+    "Microsoft Teams TEAMS_APP_ID and TEAMS_APP_PASSWORD; either platform alone is enough "
+    "(see README, Configuration)"
+)
+
+
+def chat_platforms(settings: Settings) -> tuple[str, ...]:
+    """The chat platforms kpibot serves and posts to: ``slack`` when any Slack credential is
+    set, ``teams`` when ``TEAMS_APP_ID`` is; either alone is enough, neither is a
+    :class:`ConfigError` saying what to set for each."""
+    platforms = tuple(
+        name
+        for name, on in (
+            ("slack", any(getattr(settings, f) for f in SLACK_CREDENTIALS)),
+            ("teams", bool(settings.teams_app_id)),
+        )
+        if on
+    )
+    if not platforms:
+        raise ConfigError(NO_PLATFORM)
+    return platforms
+
+
 ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "config_path": "KPIBOT_CONFIG",

@@ -153,3 +153,9 @@ Answer = (
     | StatusAnswer
     | AgreementsAnswer
 )
+
+
+def digest_details_command(team: str, period_label: str) -> str:
+    """The command a weekly digest's *Details* button answers, on every platform: the
+    team's health over the digest's period."""
+    return f"health {team} {period_label}".strip()

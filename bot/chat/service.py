@@ -159,8 +159,8 @@ class ChatService:
                 who = f"the people of {item.platform} who own or logged it"
             else:
                 who = (
-                    f"its owner ({v.user(item.owner)}), the person who logged it "
-                    f"({v.user(item.created_by)})"
+                    f"{v.person('its owner', item.owner)}, "
+                    f"{v.person('the person who logged it', item.created_by)}"
                 )
             raise NotAllowed(
                 f"You're not allowed to change this action item: only {who}, a workspace "
@@ -173,7 +173,7 @@ class ChatService:
         ):
             v = self.voice
             who = (
-                f"the person who subscribed it ({v.user(sub.created_by)}), "
+                f"{v.person('the person who subscribed it', sub.created_by)}, "
                 if sub.created_by
                 else ""
             )
@@ -442,7 +442,11 @@ class ChatService:
                 if not perms.may_map_channel(
                     actor, mapped=True, mapped_by=current.set_by, leads=self.leads(now_team)
                 ):
-                    who = f"{v.user(current.set_by)}, who mapped it, " if current.set_by else ""
+                    who = (
+                        f"{v.person('the person who mapped it', current.set_by)}, "
+                        if current.set_by
+                        else ""
+                    )
                     raise NotAllowed(
                         f"You're not allowed to remap {here}: it belongs to "
                         f"{v.bold(now_team or '?')}, and only {who}a workspace admin or a lead "

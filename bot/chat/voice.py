@@ -16,6 +16,11 @@ class Voice:
     def user(self, user_id: str) -> str:
         return user_id
 
+    def person(self, role: str, user_id: str | None) -> str:
+        """A person a refusal names by their ``role`` (``"its owner"``), with who they are
+        when the platform can say it: ``"its owner (<@U1>)"``."""
+        return f"{role} ({self.user(user_id)})" if user_id else role
+
     def conversation(self, conversation_id: str) -> str:
         return conversation_id
 

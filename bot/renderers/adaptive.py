@@ -318,8 +318,16 @@ def _list(heading: str, lines: Sequence[str], empty: str) -> TextBlock:
     return text(f"**{heading}**\n\n" + ("\n".join(shown) if shown else empty), separator=True)
 
 
+def digest_ref(d: WeeklyDigest | MonthlyDigest) -> dict[str, str]:
+    """What a digest's buttons carry to find it again: team, kind and period."""
+    kind = "weekly" if isinstance(d, WeeklyDigest) else "monthly"
+    return {"t": d.team, "k": kind, "p": d.period.label}
+
+
 def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> Card:
-    """The weekly leading digest; ``links``: which source URLs may be links."""
+    """The weekly leading digest; ``links``: which source URLs may be links. Its buttons
+    are Slack's: *Log action* (the action-item dialog for the team) and *Details* (the
+    team's health over the week, in place of the digest for the person who asks)."""
     body: list[CardElement] = [
         title(f"Weekly leading indicators · {escape(d.team)}"),
         note(f"{escape(fmt.period(d.period))} · team time zone {escape(d.period.timezone)}"),
@@ -339,7 +347,21 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> Card:
             "None",
         )
     )
-    return card(body)
+    actions: list[Action] = [
+        dialog_button("Log action", "log_action", {"t": d.team}),
+        ExecuteAction(title="Details", verb="digest_details", data=digest_ref(d)),
+    ]
+    return card(body, actions)
+
+
+def back_to_digest(ref: dict[str, str]) -> ExecuteAction:
+    return ExecuteAction(title="Back to the digest", verb="show_digest", data=ref)
+
+
+def with_actions(c: Card, actions: Sequence[Action]) -> Card:
+    """``c`` with ``actions`` added after its own buttons."""
+    more = [a.model_dump(by_alias=True, exclude_none=True) for a in actions]
+    return limit({**c, "actions": [*c.get("actions", []), *more]})
 
 
 def monthly(d: MonthlyDigest) -> Card:
@@ -464,6 +486,8 @@ def alert(a: Alert) -> Card:
             ExecuteAction(title="Turn this alert off", verb="alert_off", data=alert_data(a)),
         ],
     )
+
+
 def source_notice(n: SourceNotice) -> Card:
     """A source's freshness notice (it fails, or works again) as an Adaptive Card."""
     head, lines = fmt.notice(n)

@@ -35,7 +35,7 @@ from bot.scheduler.posting import Poster, SlackPoster
 from bot.scheduler.schedule import DailyTime
 from bot.scheduler.service import SchedulerService
 from bot.scheduler.teams_poster import TeamsPoster
-from bot.settings import Config, Settings, TeamConfig, parse_duration
+from bot.settings import Config, Settings, TeamConfig, chat_platforms, parse_duration
 from bot.store import subscriptions as subs
 from bot.store.session import utc
 
@@ -126,12 +126,13 @@ def make_teams_poster(settings: Settings, factory: sessionmaker[Session]) -> Tea
 
 
 def make_posters(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Poster]:
-    """A poster per configured platform: Slack with ``SLACK_BOT_TOKEN``, Teams with
-    ``TEAMS_APP_ID``, both when both are set."""
+    """A poster per configured platform (:func:`~bot.settings.chat_platforms`): Slack with
+    its credentials, Teams with ``TEAMS_APP_ID``, both when both are set."""
+    platforms = chat_platforms(settings)
     posters: dict[str, Poster] = {}
-    if settings.slack_bot_token or not settings.teams_app_id:
-        posters["slack"] = make_poster(settings)  # neither set: says what Slack needs
-    if settings.teams_app_id:
+    if "slack" in platforms:
+        posters["slack"] = make_poster(settings)
+    if "teams" in platforms:
         posters["teams"] = make_teams_poster(settings, factory)
     return posters
 
@@ -248,6 +249,11 @@ def post_now(
             "from the channel's details), not its name"
         )
     poster = poster or make_posters(settings, factory)
+    if channel is not None and isinstance(poster, Mapping) and "slack" not in poster:
+        raise KpibotError(
+            "--channel names a Slack channel and Slack is not set up here: set SLACK_BOT_TOKEN, "
+            "or drop --channel to post to the conversations subscribed in Teams"
+        )
     with factory() as s:
         from sqlalchemy import select
 
@@ -278,9 +284,16 @@ def post_now(
                     f"'/kpi unsubscribe {kind} {team.name}' in the channel)"
                 )
     if not targets:
+        platforms = set(poster) if isinstance(poster, Mapping) else {"slack"}
+        ways = []
+        if "slack" in platforms:
+            ways.append(f"'/kpi subscribe {kind} {team.name}' in a Slack channel")
+        if "teams" in platforms:
+            ways.append(f"'@kpibot subscribe {kind} {team.name}' in a Teams conversation")
+        channel_hint = ", or pass --channel C0123456789" if "slack" in platforms else ""
         raise KpibotError(
             f"no channel is subscribed to the {kind} digest of {team.name}: run "
-            f"'/kpi subscribe {kind} {team.name}' in a channel, or pass --channel C0123456789"
+            f"{' or '.join(ways)}{channel_hint}"
         )
     jobs = DigestJobs(factory, config, poster, options=options_from_env(), links=Links.of(settings))
     code = 0

@@ -119,15 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="run the Slack app (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)",
-        description="Run the Slack app. Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
-        "(no public URL); HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and serves "
-        "POST /slack/events and GET /healthz on PORT.",
+        help="serve Slack and/or Microsoft Teams (Socket Mode when SLACK_APP_TOKEN is set, "
+        "else HTTP)",
+        description="Serve the chat platforms that are set up; either alone is enough. Slack: "
+        "Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN (no public URL); HTTP mode "
+        "needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and serves POST /slack/events. "
+        "Microsoft Teams (HTTP mode only) needs TEAMS_APP_ID and TEAMS_APP_PASSWORD and serves "
+        "POST /api/messages. HTTP mode serves GET /healthz on PORT too.",
     )
     run.add_argument(
         "--mode",
         choices=RUN_MODES,
-        help="socket or http (default: socket when SLACK_APP_TOKEN is set, else http); "
+        help="socket (Slack only) or http (default: socket when SLACK_APP_TOKEN is set, else "
+        "http); "
         "scheduler: only the scheduler (digests, reminders, sync), for a worker process",
     )
     run.add_argument("--port", type=_port, help="HTTP port, 1-65535 (default $PORT or 3000)")
@@ -574,46 +578,68 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
-    from bot.slack.app import create_app, missing
+    from bot.settings import SLACK_CREDENTIALS, chat_platforms
     from bot.store.session import require_schema
 
     settings = ctx.settings
-    mode = args.mode or ("socket" if settings.slack_app_token else "http")
+    if args.mode == "socket" and not settings.slack_app_token:
+        if settings.teams_app_id and not any(getattr(settings, f) for f in SLACK_CREDENTIALS):
+            raise KpibotError(
+                "Socket Mode is Slack's: Microsoft Teams reaches kpibot over HTTP, so run "
+                "'kpibot run --mode http' (Teams posts to <your public URL>/api/messages)"
+            )
+        from bot.slack.app import missing
+
+        raise missing("SLACK_APP_TOKEN")
+    platforms = chat_platforms(settings)
+    slack, teams = "slack" in platforms, "teams" in platforms
+    mode = args.mode or ("socket" if slack and settings.slack_app_token else "http")
     if mode == "scheduler":
         from bot.scheduler.commands import run_blocking
 
         if args.no_scheduler:
             raise KpibotError(
                 "--mode scheduler runs only the scheduler: drop --no-scheduler, or run the "
-                "Slack app with --mode socket or --mode http"
+                "chat app with --mode http (or --mode socket for Slack)"
             )
         require_schema(ctx.engine)
         return run_blocking(settings, ctx.factory, ctx.config, _print)
-    if mode == "socket" and not settings.slack_app_token:
-        raise missing("SLACK_APP_TOKEN")
     require_schema(ctx.engine)
-    from bot.chat.workers import default_count
+    from bot.chat.workers import ReportWorkers, default_count
 
-    kpi = create_app(settings, mode=mode, report_workers=default_count())
+    kpi = None
+    workers: ReportWorkers | None = None
+    if slack:
+        from bot.slack.app import create_app
+
+        kpi = create_app(settings, mode=mode, report_workers=default_count())
+        workers = kpi.workers
+    elif teams:  # no Slack app to share its report workers: Teams starts its own
+        from bot.renderers.mrkdwn import Links
+
+        workers = ReportWorkers(
+            settings.database_url, ctx.config(), default_count(), Links.of(settings)
+        )
+        workers.warm_up()
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # how platforms stop
     stops = start_background(ctx, args)
     try:
         if mode == "http":
-            from bot.surfaces.http import slack_http_app
+            from bot.surfaces.http import plain_http_app, slack_http_app
             from bot.surfaces.webhooks import Webhooks, install
 
             port = args.port or settings.port
-            http_app = slack_http_app(kpi, ctx.engine)
+            http_app = slack_http_app(kpi, ctx.engine) if kpi else plain_http_app(ctx.engine)
             install(http_app, Webhooks(ctx.factory, ctx.config(), settings.webhook_secret))
-            routes = "POST /slack/events"
-            if settings.teams_app_id:
+            routes = ["POST /slack/events"] if kpi else []
+            if teams:
                 from bot.teams.app import install as install_teams
 
-                teams = install_teams(
-                    http_app, settings, ctx.factory, ctx.config(), workers=kpi.workers
+                surface = install_teams(
+                    http_app, settings, ctx.factory, ctx.config(), workers=workers
                 )
-                stops.append(teams.close)
-                routes += ", POST /api/messages (Teams)"
+                stops.append(surface.close)
+                routes.append("POST /api/messages (Teams)")
             server = _listen(
                 http_app,
                 args.host,
@@ -621,9 +647,11 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 threads=settings.http_threads,
                 connection_limit=settings.http_connections,
             )
+            served = " and ".join(_PLATFORM_NAMES[p] for p in platforms)
             _print(
-                f"kpibot listening on {args.host} port {server.port}: {routes}, "
-                "GET /healthz, POST /webhooks/deployments, /webhooks/incidents, /webhooks/github"
+                f"kpibot serving {served}, listening on {args.host} port {server.port}: "
+                f"{', '.join(routes)}, GET /healthz, POST /webhooks/deployments, "
+                "/webhooks/incidents, /webhooks/github"
             )
             server.serve_forever()
         else:
@@ -632,20 +660,35 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
             from slack_sdk.errors import SlackApiError
 
+            from bot.slack.app import missing
+
+            assert kpi is not None
             handler = SocketModeHandler(kpi.bolt, settings.slack_app_token)
             try:
                 handler.connect()
             except SlackApiError as exc:
                 error = exc.response.get("error") or f"HTTP {exc.response.status_code}"
                 raise missing("SLACK_APP_TOKEN", f"was refused by Slack ({error})") from None
-            _print("kpibot connected over Socket Mode; press Ctrl+C to stop")
+            unserved = (
+                " (Microsoft Teams is not served in Socket Mode: run 'kpibot run --mode http' "
+                "to serve it too)"
+                if teams
+                else ""
+            )
+            _print(f"kpibot serving Slack over Socket Mode{unserved}; press Ctrl+C to stop")
             threading.Event().wait()
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
         for stop in reversed(stops):
             stop()
-        kpi.close()
+        if kpi is not None:
+            kpi.close()
+        elif workers is not None:
+            workers.close()
     return 0
+
+
+_PLATFORM_NAMES = {"slack": "Slack", "teams": "Microsoft Teams"}
 
 
 def cmd_teams(settings: Settings, args: argparse.Namespace) -> int:

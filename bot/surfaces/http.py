@@ -348,15 +348,26 @@ def slack_http_app(kpi: KpiApp, engine: Any | None = None) -> HttpApp:
     restart kpibot because Slack is down."""
 
     def health() -> dict[str, Any]:
-        report: dict[str, Any] = {}
-        if engine is not None:
-            from sqlalchemy import text
-
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            report["database"] = "ok"
+        report = _database_health(engine)
         if kpi.slack is not None:
             report["slack"] = kpi.slack.state
         return report
 
     return HttpApp(kpi.bolt, health=health, signing_secret=kpi.signing_secret)
+
+
+def plain_http_app(engine: Any | None = None) -> HttpApp:
+    """The HTTP app of a deployment without Slack (Teams only): no ``/slack/events``, and a
+    health check that pings the database."""
+    return HttpApp(health=lambda: _database_health(engine))
+
+
+def _database_health(engine: Any | None) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    if engine is not None:
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        report["database"] = "ok"
+    return report

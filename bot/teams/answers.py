@@ -3,7 +3,7 @@ wording the core's sentences (:class:`TeamsVoice`: ``**bold**``, ``@kpibot <comm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from microsoft_teams.cards import Action, ActionSet, CardElement, ExecuteAction
@@ -33,7 +33,22 @@ USAGE: tuple[tuple[str, str], ...] = (
 
 
 class TeamsVoice(Voice):
+    """``names``: a person's display name from their AAD object id, when kpibot has seen it
+    (the roster's cache); a refusal names people by it, never by the raw id, and by their
+    role alone when the name is not known."""
+
     platform = "teams"
+
+    def __init__(self, names: Callable[[str], str | None] | None = None) -> None:
+        self.names = names or (lambda user_id: None)
+
+    def user(self, user_id: str) -> str:
+        name = self.names(user_id) if user_id else None
+        return escape(name) if name else "someone"
+
+    def person(self, role: str, user_id: str | None) -> str:
+        name = self.names(user_id) if user_id else None
+        return f"{role} ({escape(name)})" if name else role
 
     def bold(self, text: str) -> str:
         return f"**{text}**"

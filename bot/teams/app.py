@@ -98,9 +98,9 @@ class TeamsSurface:
         self.connector = connector or Connector(
             self.app_id, settings.teams_app_password or "", settings.teams_token_url
         )
-        self.service = ChatService(factory, config, clock, TeamsVoice())
-        self.service.home_workspace = self.tenant
         self.roster = Roster(self.connector, settings.teams_admins)
+        self.service = ChatService(factory, config, clock, TeamsVoice(self.roster.name))
+        self.service.home_workspace = self.tenant
         # chart links are signed with a key from the client secret: none without it
         secret = settings.teams_app_password or ""
         self.charts = ChartLinks(secret, settings.public_url if secret else None)
@@ -152,6 +152,9 @@ class TeamsSurface:
         if self.tenant and tenant != self.tenant:
             log.warning("Teams activity from another tenant refused (403)")
             return HttpResponse.json({"error": "this bot serves another tenant"}, status=403)
+        sender = activity.get("from")
+        if isinstance(sender, dict) and isinstance(sender.get("name"), str):
+            self.roster.remember(str(sender.get("aadObjectId") or ""), sender["name"])
         if activity.get("type") == "message":
             self.answer_message(activity, service_url, tenant)
         elif activity.get("type") == "invoke":

@@ -20,7 +20,8 @@ any handler runs.
 The verbs here: ``share_card``, ``how_computed``, ``show_chart``, ``show_card`` (a metric
 card's buttons), ``log_action`` and ``action_add`` (the dialog for a new item),
 ``item_edit`` (the dialog for an item), ``save_item`` (the dialog's *Save*),
-``item_done``, ``item_reopen`` (an item list's buttons) and ``pick`` (the team picker).
+``item_done``, ``item_reopen`` (an item list's buttons), ``pick`` (the team picker) and
+``digest_details``, ``show_digest`` (a weekly digest's *Details* and its way back).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from bot.chat.permissions import Actor, NotAllowed
 from bot.chat.service import ChatService, InvalidItem
 from bot.errors import KpibotError
 from bot.metrics import registry
+from bot.metrics.periods import looks_like_period
 from bot.renderers import adaptive, charts
 from bot.renderers.adaptive import CONTENT_TYPE, Card
 from bot.teams import agreements as teams_agreements
@@ -352,6 +354,40 @@ def pick_team(inv: Invoke) -> Response:
     return card_response(
         inv.parts.command(f"{text} {team}", inv.user, inv.conversation, inv.tenant)
     )
+
+
+# --- a digest's buttons (Log action is the dialog's log_action) ------------------------------
+
+
+DIGEST_KINDS = ("weekly", "monthly")
+
+
+def _digest_ref(inv: Invoke) -> dict[str, str]:
+    """The digest a button is on (team ``t``, kind ``k``, period ``p``), its team known."""
+    ref = {k: inv.data.get(k) for k in ("t", "k", "p")}
+    clean = {k: v for k, v in ref.items() if isinstance(v, str)}
+    if len(clean) < len(ref) or clean["k"] not in DIGEST_KINDS or not looks_like_period(clean["p"]):
+        raise KpibotError("that button is from an older message: run the command again")
+    if clean["t"] not in inv.svc.team_names():
+        raise KpibotError("that digest's team is no longer configured")
+    return clean
+
+
+@verb("digest_details")
+def digest_details(inv: Invoke) -> Response:
+    """*Details* on a digest: the team's health over the digest's period, shown in place of
+    the digest to the person who asked, with a button back to it."""
+    ref = _digest_ref(inv)
+    text = ans.digest_details_command(ref["t"], ref["p"])
+    details = inv.parts.command(text, inv.user, inv.conversation, inv.tenant)
+    return card_response(adaptive.with_actions(details, [adaptive.back_to_digest(ref)]))
+
+
+@verb("show_digest")
+def show_digest(inv: Invoke) -> Response:
+    ref = _digest_ref(inv)
+    preview = inv.svc.digest(ref["t"], ref["k"], ref["p"])
+    return card_response(adaptive.digest(preview.digest, inv.svc.links))
 
 
 # --- other features' buttons ------------------------------------------------------------------

@@ -7,7 +7,8 @@ or ``guest`` only: team owners are not visible there (that takes Microsoft Graph
 consent), so the configured list is the source. The roster gives the people a conversation
 holds (the action-item dialog's owner choices) and each one's tenant (a new owner must be of
 the installed tenant). Rosters are cached for ``ttl`` seconds; a failed look-up gives no
-members (and is not cached), so an outage never grants rights.
+members (and is not cached), so an outage never grants rights. The display names seen (in
+rosters and on verified activities) are kept, so that sentences name people, not ids.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from bot.chat.permissions import Actor
 from bot.teams.connector import Connector, ConnectorError
 
 log = logging.getLogger("kpibot.teams")
+
+
+MAX_NAMES = 10_000  # display names kept for kpibot's sentences
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,24 @@ class Roster:
         self.ttl = ttl
         self.clock = clock
         self._seen: dict[tuple[str, str], tuple[float, tuple[Member, ...]]] = {}
+        self._names: dict[str, str] = {}  # AAD object id -> display name, newest last
         self._lock = threading.Lock()
+
+    def remember(self, user: str, name: str) -> None:
+        """Keep a person's display name (from a verified activity or a roster) so that
+        kpibot's sentences can name them; at most :data:`MAX_NAMES`, the oldest forgotten."""
+        if not user or not name:
+            return
+        with self._lock:
+            self._names.pop(user, None)
+            self._names[user] = name
+            while len(self._names) > MAX_NAMES:
+                del self._names[next(iter(self._names))]
+
+    def name(self, user: str) -> str | None:
+        """The display name last seen for ``user`` (None: not seen since kpibot started)."""
+        with self._lock:
+            return self._names.get(user)
 
     def is_admin(self, user: str) -> bool:
         return bool(user) and user in self.admins
@@ -79,6 +100,9 @@ class Roster:
         )
         with self._lock:
             self._seen[key] = (now, found)
+        for m in raw:
+            if m.get("aadObjectId") and m.get("name"):
+                self.remember(str(m["aadObjectId"]), str(m["name"]))
         return found
 
     def tenant_lookup(self, service_url: str, conversation: str) -> Callable[[str], str | None]:

@@ -14,6 +14,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.answers import digest_details_command
 from bot.chat.grammar import ParseError, parse
 from bot.chat.permissions import NotAllowed
 from bot.errors import KpibotError
@@ -313,7 +314,7 @@ def digest_details(
     team, _kind, label = [*_value(body).split("|"), "", "", ""][:3]
     if team not in deps.service.team_names():
         raise KpibotError("that digest's team is no longer configured")
-    text = f"health {team} {label}".strip()
+    text = digest_details_command(team, label)
     cmd = parse(text, deps.service.team_names())
     reply(
         deps,
