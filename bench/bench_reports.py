@@ -1109,6 +1109,7 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
     """The benchmark store the arguments name, built unless ``--reuse`` finds a complete one
     (an SQLite file, or a PostgreSQL schema: see ``bench/benchdb.py``)."""
     store = benchdb.store_of(args)
+    monorepo = bool(getattr(args, "monorepo", False))  # only bench_reports.py offers it
     if args.reuse:
         engine = make_engine(store.url)
         try:
@@ -1119,9 +1120,9 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
                 with Session(engine) as s:
                     n_teams = int(s.scalar(select(func.count()).select_from(Team)) or 0)
                     n_repos = int(s.scalar(select(func.count()).select_from(Repository)) or 0)
-                if (n_repos == 1) != args.monorepo:
+                if (n_repos == 1) != monorepo:
                     print(
-                        f"{store.label} is not the {'monorepo' if args.monorepo else 'usual'}"
+                        f"{store.label} is not the {'monorepo' if monorepo else 'usual'}"
                         " organisation: rebuilding"
                     )
                 elif n_teams == args.teams:
@@ -1133,7 +1134,7 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
         finally:
             engine.dispose()
     params = BuildParams(
-        store, args.teams, args.prs, args.deployments, args.incidents, args.monorepo
+        store, args.teams, args.prs, args.deployments, args.incidents, monorepo
     )
     print(
         f"Building {store.label}: {args.teams} teams, {args.prs:,} PRs, {args.deployments:,} "
