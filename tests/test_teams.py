@@ -530,3 +530,39 @@ def test_a_full_pool_answers_busy_and_starts_nothing(pooled, workers):
     assert card_text(card).count("try again in a minute") == 1
     assert workers.refused == refused + 1
     job.result(timeout=30)
+
+
+def _typed(usage: Any) -> str:
+    """A grammar entry as a person would type it, its required words filled in."""
+    import re as _re
+
+    required = [a.split("|")[0] for a in _re.sub(r"\[[^]]*\]", "", usage.args).split()]
+    words = " ".join([usage.words, *required])
+    return words.replace("<team>", "payments").replace("<kpi>", "cfr")
+
+
+def test_every_command_of_the_grammar_is_answered_in_teams_with_a_valid_card(bot, org):
+    """Each command the help and the app's menu offer, sent as a Teams message over HTTP,
+    gets one schema-valid card that is an answer, not an error."""
+    from bot.chat import grammar
+    from bot.store.models import DigestSubscription
+
+    conversation = "19:every-command@thread.tacv2"
+    typed = [_typed(u) for u in grammar.COMMANDS] + ["help", "home"]
+    try:
+        for i, words in enumerate(typed, start=1):
+            activity = bot.teams.activity(words, conversation=conversation)
+            assert bot.post(activity, bot.teams.token()).status_code == 200
+            sent = bot.teams.wait_sent(i, timeout=60)
+            assert len(sent) == i, f"no answer to {words!r}"
+            card = _posted_card(sent[-1])
+            assert_valid_card(card)
+            text = card_text(card)
+            assert ans.OOPS not in text, words
+            assert "not available" not in text, words
+    finally:
+        with org.factory() as s:
+            for model in (DigestSubscription, ChannelTeam):
+                for row in s.scalars(select(model).where(model.channel_id == conversation)):
+                    s.delete(row)
+            s.commit()
