@@ -296,7 +296,9 @@ class TeamsSurface:
                 to, lambda: answer_card(self.service, cmd, text, user, to.conversation, None)
             )
             return
-        self.post(to, card)
+        # posted on an answering thread: the delivery thread hands every worker's result
+        # over, and one slow post must not hold up the cards behind it
+        self._later(to, lambda: card, bounded=False)
 
     def post(self, to: Reply, card: Card) -> None:
         """Post ``card`` to the conversation as a reply to the message; failures are logged."""
