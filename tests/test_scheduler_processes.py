@@ -122,7 +122,7 @@ def test_killed_between_posting_and_recording_is_not_posted_again(org, db_url, t
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert later.returncode == 0, later.stderr
-        assert "had already reached Slack" in later.stdout
+        assert "had already been posted" in later.stdout
         assert slack.keys() == [f"digest:{sid}:2026-W43"]
         (run,) = runs(f)
         assert run.status == "posted" and run.message_ts == slack.posts()[0]["ts"]

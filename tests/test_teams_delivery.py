@@ -680,3 +680,23 @@ def test_a_reminder_to_a_personal_chat_that_is_gone_is_given_up_at_once(f, teams
         (run,) = s.scalars(select(ReminderRun)).all()
     assert run.status == "skipped" and run.attempts == 1 and "bot_removed" in (run.detail or "")
     assert teams.posted() == []
+
+
+def test_a_broken_teams_subscription_is_described_in_teams_words():
+    from bot.scheduler.commands import describe
+    from bot.scheduler.jobs import Outcome
+
+    teams = Outcome(
+        1,
+        "19:c@thread.tacv2",
+        "payments",
+        "weekly",
+        "2026-W46",
+        "broken",
+        detail="the bot was removed",
+        platform="teams",
+    )
+    line, ok = describe(teams)
+    assert not ok and "add kpibot to the team in Teams again" in line
+    slack = Outcome(1, "C1", "payments", "weekly", "2026-W46", "broken", detail="not_in_channel")
+    assert "invite the bot to the channel" in describe(slack)[0]

@@ -301,7 +301,9 @@ def post_now(
         if sub.broken:
             err(
                 f"kpibot: not posting to {sub.channel_id}: {sub.broken_reason}. Fix the "
-                f"channel, then run '/kpi subscribe {kind} {team.name}' there again"
+                f"channel, then run '"
+                + ("@kpibot" if sub.platform == "teams" else "/kpi")
+                + f" subscribe {kind} {team.name}' there again"
             )
             code = 1
             continue
@@ -318,7 +320,7 @@ def describe(o: Outcome) -> tuple[str, bool]:
         case "posted":
             return f"posted {what} (message {o.ts})", True
         case "found":
-            return f"{what} had already reached Slack (message {o.ts}); recorded it", True
+            return f"{what} had already been posted (message {o.ts}); recorded it", True
         case "done":
             return f"{what} was posted before (message {o.ts}); not posting it again", True
         case "busy":
@@ -327,8 +329,12 @@ def describe(o: Outcome) -> tuple[str, bool]:
             return f"{what} was skipped: {o.detail}", True
         case "broken":
             return (
-                f"kpibot: could not post {what}: {o.detail}. The subscription is paused; invite "
-                f"the bot to the channel and subscribe again",
+                f"kpibot: could not post {what}: {o.detail}. The subscription is paused; "
+                + (
+                    "add kpibot to the team in Teams again and subscribe again"
+                    if o.platform == "teams"
+                    else "invite the bot to the channel and subscribe again"
+                ),
                 False,
             )
     return f"kpibot: could not post {what}: {o.detail}. Run the command again to retry", False

@@ -85,6 +85,7 @@ class Outcome:
     status: str
     ts: str | None = None
     detail: str | None = None
+    platform: str = "slack"
 
 
 @dataclass
@@ -536,7 +537,9 @@ class DigestJobs:
         ts: str | None = None,
         detail: str | None = None,
     ) -> Outcome:
-        return Outcome(sub.id, sub.channel_id, sub.team, sub.kind, period.key, status, ts, detail)
+        return Outcome(
+            sub.id, sub.channel_id, sub.team, sub.kind, period.key, status, ts, detail, sub.platform
+        )
 
     # ---------------------------------------------------------------- reminders
 
