@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from microsoft_teams.cards import (
@@ -494,9 +494,33 @@ AGREEMENT_EXCLUDE = "agreement_exclude"
 MAX_AGREEMENT_LINES = 20
 
 
-def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
+def author_mention(login: str | None, mentions: Mapping[str, str]) -> tuple[str, Card | None]:
+    """`` · by <at>login</at>`` and its mention entity when the identity mapping knows the
+    author's Teams id (``mentions``: GitHub login -> Microsoft Entra object id), else
+    `` · by login`` as plain text; nothing when the author is unknown."""
+    if not login:
+        return "", None
+    shown = escape(login)
+    user = mentions.get(login)
+    if not user:
+        return f" · by {shown}", None
+    tag = f"<at>{shown}</at>"
+    return f" · by {tag}", {
+        "type": "mention",
+        "text": tag,
+        "mentioned": {"id": user, "name": login},
+    }
+
+
+def agreements(
+    report: AgreementsReport, *, buttons: bool = True, mentions: Mapping[str, str] | None = None
+) -> Card:
     """A nudge, a roll-up or the ``agreements`` answer as a card: the PRs in breach grouped
-    by agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    by agreement, each with its author (an ``<at>`` mention with its ``msteams.entities``
+    entry for those ``mentions`` knows) and *Open PR*, *Snooze 1 day* and *Exclude from
+    metrics*."""
+    mentions = mentions or {}
+    entities: dict[str, Card] = {}
     body: list[CardElement] = [
         title(f"{fmt.AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")
     ]
@@ -523,8 +547,11 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
         measure = fmt.breach_measure(
             line.agreement, line.measured, report.business_hours, line.snoozed_until
         )
+        who, entity = author_mention(line.author, mentions)
+        if entity is not None:
+            entities.setdefault(entity["text"], entity)
         body.append(
-            text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}")
+            text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}{who}")
         )
         if buttons:
             data = {"t": line.team, "pr": line.pr_id}
@@ -545,7 +572,12 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
     if report.folded:
         body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
         body += [text(f"- {escape(t)}") for t in report.folded]
-    return card(body)
+    out = card(body)
+    rendered = json.dumps(out["body"], ensure_ascii=False)  # a long card may have lost lines
+    kept = [e for e in entities.values() if json.dumps(e["text"])[1:-1] in rendered]
+    if kept:
+        out["msteams"] = {"entities": kept}
+    return out
 
 
 def exclude_dialog(data: dict[str, Any]) -> Card:

@@ -46,21 +46,6 @@ log = logging.getLogger("kpibot.scheduler")
 Message = dict[str, Any]
 
 
-def render_alert(platform: str, alert: reports.Alert) -> Message:
-    """The alert as a message of ``platform``: Block Kit for Slack, an Adaptive Card for Teams."""
-    if platform == "teams":
-        from bot.renderers import adaptive
-
-        card = adaptive.alert(alert)
-        return {
-            "type": "message",
-            "attachments": [{"contentType": adaptive.CONTENT_TYPE, "content": card}],
-        }
-    from bot.renderers import blocks
-
-    return blocks.alert(alert)
-
-
 def deliver_alert(
     factory: sessionmaker[Session],
     poster: Poster,
@@ -265,7 +250,9 @@ class AlertJobs:
             team = self._team(names.get(e.team_id))
             assert team is not None
             if (e.id, platform) not in messages:
-                messages[(e.id, platform)] = render_alert(platform, self.alert_of(team, e))
+                messages[(e.id, platform)] = self.posters[platform].render_alert(
+                    self.alert_of(team, e)
+                )
             outcome = deliver_alert(
                 self.factory,
                 self.posters[platform],
