@@ -23,8 +23,11 @@ from microsoft_teams.cards import (
     Fact,
     FactSet,
     Image,
+    Mention,
+    MentionedEntity,
     OpenUrlAction,
     SubmitAction,
+    TeamsCardProperties,
     TextBlock,
     TextInput,
 )
@@ -66,9 +69,17 @@ def note(s: str) -> TextBlock:
     return TextBlock(text=s, wrap=True, is_subtle=True, size="Small", spacing="Small")
 
 
-def card(body: Sequence[CardElement], actions: Sequence[Action] = ()) -> Card:
-    """A 1.5 card as JSON, cut to :data:`MAX_CARD_BYTES`."""
-    model = AdaptiveCard(version=VERSION, body=list(body), actions=list(actions) or None)
+def card(
+    body: Sequence[CardElement],
+    actions: Sequence[Action] = (),
+    *,
+    msteams: TeamsCardProperties | None = None,
+) -> Card:
+    """A 1.5 card as JSON, cut to :data:`MAX_CARD_BYTES`; ``msteams``: Teams' own properties
+    (the entities of its ``<at>`` mentions)."""
+    model = AdaptiveCard(
+        version=VERSION, body=list(body), actions=list(actions) or None, msteams=msteams
+    )
     dumped: Card = model.model_dump(by_alias=True, exclude_none=True)
     dumped["$schema"] = "http://adaptivecards.io/schemas/adaptive-card.json"
     return limit(dumped)
@@ -494,7 +505,7 @@ AGREEMENT_EXCLUDE = "agreement_exclude"
 MAX_AGREEMENT_LINES = 20
 
 
-def author_mention(login: str | None, mentions: Mapping[str, str]) -> tuple[str, Card | None]:
+def author_mention(login: str | None, mentions: Mapping[str, str]) -> tuple[str, Mention | None]:
     """`` · by <at>login</at>`` and its mention entity when the identity mapping knows the
     author's Teams id (``mentions``: GitHub login -> Microsoft Entra object id), else
     `` · by login`` as plain text; nothing when the author is unknown."""
@@ -505,11 +516,7 @@ def author_mention(login: str | None, mentions: Mapping[str, str]) -> tuple[str,
     if not user:
         return f" · by {shown}", None
     tag = f"<at>{shown}</at>"
-    return f" · by {tag}", {
-        "type": "mention",
-        "text": tag,
-        "mentioned": {"id": user, "name": login},
-    }
+    return f" · by {tag}", Mention(text=tag, mentioned=MentionedEntity(id=user, name=login))
 
 
 def agreements(
@@ -520,7 +527,7 @@ def agreements(
     entry for those ``mentions`` knows) and *Open PR*, *Snooze 1 day* and *Exclude from
     metrics*."""
     mentions = mentions or {}
-    entities: dict[str, Card] = {}
+    entities: dict[str, Mention] = {}
     body: list[CardElement] = [
         title(f"{fmt.AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")
     ]
@@ -549,7 +556,7 @@ def agreements(
         )
         who, entity = author_mention(line.author, mentions)
         if entity is not None:
-            entities.setdefault(entity["text"], entity)
+            entities.setdefault(entity.text or "", entity)
         body.append(
             text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}{who}")
         )
@@ -572,11 +579,16 @@ def agreements(
     if report.folded:
         body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
         body += [text(f"- {escape(t)}") for t in report.folded]
-    out = card(body)
-    rendered = json.dumps(out["body"], ensure_ascii=False)  # a long card may have lost lines
-    kept = [e for e in entities.values() if json.dumps(e["text"])[1:-1] in rendered]
-    if kept:
-        out["msteams"] = {"entities": kept}
+    out = card(
+        body, msteams=TeamsCardProperties(entities=list(entities.values())) if entities else None
+    )
+    if entities:  # a long card may have lost lines: only the mentions it still shows
+        rendered = json.dumps(out["body"], ensure_ascii=False)
+        kept = [e for e in out["msteams"]["entities"] if json.dumps(e["text"])[1:-1] in rendered]
+        if kept:
+            out["msteams"]["entities"] = kept
+        else:
+            out.pop("msteams")
     return out
 
 

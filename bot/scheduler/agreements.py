@@ -30,7 +30,13 @@ from bot.metrics.agreements import Breach
 from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.reports.agreements import AgreementsReport, authors, build_report, check_team
 from bot.scheduler import budget
-from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
+from bot.scheduler.posting import (
+    CannotLook,
+    ConversationUnavailable,
+    PlatformUnavailable,
+    Poster,
+    PostError,
+)
 from bot.scheduler.schedule import DailyTime
 from bot.settings import Config, TeamConfig
 from bot.store import agreements as store
@@ -189,8 +195,10 @@ class AgreementJobs:
         report: AgreementsReport,
         now: datetime,
     ) -> str:
-        """``posted``; ``failed`` (tried again next pass, looking first); ``gone``: the
-        conversation cannot be posted to (archived, the bot removed), not tried again."""
+        """``posted``; ``failed`` (tried again next pass, looking first unless the platform
+        did not take it); ``gone``: the conversation cannot be posted to (archived, the bot
+        removed), or an earlier attempt may have posted it where the platform cannot look
+        (Teams): not tried again."""
         try:
             ts = poster.post(
                 channel,
@@ -212,12 +220,20 @@ class AgreementJobs:
                 budget.undeliverable(s, admission, now)
                 s.commit()
             return "gone"
+        except CannotLook as exc:
+            log.warning(
+                "the %s of %s to %s is not posted again: %s", report.kind, report.team, channel, exc
+            )
+            with self.factory() as s:
+                budget.skipped(s, admission, now)
+                s.commit()
+            return "gone"
         except (PlatformUnavailable, PostError) as exc:
             log.error(
                 "could not post the %s of %s to %s: %s", report.kind, report.team, channel, exc
             )
             with self.factory() as s:
-                budget.failed(s, admission)
+                budget.failed(s, admission, unsent=exc.unsent)
                 s.commit()
             return "failed"
         with self.factory() as s:

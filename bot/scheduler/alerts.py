@@ -33,7 +33,13 @@ from bot.metrics.values import MetricValue
 from bot.reports import alerts as reports
 from bot.scheduler import budget
 from bot.scheduler.jobs import daily_due
-from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
+from bot.scheduler.posting import (
+    CannotLook,
+    ConversationUnavailable,
+    PlatformUnavailable,
+    Poster,
+    PostError,
+)
 from bot.scheduler.schedule import DailyTime
 from bot.settings import Config, TeamConfig
 from bot.store import alerts as store
@@ -69,8 +75,10 @@ def deliver_alert(
     listed in the conversation's next daily roll-up instead.
 
     Every alert goes through here. Returns ``posted``, ``found`` (an earlier attempt had
-    posted it), ``busy`` (settled, or another process holds the claim), ``broken`` or
-    ``failed`` (tried again at the next pass)."""
+    posted it), ``busy`` (settled, or another process holds the claim), ``broken``,
+    ``skipped`` (an earlier attempt may have posted it and the platform cannot look, as in
+    Teams) or ``failed`` (tried again at the next pass; without looking when the platform
+    did not take it)."""
     claim = digest_runs.claim_alert(
         factory, event_id, poster.platform, conversation, holder, now, claim_ttl
     )
@@ -112,8 +120,10 @@ def deliver_alert(
         with factory() as s:
             if status == "posted":
                 budget.posted(s, admission, now, ts)
-            elif status == "failed":
-                budget.failed(s, admission)
+            elif status in ("failed", "unsent"):
+                budget.failed(s, admission, unsent=status == "unsent")
+            elif status == "cannot_look":
+                budget.skipped(s, admission, now)
             else:
                 budget.undeliverable(s, admission, now)
             s.commit()
@@ -129,7 +139,7 @@ def deliver_alert(
             AlertDelivery,
             claim,
             holder,
-            status=status,
+            status="skipped" if status == "cannot_look" else status,
             now=now,
             message_ts=ts,
             detail=detail,
@@ -142,12 +152,17 @@ def deliver_alert(
                 finish("posted", ts)
                 return "found"
         ts = poster.post(conversation, message, key=key, deadline=deadline, oldest=oldest)
+    except CannotLook as exc:
+        # an earlier attempt may have arrived and the platform cannot tell: not posted again
+        finish("cannot_look", detail=str(exc))
+        log.warning("alert %s not posted again to %s: %s", event_id, conversation, exc)
+        return "skipped"
     except ConversationUnavailable as exc:
         finish("skipped", detail=exc.error)
         log.warning("alert %s not posted to %s: %s", event_id, conversation, exc.error)
         return "broken"
     except (PlatformUnavailable, PostError) as exc:
-        finish("failed", detail=str(exc))
+        finish("unsent" if exc.unsent else "failed", detail=str(exc))
         log.error("could not post alert %s to %s: %s", event_id, conversation, exc)
         return "failed"
     except Exception as exc:
