@@ -40,7 +40,7 @@ from bot.store.session import aware, utc
 #: kinds that are not alerts or nudges: never counted against the budget, never folded
 UNCOUNTED = frozenset({"rollup"})
 #: statuses that used the week's budget (a failed post was still meant to be seen)
-COUNTED = ("admitted", "posted", "failed", "unsent")
+COUNTED = ("admitted", "posted", "failed", "unsent", "skipped")
 CLAIM_TTL = timedelta(minutes=10)
 UTC_ZONE = ZoneInfo("UTC")
 
