@@ -12,6 +12,7 @@ sends nothing twice; and the calibration preview counts the alerts the run sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -124,8 +125,24 @@ def write_merged(f: Any, pending: list[dict[str, Any]], now: datetime) -> None:
 # ------------------------------------------------------------------ signed webhooks
 
 
-def pull(number: int, author: str, at: datetime, *, size: int = 20, merged: bool = False) -> dict:
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+#: the open PRs of the fortnight: number -> (author, opened at, lines)
+PRS = {
+    1: ("alice", utc(2026, 11, 2, 9), 20),  # first review due 13:00
+    2: ("carol", utc(2026, 11, 3, 10), 650),  # too big at once
+    3: ("alice", utc(2026, 11, 4, 12), 20),  # due 16:00
+    4: ("carol", utc(2026, 11, 6, 10), 20),  # due 14:00
+    5: ("alice", utc(2026, 11, 10, 9), 20),  # due 13:00, in the next week
+}
+REPOSITORY = {"full_name": "acme/api", "name": "api", "owner": {"login": "acme"}, "id": 77}
+
+
+def stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pull(number: int, at: datetime, *, merged: bool = False) -> dict[str, Any]:
+    """The webhook's ``pull_request`` as GitHub sends it at ``at`` (titles with markup)."""
+    author, opened_at, size = PRS[number]
     return {
         "number": number,
         "title": f"Change {number} <b>&",
@@ -133,11 +150,11 @@ def pull(number: int, author: str, at: datetime, *, size: int = 20, merged: bool
         "user": {"login": author, "type": "User"},
         "state": "closed" if merged else "open",
         "merged": merged,
-        "merged_at": stamp if merged else None,
-        "closed_at": stamp if merged else None,
+        "merged_at": stamp(at) if merged else None,
+        "closed_at": stamp(at) if merged else None,
         "draft": False,
-        "created_at": OPENED[number].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "updated_at": stamp,
+        "created_at": stamp(opened_at),
+        "updated_at": stamp(at),
         "base": {"ref": "main"},
         "head": {"ref": f"change-{number}"},
         "labels": [],
@@ -147,18 +164,15 @@ def pull(number: int, author: str, at: datetime, *, size: int = 20, merged: bool
     }
 
 
-OPENED: dict[int, datetime] = {}
-REPOSITORY = {"full_name": "acme/api", "name": "api", "owner": {"login": "acme"}, "id": 77}
-
-
 def deliver(url: str, event: str, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
+    """One GitHub delivery, signed with the webhook secret, over loopback HTTP."""
+    body = json.dumps({**payload, "repository": REPOSITORY}).encode()
     r = httpx.post(
         url + "/webhooks/github",
         content=body,
         headers={
             "X-GitHub-Event": event,
-            "X-GitHub-Delivery": f"{event}-{len(body)}-{hash(body)}",
+            "X-GitHub-Delivery": hashlib.sha1(body).hexdigest(),
             "X-Hub-Signature-256": sign(SECRET, body),
             "Content-Type": "application/json",
         },
@@ -166,42 +180,25 @@ def deliver(url: str, event: str, payload: dict[str, Any]) -> None:
     assert r.status_code == 200, r.text
 
 
-def opened(url: str, number: int, author: str, at: datetime, size: int = 20) -> None:
-    OPENED[number] = at
-    deliver(
-        url,
-        "pull_request",
-        {"action": "opened", "pull_request": pull(number, author, at, size=size), **REPO},
-    )
+def opened(url: str, number: int) -> None:
+    at = PRS[number][1]
+    deliver(url, "pull_request", {"action": "opened", "pull_request": pull(number, at)})
 
 
-def reviewed(url: str, number: int, author: str, at: datetime) -> None:
+def reviewed(url: str, number: int, at: datetime) -> None:
     review = {
         "id": 5000 + number,
         "user": {"login": "bob", "type": "User"},
         "state": "commented",
-        "submitted_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "submitted_at": stamp(at),
     }
-    deliver(
-        url,
-        "pull_request_review",
-        {"action": "submitted", "review": review, "pull_request": pull(number, author, at), **REPO},
-    )
+    payload = {"action": "submitted", "review": review, "pull_request": pull(number, at)}
+    deliver(url, "pull_request_review", payload)
 
 
-def merged(url: str, number: int, author: str, at: datetime, size: int = 20) -> None:
-    deliver(
-        url,
-        "pull_request",
-        {
-            "action": "closed",
-            "pull_request": pull(number, author, at, size=size, merged=True),
-            **REPO,
-        },
-    )
-
-
-REPO = {"repository": REPOSITORY}
+def merged(url: str, number: int, at: datetime) -> None:
+    payload = {"action": "closed", "pull_request": pull(number, at, merged=True)}
+    deliver(url, "pull_request", payload)
 
 
 # ------------------------------------------------------------------ what was posted
@@ -312,12 +309,11 @@ def test_a_fortnight_of_speaking_up_in_slack_and_teams(engine):
             while clock.now < END:
                 now = clock.now
                 write_merged(f, pending, now)
-                if now == utc(2026, 11, 2, 9):
-                    opened(web.url, 1, "alice", now)  # first review due 13:00
-                if now == utc(2026, 11, 3, 10):
-                    opened(web.url, 2, "carol", now, size=650)  # too big at once
+                for number, (_, at, _) in PRS.items():
+                    if now == at:
+                        opened(web.url, number)
                 if now == utc(2026, 11, 3, 14):
-                    reviewed(web.url, 1, "alice", now)
+                    reviewed(web.url, 1, now)
                 if now == utc(2026, 11, 4, 7, 30):  # snoozed from the Teams card's button
                     with f() as s:
                         pr2 = s.scalar(select(PullRequest.id).where(PullRequest.number == 2))
@@ -325,13 +321,9 @@ def test_a_fortnight_of_speaking_up_in_slack_and_teams(engine):
                         chat, Actor("teams", "aad-carol", None), {"t": "payments", "pr": pr2}
                     )
                     assert "Snoozed acme/api#2 for a day" in notice.text
-                if now == utc(2026, 11, 4, 12):
-                    opened(web.url, 3, "alice", now)  # due 16:00
-                if now == utc(2026, 11, 6, 10):
-                    opened(web.url, 4, "carol", now)  # due 14:00
                 if now == utc(2026, 11, 6, 15):
-                    merged(web.url, 1, "alice", now)
-                    merged(web.url, 3, "alice", now)
+                    merged(web.url, 1, now)
+                    merged(web.url, 3, now)
                 if now == utc(2026, 11, 9, 6):
                     gh.token = "ghp_revoked"  # the syncs at 06:00, 12:00 and 18:00 fail
                 if now == RESTART:  # a new process after the old one stopped
@@ -340,9 +332,8 @@ def test_a_fortnight_of_speaking_up_in_slack_and_teams(engine):
                 if now == utc(2026, 11, 10, 0):
                     gh.token = TOKEN
                 if now == utc(2026, 11, 10, 9):
-                    merged(web.url, 2, "carol", now, size=650)
-                    merged(web.url, 4, "carol", now)
-                    opened(web.url, 5, "alice", now)  # due 13:00, a new week's budget
+                    merged(web.url, 2, now)
+                    merged(web.url, 4, now)
                 assert svc.tick()
                 if now.hour % 6 == 0 and now.minute == 0:  # the periodic sync
                     svc.fire_sync()
