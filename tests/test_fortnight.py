@@ -449,3 +449,7 @@ def test_a_fortnight_of_speaking_up_in_slack_and_teams(engine):
     assert [(c.at, c.kind) for c in preview.sent] == [
         (e.evaluated_at.replace(tzinfo=UTC), e.crossing) for e in events
     ]
+    # and as a lead asks for it in chat, with the team's target
+    clock.now = END
+    said = chat.alert_preview("payments", "first-review", None).text
+    assert "would have fired 2 times: Nov 6 (off target), Nov 13 (recovered)" in said, said
