@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.scheduler.posting import RetryPolicy, SlackPoster
+from bot.scheduler.posting import Poster, RetryPolicy, SlackPoster
 from bot.settings import Config, TeamConfig
 from bot.store import subscriptions
 from bot.store.models import ActionItem, DigestRun
@@ -182,3 +182,17 @@ def add_item(
 def runs(factory: sessionmaker[Session]) -> list[DigestRun]:
     with factory() as s:
         return list(s.scalars(select(DigestRun).order_by(DigestRun.id)))
+
+
+def offline_posters() -> dict[str, Poster]:
+    """A Slack and a Teams poster for rendering only (their URLs are never called)."""
+    from bot.scheduler.teams_poster import TeamsPoster
+    from bot.teams.connector import Connector
+
+    nowhere = "http://127.0.0.1:9"
+    return {
+        "slack": SlackPoster(BOT_TOKEN, f"{nowhere}/api/", policy=fast_policy()),
+        "teams": TeamsPoster(
+            Connector("app-id", "app-password", f"{nowhere}/token"), service_url=nowhere
+        ),
+    }

@@ -17,7 +17,6 @@ from bot.chat.service import ChatService
 from bot.renderers import adaptive
 from bot.renderers import blocks as kit
 from bot.reports.agreements import build_report
-from bot.scheduler.agreements import render
 from bot.settings import Agreements, Config, TeamConfig, WorkingHours
 from bot.slack import answers as slack_answers
 from bot.slack.answers import SlackVoice
@@ -26,6 +25,7 @@ from bot.store.session import session_factory
 from bot.teams import agreements as teams_agreements
 from bot.teams.answers import TeamsVoice
 from tests.factories import T, pr, setup_team
+from tests.scheduler_fakes import offline_posters
 from tests.test_teams import assert_valid_card, card_text
 
 LEAD = "29:lead-aad-id"
@@ -82,10 +82,12 @@ def test_agreements_answer_for_slack_and_teams(engine, session):
     ]
     assert verbs.count("agreement_snooze") == 2 and verbs.count("agreement_exclude") == 2
     # the nudge and the roll-up, as posted: Block Kit and the Teams activity
+    posters = offline_posters()
     for kind in ("nudge", "rollup"):
         r = build_report(TEAM, kind, [], folded=["CFR is off target"])
-        assert_valid_card(render("teams", r, slack.links)["attachments"][0]["content"])
-        assert render("slack", r, slack.links)["text"]
+        activity = posters["teams"].render_agreements(r, slack.links, {})
+        assert_valid_card(activity["attachments"][0]["content"])
+        assert posters["slack"].render_agreements(r, slack.links, {})["text"]
     assert ids
 
 

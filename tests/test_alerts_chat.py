@@ -21,7 +21,6 @@ from bot.metrics.engine import TeamEngine
 from bot.metrics.registry import Kind, Target
 from bot.renderers import adaptive
 from bot.reports import alerts as alert_reports
-from bot.scheduler.alerts import render_alert
 from bot.settings import Config, parse_config
 from bot.store import alerts as alerts_store
 from bot.store.models import AlertSetting, AlertState
@@ -31,6 +30,7 @@ from bot.teams import answers as teams_answers
 from bot.teams.answers import TeamsVoice
 from tests import slack_harness as sh
 from tests.fakes.slack import FakeSlack
+from tests.scheduler_fakes import offline_posters
 from tests.test_teams import assert_valid_card, card_text
 
 slack_server, slack = sh.slack_server, sh.slack
@@ -192,13 +192,13 @@ ALERT = alert_reports.Alert(
 
 
 def test_the_alert_in_slack_and_teams():
-    slack_msg = render_alert("slack", ALERT)
+    slack_msg = offline_posters()["slack"].render_alert(ALERT)
     assert slack_msg["text"] == (
         "First review time of pay*ments_ is off target: 6.2h (n = 14) over the last 7 days, "
         "target &lt; 4.0h, business hours"
     )
     assert "Checked Dec 3 09:00 (Europe/Berlin), daily at 09:00" in str(slack_msg["blocks"])
-    teams_msg = render_alert("teams", ALERT)
+    teams_msg = offline_posters()["teams"].render_alert(ALERT)
     card = teams_msg["attachments"][0]["content"]
     assert teams_msg["attachments"][0]["contentType"] == adaptive.CONTENT_TYPE
     assert_valid_card(card)
@@ -212,7 +212,9 @@ def test_the_alert_in_slack_and_teams():
         "p": "7d",
     }
     assert off["verb"] == "alert_off" and off["data"] == how["data"]
-    recovered = render_alert("teams", dataclasses.replace(ALERT, crossing="recovered"))
+    recovered = offline_posters()["teams"].render_alert(
+        dataclasses.replace(ALERT, crossing="recovered")
+    )
     assert_valid_card(recovered["attachments"][0]["content"])
     assert "recovered: back on target" in card_text(recovered["attachments"][0]["content"])
 
@@ -226,7 +228,7 @@ def test_the_preview_and_switch_answers_are_valid_teams_cards():
 
 
 def test_the_alerts_buttons_answer_the_definition_and_turn_it_off(kpi, db_url):
-    msg = render_alert("slack", dataclasses.replace(ALERT, team="payments"))
+    msg = offline_posters()["slack"].render_alert(dataclasses.replace(ALERT, team="payments"))
     how, off = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]]
     in_channel = {"type": "message", "message_ts": "1.2"}
     r, url = kpi.click(how["action_id"], how["value"], container=in_channel)

@@ -39,8 +39,17 @@ VALIDATOR = jsonschema.Draft6Validator(SCHEMA)
 
 
 def assert_valid_card(card: dict[str, Any]) -> None:
-    """Valid against the Adaptive Card 1.5 schema, version 1.5, at most 28 KB."""
-    errors = sorted(VALIDATOR.iter_errors(card), key=lambda e: list(e.absolute_path))
+    """Valid against the Adaptive Card 1.5 schema, version 1.5, at most 28 KB. Teams' own
+    ``msteams`` property (outside the schema) may only carry mentions shown in the card."""
+    teams = card.get("msteams")
+    if teams is not None:
+        assert set(teams) == {"entities"} and teams["entities"], teams
+        shown = json.dumps(card["body"], ensure_ascii=False)
+        for e in teams["entities"]:
+            assert e["type"] == "mention" and e["mentioned"]["id"] and e["mentioned"]["name"]
+            assert e["text"].startswith("<at>") and json.dumps(e["text"])[1:-1] in shown, e
+    schema_part = {k: v for k, v in card.items() if k != "msteams"}
+    errors = sorted(VALIDATOR.iter_errors(schema_part), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
     assert len(json.dumps(card, ensure_ascii=False).encode("utf-8")) <= 28 * 1024

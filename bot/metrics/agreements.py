@@ -47,6 +47,7 @@ class OpenPR:
     draft: bool = False
     bot: bool = False
     excluded: bool = False
+    author: str | None = None  # the author's GitHub login, for a mention in a nudge
 
     @property
     def t_ready(self) -> datetime:

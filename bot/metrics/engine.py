@@ -671,6 +671,7 @@ class TeamEngine:
                     draft=bool(r.is_draft),
                     bot=self.bots(r.author_login, r.author_is_bot),
                     excluded=self.is_excluded(r.id, r.labels),
+                    author=authors[r.id] or None,
                 )
             )
         return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from microsoft_teams.cards import (
@@ -23,8 +23,11 @@ from microsoft_teams.cards import (
     Fact,
     FactSet,
     Image,
+    Mention,
+    MentionedEntity,
     OpenUrlAction,
     SubmitAction,
+    TeamsCardProperties,
     TextBlock,
     TextInput,
 )
@@ -66,9 +69,17 @@ def note(s: str) -> TextBlock:
     return TextBlock(text=s, wrap=True, is_subtle=True, size="Small", spacing="Small")
 
 
-def card(body: Sequence[CardElement], actions: Sequence[Action] = ()) -> Card:
-    """A 1.5 card as JSON, cut to :data:`MAX_CARD_BYTES`."""
-    model = AdaptiveCard(version=VERSION, body=list(body), actions=list(actions) or None)
+def card(
+    body: Sequence[CardElement],
+    actions: Sequence[Action] = (),
+    *,
+    msteams: TeamsCardProperties | None = None,
+) -> Card:
+    """A 1.5 card as JSON, cut to :data:`MAX_CARD_BYTES`; ``msteams``: Teams' own properties
+    (the entities of its ``<at>`` mentions)."""
+    model = AdaptiveCard(
+        version=VERSION, body=list(body), actions=list(actions) or None, msteams=msteams
+    )
     dumped: Card = model.model_dump(by_alias=True, exclude_none=True)
     dumped["$schema"] = "http://adaptivecards.io/schemas/adaptive-card.json"
     return limit(dumped)
@@ -518,9 +529,29 @@ AGREEMENT_EXCLUDE = "agreement_exclude"
 MAX_AGREEMENT_LINES = 20
 
 
-def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
+def author_mention(login: str | None, mentions: Mapping[str, str]) -> tuple[str, Mention | None]:
+    """`` · by <at>login</at>`` and its mention entity when the identity mapping knows the
+    author's Teams id (``mentions``: GitHub login -> Microsoft Entra object id), else
+    `` · by login`` as plain text; nothing when the author is unknown."""
+    if not login:
+        return "", None
+    shown = escape(login)
+    user = mentions.get(login)
+    if not user:
+        return f" · by {shown}", None
+    tag = f"<at>{shown}</at>"
+    return f" · by {tag}", Mention(text=tag, mentioned=MentionedEntity(id=user, name=login))
+
+
+def agreements(
+    report: AgreementsReport, *, buttons: bool = True, mentions: Mapping[str, str] | None = None
+) -> Card:
     """A nudge, a roll-up or the ``agreements`` answer as a card: the PRs in breach grouped
-    by agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    by agreement, each with its author (an ``<at>`` mention with its ``msteams.entities``
+    entry for those ``mentions`` knows) and *Open PR*, *Snooze 1 day* and *Exclude from
+    metrics*."""
+    mentions = mentions or {}
+    entities: dict[str, Mention] = {}
     body: list[CardElement] = [
         title(f"{fmt.AGREEMENT_TITLES[report.kind]} · {escape(report.team)}")
     ]
@@ -547,8 +578,11 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
         measure = fmt.breach_measure(
             line.agreement, line.measured, report.business_hours, line.snoozed_until
         )
+        who, entity = author_mention(line.author, mentions)
+        if entity is not None:
+            entities.setdefault(entity.text or "", entity)
         body.append(
-            text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}")
+            text(f"- {escape(line.repository)}#{line.number} {escape(line.title)} · {measure}{who}")
         )
         if buttons:
             data = {"t": line.team, "pr": line.pr_id}
@@ -569,7 +603,17 @@ def agreements(report: AgreementsReport, *, buttons: bool = True) -> Card:
     if report.folded:
         body.append(text("**Held back this week (noise budget)**", spacing="Medium"))
         body += [text(f"- {escape(t)}") for t in report.folded]
-    return card(body)
+    out = card(
+        body, msteams=TeamsCardProperties(entities=list(entities.values())) if entities else None
+    )
+    if entities:  # a long card may have lost lines: only the mentions it still shows
+        rendered = json.dumps(out["body"], ensure_ascii=False)
+        kept = [e for e in out["msteams"]["entities"] if json.dumps(e["text"])[1:-1] in rendered]
+        if kept:
+            out["msteams"]["entities"] = kept
+        else:
+            out.pop("msteams")
+    return out
 
 
 def exclude_dialog(data: dict[str, Any]) -> Card:

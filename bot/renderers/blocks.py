@@ -9,6 +9,7 @@ mrkdwn text object is ``verbatim``: Slack makes no link or mention out of plain 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from bot.metrics.registry import BY_ID
@@ -262,17 +263,35 @@ def agreement_value(team: str, pr_id: int) -> str:
     return json.dumps({"t": team, "pr": pr_id}, separators=(",", ":"))
 
 
-def _breach_line(line: BreachLine, links: Links, business_hours: bool) -> str:
+def author_mention(login: str | None, mentions: Mapping[str, str]) -> str:
+    """`` · by <@U…>`` when the identity mapping knows the author's Slack id, else
+    `` · by <login>`` (escaped); nothing when the author is unknown."""
+    if not login:
+        return ""
+    user = mentions.get(login)
+    return f" · by {mrkdwn.user(user) if user else escape(login)}"
+
+
+def _breach_line(
+    line: BreachLine, links: Links, business_hours: bool, mentions: Mapping[str, str]
+) -> str:
     ref = f"{line.repository}#{line.number}"
     measure = fmt.breach_measure(line.agreement, line.measured, business_hours, line.snoozed_until)
-    return f"• {mrkdwn.link(line.url, ref, links)} {escape(line.title)} · {measure}"
+    who = author_mention(line.author, mentions)
+    return f"• {mrkdwn.link(line.url, ref, links)} {escape(line.title)} · {measure}{who}"
 
 
 def agreements(
-    report: AgreementsReport, links: Links = GITHUB_COM, *, buttons: bool = True
+    report: AgreementsReport,
+    links: Links = GITHUB_COM,
+    *,
+    buttons: bool = True,
+    mentions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A nudge, a roll-up or the ``/kpi agreements`` answer: the PRs in breach grouped by
-    agreement, each with *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    agreement, each with its author (``mentions``: GitHub login -> Slack id, for those the
+    identity mapping knows) and *Open PR*, *Snooze 1 day* and *Exclude from metrics*."""
+    mentions = mentions or {}
     blocks: list[Block] = [header(f"{fmt.AGREEMENT_TITLES[report.kind]} · {report.team}")]
     if report.kind == "list":
         agreed = [fmt.agreement(k, v, report.business_hours) for k, v in report.agreements]
@@ -291,7 +310,7 @@ def agreements(
             current = line.agreement
             rule = fmt.agreement(current, limits.get(current, line.limit), report.business_hours)
             blocks.append(context(f"*{escape(rule)}*"))
-        blocks.append(section(_breach_line(line, links, report.business_hours)))
+        blocks.append(section(_breach_line(line, links, report.business_hours, mentions)))
         if buttons:
             value = agreement_value(line.team, line.pr_id)
             elements: list[Block] = []

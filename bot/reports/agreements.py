@@ -32,6 +32,7 @@ class BreachLine:
     measured: float
     limit: float
     snoozed_until: datetime | None = None
+    author: str | None = None  # the PR author's GitHub login (lower case)
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,15 @@ def lines_of(
             b.measured,
             b.limit,
             snoozed.get(b.pr.id),
+            b.pr.author,
         )
         for b in breaches
     )
+
+
+def authors(report: AgreementsReport) -> set[str]:
+    """The GitHub logins of the authors of the report's PRs (to look up their chat ids)."""
+    return {line.author for line in report.lines if line.author}
 
 
 def build_report(

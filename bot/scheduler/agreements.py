@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,36 +28,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import KpibotError
 from bot.metrics.agreements import Breach
 from bot.renderers.mrkdwn import GITHUB_COM, Links
-from bot.reports.agreements import AgreementsReport, build_report, check_team
+from bot.reports.agreements import AgreementsReport, authors, build_report, check_team
 from bot.scheduler import budget
-from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
+from bot.scheduler.posting import (
+    CannotLook,
+    ConversationUnavailable,
+    PlatformUnavailable,
+    Poster,
+    PostError,
+)
 from bot.scheduler.schedule import DailyTime
 from bot.settings import Config, TeamConfig
 from bot.store import agreements as store
-from bot.store import channels
+from bot.store import channels, population
 from bot.store.models import Team
 from bot.store.session import utc
 
 log = logging.getLogger("kpibot.scheduler")
-
-Message = dict[str, Any]
-
-
-def render(platform: str, report: AgreementsReport, links: Links) -> Message:
-    """The platform's message for an agreements report (Block Kit, or an Adaptive Card
-    activity for Teams)."""
-    if platform == "teams":
-        from bot.renderers import adaptive
-
-        return {
-            "type": "message",
-            "attachments": [
-                {"contentType": adaptive.CONTENT_TYPE, "content": adaptive.agreements(report)}
-            ],
-        }
-    from bot.renderers import blocks
-
-    return blocks.agreements(report, links)
 
 
 def conversations(
@@ -209,12 +195,14 @@ class AgreementJobs:
         report: AgreementsReport,
         now: datetime,
     ) -> str:
-        """``posted``; ``failed`` (tried again next pass, looking first); ``gone``: the
-        conversation cannot be posted to (archived, the bot removed), not tried again."""
+        """``posted``; ``failed`` (tried again next pass, looking first unless the platform
+        did not take it); ``gone``: the conversation cannot be posted to (archived, the bot
+        removed), or an earlier attempt may have posted it where the platform cannot look
+        (Teams): not tried again."""
         try:
             ts = poster.post(
                 channel,
-                render(platform, report, self.links),
+                poster.render_agreements(report, self.links, self._mentions(platform, report)),
                 key=admission.key,
                 look_first=admission.retry,
                 deadline=self._monotonic() + budget.CLAIM_TTL.total_seconds() * 0.8,
@@ -232,18 +220,34 @@ class AgreementJobs:
                 budget.undeliverable(s, admission, now)
                 s.commit()
             return "gone"
+        except CannotLook as exc:
+            log.warning(
+                "the %s of %s to %s is not posted again: %s", report.kind, report.team, channel, exc
+            )
+            with self.factory() as s:
+                budget.skipped(s, admission, now)
+                s.commit()
+            return "gone"
         except (PlatformUnavailable, PostError) as exc:
             log.error(
                 "could not post the %s of %s to %s: %s", report.kind, report.team, channel, exc
             )
             with self.factory() as s:
-                budget.failed(s, admission)
+                budget.failed(s, admission, unsent=exc.unsent)
                 s.commit()
             return "failed"
         with self.factory() as s:
             budget.posted(s, admission, now, ts)
             s.commit()
         return "posted"
+
+    def _mentions(self, platform: str, report: AgreementsReport) -> dict[str, str]:
+        """The chat id on ``platform`` of each PR author the identity mapping knows."""
+        with self.factory() as s:
+            found = {
+                login: population.chat_user_of(s, platform, login) for login in authors(report)
+            }
+        return {login: user for login, user in found.items() if user}
 
     # ------------------------------------------------------------------ roll-up
 

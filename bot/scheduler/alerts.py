@@ -33,7 +33,13 @@ from bot.metrics.values import MetricValue
 from bot.reports import alerts as reports
 from bot.scheduler import budget
 from bot.scheduler.jobs import daily_due
-from bot.scheduler.posting import ConversationUnavailable, PlatformUnavailable, Poster, PostError
+from bot.scheduler.posting import (
+    CannotLook,
+    ConversationUnavailable,
+    PlatformUnavailable,
+    Poster,
+    PostError,
+)
 from bot.scheduler.schedule import DailyTime
 from bot.settings import Config, TeamConfig
 from bot.store import alerts as store
@@ -44,21 +50,6 @@ from bot.store.session import aware
 log = logging.getLogger("kpibot.scheduler")
 
 Message = dict[str, Any]
-
-
-def render_alert(platform: str, alert: reports.Alert) -> Message:
-    """The alert as a message of ``platform``: Block Kit for Slack, an Adaptive Card for Teams."""
-    if platform == "teams":
-        from bot.renderers import adaptive
-
-        card = adaptive.alert(alert)
-        return {
-            "type": "message",
-            "attachments": [{"contentType": adaptive.CONTENT_TYPE, "content": card}],
-        }
-    from bot.renderers import blocks
-
-    return blocks.alert(alert)
 
 
 def deliver_alert(
@@ -84,8 +75,10 @@ def deliver_alert(
     listed in the conversation's next daily roll-up instead.
 
     Every alert goes through here. Returns ``posted``, ``found`` (an earlier attempt had
-    posted it), ``busy`` (settled, or another process holds the claim), ``broken`` or
-    ``failed`` (tried again at the next pass)."""
+    posted it), ``busy`` (settled, or another process holds the claim), ``broken``,
+    ``skipped`` (an earlier attempt may have posted it and the platform cannot look, as in
+    Teams) or ``failed`` (tried again at the next pass; without looking when the platform
+    did not take it)."""
     claim = digest_runs.claim_alert(
         factory, event_id, poster.platform, conversation, holder, now, claim_ttl
     )
@@ -127,8 +120,10 @@ def deliver_alert(
         with factory() as s:
             if status == "posted":
                 budget.posted(s, admission, now, ts)
-            elif status == "failed":
-                budget.failed(s, admission)
+            elif status in ("failed", "unsent"):
+                budget.failed(s, admission, unsent=status == "unsent")
+            elif status == "cannot_look":
+                budget.skipped(s, admission, now)
             else:
                 budget.undeliverable(s, admission, now)
             s.commit()
@@ -144,7 +139,7 @@ def deliver_alert(
             AlertDelivery,
             claim,
             holder,
-            status=status,
+            status="skipped" if status == "cannot_look" else status,
             now=now,
             message_ts=ts,
             detail=detail,
@@ -157,12 +152,17 @@ def deliver_alert(
                 finish("posted", ts)
                 return "found"
         ts = poster.post(conversation, message, key=key, deadline=deadline, oldest=oldest)
+    except CannotLook as exc:
+        # an earlier attempt may have arrived and the platform cannot tell: not posted again
+        finish("cannot_look", detail=str(exc))
+        log.warning("alert %s not posted again to %s: %s", event_id, conversation, exc)
+        return "skipped"
     except ConversationUnavailable as exc:
         finish("skipped", detail=exc.error)
         log.warning("alert %s not posted to %s: %s", event_id, conversation, exc.error)
         return "broken"
     except (PlatformUnavailable, PostError) as exc:
-        finish("failed", detail=str(exc))
+        finish("unsent" if exc.unsent else "failed", detail=str(exc))
         log.error("could not post alert %s to %s: %s", event_id, conversation, exc)
         return "failed"
     except Exception as exc:
@@ -265,7 +265,9 @@ class AlertJobs:
             team = self._team(names.get(e.team_id))
             assert team is not None
             if (e.id, platform) not in messages:
-                messages[(e.id, platform)] = render_alert(platform, self.alert_of(team, e))
+                messages[(e.id, platform)] = self.posters[platform].render_alert(
+                    self.alert_of(team, e)
+                )
             outcome = deliver_alert(
                 self.factory,
                 self.posters[platform],

@@ -40,7 +40,7 @@ from bot.store.session import aware, utc
 #: kinds that are not alerts or nudges: never counted against the budget, never folded
 UNCOUNTED = frozenset({"rollup"})
 #: statuses that used the week's budget (a failed post was still meant to be seen)
-COUNTED = ("admitted", "posted", "failed")
+COUNTED = ("admitted", "posted", "failed", "unsent", "skipped")
 CLAIM_TTL = timedelta(minutes=10)
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -111,11 +111,12 @@ def admit(
     )
     if row is not None:
         stale = row.status == "admitted" and row.claimed_at <= now - stale_after
-        if row.status == "failed" or stale:
+        if row.status in ("failed", "unsent") or stale:
+            retry = row.status != "unsent"  # the platform did not take the last attempt
             row.status, row.claimed_at = "admitted", now
             session.flush()
-            return Admission(row.id, marker, True, retry=True)
-        done = row.status in ("posted", "folded", "empty", "undeliverable")
+            return Admission(row.id, marker, True, retry=retry)
+        done = row.status in ("posted", "folded", "empty", "undeliverable", "skipped")
         return Admission(row.id, marker, False, folded=row.status == "folded", settled=done)
     week = week_of(now, zone)
     over = (
@@ -145,9 +146,16 @@ def posted(session: Session, admission: Admission, now: datetime, ts: str | None
     _set(session, admission, "posted", posted_at=utc(now), message_ts=ts)
 
 
-def failed(session: Session, admission: Admission) -> None:
-    """The post failed: it is admitted again (looking first) by the next pass."""
-    _set(session, admission, "failed")
+def failed(session: Session, admission: Admission, *, unsent: bool = False) -> None:
+    """The post failed: it is admitted again by the next pass, looking first unless
+    ``unsent`` (the platform is known not to have taken it)."""
+    _set(session, admission, "unsent" if unsent else "failed")
+
+
+def skipped(session: Session, admission: Admission, now: datetime) -> None:
+    """An earlier attempt may have posted it and the platform cannot tell (a Teams bot cannot
+    read a channel's history): settled rather than risk posting it twice."""
+    _set(session, admission, "skipped", posted_at=utc(now))
 
 
 def settled_empty(session: Session, admission: Admission, now: datetime) -> None:

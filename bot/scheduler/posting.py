@@ -31,10 +31,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -45,6 +45,10 @@ from bot.reports.digests import MonthlyDigest, WeeklyDigest
 from bot.reports.freshness import SourceNotice
 from bot.store.models import ActionItem
 from bot.store.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from bot.reports.agreements import AgreementsReport
+    from bot.reports.alerts import Alert
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -122,6 +126,17 @@ class Poster(Protocol):
 
     def render_notice(self, notice: SourceNotice, links: Links) -> dict[str, Any]:
         """The platform's message for a source's freshness notice."""
+        ...
+
+    def render_agreements(
+        self, report: AgreementsReport, links: Links, mentions: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The platform's message for an agreement nudge or roll-up; ``mentions``: the
+        platform's user id of each PR author the identity mapping knows (by GitHub login)."""
+        ...
+
+    def render_alert(self, alert: Alert) -> dict[str, Any]:
+        """The platform's message for a threshold alert."""
         ...
 
     def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
@@ -230,6 +245,20 @@ class SlackPoster:
         from bot.renderers import blocks
 
         return blocks.source_notice(notice)
+
+    def render_agreements(
+        self, report: AgreementsReport, links: Links, mentions: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """A nudge or roll-up as Block Kit, authors mentioned as ``<@U…>`` when known."""
+        from bot.renderers import blocks
+
+        return blocks.agreements(report, links, mentions=mentions)
+
+    def render_alert(self, alert: Alert) -> dict[str, Any]:
+        """A threshold alert as Block Kit."""
+        from bot.renderers import blocks
+
+        return blocks.alert(alert)
 
     def broken_note(self, subscription: Subscription, error: str) -> tuple[str, str | None]:
         sub = subscription

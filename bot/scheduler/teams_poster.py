@@ -29,9 +29,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -55,6 +55,10 @@ from bot.scheduler.posting import (
 from bot.store.models import ActionItem
 from bot.store.subscriptions import Reference, Subscription
 from bot.teams.connector import Connector, ConnectorError
+
+if TYPE_CHECKING:
+    from bot.reports.agreements import AgreementsReport
+    from bot.reports.alerts import Alert
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -152,6 +156,18 @@ class TeamsPoster:
         """A source's freshness notice as a message activity carrying its Adaptive Card."""
         head, _ = fmt.notice(notice)
         return _card_activity(adaptive.source_notice(notice), head)
+
+    def render_agreements(
+        self, report: AgreementsReport, links: Links, mentions: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """A nudge or roll-up as a message activity carrying its Adaptive Card; authors the
+        identity mapping knows are ``<at>`` mentions with their ``msteams.entities``."""
+        summary = f"{fmt.AGREEMENT_TITLES[report.kind]} · {report.team}"
+        return _card_activity(adaptive.agreements(report, mentions=mentions), summary)
+
+    def render_alert(self, alert: Alert) -> dict[str, Any]:
+        """A threshold alert as a message activity carrying its Adaptive Card."""
+        return _card_activity(adaptive.alert(alert), fmt.alert_headline(alert))
 
     def render_reminder(self, team: str, items: list[ActionItem], day: date) -> dict[str, Any]:
         head, lines = reminder_lines(
