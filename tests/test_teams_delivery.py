@@ -571,6 +571,10 @@ def test_digest_cards_are_valid_adaptive_cards_under_28_kb(tmp_path):
             title = "Weekly leading" if kind == "weekly" else "Monthly lagging"
             assert card["body"][0]["text"] == f"{title} indicators · payments"
             assert len(card["body"]) > 4
+            # as in Slack, the digest says how fresh its data is
+            assert any(b.get("text", "").startswith("data as of") for b in card["body"]), card[
+                "body"
+            ]
 
 
 def test_a_huge_digest_is_cut_stays_valid_and_makes_no_markup():

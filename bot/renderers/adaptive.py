@@ -358,6 +358,7 @@ def weekly(d: WeeklyDigest, links: Links = GITHUB_COM) -> Card:
             "None",
         )
     )
+    body.append(note(fmt.as_of(d.data_as_of)))
     actions: list[Action] = [
         dialog_button("Log action", "log_action", {"t": d.team}),
         ExecuteAction(title="Details", verb="digest_details", data=digest_ref(d)),
@@ -405,6 +406,7 @@ def monthly(d: MonthlyDigest) -> Card:
             "None",
         )
     )
+    body.append(note(fmt.as_of(d.data_as_of)))
     return card(body)
 
 
