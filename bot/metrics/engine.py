@@ -30,7 +30,7 @@ from bot.metrics.lagging import (
 from bot.metrics.patterns import BotFilter, PathFilter
 from bot.metrics.periods import Period
 from bot.metrics.registry import BY_ID
-from bot.metrics.timeline import PRFacts
+from bot.metrics.timeline import PRFacts, Timeline, timeline
 from bot.metrics.values import NO_DATA, MetricValue
 from bot.settings import TeamConfig
 from bot.store import queries as q
@@ -130,6 +130,10 @@ class TeamEngine:
         # the excluded PRs of the loaded span, by merge and by first deployment time
         self._excluded_merged = _Sorted([], lambda p: p.merged)
         self._excluded_deployed: list[datetime] = []
+        # timelines of the loaded span's merged and deployed PRs by PR id, computed once for
+        # every KPI and period that reads them (cycle time, first review; lead time)
+        self._merged_timelines: dict[int, Timeline] = {}
+        self._deployed_timelines: dict[int, Timeline] = {}
 
     @cached_property
     def team_id(self) -> int | None:
@@ -158,6 +162,7 @@ class TeamEngine:
         self._selection, self._sized, self._merged_sized = None, None, None
         self._excluded_merged = _Sorted([], lambda p: p.merged)
         self._excluded_deployed = []
+        self._merged_timelines, self._deployed_timelines = {}, {}
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -517,6 +522,18 @@ class TeamEngine:
         self._need("merged")
         return self._merged.between(period.start, period.end)
 
+    def _timelines(self, prs: list[PRFacts], known: dict[int, Timeline]) -> list[Timeline]:
+        """The PRs' timelines (with the team's clock), each computed once per loaded span:
+        ``known`` is the population's store of them."""
+        clock = self.clock
+        out = []
+        for p in prs:
+            t = known.get(p.id)
+            if t is None:
+                t = known[p.id] = timeline(p, clock)
+            out.append(t)
+        return out
+
     def deployed_prs(self, period: Period) -> list[PRFacts]:
         self._ensure(period)
         self._need("deployed")
@@ -528,11 +545,15 @@ class TeamEngine:
         self._ensure(period)
         match metric_id:
             case "cycle-time":
-                return leading.cycle_time(self._merged_unsized(period), self.clock)
+                prs = self._merged_unsized(period)
+                tls = self._timelines(prs, self._merged_timelines)
+                return leading.cycle_time(prs, self.clock, tls)
             case "pr-size":
                 return leading.pr_size(self.merged_prs(period))
             case "first-review":
-                return leading.first_review(self._merged_unsized(period), self.clock)
+                prs = self._merged_unsized(period)
+                tls = self._timelines(prs, self._merged_timelines)
+                return leading.first_review(prs, self.clock, tls)
             case "review-coverage":
                 return leading.review_coverage(self._merged_unsized(period))
             case "merge-frequency":
@@ -544,10 +565,12 @@ class TeamEngine:
                     self._first_deployed(),
                 )
             case "lead-time":
+                prs = self.deployed_prs(period)
                 return lagging.lead_time(
-                    self.deployed_prs(period),
+                    prs,
                     lagging.unknown_contents(self._runs, period),
                     self.clock,
+                    self._timelines(prs, self._deployed_timelines),
                 )
             case "change-failure-rate":
                 attribution = self._attribution  # first: it reads the deployments it needs

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from bot.metrics.business import BusinessClock
 from bot.metrics.periods import Period, week_of
 from bot.metrics.stats import median, summarise
-from bot.metrics.timeline import PRFacts, timeline
+from bot.metrics.timeline import PRFacts, Timeline, timeline
 from bot.metrics.values import NO_DATA, MetricValue
 
 REVERT_PREFIX = 'Revert "'
@@ -156,12 +156,19 @@ def deploy_frequency(
 
 
 def lead_time(
-    prs: Sequence[PRFacts], unknown_contents: int = 0, clock: BusinessClock | None = None
+    prs: Sequence[PRFacts],
+    unknown_contents: int = 0,
+    clock: BusinessClock | None = None,
+    timelines: Sequence[Timeline] | None = None,
 ) -> MetricValue:
     """``unknown_contents``: successful production deployments finished in the period whose
     contents are unknown (they credit no PR; reported so the reader knows what is missing);
-    ``clock``: the team's business hours (None: calendar time)."""
-    tls = [timeline(p, clock) for p in prs if p.deployed is not None]
+    ``clock``: the team's business hours (None: calendar time); ``timelines``: the PRs'
+    timelines with that clock when the caller has them already (one per PR, in order)."""
+    if timelines is None:
+        tls = [timeline(p, clock) for p in prs if p.deployed is not None]
+    else:
+        tls = [t for p, t in zip(prs, timelines, strict=True) if p.deployed is not None]
     if not tls:
         if unknown_contents:
             return MetricValue(0, None, breakdown={"unknown_contents": unknown_contents})
