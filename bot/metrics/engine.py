@@ -348,10 +348,9 @@ class TeamEngine:
         needs_contents = bool(reverts) or any(i.commit_sha for i in incidents)
         contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
         if needs_contents and ok:
-            for r in q.contained_rows(s, [d.id for d in ok]):
-                contained[r.deployment_id].append(
-                    lagging.ContainedPR(r.title, r.merge_commit_sha, r.number)
-                )
+            ContainedPR = lagging.ContainedPR
+            for deployment_id, title, merge_sha, number in q.contained_rows(s, [d.id for d in ok]):
+                contained[deployment_id].append(ContainedPR(title, merge_sha, number))
         self._attribution_v = lagging.attribute_failures(
             ok, incidents, reverts, contained, self.window
         )
