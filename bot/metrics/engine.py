@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import func, select
@@ -78,12 +79,16 @@ def with_deployed_or_size(
     )
 
 
+_MERGED = attrgetter("merged")
+_DEPLOYED = attrgetter("deployed")
+
+
 class _Sorted:
     """Records sorted by a time key, sliced by period with bisect."""
 
     def __init__(self, items: Iterable[Any], key: Callable[[Any], datetime]) -> None:
         self.items = sorted(items, key=key)
-        self.keys = [key(i) for i in self.items]
+        self.keys = list(map(key, self.items))
 
     def between(self, start: datetime, end: datetime) -> list[Any]:
         lo = bisect.bisect_left(self.keys, start)
@@ -115,8 +120,8 @@ class TeamEngine:
         self._first_deployed_at: datetime | None = None
         self._first_deployed_read = False
         self._loaded: set[str] = set()  # parts of the span loaded so far
-        self._merged = _Sorted([], lambda p: p.merged)
-        self._deployed = _Sorted([], lambda p: p.deployed)
+        self._merged = _Sorted([], _MERGED)
+        self._deployed = _Sorted([], _DEPLOYED)
         self._runs_v: list[DeploymentFacts] = []
         self._runs_from: datetime = datetime.min
         self._incidents_v: list[IncidentFacts] = []
@@ -128,7 +133,7 @@ class TeamEngine:
         self._labels = frozenset(label.lower() for label in team.exclude_labels)
         self._lead_excluded: set[int] | None = None  # PRs a lead excluded, read on first use
         # the excluded PRs of the loaded span, by merge and by first deployment time
-        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_merged = _Sorted([], _MERGED)
         self._excluded_deployed: list[datetime] = []
         # timelines of the loaded span's merged and deployed PRs by PR id, computed once for
         # every KPI and period that reads them (cycle time, first review; lead time)
@@ -160,7 +165,7 @@ class TeamEngine:
         self._span = (start, end)
         self._loaded = set()
         self._selection, self._sized, self._merged_sized = None, None, None
-        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_merged = _Sorted([], _MERGED)
         self._excluded_deployed = []
         self._merged_timelines, self._deployed_timelines = {}, {}
 
@@ -217,8 +222,8 @@ class TeamEngine:
             self._selection = self._population(start, end)
             facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
-        self._merged = _Sorted(merged, lambda p: p.merged)
-        self._excluded_merged = _Sorted([f for f, ok in excluded if ok], lambda p: p.merged)
+        self._merged = _Sorted(merged, _MERGED)
+        self._excluded_merged = _Sorted([f for f, ok in excluded if ok], _MERGED)
 
     @cached_property
     def _selected_by(self) -> int | None:
@@ -248,7 +253,7 @@ class TeamEngine:
         """
         self._need("merged")
         if not self.repo_ids:
-            self._deployed = _Sorted([], lambda p: p.deployed)
+            self._deployed = _Sorted([], _DEPLOYED)
             return
         shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end, self._selected_by)
         first = {
@@ -266,7 +271,7 @@ class TeamEngine:
                 f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000]), excluded=excluded)
             )
         facts.sort(key=lambda p: (p.merged, p.id))
-        self._deployed = _Sorted(facts, lambda p: p.deployed)
+        self._deployed = _Sorted(facts, _DEPLOYED)
         # like the population itself, whatever branch they were merged into
         self._excluded_deployed = sorted(first[p.id] for p, _ in excluded)
 
@@ -393,10 +398,11 @@ class TeamEngine:
         s = self.session
         envs = self.envs if deployments else None
         rows = []
+        bots, is_excluded = self.bots, self.is_excluded
         for r in q.pr_rows(s, selection, envs):
-            if self.bots(r[4], r[5]):
+            if bots(r[4], r[5]):
                 continue
-            if self.is_excluded(r[0], r[14]):
+            if is_excluded(r[0], r[14]):
                 if excluded is not None:
                     excluded.append((self._bare_facts(r), self._branch_ok(r[1], r[10])))
                 continue
@@ -410,7 +416,7 @@ class TeamEngine:
             author = authors.get(pr)
             if author is None or (login or "").lower() == author:
                 continue
-            if self.bots(login, is_bot):
+            if bots(login, is_bot):
                 continue
             if pr not in first_review or submitted < first_review[pr]:
                 first_review[pr] = submitted
@@ -421,6 +427,7 @@ class TeamEngine:
             ):
                 approved[pr] = submitted
         out = []
+        branch_ok: dict[tuple[int, str], bool] = {}  # by (repository, base branch)
         for (
             pr,
             repository_id,
@@ -453,7 +460,10 @@ class TeamEngine:
                 deployed,
                 additions + deletions,  # until _sizes() leaves out the ignored paths
             )
-            out.append((facts, self._branch_ok(repository_id, base)))
+            ok = branch_ok.get((repository_id, base))
+            if ok is None:
+                ok = branch_ok[repository_id, base] = self._branch_ok(repository_id, base)
+            out.append((facts, ok))
         return out
 
     @staticmethod
@@ -505,12 +515,16 @@ class TeamEngine:
         """The period's population, each PR's ``size`` outside the ignored paths."""
         sizes = self._sizes_for(period)
         if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
+            # a PR whose files' lines add up to its total keeps its facts: only the others
+            # (lines in ignored paths or generated files) are copied with their own size
             self._merged_sized = _Sorted(
                 (
-                    with_deployed_or_size(p, size=sizes[p.id]) if p.id in sizes else p
+                    with_deployed_or_size(p, size=size)
+                    if (size := sizes.get(p.id)) is not None and size != p.size
+                    else p
                     for p in self._merged.items
                 ),
-                lambda p: p.merged,
+                _MERGED,
             )
         return self._merged_sized.between(period.start, period.end)
 
