@@ -992,3 +992,25 @@ def test_monthly_digest_of_a_month_in_progress_counts_items_completed_today(sess
     d = build_monthly(engine(session, team), p, T("2026-12-03 11:00"))
     assert [i.opportunity for i in d.completed_items] == ["done 2026-12-01", "done 2026-12-03"]
     assert d.period.in_progress and d.predictability.period.in_progress
+
+
+def test_attribution_reverts_read_once_and_matched_in_their_own_repository():
+    # the reverts may come as a one-pass iterable; a number or title a revert names is looked
+    # up among the PRs of its own repository's deployments only
+    deps = [_d(1, "2026-10-01 10:00"), _d(2, "2026-10-01 11:00", repo=2)]
+    contained = {
+        1: [ContainedPR("Add cache", "abc1234def", 41)],
+        2: [ContainedPR("Add cache", None, 41)],
+    }
+    reverts = (
+        rv
+        for rv in [
+            RevertFacts(2, "Back out", T("2026-10-02 09:00"), "revert-41-add-cache"),
+            RevertFacts(3, 'Revert "Add cache"', T("2026-10-02 09:00")),
+        ]
+    )
+    # the SHA index is built for the incident naming a contained PR's merge commit
+    incs = [IncidentFacts(7, T("2026-10-03 00:00"), None, commit_sha="ABC1234DEF00")]
+    a = lagging.attribute_failures(deps, incs, reverts, contained, WINDOW)
+    assert a.failed == {1: frozenset({"incident"}), 2: frozenset({"revert"})}
+    assert a.incident_deployment == {7: 1}

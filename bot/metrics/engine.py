@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,7 +31,7 @@ from bot.metrics.lagging import (
 from bot.metrics.patterns import BotFilter, PathFilter
 from bot.metrics.periods import Period
 from bot.metrics.registry import BY_ID
-from bot.metrics.timeline import PRFacts
+from bot.metrics.timeline import PRFacts, Timeline, timeline
 from bot.metrics.values import NO_DATA, MetricValue
 from bot.settings import TeamConfig
 from bot.store import queries as q
@@ -78,12 +79,16 @@ def with_deployed_or_size(
     )
 
 
+_MERGED = attrgetter("merged")
+_DEPLOYED = attrgetter("deployed")
+
+
 class _Sorted:
     """Records sorted by a time key, sliced by period with bisect."""
 
     def __init__(self, items: Iterable[Any], key: Callable[[Any], datetime]) -> None:
         self.items = sorted(items, key=key)
-        self.keys = [key(i) for i in self.items]
+        self.keys = list(map(key, self.items))
 
     def between(self, start: datetime, end: datetime) -> list[Any]:
         lo = bisect.bisect_left(self.keys, start)
@@ -115,8 +120,8 @@ class TeamEngine:
         self._first_deployed_at: datetime | None = None
         self._first_deployed_read = False
         self._loaded: set[str] = set()  # parts of the span loaded so far
-        self._merged = _Sorted([], lambda p: p.merged)
-        self._deployed = _Sorted([], lambda p: p.deployed)
+        self._merged = _Sorted([], _MERGED)
+        self._deployed = _Sorted([], _DEPLOYED)
         self._runs_v: list[DeploymentFacts] = []
         self._runs_from: datetime = datetime.min
         self._incidents_v: list[IncidentFacts] = []
@@ -128,8 +133,12 @@ class TeamEngine:
         self._labels = frozenset(label.lower() for label in team.exclude_labels)
         self._lead_excluded: set[int] | None = None  # PRs a lead excluded, read on first use
         # the excluded PRs of the loaded span, by merge and by first deployment time
-        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_merged = _Sorted([], _MERGED)
         self._excluded_deployed: list[datetime] = []
+        # timelines of the loaded span's merged and deployed PRs by PR id, computed once for
+        # every KPI and period that reads them (cycle time, first review; lead time)
+        self._merged_timelines: dict[int, Timeline] = {}
+        self._deployed_timelines: dict[int, Timeline] = {}
 
     @cached_property
     def team_id(self) -> int | None:
@@ -156,8 +165,9 @@ class TeamEngine:
         self._span = (start, end)
         self._loaded = set()
         self._selection, self._sized, self._merged_sized = None, None, None
-        self._excluded_merged = _Sorted([], lambda p: p.merged)
+        self._excluded_merged = _Sorted([], _MERGED)
         self._excluded_deployed = []
+        self._merged_timelines, self._deployed_timelines = {}, {}
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -212,8 +222,8 @@ class TeamEngine:
             self._selection = self._population(start, end)
             facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
-        self._merged = _Sorted(merged, lambda p: p.merged)
-        self._excluded_merged = _Sorted([f for f, ok in excluded if ok], lambda p: p.merged)
+        self._merged = _Sorted(merged, _MERGED)
+        self._excluded_merged = _Sorted([f for f, ok in excluded if ok], _MERGED)
 
     @cached_property
     def _selected_by(self) -> int | None:
@@ -243,7 +253,7 @@ class TeamEngine:
         """
         self._need("merged")
         if not self.repo_ids:
-            self._deployed = _Sorted([], lambda p: p.deployed)
+            self._deployed = _Sorted([], _DEPLOYED)
             return
         shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end, self._selected_by)
         first = {
@@ -261,7 +271,7 @@ class TeamEngine:
                 f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000]), excluded=excluded)
             )
         facts.sort(key=lambda p: (p.merged, p.id))
-        self._deployed = _Sorted(facts, lambda p: p.deployed)
+        self._deployed = _Sorted(facts, _DEPLOYED)
         # like the population itself, whatever branch they were merged into
         self._excluded_deployed = sorted(first[p.id] for p, _ in excluded)
 
@@ -343,10 +353,9 @@ class TeamEngine:
         needs_contents = bool(reverts) or any(i.commit_sha for i in incidents)
         contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
         if needs_contents and ok:
-            for r in q.contained_rows(s, [d.id for d in ok]):
-                contained[r.deployment_id].append(
-                    lagging.ContainedPR(r.title, r.merge_commit_sha, r.number)
-                )
+            ContainedPR = lagging.ContainedPR
+            for deployment_id, title, merge_sha, number in q.contained_rows(s, [d.id for d in ok]):
+                contained[deployment_id].append(ContainedPR(title, merge_sha, number))
         self._attribution_v = lagging.attribute_failures(
             ok, incidents, reverts, contained, self.window
         )
@@ -389,10 +398,11 @@ class TeamEngine:
         s = self.session
         envs = self.envs if deployments else None
         rows = []
+        bots, is_excluded = self.bots, self.is_excluded
         for r in q.pr_rows(s, selection, envs):
-            if self.bots(r[4], r[5]):
+            if bots(r[4], r[5]):
                 continue
-            if self.is_excluded(r[0], r[14]):
+            if is_excluded(r[0], r[14]):
                 if excluded is not None:
                     excluded.append((self._bare_facts(r), self._branch_ok(r[1], r[10])))
                 continue
@@ -406,7 +416,7 @@ class TeamEngine:
             author = authors.get(pr)
             if author is None or (login or "").lower() == author:
                 continue
-            if self.bots(login, is_bot):
+            if bots(login, is_bot):
                 continue
             if pr not in first_review or submitted < first_review[pr]:
                 first_review[pr] = submitted
@@ -417,6 +427,7 @@ class TeamEngine:
             ):
                 approved[pr] = submitted
         out = []
+        branch_ok: dict[tuple[int, str], bool] = {}  # by (repository, base branch)
         for (
             pr,
             repository_id,
@@ -449,7 +460,10 @@ class TeamEngine:
                 deployed,
                 additions + deletions,  # until _sizes() leaves out the ignored paths
             )
-            out.append((facts, self._branch_ok(repository_id, base)))
+            ok = branch_ok.get((repository_id, base))
+            if ok is None:
+                ok = branch_ok[repository_id, base] = self._branch_ok(repository_id, base)
+            out.append((facts, ok))
         return out
 
     @staticmethod
@@ -501,12 +515,16 @@ class TeamEngine:
         """The period's population, each PR's ``size`` outside the ignored paths."""
         sizes = self._sizes_for(period)
         if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
+            # a PR whose files' lines add up to its total keeps its facts: only the others
+            # (lines in ignored paths or generated files) are copied with their own size
             self._merged_sized = _Sorted(
                 (
-                    with_deployed_or_size(p, size=sizes[p.id]) if p.id in sizes else p
+                    with_deployed_or_size(p, size=size)
+                    if (size := sizes.get(p.id)) is not None and size != p.size
+                    else p
                     for p in self._merged.items
                 ),
-                lambda p: p.merged,
+                _MERGED,
             )
         return self._merged_sized.between(period.start, period.end)
 
@@ -516,6 +534,18 @@ class TeamEngine:
         self._ensure(period)
         self._need("merged")
         return self._merged.between(period.start, period.end)
+
+    def _timelines(self, prs: list[PRFacts], known: dict[int, Timeline]) -> list[Timeline]:
+        """The PRs' timelines (with the team's clock), each computed once per loaded span:
+        ``known`` is the population's store of them."""
+        clock = self.clock
+        out = []
+        for p in prs:
+            t = known.get(p.id)
+            if t is None:
+                t = known[p.id] = timeline(p, clock)
+            out.append(t)
+        return out
 
     def deployed_prs(self, period: Period) -> list[PRFacts]:
         self._ensure(period)
@@ -528,11 +558,15 @@ class TeamEngine:
         self._ensure(period)
         match metric_id:
             case "cycle-time":
-                return leading.cycle_time(self._merged_unsized(period), self.clock)
+                prs = self._merged_unsized(period)
+                tls = self._timelines(prs, self._merged_timelines)
+                return leading.cycle_time(prs, self.clock, tls)
             case "pr-size":
                 return leading.pr_size(self.merged_prs(period))
             case "first-review":
-                return leading.first_review(self._merged_unsized(period), self.clock)
+                prs = self._merged_unsized(period)
+                tls = self._timelines(prs, self._merged_timelines)
+                return leading.first_review(prs, self.clock, tls)
             case "review-coverage":
                 return leading.review_coverage(self._merged_unsized(period))
             case "merge-frequency":
@@ -544,10 +578,12 @@ class TeamEngine:
                     self._first_deployed(),
                 )
             case "lead-time":
+                prs = self.deployed_prs(period)
                 return lagging.lead_time(
-                    self.deployed_prs(period),
+                    prs,
                     lagging.unknown_contents(self._runs, period),
                     self.clock,
+                    self._timelines(prs, self._deployed_timelines),
                 )
             case "change-failure-rate":
                 attribution = self._attribution  # first: it reads the deployments it needs

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from bot.metrics.business import BusinessClock
 from bot.metrics.periods import Period, week_of
 from bot.metrics.stats import median, summarise
-from bot.metrics.timeline import PRFacts, timeline
+from bot.metrics.timeline import PRFacts, Timeline, timeline
 from bot.metrics.values import NO_DATA, MetricValue
 
 REVERT_PREFIX = 'Revert "'
@@ -156,12 +156,19 @@ def deploy_frequency(
 
 
 def lead_time(
-    prs: Sequence[PRFacts], unknown_contents: int = 0, clock: BusinessClock | None = None
+    prs: Sequence[PRFacts],
+    unknown_contents: int = 0,
+    clock: BusinessClock | None = None,
+    timelines: Sequence[Timeline] | None = None,
 ) -> MetricValue:
     """``unknown_contents``: successful production deployments finished in the period whose
     contents are unknown (they credit no PR; reported so the reader knows what is missing);
-    ``clock``: the team's business hours (None: calendar time)."""
-    tls = [timeline(p, clock) for p in prs if p.deployed is not None]
+    ``clock``: the team's business hours (None: calendar time); ``timelines``: the PRs'
+    timelines with that clock when the caller has them already (one per PR, in order)."""
+    if timelines is None:
+        tls = [timeline(p, clock) for p in prs if p.deployed is not None]
+    else:
+        tls = [t for p, t in zip(prs, timelines, strict=True) if p.deployed is not None]
     if not tls:
         if unknown_contents:
             return MetricValue(0, None, breakdown={"unknown_contents": unknown_contents})
@@ -208,30 +215,31 @@ def attribute_failures(
     def mark(dep_id: int, reason: str) -> None:
         reasons.setdefault(dep_id, set()).add(reason)
 
-    # SHA index: the deployed commit, and the merge commits of the PRs it contains
+    # SHA index, built on the first incident naming a SHA: the deployed commit, and the merge
+    # commits of the PRs it contains, sorted, so that the SHAs an incident's SHA is a prefix
+    # of are a bisect range, and so are the ones equal to each of its prefixes
     sha_index: list[tuple[str, int]] = []
-    for d in ok:
-        sha_index.append((d.sha.lower(), d.id))
-        for pr in contained.get(d.id, ()):
-            merge_sha = pr.merge_sha
-            if merge_sha:
-                sha_index.append((merge_sha.lower(), d.id))
-
-    # sorted, so that the SHAs an incident's SHA is a prefix of are a bisect range, and a
-    # dict of them for the SHAs that are a prefix of it (one look-up per prefix length)
-    sha_index.sort()
-    sha_keys = [s for s, _ in sha_index]
-    by_sha: dict[str, list[int]] = {}
-    for s, dep in sha_index:
-        by_sha.setdefault(s, []).append(dep)
+    sha_keys: list[str] = []
 
     def shipped(sha: str) -> list[int]:
         """Deployments whose deployed or contained SHA starts with ``sha`` or begins it."""
+        if not sha_keys:
+            for d in ok:
+                sha_index.append((d.sha.lower(), d.id))
+                for pr in contained.get(d.id, ()):
+                    merge_sha = pr.merge_sha
+                    if merge_sha:
+                        sha_index.append((merge_sha.lower(), d.id))
+            sha_index.sort()
+            sha_keys.extend(s for s, _ in sha_index)
         lo = bisect.bisect_left(sha_keys, sha)
         hi = bisect.bisect_right(sha_keys, sha + "\uffff")
         hits = [dep for _, dep in sha_index[lo:hi]]
         for k in range(len(sha)):  # the stored SHAs that are a strict prefix of it
-            hits.extend(by_sha.get(sha[:k], ()))
+            prefix = sha[:k]
+            lo = bisect.bisect_left(sha_keys, prefix)
+            hi = bisect.bisect_right(sha_keys, prefix)
+            hits.extend(dep for _, dep in sha_index[lo:hi])
         return hits
 
     finishes = [d.finished for d in ok]
@@ -265,14 +273,34 @@ def attribute_failures(
             mark(d.id, "rollback")
 
     # rule 3b: a PR it contains is reverted (titled Revert "<title>", or from the head branch
-    # revert-<number>-...) within the window
+    # revert-<number>-...) within the window; only the titles and numbers the reverts name
+    # are indexed
+    reverts = list(reverts)
+    named_titles: dict[int, set[str]] = {}
+    named_numbers: dict[int, set[int]] = {}
+    for rv in reverts:
+        inner = rv.reverted_title
+        if inner is not None:
+            named_titles.setdefault(rv.repository_id, set()).add(inner)
+        number = rv.reverted_number
+        if number is not None:
+            named_numbers.setdefault(rv.repository_id, set()).add(number)
     titles: dict[tuple[int, str], list[int]] = {}
     numbers: dict[tuple[int, int], list[int]] = {}
-    for d in ok:
-        for pr in contained.get(d.id, ()):
-            titles.setdefault((d.repository_id, pr.title), []).append(d.id)
-            if pr.number is not None:
-                numbers.setdefault((d.repository_id, pr.number), []).append(d.id)
+    if named_titles or named_numbers:
+        no_titles: set[str] = set()
+        no_numbers: set[int] = set()
+        for d in ok:
+            repo = d.repository_id
+            repo_titles = named_titles.get(repo, no_titles)
+            repo_numbers = named_numbers.get(repo, no_numbers)
+            if not repo_titles and not repo_numbers:
+                continue
+            for pr in contained.get(d.id, ()):
+                if pr.title in repo_titles:
+                    titles.setdefault((repo, pr.title), []).append(d.id)
+                if pr.number is not None and pr.number in repo_numbers:
+                    numbers.setdefault((repo, pr.number), []).append(d.id)
     for rv in reverts:
         hit: set[int] = set()
         inner = rv.reverted_title

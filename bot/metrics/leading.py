@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.metrics.business import BusinessClock
 from bot.metrics.stats import median, summarise
-from bot.metrics.timeline import PRFacts, timeline
+from bot.metrics.timeline import PRFacts, Timeline, timeline
 from bot.metrics.values import NO_DATA, MetricValue
 
 LARGE_PR_LINES = 400
@@ -20,9 +20,14 @@ def _value(values: Sequence[float], breakdown: dict[str, Any] | None = None) -> 
     return MetricValue(s.n, s.p50, s.p50, s.p75, s.p90, breakdown)
 
 
-def cycle_time(prs: Sequence[PRFacts], clock: BusinessClock | None = None) -> MetricValue:
-    """``clock``: the team's business hours (None: calendar time)."""
-    tls = [timeline(p, clock) for p in prs]
+def cycle_time(
+    prs: Sequence[PRFacts],
+    clock: BusinessClock | None = None,
+    timelines: Sequence[Timeline] | None = None,
+) -> MetricValue:
+    """``clock``: the team's business hours (None: calendar time); ``timelines``: the PRs'
+    timelines with that clock when the caller has them already (one per PR, in order)."""
+    tls = [timeline(p, clock) for p in prs] if timelines is None else timelines
     if not tls:
         return NO_DATA
     breakdown: dict[str, Any] = {
@@ -42,8 +47,13 @@ def pr_size(prs: Sequence[PRFacts]) -> MetricValue:
     return _value(sizes, {"over_400_share": large / len(sizes), "over_400": large})
 
 
-def first_review(prs: Sequence[PRFacts], clock: BusinessClock | None = None) -> MetricValue:
-    tls = [timeline(p, clock) for p in prs]
+def first_review(
+    prs: Sequence[PRFacts],
+    clock: BusinessClock | None = None,
+    timelines: Sequence[Timeline] | None = None,
+) -> MetricValue:
+    """``timelines``: as for ``cycle_time``."""
+    tls = [timeline(p, clock) for p in prs] if timelines is None else timelines
     reviewed = [t.pickup for t in tls if t.reviewed]
     if not reviewed:
         return MetricValue(0, None, breakdown={"without_review": len(tls)} if tls else None)
