@@ -321,6 +321,17 @@ def sprint_item_rows(session: Session, team: int, start: datetime, end: datetime
     return _rows(session, q)
 
 
+def _kept_for(selection: Select[Any], team: int | None) -> Select[Any]:
+    """``selection`` of PRs narrowed, for a team defined by people or paths (``team``), to
+    the PRs kept for it in ``team_pull_requests``; unchanged for ``None``."""
+    if team is None:
+        return selection
+    return selection.join(
+        TeamPullRequest,
+        and_(TeamPullRequest.team_id == team, TeamPullRequest.pull_request_id == PullRequest.id),
+    )
+
+
 def open_pr_ids(
     repo_ids: Sequence[int], created_before: datetime, team: int | None = None
 ) -> Select[Any]:
@@ -332,14 +343,7 @@ def open_pr_ids(
         PullRequest.is_draft.is_(False),
         PullRequest.created_at < created_before,
     )
-    if team is not None:
-        waiting = waiting.join(
-            TeamPullRequest,
-            and_(
-                TeamPullRequest.team_id == team, TeamPullRequest.pull_request_id == PullRequest.id
-            ),
-        )
-    return waiting
+    return _kept_for(waiting, team)
 
 
 def open_pr_rows(session: Session, selection: Select[Any]) -> list[Any]:
@@ -374,14 +378,7 @@ def open_prs(repo_ids: Sequence[int], team: int | None = None) -> Select[Any]:
     selection: Select[Any] = select(PullRequest.id).where(
         PullRequest.repository_id.in_(repo_ids), PullRequest.state == "open"
     )
-    if team is not None:
-        selection = selection.join(
-            TeamPullRequest,
-            and_(
-                TeamPullRequest.team_id == team, TeamPullRequest.pull_request_id == PullRequest.id
-            ),
-        )
-    return selection
+    return _kept_for(selection, team)
 
 
 def open_pr_detail_rows(session: Session, selection: Select[Any]) -> list[Any]:
