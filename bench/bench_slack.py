@@ -32,10 +32,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +73,20 @@ COMMANDS = (
     "cfr last-month",
     "weekly",
 )
+
+
+def start_server(serve: Callable[..., None], *args: Any) -> tuple[BaseProcess, Connection, int]:
+    """Start HTTP mode in a process of its own (``serve(*args, pipe)`` sends its port back on
+    the pipe once listening, then answers ``"stop"`` on it); the process, our end of the
+    pipe and the port."""
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    proc = ctx.Process(target=serve, args=(*args, theirs), name="kpibot-http")
+    proc.start()
+    if not ours.poll(120):
+        proc.kill()
+        raise SystemExit("the HTTP server did not start within 120 s")
+    return proc, ours, int(ours.recv())
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -191,26 +207,16 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
     verifier = SignatureVerifier(SECRET)
     load_before = os.getloadavg()
     with FakeSlack() as slack:
-        ctx = multiprocessing.get_context("spawn")
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(
-            target=serve,
-            args=(
-                store.url,
-                slack.api_url,
-                args.teams,
-                args.threads,
-                args.connections,
-                args.workers,
-                theirs,
-            ),
-            name="kpibot-http",
+        proc, ours, port = start_server(
+            serve,
+            store.url,
+            slack.api_url,
+            args.teams,
+            args.threads,
+            args.connections,
+            args.workers,
         )
-        proc.start()
-        if not ours.poll(120):
-            proc.kill()
-            raise SystemExit("the HTTP server did not start within 120 s")
-        url = f"http://127.0.0.1:{ours.recv()}/slack/events"
+        url = f"http://127.0.0.1:{port}/slack/events"
 
         port = int(url.split(":")[2].split("/")[0])
 

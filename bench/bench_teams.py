@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
 import os
 import sys
 import threading
@@ -162,27 +161,17 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
     configs = bench_reports.team_configs(args.teams)
     load_before = os.getloadavg()
     with TimedTeams() as fake:
-        ctx = multiprocessing.get_context("spawn")
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(
-            target=serve,
-            args=(
-                store.url,
-                fake.openid_url,
-                fake.token_url,
-                args.teams,
-                args.threads,
-                args.connections,
-                args.workers,
-                theirs,
-            ),
-            name="kpibot-http",
+        proc, ours, port = bench_slack.start_server(
+            serve,
+            store.url,
+            fake.openid_url,
+            fake.token_url,
+            args.teams,
+            args.threads,
+            args.connections,
+            args.workers,
         )
-        proc.start()
-        if not ours.poll(120):
-            proc.kill()
-            raise SystemExit("the HTTP server did not start within 120 s")
-        url = f"http://127.0.0.1:{ours.recv()}/api/messages"
+        url = f"http://127.0.0.1:{port}/api/messages"
 
         def prepare(i: int) -> Sent:
             """A message as Teams sends it, with its own signed token."""
