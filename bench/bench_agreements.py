@@ -77,6 +77,7 @@ def one_pass(factory: object, teams: list[TeamConfig]) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     store = org.ensure_database(args)
+    org.tune_gc()  # as every kpibot process does when it starts
     try:
         engine = make_engine(store.url)
         factory = session_factory(engine)

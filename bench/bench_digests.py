@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
+    br.tune_gc()  # as every kpibot process does when it starts
     engine = make_engine(store.url)
     upgrade(engine)  # a reused build may predate the scheduler's tables
     factory = session_factory(engine)

@@ -117,6 +117,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     store = br.ensure_database(args)
+    br.tune_gc()  # as every kpibot process does when it starts
     try:
         engine = make_engine(store.url)
         factory = session_factory(engine)

@@ -65,6 +65,7 @@ from bot.metrics.periods import Period, last_complete_month, rolling  # noqa: E4
 from bot.metrics.registry import METRICS, Target  # noqa: E402
 from bot.renderers import format as fmt  # noqa: E402
 from bot.reports.cards import MetricCard, build_card  # noqa: E402
+from bot.runtime import tune_gc  # noqa: E402
 from bot.settings import Config, TeamConfig  # noqa: E402
 from bot.store.migrate import current_revision, head_revision, upgrade  # noqa: E402
 from bot.store.models import (  # noqa: E402
@@ -1164,6 +1165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, store: BenchStore) -> int:
+    tune_gc()  # as every kpibot process does when it starts
     configs = team_configs(args.teams, args.monorepo)
     engine = make_engine(store.url)
     factory = session_factory(engine)

@@ -129,3 +129,42 @@ def test_ready_before_first_commit_is_clipped():
     assert tl.coding == 0.0
     assert tl.pickup == 25 * HOUR  # no review: merged - ready(clamped to 09:00)
     assert tl.coding + tl.pickup + tl.review == tl.cycle
+
+
+def test_adding_a_deployment_to_a_timeline_equals_computing_it_whole():
+    """The engine adds a deployed PR's deploy phase to the timeline it computed for the
+    merged PR (``with_deployment``): in calendar time and in business hours, every field is
+    the one ``timeline`` computes with the deployment set."""
+    import random
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from bot.metrics.business import BusinessClock
+    from bot.metrics.timeline import with_deployment
+    from bot.settings import WorkingHours
+
+    rng = random.Random(7)
+    clocks = [None, BusinessClock.of(WorkingHours(), ZoneInfo("America/New_York"))]
+    start = T("2026-03-01 00:00")
+    for _ in range(400):
+        created = start + timedelta(minutes=rng.randrange(0, 200 * 24 * 60))
+        merged = created + timedelta(minutes=rng.randrange(0, 20 * 24 * 60))
+
+        def near(t):
+            return t + timedelta(minutes=rng.randrange(-3 * 24 * 60, 6 * 24 * 60))
+
+        pr = facts(
+            created=created,
+            merged=merged,
+            first_commit=rng.choice([None, near(created)]),
+            ready=rng.choice([None, near(created)]),
+            first_review=rng.choice([None, near(created)]),
+        )
+        deployed = near(merged)  # sometimes before the merge: the phase is 0 then
+        for clock in clocks:
+            whole = timeline(facts(**{**_fields(pr), "deployed": deployed}), clock)
+            assert with_deployment(timeline(pr, clock), deployed, clock) == whole
+
+
+def _fields(pr: PRFacts) -> dict:
+    return {f: getattr(pr, f) for f in PRFacts.__dataclass_fields__}

@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.renderers.mrkdwn import GITHUB_COM, Links
+from bot.runtime import tune_gc
 from bot.settings import Config
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def _init(database_url: str, config: Config, links: Links) -> None:
         with contextlib.suppress(OSError):  # not permitted here: the normal priority
             os.nice(WORKER_NICE)
     _setup = (database_url, config, links)
+    tune_gc()
 
 
 def service(voice: type[Voice]) -> ChatService:
@@ -101,6 +103,7 @@ def service(voice: type[Voice]) -> ChatService:
         _services[voice.platform] = ChatService(
             _factory, config, _clock, voice(), teams_stored=True, links=links
         )
+        tune_gc()  # again: freeze what answering imported and built
     return _services[voice.platform]
 
 

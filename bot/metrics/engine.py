@@ -31,7 +31,7 @@ from bot.metrics.lagging import (
 from bot.metrics.patterns import BotFilter, PathFilter
 from bot.metrics.periods import Period
 from bot.metrics.registry import BY_ID
-from bot.metrics.timeline import PRFacts, Timeline, timeline
+from bot.metrics.timeline import PRFacts, Timeline, timeline, with_deployment
 from bot.metrics.values import NO_DATA, MetricValue
 from bot.settings import TeamConfig
 from bot.store import queries as q
@@ -131,6 +131,7 @@ class TeamEngine:
         self._sized: dict[int, int] | None = None  # PR sizes outside ignored paths, on demand
         self._merged_sized: _Sorted | None = None  # the merged PRs with those sizes
         self._labels = frozenset(label.lower() for label in team.exclude_labels)
+        self._label_hits: dict[str, bool] = {}  # labels as stored -> an excluding label?
         self._lead_excluded: set[int] | None = None  # PRs a lead excluded, read on first use
         # the excluded PRs of the loaded span, by merge and by first deployment time
         self._excluded_merged = _Sorted([], _MERGED)
@@ -376,13 +377,16 @@ class TeamEngine:
         """Whether a PR counts for none of the team's KPIs and is never in breach of an
         agreement: it has a label in ``exclude_labels`` (any case) or a lead excluded it
         (METRICS.md, Which PRs are a team's). The one home of that rule."""
-        if (
-            labels
-            and self._labels
-            and any(label.strip().lower() in self._labels for label in labels.split(","))
-        ):
-            return True
-        return pr_id in self.lead_excluded()
+        if labels and self._labels:
+            hit = self._label_hits.get(labels)
+            if hit is None:  # a few distinct label sets among a span's thousands of PRs
+                hit = self._label_hits[labels] = any(
+                    label.strip().lower() in self._labels for label in labels.split(",")
+                )
+            if hit:
+                return True
+        lead = self._lead_excluded
+        return pr_id in (lead if lead is not None else self.lead_excluded())
 
     def _pr_facts(
         self,
@@ -535,15 +539,23 @@ class TeamEngine:
         self._need("merged")
         return self._merged.between(period.start, period.end)
 
-    def _timelines(self, prs: list[PRFacts], known: dict[int, Timeline]) -> list[Timeline]:
+    def _timelines(
+        self, prs: list[PRFacts], known: dict[int, Timeline], base: dict[int, Timeline] | None = None
+    ) -> list[Timeline]:
         """The PRs' timelines (with the team's clock), each computed once per loaded span:
-        ``known`` is the population's store of them."""
+        ``known`` is the population's store of them. ``base``: for the deployed PRs, the
+        merged PRs' timelines, which only need the deploy phase added."""
         clock = self.clock
         out = []
         for p in prs:
             t = known.get(p.id)
             if t is None:
-                t = known[p.id] = timeline(p, clock)
+                b = base.get(p.id) if base is not None and p.deployed is not None else None
+                t = known[p.id] = (
+                    timeline(p, clock)
+                    if b is None or p.deployed is None
+                    else with_deployment(b, p.deployed, clock)
+                )
             out.append(t)
         return out
 
@@ -583,7 +595,7 @@ class TeamEngine:
                     prs,
                     lagging.unknown_contents(self._runs, period),
                     self.clock,
-                    self._timelines(prs, self._deployed_timelines),
+                    self._timelines(prs, self._deployed_timelines, self._merged_timelines),
                 )
             case "change-failure-rate":
                 attribution = self._attribution  # first: it reads the deployments it needs
@@ -734,10 +746,11 @@ class TeamEngine:
         ]
         authors = {r.id: (r.author_login or "").lower() for r in rows}
         reviewed = {
-            rv.pull_request_id
-            for rv in q.review_rows(self.session, selection)
-            if (rv.author_login or "").lower() != authors.get(rv.pull_request_id)
-            and not self.bots(rv.author_login, rv.author_is_bot)
+            pr
+            for pr, login, is_bot, _state, _submitted, _dismissed in q.review_rows(
+                self.session, selection
+            )
+            if (login or "").lower() != authors.get(pr) and not self.bots(login, is_bot)
         }
         out = []
         for r in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -65,12 +66,15 @@ class Period:
         assert isinstance(tz, ZoneInfo)
         return tz
 
-    @property
+    # start and end are read for every record a period is matched against: computed once
+    # (a frozen dataclass's cached_property is kept in the instance's __dict__, outside the
+    # fields that equality and hashing compare)
+    @cached_property
     def start(self) -> datetime:
         """Start as a naive UTC datetime (the store's form)."""
         return self.start_local.astimezone(UTC).replace(tzinfo=None)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         return self.end_local.astimezone(UTC).replace(tzinfo=None)
 

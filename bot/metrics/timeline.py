@@ -10,7 +10,10 @@ if TYPE_CHECKING:
     from bot.metrics.business import BusinessClock
 
 
-@dataclass(frozen=True, slots=True)
+# PRFacts and Timeline are built for every PR a card reads (tens of thousands at the largest
+# organisations): plain slotted dataclasses, as a frozen one's __init__ costs several times
+# more (it sets each field through object.__setattr__). Nothing changes them once built.
+@dataclass(slots=True)
 class PRFacts:
     """What the metrics need to know about one merged, non-bot PR (naive UTC times)."""
 
@@ -29,7 +32,7 @@ class PRFacts:
     size: int = 0  # additions + deletions outside ignored paths
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timeline:
     first_commit: datetime
     ready: datetime
@@ -103,3 +106,26 @@ def timeline(pr: PRFacts, clock: BusinessClock | None = None) -> Timeline:
         deploy = max(0.0, (pr.deployed - merged).total_seconds())
     cycle = (merged - first).total_seconds()
     return Timeline(first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy, cycle)
+
+
+def with_deployment(t: Timeline, deployed: datetime, clock: BusinessClock | None = None) -> Timeline:
+    """``t``, the timeline of a PR without its deployment, with the deployment finished at
+    ``deployed``: equal to ``timeline`` of the PR with ``deployed`` set (marks count from a
+    fixed origin, so the deploy phase is the same difference), without computing the other
+    phases again (a team's deployed PRs are mostly the merged PRs it has timelines of)."""
+    if clock is not None:
+        deploy = clock.seconds(t.merged, deployed)
+    else:
+        deploy = max(0.0, (deployed - t.merged).total_seconds())
+    return Timeline(
+        t.first_commit,
+        t.ready,
+        t.first_review,
+        t.merged,
+        deployed,
+        t.coding,
+        t.pickup,
+        t.review,
+        deploy,
+        t.cycle,
+    )

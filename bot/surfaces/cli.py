@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from bot import __version__
 from bot.errors import KpibotError, UnknownMetric
 from bot.metrics import registry
+from bot.runtime import tune_gc
 
 if TYPE_CHECKING:
     from bot.metrics.periods import Period
@@ -603,6 +604,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 "chat app with --mode http (or --mode socket for Slack)"
             )
         require_schema(ctx.engine)
+        tune_gc()  # again: freeze what the scheduler imported
         return run_blocking(settings, ctx.factory, ctx.config, _print)
     require_schema(ctx.engine)
     from bot.chat.workers import ReportWorkers, default_count
@@ -640,6 +642,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 )
                 stops.append(surface.close)
                 routes.append("POST /api/messages (Teams)")
+            tune_gc()  # again: freeze what the served apps imported and built
             server = _listen(
                 http_app,
                 args.host,
@@ -664,6 +667,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
 
             assert kpi is not None
             handler = SocketModeHandler(kpi.bolt, settings.slack_app_token)
+            tune_gc()  # again: freeze what the served app imported and built
             try:
                 handler.connect()
             except SlackApiError as exc:
@@ -783,6 +787,7 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (2 for bad input)."""
+    tune_gc()
     logging.basicConfig(
         level=os.environ.get("KPIBOT_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
