@@ -174,7 +174,7 @@ def serve(
             "refused": w.refused if w else 0,
             "rebuilds": w.rebuilds if w else 0,
             "max_waiting": w.max_waiting if w else 0,
-            "wait_budget": w.wait_budget if w else 0.0,
+            "answer_budget": w.answer_budget if w else 0.0,
         }
     )
     app.close()
@@ -378,7 +378,7 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
     if stats:
         print(
             f"  workers: {stats['computed']} reports computed (warm-up included), "
-            f"{stats['refused']} refused busy (work ahead over {stats['wait_budget']:.1f} s or "
+            f"{stats['refused']} refused busy (ready later than {stats['answer_budget']:.1f} s or "
             f"{stats['max_waiting']} waiting), "
             f"{stats['rebuilds']} pool rebuilds"
         )

@@ -416,19 +416,17 @@ class TeamEngine:
         authors = {r[0]: (r[4] or "").lower() for r in rows}
         first_review: dict[int, datetime] = {}
         approved: dict[int, datetime] = {}
+        # the rows come by PR and submission time: a PR's first qualifying review is its
+        # earliest (``bot.store.queries.review_rows``)
         for pr, login, is_bot, state, submitted, dismissed in q.review_rows(s, selection):
             author = authors.get(pr)
             if author is None or (login or "").lower() == author:
                 continue
             if bots(login, is_bot):
                 continue
-            if pr not in first_review or submitted < first_review[pr]:
+            if pr not in first_review:
                 first_review[pr] = submitted
-            if (
-                state == "APPROVED"
-                and not dismissed
-                and (pr not in approved or submitted < approved[pr])
-            ):
+            if state == "APPROVED" and not dismissed and pr not in approved:
                 approved[pr] = submitted
         out = []
         branch_ok: dict[tuple[int, str], bool] = {}  # by (repository, base branch)
@@ -540,7 +538,10 @@ class TeamEngine:
         return self._merged.between(period.start, period.end)
 
     def _timelines(
-        self, prs: list[PRFacts], known: dict[int, Timeline], base: dict[int, Timeline] | None = None
+        self,
+        prs: list[PRFacts],
+        known: dict[int, Timeline],
+        base: dict[int, Timeline] | None = None,
     ) -> list[Timeline]:
         """The PRs' timelines (with the team's clock), each computed once per loaded span:
         ``known`` is the population's store of them. ``base``: for the deployed PRs, the

@@ -108,7 +108,9 @@ def timeline(pr: PRFacts, clock: BusinessClock | None = None) -> Timeline:
     return Timeline(first, ready, fr, merged, pr.deployed, coding, pickup, review, deploy, cycle)
 
 
-def with_deployment(t: Timeline, deployed: datetime, clock: BusinessClock | None = None) -> Timeline:
+def with_deployment(
+    t: Timeline, deployed: datetime, clock: BusinessClock | None = None
+) -> Timeline:
     """``t``, the timeline of a PR without its deployment, with the deployment finished at
     ``deployed``: equal to ``timeline`` of the PR with ``deployed`` set (marks count from a
     fixed origin, so the deploy phase is the same difference), without computing the other

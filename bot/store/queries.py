@@ -53,7 +53,7 @@ def _tuples(session: Session, q: Select[Any]) -> list[Any]:
     session.flush()
     result = session.connection().execute(q)
     try:
-        rows: list[Any] = result.cursor.fetchall()  # type: ignore[attr-defined]
+        rows: list[Any] = list(result.cursor.fetchall())
     finally:
         result.close()
     if not rows or result.dialect.name != "sqlite":
@@ -224,7 +224,8 @@ def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) 
 
 
 def review_rows(session: Session, selection: Selection) -> list[Any]:
-    """Unpacked by position in the engine: keep the column order."""
+    """By PR and submission time (the engine takes a PR's first qualifying review as its
+    earliest: keep the order). Unpacked by position in the engine: keep the column order."""
     q = (
         select(
             Review.pull_request_id,
