@@ -162,6 +162,39 @@ def test_lagging_kpis_load_deployments_and_then_every_population(session: Sessio
     assert eng.value("cycle-time", w45).n == 1
 
 
+def test_a_pr_counts_for_lead_time_where_its_first_production_deployment_finished(
+    session: Session,
+):
+    """Read from the period's deployments: a PR deployed again in a later period (a redeploy,
+    a deployment of a later commit that contains it too) is counted in the period of its first
+    successful production deployment only; failed runs and other environments before it do
+    not count as its first."""
+    team = setup_team(session, TeamConfig(name="payments", repos=("acme/api",)))
+    early = pr(session, number=1, created=T("2026-10-26 08:00"), merged=T("2026-10-27 08:00"))
+    late = pr(session, number=2, created=T("2026-10-27 08:00"), merged=T("2026-10-28 08:00"))
+    staged = deployment(session, sha="s" * 40, env="staging", finished=T("2026-10-29 08:00"))
+    failed = deployment(session, sha="f" * 40, status="failure", finished=T("2026-10-30 08:00"))
+    first = deployment(session, sha="a" * 40, finished=T("2026-10-30 09:00"))  # W44
+    again = deployment(session, sha="b" * 40, finished=T("2026-11-03 08:00"))  # W45
+    contain(session, staged, early, late)
+    contain(session, failed, late)
+    contain(session, first, early)
+    contain(session, again, early, late)
+    session.commit()
+    eng = engine(session, team)
+    w44, w45 = period("2026-W44"), period("2026-W45")
+    eng.prefetch([w44, w45])
+    assert [p.number for p in eng.deployed_prs(w44)] == [1]
+    assert [p.number for p in eng.deployed_prs(w45)] == [2]
+    assert eng.deployed_prs(w44)[0].deployed == T("2026-10-30 09:00")
+    # a fresh engine on W45 alone finds the earlier deployment all the same
+    only_w45 = engine(session, team)
+    assert [(p.number, p.deployed) for p in only_w45.deployed_prs(w45)] == [
+        (2, T("2026-11-03 08:00"))
+    ]
+    assert only_w45.value("lead-time", w45).n == 1
+
+
 def test_the_engines_fast_copy_of_pr_facts_keeps_every_field():
     values = {f.name: object() for f in fields(PRFacts)}
     p = PRFacts(**values)  # type: ignore[arg-type]

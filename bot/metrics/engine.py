@@ -256,12 +256,11 @@ class TeamEngine:
         if not self.repo_ids:
             self._deployed = _Sorted([], _DEPLOYED)
             return
-        shipped = q.deployed_pr_ids(self.repo_ids, self.envs, start, end, self._selected_by)
-        first = {
-            pr: at
-            for pr, at in q.first_deployment_rows(self.session, shipped, self.envs)
-            if at is not None and start <= at < end
-        }
+        first = dict(
+            q.first_deployment_rows(
+                self.session, self.repo_ids, self.envs, start, end, self._selected_by
+            )
+        )
         known = {p.id: p for p in self._merged.items if p.id in first}
         facts = [with_deployed_or_size(p, deployed=first[p.id]) for p in known.values()]
         excluded = [(p, True) for p in self._excluded_merged.items if p.id in first]
