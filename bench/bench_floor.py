@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with factory() as s:
             team = br.busiest_team(s, configs)
         print(f"\n{store.label}; team {team.name}, cycle time, median of {args.repeat} run(s)")
+        print(benchdb.speed_line())
         print(
             f"  {'window':<8} {'n':>5} {'KPI value':>10} {'SQL floor':>10} {'ratio':>7} "
             f"{'best runs':>10}"

@@ -1174,6 +1174,7 @@ def measure(args: argparse.Namespace, store: BenchStore) -> int:
         team = busiest_team(s, configs)
     size_mb = store.size_mb(engine)
     print(f"\n{store.label}")
+    print(benchdb.speed_line("Machine speed before the reports"))
     print(f"Store ({size_mb:.0f} MB): " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
     print(
         f"Reports at {ANCHOR:%Y-%m-%d %H:%M}Z; each card computes its period and the 7 before "
@@ -1225,6 +1226,7 @@ def measure(args: argparse.Namespace, store: BenchStore) -> int:
     figures.append(Figure("peak memory of this process (ru_maxrss)", peak_rss_mb(), "MB", 500))
     engine.dispose()
 
+    print(benchdb.speed_line("\nMachine speed after the reports"))
     print("\nSummary (targets for a 2-core machine)")
     for f in figures:
         print(f.line())

@@ -388,6 +388,7 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
         + ", after "
         + " ".join(f"{x:.2f}" for x in load_after)
     )
+    print("  " + benchdb.speed_line())
     for s in failures[:10]:
         print(f"  failed: /kpi {s.text}: {s.problem}")
     return 0 if ok_ack and ok_answer and not failures else 1

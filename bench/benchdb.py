@@ -197,3 +197,37 @@ def scratch(url: str | None, sqlite_path: Path) -> Iterator[BenchStore]:
         yield store
     finally:
         store.drop()
+
+
+def machine_speed() -> float:
+    """Milliseconds this machine takes for a fixed pure-Python workload (the fastest of 5):
+    the kind of work a report does (datetimes, tuples, dicts, sorting) and none of the
+    database's. Printed beside the figures so runs on different machines, or on a shared
+    machine at different times, can be compared: a machine whose CPU time is shared with
+    others takes longer for this and for the reports alike."""
+    import time as _time
+    from datetime import datetime, timedelta
+
+    def workload() -> int:
+        base = datetime(2026, 1, 1)
+        rows = [
+            (i, base + timedelta(minutes=i * 37 % 100_003), f"r{i % 97}") for i in range(60_000)
+        ]
+        by: dict[str, list[float]] = {}
+        for _i, t, key in rows:
+            by.setdefault(key, []).append((t - base).total_seconds())
+        return sum(len(sorted(v)) for v in by.values())
+
+    best = float("inf")
+    for _ in range(5):
+        t0 = _time.perf_counter()
+        workload()
+        best = min(best, _time.perf_counter() - t0)
+    return best * 1000
+
+
+def speed_line(label: str = "machine speed") -> str:
+    return (
+        f"{label}: reference workload {machine_speed():.0f} ms (bench/benchdb.py machine_speed; "
+        "figures scale with it)"
+    )
