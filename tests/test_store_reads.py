@@ -150,6 +150,25 @@ def test_a_leading_kpi_reads_only_the_merged_prs_and_their_reviews(session: Sess
     assert eng.value("cycle-time", period("2026-W45")).n == 1
 
 
+def test_pr_size_and_merge_frequency_read_no_reviews(session: Session):
+    """Their populations' reviews are read on the first use of a KPI that needs them, once,
+    and set on the PRs already loaded."""
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+    reads = _statements(
+        session, lambda: (eng.value("pr-size", w45), eng.value("merge-frequency", w45))
+    )
+    assert reads and not [r for r in reads if "reviews" in r], reads
+    reads = _statements(session, lambda: eng.value("review-coverage", w45))
+    assert sum("FROM reviews" in r for r in reads) == 1
+    assert eng.value("review-coverage", w45).value == 1.0  # bob approved the one PR
+    assert [p.approved for p in eng.merged_prs(w45)] == [T("2026-11-02 12:00")]
+    assert eng.value("first-review", w45).n == 1
+    reads = _statements(session, lambda: eng.value("cycle-time", w45))
+    assert not [r for r in reads if "reviews" in r], reads  # read once for the span
+
+
 def test_lagging_kpis_load_deployments_and_then_every_population(session: Session):
     team = _team_with_history(session)
     eng = engine(session, team)

@@ -139,6 +139,7 @@ class TeamEngine:
         # timelines of the loaded span's merged and deployed PRs by PR id, computed once for
         # every KPI and period that reads them (cycle time, first review; lead time)
         self._merged_timelines: dict[int, Timeline] = {}
+        self._merged_reviews = False  # the loaded merged PRs' reviews read (``_reviewed``)
         self._deployed_timelines: dict[int, Timeline] = {}
 
     @cached_property
@@ -169,6 +170,7 @@ class TeamEngine:
         self._excluded_merged = _Sorted([], _MERGED)
         self._excluded_deployed = []
         self._merged_timelines, self._deployed_timelines = {}, {}
+        self._merged_reviews = False
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -216,15 +218,63 @@ class TeamEngine:
 
     def _load_merged(self, start: datetime, end: datetime) -> None:
         """The PRs merged in the span into the team's branches, without bots, by merge time
-        (their ``deployed`` stays None: no KPI of this population reads it)."""
+        (their ``deployed`` stays None: no KPI of this population reads it; their reviews are
+        read on first use, by ``_reviewed``)."""
         merged: list[PRFacts] = []
         excluded: list[tuple[PRFacts, bool]] = []
         if self.repo_ids:
             self._selection = self._population(start, end)
-            facts = self._pr_facts(self._selection, deployments=False, excluded=excluded)
+            facts = self._pr_facts(
+                self._selection, deployments=False, excluded=excluded, reviews=False
+            )
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, _MERGED)
+        self._merged_reviews = False
         self._excluded_merged = _Sorted([f for f, ok in excluded if ok], _MERGED)
+
+    def _reviewed(self) -> None:
+        """Set the loaded merged PRs' first review and approval, read once on the first use of
+        a KPI that needs them (PR size and merge frequency never do)."""
+        self._need("merged")
+        if self._merged_reviews:
+            return
+        self._merged_reviews = True
+        prs = self._merged.items
+        if not prs or self._selection is None:
+            return
+        first_review, approved = self._review_facts(
+            self._selection, {p.id: (p.author or "").lower() for p in prs}
+        )
+        for p in prs:
+            p.first_review = first_review.get(p.id)
+            p.approved = approved.get(p.id)
+        self._merged_sized = None  # copies made before the reviews were read
+
+    def _review_facts(
+        self, selection: Any, authors: dict[int, str]
+    ) -> tuple[dict[int, datetime], dict[int, datetime]]:
+        """(first review, first approval) by PR id for the PRs in ``authors`` (id -> author's
+        login in lower case): the earliest non-pending review, and the earliest non-dismissed
+        approval, by someone other than the author who is not a bot (METRICS.md, The
+        pull-request timeline). The one home of that rule."""
+        bots = self.bots
+        first_review: dict[int, datetime] = {}
+        approved: dict[int, datetime] = {}
+        # the rows come by PR and submission time: a PR's first qualifying review is its
+        # earliest (``bot.store.queries.review_rows``)
+        for pr, login, is_bot, state, submitted, dismissed in q.review_rows(
+            self.session, selection
+        ):
+            author = authors.get(pr)
+            if author is None or (login or "").lower() == author:
+                continue
+            if bots(login, is_bot):
+                continue
+            if pr not in first_review:
+                first_review[pr] = submitted
+            if state == "APPROVED" and not dismissed and pr not in approved:
+                approved[pr] = submitted
+        return first_review, approved
 
     @cached_property
     def _selected_by(self) -> int | None:
@@ -252,7 +302,7 @@ class TeamEngine:
         name their PRs and each one's first deployment; the merged PRs among them are reused,
         and only the others (merged before the span, or into another branch) are read.
         """
-        self._need("merged")
+        self._reviewed()  # lead time's phases read them; the merged PRs are copied below
         if not self.repo_ids:
             self._deployed = _Sorted([], _DEPLOYED)
             return
@@ -392,11 +442,13 @@ class TeamEngine:
         selection: Any,
         deployments: bool = True,
         excluded: list[tuple[PRFacts, bool]] | None = None,
+        reviews: bool = True,
     ) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot, not excluded merged PRs, each with whether its
         base branch is one of the team's (and, with ``deployments``, its first deployment's
         finish). This is where every PR population of the KPIs is chosen: the excluded PRs go
-        to ``excluded``, with the same branch flag (the cards count them). Rows are unpacked
+        to ``excluded``, with the same branch flag (the cards count them). Without ``reviews``
+        their first review and approval stay None (``_reviewed`` sets them). Rows are unpacked
         by position (``bot.store.queries`` order)."""
         s = self.session
         envs = self.envs if deployments else None
@@ -412,21 +464,12 @@ class TeamEngine:
             rows.append(r)
         if not rows:
             return []
-        authors = {r[0]: (r[4] or "").lower() for r in rows}
         first_review: dict[int, datetime] = {}
         approved: dict[int, datetime] = {}
-        # the rows come by PR and submission time: a PR's first qualifying review is its
-        # earliest (``bot.store.queries.review_rows``)
-        for pr, login, is_bot, state, submitted, dismissed in q.review_rows(s, selection):
-            author = authors.get(pr)
-            if author is None or (login or "").lower() == author:
-                continue
-            if bots(login, is_bot):
-                continue
-            if pr not in first_review:
-                first_review[pr] = submitted
-            if state == "APPROVED" and not dismissed and pr not in approved:
-                approved[pr] = submitted
+        if reviews:
+            first_review, approved = self._review_facts(
+                selection, {r[0]: (r[4] or "").lower() for r in rows}
+            )
         out = []
         branch_ok: dict[tuple[int, str], bool] = {}  # by (repository, base branch)
         for (
@@ -513,7 +556,15 @@ class TeamEngine:
     # --- populations -----------------------------------------------------------------------
 
     def merged_prs(self, period: Period) -> list[PRFacts]:
-        """The period's population, each PR's ``size`` outside the ignored paths."""
+        """The period's population, each PR's ``size`` outside the ignored paths, with its
+        reviews."""
+        self._ensure(period)
+        self._reviewed()
+        return self._sized_prs(period)
+
+    def _sized_prs(self, period: Period) -> list[PRFacts]:
+        """The period's population with each PR's ``size`` outside the ignored paths (their
+        reviews read only if a KPI that needs them did so first: PR size does not)."""
         sizes = self._sizes_for(period)
         if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
             # a PR whose files' lines add up to its total keeps its facts: only the others
@@ -529,11 +580,13 @@ class TeamEngine:
             )
         return self._merged_sized.between(period.start, period.end)
 
-    def _merged_unsized(self, period: Period) -> list[PRFacts]:
+    def _merged_unsized(self, period: Period, reviews: bool = True) -> list[PRFacts]:
         """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
-        so they skip the file rows."""
+        so they skip the file rows; with ``reviews``, their reviews read."""
         self._ensure(period)
         self._need("merged")
+        if reviews:
+            self._reviewed()
         return self._merged.between(period.start, period.end)
 
     def _timelines(
@@ -574,7 +627,7 @@ class TeamEngine:
                 tls = self._timelines(prs, self._merged_timelines)
                 return leading.cycle_time(prs, self.clock, tls)
             case "pr-size":
-                return leading.pr_size(self.merged_prs(period))
+                return leading.pr_size(self._sized_prs(period))
             case "first-review":
                 prs = self._merged_unsized(period)
                 tls = self._timelines(prs, self._merged_timelines)
@@ -582,7 +635,9 @@ class TeamEngine:
             case "review-coverage":
                 return leading.review_coverage(self._merged_unsized(period))
             case "merge-frequency":
-                return leading.merge_frequency(self._merged_unsized(period), period.days)
+                return leading.merge_frequency(
+                    self._merged_unsized(period, reviews=False), period.days
+                )
             case "deploy-frequency":
                 return lagging.deploy_frequency(
                     (d.finished for d in self._runs if d.succeeded),

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 # PRFacts and Timeline are built for every PR a card reads (tens of thousands at the largest
 # organisations): plain slotted dataclasses, as a frozen one's __init__ costs several times
-# more (it sets each field through object.__setattr__). Nothing changes them once built.
+# more (it sets each field through object.__setattr__). Nothing changes them once built,
+# except the engine setting a loaded PR's reviews once, before any KPI reads them.
 @dataclass(slots=True)
 class PRFacts:
     """What the metrics need to know about one merged, non-bot PR (naive UTC times)."""
