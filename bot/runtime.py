@@ -20,9 +20,16 @@ import gc
 #: (first generation, second, third): see the module's text
 GC_THRESHOLDS = (50_000, 20, 20)
 
+_frozen = False
 
-def tune_gc() -> None:
-    """Set the collector's thresholds and freeze the objects alive now (call it again once a
-    long-running process has imported and built what it serves with)."""
-    gc.freeze()
+
+def tune_gc(refreeze: bool = False) -> None:
+    """Set the collector's thresholds and, the first time (or with ``refreeze``, once a
+    long-running process has imported and built what it serves with), freeze the objects
+    alive now. A process that runs many commands (the tests call the CLI's ``main`` hundreds
+    of times) freezes only once: what it freezes is never collected."""
+    global _frozen
     gc.set_threshold(*GC_THRESHOLDS)
+    if refreeze or not _frozen:
+        _frozen = True
+        gc.freeze()

@@ -107,7 +107,7 @@ def service(voice: type[Voice]) -> ChatService:
         _services[voice.platform] = ChatService(
             _factory, config, _clock, voice(), teams_stored=True, links=links
         )
-        tune_gc()  # again: freeze what answering imported and built
+        tune_gc(refreeze=True)  # freeze what answering imported and built
     return _services[voice.platform]
 
 

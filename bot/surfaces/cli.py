@@ -604,7 +604,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 "chat app with --mode http (or --mode socket for Slack)"
             )
         require_schema(ctx.engine)
-        tune_gc()  # again: freeze what the scheduler imported
+        tune_gc(refreeze=True)  # freeze what the scheduler imported
         return run_blocking(settings, ctx.factory, ctx.config, _print)
     require_schema(ctx.engine)
     from bot.chat.workers import ReportWorkers, default_count
@@ -642,7 +642,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 )
                 stops.append(surface.close)
                 routes.append("POST /api/messages (Teams)")
-            tune_gc()  # again: freeze what the served apps imported and built
+            tune_gc(refreeze=True)  # freeze what the served apps imported and built
             server = _listen(
                 http_app,
                 args.host,
@@ -667,7 +667,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
 
             assert kpi is not None
             handler = SocketModeHandler(kpi.bolt, settings.slack_app_token)
-            tune_gc()  # again: freeze what the served app imported and built
+            tune_gc(refreeze=True)  # freeze what the served app imported and built
             try:
                 handler.connect()
             except SlackApiError as exc:
