@@ -142,8 +142,8 @@ def test_reports_that_would_wait_past_the_budget_are_answered_busy(slack, db_url
         assert w.answer_budget == 2.0
         w.seconds_per_report = 0.9  # as if each report took 0.9 s
         w.pool.submit(time.sleep, 3)  # the only worker is busy
-        # ct and pr-size are admitted at once (none is waiting yet); first-review waits
-        # behind one: ready in about 1.8 s <= 2 s
+        # ct goes to the pool at once (it counts no report in flight); pr-size would wait
+        # behind none: ready in about 0.9 s; first-review behind one: about 1.8 s <= 2 s
         urls = [h.command(text)[1] for text in ("ct", "pr-size", "first-review")]
         r, busy_url = h.command("dora")  # two ahead and its own: about 2.7 s > 2 s
         assert r.json()["text"] == BUSY

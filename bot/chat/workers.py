@@ -141,7 +141,7 @@ class WorkersBusy(Exception):
 class ReportWorkers:
     """A pool of ``count`` spawned processes answering report commands.
 
-    A report is admitted at once when none is waiting for a worker, and otherwise while
+    A report is admitted at once when a worker is free, and otherwise while
     ``(waiting / count + 1) * seconds_per_report`` (the time the reports ahead of it keep the
     workers busy and its own time, from the mean of recent reports) stays within
     ``answer_budget`` and fewer than ``max_waiting`` are waiting (default
@@ -218,7 +218,7 @@ class ReportWorkers:
             ready_in = expected_wait + self.seconds_per_report
             if (
                 bounded
-                and waiting
+                and self._in_flight >= self.count  # no worker free: it would wait
                 and (waiting >= self.max_waiting or ready_in > self.answer_budget)
             ):
                 self.refused += 1
