@@ -139,13 +139,13 @@ def test_reports_beyond_the_waiting_bound_are_answered_busy_in_the_ack(
 def test_reports_that_would_wait_past_the_budget_are_answered_busy(slack, db_url, tmp_path):
     with served(db_url, slack, tmp_path, workers=1) as h:
         w = _workers(h)
-        assert w.answer_budget == 2.0
-        w.seconds_per_report = 0.9  # as if each report took 0.9 s
+        assert w.answer_budget == 1.8
+        w.seconds_per_report = 0.8  # as if each report took 0.8 s
         w.pool.submit(time.sleep, 3)  # the only worker is busy
         # ct goes to the pool at once (it counts no report in flight); pr-size would wait
-        # behind none: ready in about 0.9 s; first-review behind one: about 1.8 s <= 2 s
+        # behind none: ready in about 0.8 s; first-review behind one: about 1.6 s <= 1.8 s
         urls = [h.command(text)[1] for text in ("ct", "pr-size", "first-review")]
-        r, busy_url = h.command("dora")  # two ahead and its own: about 2.7 s > 2 s
+        r, busy_url = h.command("dora")  # two ahead and its own: about 2.4 s > 1.8 s
         assert r.json()["text"] == BUSY
         for url, title in zip(urls, ("Cycle time", "PR size", "First review"), strict=True):
             assert title in h.answer(url, timeout=30).text_of()

@@ -57,11 +57,11 @@ log = logging.getLogger("kpibot.workers")
 # added to the workers' niceness: the acknowledgements win the CPU (10 made the workers starve
 # beside other busy processes on the same machine; 0 doubled the acks' p99 in a burst)
 WORKER_NICE = 5
-# seconds from a report's admission until it is ready, waiting included: Slack expects the
-# answer within about 3 s of the command; the acknowledgement (up to 0.5 s in a burst), the
-# post and the estimate's error take the rest (in a burst of 200 the reports took about 40 %
-# longer than the mean measured just before it, as they share the cores with the acks)
-ANSWER_BUDGET = 2.0
+# seconds from a report's admission until it is ready, waiting included, by the estimate:
+# Slack expects the answer within about 3 s of the command; the acknowledgement (up to 0.5 s
+# in a burst) and the post take some, and in a burst of 200 the reports took about 40 % longer
+# than the mean measured just before it (they share the cores with the acks): 2.5 s / 1.4
+ANSWER_BUDGET = 1.8
 WAITING_PER_WORKER = 16  # at most this many reports wait per worker process, however fast
 FIRST_ESTIMATE = 0.25  # seconds per report until some were measured (a card: 0.1 to 0.2 s)
 DELIVERY_THREADS = 8  # threads handing finished reports to their callbacks (replies are I/O)
