@@ -224,9 +224,7 @@ class TeamEngine:
         excluded: list[tuple[PRFacts, bool]] = []
         if self.repo_ids:
             self._selection = self._population(start, end)
-            facts = self._pr_facts(
-                self._selection, deployments=False, excluded=excluded, reviews=False
-            )
+            facts = self._pr_facts(self._selection, excluded=excluded, reviews=False)
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, _MERGED)
         self._merged_reviews = False
@@ -318,7 +316,8 @@ class TeamEngine:
         others = sorted(pr for pr in first if pr not in known and pr not in seen)
         for i in range(0, len(others), 5000):
             facts.extend(
-                f for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000]), excluded=excluded)
+                with_deployed_or_size(f, deployed=first[f.id])
+                for f, _ in self._pr_facts(q.pr_ids(others[i : i + 5000]), excluded=excluded)
             )
         facts.sort(key=lambda p: (p.merged, p.id))
         self._deployed = _Sorted(facts, _DEPLOYED)
@@ -440,24 +439,21 @@ class TeamEngine:
     def _pr_facts(
         self,
         selection: Any,
-        deployments: bool = True,
         excluded: list[tuple[PRFacts, bool]] | None = None,
         reviews: bool = True,
     ) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot, not excluded merged PRs, each with whether its
-        base branch is one of the team's (and, with ``deployments``, its first deployment's
-        finish). This is where every PR population of the KPIs is chosen: the excluded PRs go
-        to ``excluded``, with the same branch flag (the cards count them). Without ``reviews``
-        their first review and approval stay None (``_reviewed`` sets them). Rows are unpacked
-        by position (``bot.store.queries`` order)."""
-        s = self.session
-        envs = self.envs if deployments else None
+        base branch is one of the team's (``deployed`` None: ``_load_deployed`` sets it from
+        the span's first deployments). This is where every PR population of the KPIs is
+        chosen: the excluded PRs go to ``excluded``, with the same branch flag (the cards count
+        them). Without ``reviews`` their first review and approval stay None (``_reviewed``
+        sets them). Rows are unpacked by position (``bot.store.queries`` order)."""
         rows = []
         bots, is_excluded = self.bots, self.is_excluded
-        for r in q.pr_rows(s, selection, envs):
+        for r in q.pr_rows(self.session, selection):
             if bots(r[4], r[5]):
                 continue
-            if is_excluded(r[0], r[14]):
+            if is_excluded(r[0], r[13]):
                 if excluded is not None:
                     excluded.append((self._bare_facts(r), self._branch_ok(r[1], r[10])))
                 continue
@@ -486,7 +482,6 @@ class TeamEngine:
             base,
             additions,
             deletions,
-            deployed,
             _labels,
         ) in rows:
             facts = PRFacts(
@@ -501,7 +496,7 @@ class TeamEngine:
                 first_commit,
                 first_review.get(pr),
                 approved.get(pr),
-                deployed,
+                None,
                 additions + deletions,  # until _sizes() leaves out the ignored paths
             )
             ok = branch_ok.get((repository_id, base))
@@ -514,7 +509,7 @@ class TeamEngine:
     def _bare_facts(r: Any) -> PRFacts:
         """An excluded PR's facts without its reviews: only counted, never measured."""
         return PRFacts(
-            r[0], r[1], r[2], r[3], r[4], r[6], r[9], r[7], r[8], None, None, r[13], r[11] + r[12]
+            r[0], r[1], r[2], r[3], r[4], r[6], r[9], r[7], r[8], None, None, None, r[11] + r[12]
         )
 
     def excluded(self, metric_id: str, period: Period) -> int:
@@ -603,11 +598,11 @@ class TeamEngine:
         for p in prs:
             t = known.get(p.id)
             if t is None:
-                b = base.get(p.id) if base is not None and p.deployed is not None else None
+                b = base.get(p.id) if base is not None else None
                 t = known[p.id] = (
-                    timeline(p, clock)
-                    if b is None or p.deployed is None
-                    else with_deployment(b, p.deployed, clock)
+                    with_deployment(b, p.deployed, clock)
+                    if b is not None and p.deployed is not None
+                    else timeline(p, clock)
                 )
             out.append(t)
         return out

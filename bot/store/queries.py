@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, ScalarSelect, Select, and_, func, null, or_, select, text
+from sqlalchemy import DateTime, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.models import (
@@ -53,7 +53,7 @@ def _tuples(session: Session, q: Select[Any]) -> list[Any]:
     session.flush()
     result = session.connection().execute(q)
     try:
-        rows: list[Any] = list(result.cursor.fetchall())
+        rows = cast(list[Any], result.cursor.fetchall())
     finally:
         result.close()
     if not rows or result.dialect.name != "sqlite":
@@ -106,24 +106,6 @@ def team_merged_pr_ids(team: int, start: datetime, end: datetime) -> Select[Any]
         TeamPullRequest.team_id == team,
         TeamPullRequest.merged_at >= start,
         TeamPullRequest.merged_at < end,
-    )
-
-
-def first_deployed(envs: Sequence[str]) -> ScalarSelect[Any]:
-    """Per PR row of the enclosing query: finish of its first successful production deployment
-    (NULL when none). Correlated, so it follows ``ix_deployment_prs_pr`` per PR."""
-    return (
-        select(func.min(Deployment.finished_at))
-        .select_from(DeploymentPullRequest)
-        .join(Deployment, Deployment.id == DeploymentPullRequest.deployment_id)
-        .where(
-            DeploymentPullRequest.pull_request_id == PullRequest.id,
-            Deployment.status == "success",
-            Deployment.environment.in_(envs),
-            Deployment.finished_at.is_not(None),
-        )
-        .correlate(PullRequest)
-        .scalar_subquery()
     )
 
 
@@ -223,11 +205,10 @@ def first_deployment_rows(
     return _tuples(session, q)
 
 
-def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) -> list[Any]:
-    """Merged PRs of the selection with their first successful production deployment in
-    ``envs`` (NULL without ``envs``), by merge time. The engine unpacks the rows by position:
-    keep the column order."""
-    deployed = first_deployed(envs) if envs is not None else null()
+def pr_rows(session: Session, selection: Selection) -> list[Any]:
+    """Merged PRs of the selection, by merge time (their first production deployments come
+    from ``first_deployment_rows``). The engine unpacks the rows by position: keep the column
+    order."""
     q = (
         select(
             PullRequest.id,
@@ -243,7 +224,6 @@ def pr_rows(session: Session, selection: Selection, envs: Sequence[str] | None) 
             PullRequest.base_branch,
             PullRequest.additions,
             PullRequest.deletions,
-            deployed.label("deployed"),
             PullRequest.labels,
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
