@@ -60,6 +60,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Connection, Engine, Table, func, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bot.ingest.rules import FirstReviews, ReviewRow, first_reviews  # noqa: E402
 from bot.metrics.engine import TeamEngine  # noqa: E402
 from bot.metrics.periods import Period, last_complete_month, rolling  # noqa: E402
 from bot.metrics.registry import METRICS, Target  # noqa: E402
@@ -67,6 +68,7 @@ from bot.renderers import format as fmt  # noqa: E402
 from bot.reports.cards import MetricCard, build_card  # noqa: E402
 from bot.runtime import tune_gc  # noqa: E402
 from bot.settings import Config, TeamConfig  # noqa: E402
+from bot.store import review_summary  # noqa: E402
 from bot.store.migrate import current_revision, head_revision, upgrade  # noqa: E402
 from bot.store.models import (  # noqa: E402
     Deployment,
@@ -509,6 +511,8 @@ class Builder:
             if rng.random() < 0.05:
                 folders += (rng.choice(team_folders(rng.randrange(self.p.teams))),)
         adds_total, dels_total, n_files = self.pr_files(rng, pr_id, kind, bot_pr, files, folders)
+        labels = rng.choice((None, None, "bug", "feature", "chore,deps"))
+        summary = self.pr_reviews(plan, rng, pr_id, author, created, ready, merged, reviews)
         prs.add(
             {
                 "id": pr_id,
@@ -534,10 +538,13 @@ class Builder:
                 "additions": adds_total,
                 "deletions": dels_total,
                 "changed_files": n_files,
-                "labels": rng.choice((None, None, "bug", "feature", "chore,deps")),
+                "labels": labels,
+                "first_review_at": summary.review_at,
+                "first_review_by": summary.review_by,
+                "first_approval_at": summary.approval_at,
+                "first_approval_by": summary.approval_by,
             }
         )
-        self.pr_reviews(plan, rng, pr_id, author, created, ready, merged, reviews)
         if merged is not None and merge_sha is not None and base == plan.default_branch[rid]:
             plan.merged[rid].append(MergedPR(pr_id, merged, merge_sha))
 
@@ -624,7 +631,9 @@ class Builder:
         ready: datetime | None,
         merged: datetime | None,
         reviews: Sink,
-    ) -> None:
+    ) -> FirstReviews:
+        """Adds the PR's reviews; returns its first review and approval as the store keeps
+        them (the rule of ``bot.store.review_summary``, which every write applies)."""
         out: list[tuple[str, bool, str, datetime | None, bool, datetime | None]] = []
         others = [d for d in plan.devs if d != author]
 
@@ -688,9 +697,11 @@ class Builder:
                 )
             else:
                 out.append((human(), False, "APPROVED", approve_at, False, None))
+        kept: list[ReviewRow] = []
         for login, is_bot, state, at, dismissed, dismissed_at in out:
             if at is not None and at >= ANCHOR_NAIVE:
                 continue
+            kept.append((pr_id, login, is_bot, state, at, dismissed))
             reviews.add(
                 {
                     "id": self.next_review,
@@ -707,6 +718,9 @@ class Builder:
                 }
             )
             self.next_review += 1
+        kept.sort(key=lambda r: (r[4] is None, r[4] or ANCHOR_NAIVE))  # stable: then by id
+        found = first_reviews(kept, {pr_id: author.lower()}, review_summary.DEFAULT_BOTS)
+        return found.get(pr_id, FirstReviews())
 
     # --- deployments and their contents ----------------------------------------------------
 

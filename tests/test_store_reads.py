@@ -137,12 +137,14 @@ def _team_with_history(session: Session) -> TeamConfig:
     return team
 
 
-def test_a_leading_kpi_reads_only_the_merged_prs_and_their_reviews(session: Session):
+def test_a_leading_kpi_reads_only_the_merged_prs(session: Session):
+    """Their first review and approval come with them (``bot.store.review_summary``): no KPI
+    of a team under the default bot rule reads the reviews."""
     team = _team_with_history(session)
     eng = engine(session, team)
     reads = _statements(session, lambda: eng.value("cycle-time", period("2026-W45")))
     tables = " ".join(reads)
-    assert "pull_requests" in tables and "reviews" in tables
+    assert "pull_requests" in tables and "FROM reviews" not in tables, reads
     # the team's row is read once, for the PRs a lead excluded (which choose the population)
     for other in ("deployments", "deployment_pull_requests", "incidents", "sprint"):
         assert f"FROM {other}" not in tables and f"JOIN {other}" not in tables, reads
@@ -150,23 +152,38 @@ def test_a_leading_kpi_reads_only_the_merged_prs_and_their_reviews(session: Sess
     assert eng.value("cycle-time", period("2026-W45")).n == 1
 
 
-def test_pr_size_and_merge_frequency_read_no_reviews(session: Session):
-    """Their populations' reviews are read on the first use of a KPI that needs them, once,
-    and set on the PRs already loaded."""
+def test_no_kpi_reads_the_reviews_under_the_default_bot_rule(session: Session):
     team = _team_with_history(session)
     eng = engine(session, team)
     w45 = period("2026-W45")
     reads = _statements(
-        session, lambda: (eng.value("pr-size", w45), eng.value("merge-frequency", w45))
+        session,
+        lambda: [
+            eng.value(k, w45)
+            for k in ("pr-size", "merge-frequency", "review-coverage", "first-review", "lead-time")
+        ],
     )
-    assert reads and not [r for r in reads if "reviews" in r], reads
-    reads = _statements(session, lambda: eng.value("review-coverage", w45))
-    assert sum("FROM reviews" in r for r in reads) == 1
+    assert reads and not [r for r in reads if "FROM reviews" in r], reads
     assert eng.value("review-coverage", w45).value == 1.0  # bob approved the one PR
     assert [p.approved for p in eng.merged_prs(w45)] == [T("2026-11-02 12:00")]
     assert eng.value("first-review", w45).n == 1
-    reads = _statements(session, lambda: eng.value("cycle-time", w45))
-    assert not [r for r in reads if "reviews" in r], reads  # read once for the span
+
+
+def test_a_team_whose_own_bot_patterns_name_a_stored_reviewer_reads_that_prs_reviews(
+    session: Session,
+):
+    """``exclude_authors: [bob]``: bob's approval was the stored first one; for this team it
+    is a bot's, so the PR's reviews are read again (once per span) under its rule."""
+    _team_with_history(session)
+    team = TeamConfig(name="payments", repos=("acme/api",), exclude_authors=("bob",))
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+    reads = _statements(session, lambda: eng.value("review-coverage", w45))
+    assert sum("FROM reviews" in r for r in reads) == 1, reads
+    assert eng.value("review-coverage", w45).value == 0.0
+    assert [(p.first_review, p.approved) for p in eng.merged_prs(w45)] == [(None, None)]
+    reads = _statements(session, lambda: eng.value("first-review", w45))
+    assert not [r for r in reads if "FROM reviews" in r], reads
 
 
 def test_lagging_kpis_load_deployments_and_then_every_population(session: Session):

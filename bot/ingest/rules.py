@@ -16,6 +16,8 @@ these, so the same event stored through either path ends as the same rows:
   unknown hex, such as a trace id, is no link);
 - the ready-for-review time of a pull request (:func:`ready_for_review_at`; the store keeps
   the earliest one it was given, :func:`earliest`);
+- a pull request's first review and first approval (:func:`first_reviews`): the store keeps
+  its answer under the default bot rule with each PR, the metrics apply it under a team's own;
 - which PRs a team defined by people or paths counts (:class:`TeamPopulation`, METRICS.md
   *Which PRs are a team's*: its repositories, its author a member at merge time, or at
   opening for an open PR, and a file outside the ignored paths matching one of its paths);
@@ -310,6 +312,55 @@ def earliest(a: Any, b: Any) -> ColumnElement[Any]:
     """SQL: the earlier of two nullable times (NULL only when both are); a pull request's
     ready-for-review time is the earliest one any delivery or page told."""
     return case((a.is_(None), b), (b.is_(None), a), (a < b, a), else_=b)
+
+
+#: (pull request id, reviewer's login, provider says bot, state, submitted at, dismissed): a
+#: stored review as the first-review rule reads it
+ReviewRow = tuple[int, str | None, bool, str, datetime | None, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstReviews:
+    """A pull request's first review and first approval (time and reviewer's login), each
+    None when there is none."""
+
+    review_at: datetime | None = None
+    review_by: str | None = None
+    approval_at: datetime | None = None
+    approval_by: str | None = None
+
+
+def first_reviews(
+    rows: Iterable[ReviewRow],
+    authors: dict[int, str],
+    is_bot: Callable[[str | None, bool], bool],
+) -> dict[int, FirstReviews]:
+    """The first review and first approval of each pull request in ``authors`` (id -> its
+    author's login in lower case), from its ``rows`` in submission order (METRICS.md, *The
+    pull-request timeline*): the earliest submitted, non-pending review by someone other than
+    the author who is not a bot (``is_bot(login, provider says bot)``), and the earliest such
+    review that approved and was not dismissed. The one home of that rule: the store keeps
+    its answer under the default bot rule with each pull request
+    (``bot.store.review_summary``), and the metrics apply it again where a team's own
+    ``exclude_authors`` name one of those reviewers."""
+    out: dict[int, FirstReviews] = {}
+    review: dict[int, tuple[datetime, str]] = {}
+    approval: dict[int, tuple[datetime, str]] = {}
+    for pr, login, flag, state, submitted, dismissed in rows:
+        author = authors.get(pr)
+        if author is None or submitted is None or state == "PENDING":
+            continue
+        who = login or ""
+        if who.lower() == author or is_bot(login, bool(flag)):
+            continue
+        if pr not in review:
+            review[pr] = (submitted, who)
+        if state == "APPROVED" and not dismissed and pr not in approval:
+            approval[pr] = (submitted, who)
+    for pr, (at, who) in review.items():
+        a = approval.get(pr)
+        out[pr] = FirstReviews(at, who, a[0] if a else None, a[1] if a else None)
+    return out
 
 
 # --------------------------------------------------------------------------- late deliveries

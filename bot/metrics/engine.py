@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.ingest.rules import FirstReviews, first_reviews
 from bot.metrics import agreements, bands, lagging, leading
 from bot.metrics.agreements import Breach, OpenPR
 from bot.metrics.business import BusinessClock
@@ -35,6 +36,7 @@ from bot.metrics.timeline import PRFacts, Timeline, timeline, with_deployment
 from bot.metrics.values import NO_DATA, MetricValue
 from bot.settings import TeamConfig
 from bot.store import queries as q
+from bot.store import review_summary
 from bot.store.models import Deployment
 
 #: the KPIs whose durations count only working time when a team has business hours (the
@@ -139,7 +141,6 @@ class TeamEngine:
         # timelines of the loaded span's merged and deployed PRs by PR id, computed once for
         # every KPI and period that reads them (cycle time, first review; lead time)
         self._merged_timelines: dict[int, Timeline] = {}
-        self._merged_reviews = False  # the loaded merged PRs' reviews read (``_reviewed``)
         self._deployed_timelines: dict[int, Timeline] = {}
 
     @cached_property
@@ -170,7 +171,6 @@ class TeamEngine:
         self._excluded_merged = _Sorted([], _MERGED)
         self._excluded_deployed = []
         self._merged_timelines, self._deployed_timelines = {}, {}
-        self._merged_reviews = False
 
     def _ensure(self, period: Period) -> None:
         self.prefetch([period])
@@ -218,61 +218,15 @@ class TeamEngine:
 
     def _load_merged(self, start: datetime, end: datetime) -> None:
         """The PRs merged in the span into the team's branches, without bots, by merge time
-        (their ``deployed`` stays None: no KPI of this population reads it; their reviews are
-        read on first use, by ``_reviewed``)."""
+        (their ``deployed`` stays None: no KPI of this population reads it)."""
         merged: list[PRFacts] = []
         excluded: list[tuple[PRFacts, bool]] = []
         if self.repo_ids:
             self._selection = self._population(start, end)
-            facts = self._pr_facts(self._selection, excluded=excluded, reviews=False)
+            facts = self._pr_facts(self._selection, excluded=excluded)
             merged = [f for f, branch_ok in facts if branch_ok]
         self._merged = _Sorted(merged, _MERGED)
-        self._merged_reviews = False
         self._excluded_merged = _Sorted([f for f, ok in excluded if ok], _MERGED)
-
-    def _reviewed(self) -> None:
-        """Set the loaded merged PRs' first review and approval, read once on the first use of
-        a KPI that needs them (PR size and merge frequency never do)."""
-        self._need("merged")
-        if self._merged_reviews:
-            return
-        self._merged_reviews = True
-        prs = self._merged.items
-        if not prs or self._selection is None:
-            return
-        first_review, approved = self._review_facts(
-            self._selection, {p.id: (p.author or "").lower() for p in prs}
-        )
-        for p in prs:
-            p.first_review = first_review.get(p.id)
-            p.approved = approved.get(p.id)
-        self._merged_sized = None  # copies made before the reviews were read
-
-    def _review_facts(
-        self, selection: Any, authors: dict[int, str]
-    ) -> tuple[dict[int, datetime], dict[int, datetime]]:
-        """(first review, first approval) by PR id for the PRs in ``authors`` (id -> author's
-        login in lower case): the earliest non-pending review, and the earliest non-dismissed
-        approval, by someone other than the author who is not a bot (METRICS.md, The
-        pull-request timeline). The one home of that rule."""
-        bots = self.bots
-        first_review: dict[int, datetime] = {}
-        approved: dict[int, datetime] = {}
-        # the rows come by PR and submission time: a PR's first qualifying review is its
-        # earliest (``bot.store.queries.review_rows``)
-        for pr, login, is_bot, state, submitted, dismissed in q.review_rows(
-            self.session, selection
-        ):
-            author = authors.get(pr)
-            if author is None or (login or "").lower() == author:
-                continue
-            if bots(login, is_bot):
-                continue
-            if pr not in first_review:
-                first_review[pr] = submitted
-            if state == "APPROVED" and not dismissed and pr not in approved:
-                approved[pr] = submitted
-        return first_review, approved
 
     @cached_property
     def _selected_by(self) -> int | None:
@@ -300,7 +254,6 @@ class TeamEngine:
         name their PRs and each one's first deployment; the merged PRs among them are reused,
         and only the others (merged before the span, or into another branch) are read.
         """
-        self._reviewed()  # lead time's phases read them; the merged PRs are copied below
         if not self.repo_ids:
             self._deployed = _Sorted([], _DEPLOYED)
             return
@@ -437,17 +390,16 @@ class TeamEngine:
         return pr_id in (lead if lead is not None else self.lead_excluded())
 
     def _pr_facts(
-        self,
-        selection: Any,
-        excluded: list[tuple[PRFacts, bool]] | None = None,
-        reviews: bool = True,
+        self, selection: Any, excluded: list[tuple[PRFacts, bool]] | None = None
     ) -> list[tuple[PRFacts, bool]]:
         """Facts of the selection's non-bot, not excluded merged PRs, each with whether its
         base branch is one of the team's (``deployed`` None: ``_load_deployed`` sets it from
         the span's first deployments). This is where every PR population of the KPIs is
         chosen: the excluded PRs go to ``excluded``, with the same branch flag (the cards count
-        them). Without ``reviews`` their first review and approval stay None (``_reviewed``
-        sets them). Rows are unpacked by position (``bot.store.queries`` order)."""
+        them). Their first review and approval are the ones the store keeps with each PR
+        (``bot.store.review_summary``), read again from the reviews where the team's own bot
+        patterns name the stored reviewer (``_recheck_reviews``). Rows are unpacked by
+        position (``bot.store.queries`` order)."""
         rows = []
         bots, is_excluded = self.bots, self.is_excluded
         for r in q.pr_rows(self.session, selection):
@@ -460,12 +412,7 @@ class TeamEngine:
             rows.append(r)
         if not rows:
             return []
-        first_review: dict[int, datetime] = {}
-        approved: dict[int, datetime] = {}
-        if reviews:
-            first_review, approved = self._review_facts(
-                selection, {r[0]: (r[4] or "").lower() for r in rows}
-            )
+        again = self._recheck_reviews(rows) if self._own_bots else {}
         out = []
         branch_ok: dict[tuple[int, str], bool] = {}  # by (repository, base branch)
         for (
@@ -483,7 +430,13 @@ class TeamEngine:
             additions,
             deletions,
             _labels,
+            first_review,
+            _review_by,
+            approved,
+            _approval_by,
         ) in rows:
+            if again and pr in again:
+                first_review, approved = again[pr].review_at, again[pr].approval_at
             facts = PRFacts(
                 pr,
                 repository_id,
@@ -494,8 +447,8 @@ class TeamEngine:
                 merged,
                 ready,
                 first_commit,
-                first_review.get(pr),
-                approved.get(pr),
+                first_review,
+                approved,
                 None,
                 additions + deletions,  # until _sizes() leaves out the ignored paths
             )
@@ -504,6 +457,38 @@ class TeamEngine:
                 ok = branch_ok[repository_id, base] = self._branch_ok(repository_id, base)
             out.append((facts, ok))
         return out
+
+    @cached_property
+    def _own_bots(self) -> bool:
+        """Whether the team's bot rule is not the one the store's review summaries follow
+        (it lists ``exclude_authors`` of its own)."""
+        return set(self.bots.patterns) != set(review_summary.DEFAULT_BOTS.patterns)
+
+    def _recheck_reviews(self, rows: list[Any]) -> dict[int, FirstReviews]:
+        """For a team with bot patterns of its own: the first review and approval, under its
+        rule, of the PRs whose stored first reviewer or approver that rule calls a bot (read
+        from their reviews; absent: none left). The other PRs' stored ones are the rule's
+        too: leaving out more accounts cannot make a later review the first."""
+        bots = self.bots
+        ids = [
+            r[0]
+            for r in rows
+            if (r[15] is not None and bots(r[15], False))
+            or (r[17] is not None and bots(r[17], False))
+        ]
+        if not ids:
+            return {}
+        authors = {r[0]: (r[4] or "").lower() for r in rows}
+        found: dict[int, FirstReviews] = {pr: FirstReviews() for pr in ids}
+        for i in range(0, len(ids), 5000):
+            found.update(
+                first_reviews(
+                    q.review_rows(self.session, q.pr_ids(ids[i : i + 5000])),
+                    {pr: authors[pr] for pr in ids[i : i + 5000]},
+                    bots,
+                )
+            )
+        return found
 
     @staticmethod
     def _bare_facts(r: Any) -> PRFacts:
@@ -551,15 +536,11 @@ class TeamEngine:
     # --- populations -----------------------------------------------------------------------
 
     def merged_prs(self, period: Period) -> list[PRFacts]:
-        """The period's population, each PR's ``size`` outside the ignored paths, with its
-        reviews."""
-        self._ensure(period)
-        self._reviewed()
+        """The period's population, each PR's ``size`` outside the ignored paths."""
         return self._sized_prs(period)
 
     def _sized_prs(self, period: Period) -> list[PRFacts]:
-        """The period's population with each PR's ``size`` outside the ignored paths (their
-        reviews read only if a KPI that needs them did so first: PR size does not)."""
+        """The period's population with each PR's ``size`` outside the ignored paths."""
         sizes = self._sizes_for(period)
         if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
             # a PR whose files' lines add up to its total keeps its facts: only the others
@@ -575,13 +556,11 @@ class TeamEngine:
             )
         return self._merged_sized.between(period.start, period.end)
 
-    def _merged_unsized(self, period: Period, reviews: bool = True) -> list[PRFacts]:
+    def _merged_unsized(self, period: Period) -> list[PRFacts]:
         """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
-        so they skip the file rows; with ``reviews``, their reviews read."""
+        so they skip the file rows."""
         self._ensure(period)
         self._need("merged")
-        if reviews:
-            self._reviewed()
         return self._merged.between(period.start, period.end)
 
     def _timelines(
@@ -630,9 +609,7 @@ class TeamEngine:
             case "review-coverage":
                 return leading.review_coverage(self._merged_unsized(period))
             case "merge-frequency":
-                return leading.merge_frequency(
-                    self._merged_unsized(period, reviews=False), period.days
-                )
+                return leading.merge_frequency(self._merged_unsized(period), period.days)
             case "deploy-frequency":
                 return lagging.deploy_frequency(
                     (d.finished for d in self._runs if d.succeeded),
@@ -737,16 +714,12 @@ class TeamEngine:
         if not rows:
             return []
         authors = {r.id: (r.author_login or "").lower() for r in rows}
-        first_review: dict[int, datetime] = {}
+        reviews = q.review_rows(self.session, selection)
+        first = first_reviews(reviews, authors, self.bots)
         last_review: dict[int, datetime] = {}
-        for pr, login, is_bot, _state, submitted, _dismissed in q.review_rows(
-            self.session, selection
-        ):
-            if pr not in authors or self.bots(login, is_bot):
-                continue
-            last_review[pr] = max(last_review.get(pr, submitted), submitted)
-            if (login or "").lower() != authors[pr] and pr not in first_review:
-                first_review[pr] = submitted  # rows come by submission time
+        for pr, login, is_bot, _state, submitted, _dismissed in reviews:
+            if pr in authors and not self.bots(login, is_bot):
+                last_review[pr] = max(last_review.get(pr, submitted), submitted)
         sizes: dict[int, int] = {}
         for pr, path, additions, deletions, generated in q.file_rows(self.session, selection):
             lines = 0 if generated or self.paths(path) else (additions + deletions)
@@ -763,7 +736,7 @@ class TeamEngine:
                     url=r.url,
                     created=r.created_at,
                     ready=r.ready_at,
-                    first_review=first_review.get(r.id),
+                    first_review=first[r.id].review_at if r.id in first else None,
                     last_activity=max(t for t in activity if t is not None),
                     size=sizes.get(r.id, r.additions + r.deletions),
                     draft=bool(r.is_draft),
@@ -795,13 +768,7 @@ class TeamEngine:
             and not self.is_excluded(r.id, r.labels)
         ]
         authors = {r.id: (r.author_login or "").lower() for r in rows}
-        reviewed = {
-            pr
-            for pr, login, is_bot, _state, _submitted, _dismissed in q.review_rows(
-                self.session, selection
-            )
-            if (login or "").lower() != authors.get(pr) and not self.bots(login, is_bot)
-        }
+        reviewed = first_reviews(q.review_rows(self.session, selection), authors, self.bots)
         out = []
         for r in rows:
             since = r.ready_at or r.created_at

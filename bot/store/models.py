@@ -193,6 +193,12 @@ class PullRequest(Base):
     deletions: Mapped[int] = mapped_column(Integer, default=0)
     changed_files: Mapped[int | None] = mapped_column(Integer)
     labels: Mapped[str | None] = mapped_column(Text)  # comma-separated
+    # first review and first approval under the default bot rule (``bot.store.review_summary``
+    # keeps them with every write of the PR's reviews)
+    first_review_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_review_by: Mapped[str | None] = mapped_column(String(255))
+    first_approval_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_approval_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class PullRequestFile(Base):
@@ -705,3 +711,8 @@ class NoticeRun(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime)
     posted_at: Mapped[datetime | None] = mapped_column(DateTime)
     message_ts: Mapped[str | None] = mapped_column(String(64))
+
+
+# every flush of a session keeps the pull requests' first review and approval
+# (``bot.store.review_summary`` registers its listeners when imported; it needs the models above)
+from bot.store import review_summary as _review_summary  # noqa: E402,F401

@@ -206,8 +206,9 @@ def first_deployment_rows(
 
 
 def pr_rows(session: Session, selection: Selection) -> list[Any]:
-    """Merged PRs of the selection, by merge time (their first production deployments come
-    from ``first_deployment_rows``). The engine unpacks the rows by position: keep the column
+    """Merged PRs of the selection, by merge time, with the first review and approval the
+    store keeps with them (``bot.store.review_summary``; their first production deployments
+    come from ``first_deployment_rows``). The engine unpacks the rows by position: keep the column
     order."""
     q = (
         select(
@@ -225,6 +226,10 @@ def pr_rows(session: Session, selection: Selection) -> list[Any]:
             PullRequest.additions,
             PullRequest.deletions,
             PullRequest.labels,
+            PullRequest.first_review_at,
+            PullRequest.first_review_by,
+            PullRequest.first_approval_at,
+            PullRequest.first_approval_by,
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
         .order_by(PullRequest.merged_at, PullRequest.id)
@@ -249,7 +254,7 @@ def review_rows(session: Session, selection: Selection) -> list[Any]:
             Review.submitted_at.is_not(None),
             Review.state != "PENDING",
         )
-        .order_by(Review.pull_request_id, Review.submitted_at)
+        .order_by(Review.pull_request_id, Review.submitted_at, Review.id)
     )
     return _tuples(session, q)
 
