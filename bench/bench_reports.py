@@ -60,15 +60,16 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Connection, Engine, Table, func, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bot.ingest.rules import FirstReviews, ReviewRow, first_reviews  # noqa: E402
+from bot.ingest.rules import FirstReviews, ReviewRow, counted_lines, first_reviews  # noqa: E402
 from bot.metrics.engine import TeamEngine  # noqa: E402
+from bot.metrics.patterns import PathFilter  # noqa: E402
 from bot.metrics.periods import Period, last_complete_month, rolling  # noqa: E402
 from bot.metrics.registry import METRICS, Target  # noqa: E402
 from bot.renderers import format as fmt  # noqa: E402
 from bot.reports.cards import MetricCard, build_card  # noqa: E402
 from bot.runtime import tune_gc  # noqa: E402
 from bot.settings import Config, TeamConfig  # noqa: E402
-from bot.store import review_summary  # noqa: E402
+from bot.store import pr_summary  # noqa: E402
 from bot.store.migrate import current_revision, head_revision, upgrade  # noqa: E402
 from bot.store.models import (  # noqa: E402
     Deployment,
@@ -309,6 +310,7 @@ class Builder:
         self.next_file = 1
         self.next_deployment = 1
         self.numbers: dict[int, int] = {}  # repository id -> its last PR number
+        self.ignored = PathFilter(pr_summary.DEFAULT_PATHS)  # the stored sizes' paths
         self.t0 = time.perf_counter()
 
     def log(self, msg: str) -> None:
@@ -510,7 +512,9 @@ class Builder:
             folders = (rng.choice(team_folders(plan.index)),)
             if rng.random() < 0.05:
                 folders += (rng.choice(team_folders(rng.randrange(self.p.teams))),)
-        adds_total, dels_total, n_files = self.pr_files(rng, pr_id, kind, bot_pr, files, folders)
+        adds_total, dels_total, n_files, lines = self.pr_files(
+            rng, pr_id, kind, bot_pr, files, folders
+        )
         labels = rng.choice((None, None, "bug", "feature", "chore,deps"))
         summary = self.pr_reviews(plan, rng, pr_id, author, created, ready, merged, reviews)
         prs.add(
@@ -543,6 +547,7 @@ class Builder:
                 "first_review_by": summary.review_by,
                 "first_approval_at": summary.approval_at,
                 "first_approval_by": summary.approval_by,
+                "counted_lines": lines,
             }
         )
         if merged is not None and merge_sha is not None and base == plan.default_branch[rid]:
@@ -556,7 +561,9 @@ class Builder:
         bot_pr: bool,
         files: Sink,
         folders: tuple[str, ...] = (),
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, int, int | None]:
+        """Adds the PR's files; returns its additions, deletions, file count and counted lines
+        as the store keeps them (the rule of ``bot.store.pr_summary``; None: no file rows)."""
         ext = EXTENSIONS[kind]
         paths: dict[str, tuple[int, int, bool]] = {}
         if bot_pr:
@@ -606,7 +613,7 @@ class Builder:
         adds = sum(a for a, _, _ in paths.values())
         dels = sum(d for _, d, _ in paths.values())
         if rng.random() < 0.03:  # files never fetched: the PR's own totals stand in
-            return adds, dels, len(paths)
+            return adds, dels, len(paths), None
         for path, (a, d, generated) in paths.items():
             files.add(
                 {
@@ -619,7 +626,10 @@ class Builder:
                 }
             )
             self.next_file += 1
-        return adds, dels, len(paths)
+        lines = counted_lines(
+            ((pr_id, path, a, d, g) for path, (a, d, g) in paths.items()), self.ignored
+        )
+        return adds, dels, len(paths), lines.get(pr_id)
 
     def pr_reviews(
         self,
@@ -633,7 +643,7 @@ class Builder:
         reviews: Sink,
     ) -> FirstReviews:
         """Adds the PR's reviews; returns its first review and approval as the store keeps
-        them (the rule of ``bot.store.review_summary``, which every write applies)."""
+        them (the rule of ``bot.store.pr_summary``, which every write applies)."""
         out: list[tuple[str, bool, str, datetime | None, bool, datetime | None]] = []
         others = [d for d in plan.devs if d != author]
 
@@ -719,7 +729,7 @@ class Builder:
             )
             self.next_review += 1
         kept.sort(key=lambda r: (r[4] is None, r[4] or ANCHOR_NAIVE))  # stable: then by id
-        found = first_reviews(kept, {pr_id: author.lower()}, review_summary.DEFAULT_BOTS)
+        found = first_reviews(kept, {pr_id: author.lower()}, pr_summary.DEFAULT_BOTS)
         return found.get(pr_id, FirstReviews())
 
     # --- deployments and their contents ----------------------------------------------------
@@ -1148,9 +1158,7 @@ def ensure_database(args: argparse.Namespace) -> BenchStore:
                 print(f"{store.label} is missing or incomplete: building it")
         finally:
             engine.dispose()
-    params = BuildParams(
-        store, args.teams, args.prs, args.deployments, args.incidents, monorepo
-    )
+    params = BuildParams(store, args.teams, args.prs, args.deployments, args.incidents, monorepo)
     print(
         f"Building {store.label}: {args.teams} teams, {args.prs:,} PRs, {args.deployments:,} "
         f"deployments, {args.incidents:,} incidents (seed {SEED}, anchor {ANCHOR:%Y-%m-%d %H:%M}Z)"

@@ -138,7 +138,7 @@ def _team_with_history(session: Session) -> TeamConfig:
 
 
 def test_a_leading_kpi_reads_only_the_merged_prs(session: Session):
-    """Their first review and approval come with them (``bot.store.review_summary``): no KPI
+    """Their first review and approval come with them (``bot.store.pr_summary``): no KPI
     of a team under the default bot rule reads the reviews."""
     team = _team_with_history(session)
     eng = engine(session, team)

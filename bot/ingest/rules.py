@@ -16,8 +16,9 @@ these, so the same event stored through either path ends as the same rows:
   unknown hex, such as a trace id, is no link);
 - the ready-for-review time of a pull request (:func:`ready_for_review_at`; the store keeps
   the earliest one it was given, :func:`earliest`);
-- a pull request's first review and first approval (:func:`first_reviews`): the store keeps
-  its answer under the default bot rule with each PR, the metrics apply it under a team's own;
+- a pull request's first review and first approval (:func:`first_reviews`) and its size
+  from its files (:func:`counted_lines`): the store keeps their answers under the default bot
+  rule and ``ignore_paths`` with each PR, the metrics apply them under a team's own;
 - which PRs a team defined by people or paths counts (:class:`TeamPopulation`, METRICS.md
   *Which PRs are a team's*: its repositories, its author a member at merge time, or at
   opening for an open PR, and a file outside the ignored paths matching one of its paths);
@@ -341,7 +342,7 @@ def first_reviews(
     the author who is not a bot (``is_bot(login, provider says bot)``), and the earliest such
     review that approved and was not dismissed. The one home of that rule: the store keeps
     its answer under the default bot rule with each pull request
-    (``bot.store.review_summary``), and the metrics apply it again where a team's own
+    (``bot.store.pr_summary``), and the metrics apply it again where a team's own
     ``exclude_authors`` name one of those reviewers."""
     out: dict[int, FirstReviews] = {}
     review: dict[int, tuple[datetime, str]] = {}
@@ -360,6 +361,23 @@ def first_reviews(
     for pr, (at, who) in review.items():
         a = approval.get(pr)
         out[pr] = FirstReviews(at, who, a[0] if a else None, a[1] if a else None)
+    return out
+
+
+#: (pull request id, path, additions, deletions, marked generated): a stored file of a PR
+FileRow = tuple[int, str, int, int, bool]
+
+
+def counted_lines(rows: Iterable[FileRow], ignored: Callable[[str], bool]) -> dict[int, int]:
+    """Each PR's size from its file rows (METRICS.md, PR size): additions + deletions of
+    its files, leaving out the ignored paths (``ignored(path)``) and the generated files. A
+    PR without file rows is absent: its size is the provider's total. The one home of that
+    rule: the store keeps its answer under the default ``ignore_paths`` with each pull
+    request (``bot.store.pr_summary``), the metrics apply it under a team's own."""
+    out: dict[int, int] = {}
+    for pr, path, additions, deletions, generated in rows:
+        lines = 0 if generated or ignored(path) else additions + deletions
+        out[pr] = out.get(pr, 0) + lines
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.ingest.rules import FirstReviews, first_reviews
+from bot.ingest.rules import FirstReviews, counted_lines, first_reviews
 from bot.metrics import agreements, bands, lagging, leading
 from bot.metrics.agreements import Breach, OpenPR
 from bot.metrics.business import BusinessClock
@@ -35,8 +35,8 @@ from bot.metrics.registry import BY_ID
 from bot.metrics.timeline import PRFacts, Timeline, timeline, with_deployment
 from bot.metrics.values import NO_DATA, MetricValue
 from bot.settings import TeamConfig
+from bot.store import pr_summary
 from bot.store import queries as q
-from bot.store import review_summary
 from bot.store.models import Deployment
 
 #: the KPIs whose durations count only working time when a team has business hours (the
@@ -397,7 +397,7 @@ class TeamEngine:
         the span's first deployments). This is where every PR population of the KPIs is
         chosen: the excluded PRs go to ``excluded``, with the same branch flag (the cards count
         them). Their first review and approval are the ones the store keeps with each PR
-        (``bot.store.review_summary``), read again from the reviews where the team's own bot
+        (``bot.store.pr_summary``), read again from the reviews where the team's own bot
         patterns name the stored reviewer (``_recheck_reviews``). Rows are unpacked by
         position (``bot.store.queries`` order)."""
         rows = []
@@ -413,6 +413,7 @@ class TeamEngine:
         if not rows:
             return []
         again = self._recheck_reviews(rows) if self._own_bots else {}
+        own_paths = self._own_paths
         out = []
         branch_ok: dict[tuple[int, str], bool] = {}  # by (repository, base branch)
         for (
@@ -434,9 +435,12 @@ class TeamEngine:
             _review_by,
             approved,
             _approval_by,
+            lines,
         ) in rows:
             if again and pr in again:
                 first_review, approved = again[pr].review_at, again[pr].approval_at
+            if lines is None or own_paths:
+                lines = additions + deletions  # until _sizes() leaves out the ignored paths
             facts = PRFacts(
                 pr,
                 repository_id,
@@ -450,7 +454,7 @@ class TeamEngine:
                 first_review,
                 approved,
                 None,
-                additions + deletions,  # until _sizes() leaves out the ignored paths
+                lines,
             )
             ok = branch_ok.get((repository_id, base))
             if ok is None:
@@ -462,7 +466,13 @@ class TeamEngine:
     def _own_bots(self) -> bool:
         """Whether the team's bot rule is not the one the store's review summaries follow
         (it lists ``exclude_authors`` of its own)."""
-        return set(self.bots.patterns) != set(review_summary.DEFAULT_BOTS.patterns)
+        return set(self.bots.patterns) != set(pr_summary.DEFAULT_BOTS.patterns)
+
+    @cached_property
+    def _own_paths(self) -> bool:
+        """Whether the team's ignored paths are not the ones the store's counted lines follow
+        (it lists ``ignore_paths`` of its own): its PR sizes are then read from the files."""
+        return set(self.paths.patterns) != set(pr_summary.DEFAULT_PATHS)
 
     def _recheck_reviews(self, rows: list[Any]) -> dict[int, FirstReviews]:
         """For a team with bot patterns of its own: the first review and approval, under its
@@ -516,21 +526,16 @@ class TeamEngine:
         return self._sizes()
 
     def _sizes(self) -> dict[int, int]:
-        """Additions + deletions outside ignored paths of the loaded merged PRs that have file
-        rows (the others keep their totals). Only PR size needs them: loaded on first use."""
+        """For a team with ``ignore_paths`` of its own: the counted lines of the loaded merged
+        PRs that have file rows (the others keep their totals), from their files. Only PR size
+        needs them: loaded on first use. (Under the default paths each PR's size is the one
+        the store keeps, set when the PRs are read.)"""
         if self._sized is None:
-            sized: dict[int, int] = {}
-            if self._selection is not None:
-                merged = {p.id for p in self._merged.items}
-                paths = self.paths
-                for pr, path, additions, deletions, generated in q.file_rows(
-                    self.session, self._selection
-                ):
-                    if pr not in merged:
-                        continue
-                    lines = 0 if generated or paths(path) else (additions + deletions)
-                    sized[pr] = sized.get(pr, 0) + lines
-            self._sized = sized
+            self._sized = (
+                counted_lines(q.file_rows(self.session, self._selection), self.paths)
+                if self._selection is not None and self._own_paths
+                else {}
+            )
         return self._sized
 
     # --- populations -----------------------------------------------------------------------
@@ -541,6 +546,8 @@ class TeamEngine:
 
     def _sized_prs(self, period: Period) -> list[PRFacts]:
         """The period's population with each PR's ``size`` outside the ignored paths."""
+        if not self._own_paths:
+            return self._merged_unsized(period)  # their sizes are the ones the store keeps
         sizes = self._sizes_for(period)
         if self._merged_sized is None:  # once per span: a card asks for 8 or 9 periods
             # a PR whose files' lines add up to its total keeps its facts: only the others
@@ -557,8 +564,8 @@ class TeamEngine:
         return self._merged_sized.between(period.start, period.end)
 
     def _merged_unsized(self, period: Period) -> list[PRFacts]:
-        """The same PRs with ``size`` still the raw total: for the KPIs that do not read it,
-        so they skip the file rows."""
+        """The same PRs, with ``size`` the raw total for a team with ``ignore_paths`` of its
+        own: for the KPIs that do not read it, so they skip the file rows."""
         self._ensure(period)
         self._need("merged")
         return self._merged.between(period.start, period.end)
@@ -720,10 +727,7 @@ class TeamEngine:
         for pr, login, is_bot, _state, submitted, _dismissed in reviews:
             if pr in authors and not self.bots(login, is_bot):
                 last_review[pr] = max(last_review.get(pr, submitted), submitted)
-        sizes: dict[int, int] = {}
-        for pr, path, additions, deletions, generated in q.file_rows(self.session, selection):
-            lines = 0 if generated or self.paths(path) else (additions + deletions)
-            sizes[pr] = sizes.get(pr, 0) + lines
+        sizes = counted_lines(q.file_rows(self.session, selection), self.paths)
         out = []
         for r in rows:
             activity = [r.created_at, r.ready_at, r.updated_at, last_review.get(r.id)]

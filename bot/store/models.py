@@ -193,12 +193,15 @@ class PullRequest(Base):
     deletions: Mapped[int] = mapped_column(Integer, default=0)
     changed_files: Mapped[int | None] = mapped_column(Integer)
     labels: Mapped[str | None] = mapped_column(Text)  # comma-separated
-    # first review and first approval under the default bot rule (``bot.store.review_summary``
-    # keeps them with every write of the PR's reviews)
+    # first review and first approval under the default bot rule (``bot.store.pr_summary``
+    # keeps them, and the counted lines, with every write of the PR's reviews and files)
     first_review_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_review_by: Mapped[str | None] = mapped_column(String(255))
     first_approval_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_approval_by: Mapped[str | None] = mapped_column(String(255))
+    # additions + deletions outside the default ignored paths and generated files; NULL
+    # without file rows (``bot.store.pr_summary``)
+    counted_lines: Mapped[int | None] = mapped_column(Integer)
 
 
 class PullRequestFile(Base):
@@ -714,5 +717,5 @@ class NoticeRun(Base):
 
 
 # every flush of a session keeps the pull requests' first review and approval
-# (``bot.store.review_summary`` registers its listeners when imported; it needs the models above)
-from bot.store import review_summary as _review_summary  # noqa: E402,F401
+# (``bot.store.pr_summary`` registers its listeners when imported; it needs the models above)
+from bot.store import pr_summary as _pr_summary  # noqa: E402,F401

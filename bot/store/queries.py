@@ -206,10 +206,10 @@ def first_deployment_rows(
 
 
 def pr_rows(session: Session, selection: Selection) -> list[Any]:
-    """Merged PRs of the selection, by merge time, with the first review and approval the
-    store keeps with them (``bot.store.review_summary``; their first production deployments
-    come from ``first_deployment_rows``). The engine unpacks the rows by position: keep the column
-    order."""
+    """Merged PRs of the selection, by merge time, with the first review, approval and
+    counted lines the store keeps with them (``bot.store.pr_summary``; their first production
+    deployments come from ``first_deployment_rows``). The engine unpacks the rows by position:
+    keep the column order."""
     q = (
         select(
             PullRequest.id,
@@ -230,6 +230,7 @@ def pr_rows(session: Session, selection: Selection) -> list[Any]:
             PullRequest.first_review_by,
             PullRequest.first_approval_at,
             PullRequest.first_approval_by,
+            PullRequest.counted_lines,
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
         .order_by(PullRequest.merged_at, PullRequest.id)

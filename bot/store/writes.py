@@ -61,7 +61,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.ingest.rules import deployment_delivery_wins, earliest, incident_resolution
-from bot.store import review_summary
+from bot.store import pr_summary
 from bot.store.models import (
     Commit,
     Deployment,
@@ -333,7 +333,7 @@ def upsert_pull_requests(
     ]
     _upsert_review_rows(session, review_rows)
     # their first review and approval, from every review stored (and their authors)
-    review_summary.refresh(session.connection(), ids.values())
+    pr_summary.refresh(session.connection(), ids.values())
     # what a deployment contains depends on these facts: recompute from the earliest change
     changed = [
         r.merged_at
@@ -376,7 +376,7 @@ def upsert_reviews(session: Session, pull_request_id: int, reviews: Sequence[Rev
     """Store reviews of one pull request (a webhook review event, a REST reviews page)."""
     rows = [_review_row(pull_request_id, r) for r in reviews]
     _upsert_review_rows(session, rows)
-    review_summary.refresh(session.connection(), [pull_request_id])
+    pr_summary.refresh(session.connection(), [pull_request_id])
     return len(rows)
 
 

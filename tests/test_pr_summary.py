@@ -1,6 +1,7 @@
-"""Each pull request's first review and first approval, kept with it by every write path
-(``bot.store.review_summary``), and the rule they follow (``bot.ingest.rules.first_reviews``):
-the numbers are the same as reading the reviews, whatever the team's bot rule."""
+"""Each pull request's first review, first approval and counted lines, kept with it by every
+write path (``bot.store.pr_summary``), and the rules they follow (``bot.ingest.rules``:
+``first_reviews``, ``counted_lines``): the numbers are the same as reading the reviews and
+files, whatever the team's bot rule and ignored paths."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from bot.ingest.rules import FirstReviews, first_reviews
-from bot.metrics.patterns import BotFilter
-from bot.settings import TeamConfig
+from bot.ingest.rules import FirstReviews, counted_lines, first_reviews
+from bot.metrics.patterns import BotFilter, PathFilter
+from bot.settings import DEFAULT_IGNORE_PATHS, TeamConfig
+from bot.store import pr_summary
 from bot.store import queries as q
-from bot.store import review_summary
 from bot.store.migrate import alembic_config, current_revision, upgrade
-from bot.store.models import PullRequest
-from bot.store.records import PullRequestRecord, ReviewRecord
+from bot.store.models import PullRequest, PullRequestFile
+from bot.store.records import FileRecord, PullRequestRecord, ReviewRecord
 from bot.store.session import make_engine
 from bot.store.writes import upsert_pull_requests, upsert_repository, upsert_reviews
 from tests.conftest import PG_URL
@@ -28,6 +29,11 @@ from tests.helpers import engine, period, review
 from tests.test_migrations import _pg_schema_url
 
 NO_BOTS = BotFilter(())
+
+
+def _lines(session: Session, pr_id: int) -> int | None:
+    session.expire_all()
+    return session.scalar(select(PullRequest.counted_lines).where(PullRequest.id == pr_id))
 
 
 def _stored(session: Session, pr_id: int) -> tuple[object, ...]:
@@ -68,6 +74,17 @@ def test_the_first_review_is_the_earliest_by_someone_else_who_is_not_a_bot():
     }
 
 
+def test_counted_lines_leave_out_ignored_paths_and_generated_files():
+    rows = [
+        (1, "src/a.py", 10, 5, False),
+        (1, "package-lock.json", 900, 100, False),
+        (1, "gen/x.pb.go", 300, 0, True),
+        (2, "docs/readme.md", 4, 0, False),
+    ]
+    assert counted_lines(rows, PathFilter(DEFAULT_IGNORE_PATHS)) == {1: 15, 2: 4}
+    assert counted_lines(rows, PathFilter(("docs/**",))) == {1: 1015, 2: 0}
+
+
 # --- every write path keeps it ---------------------------------------------------------------
 
 
@@ -105,7 +122,30 @@ def test_a_pr_loaded_in_the_session_sees_its_new_summary(session: Session):
     assert (p.first_approval_at, p.first_approval_by) == (T("2026-11-02 11:00"), "carol")
 
 
-def _record(number: int, author: str, *reviews: ReviewRecord) -> PullRequestRecord:
+def test_files_added_changed_and_deleted_through_the_orm_refresh_the_counted_lines(
+    session: Session,
+):
+    setup_team(session)
+    p = pr(session, created=T("2026-11-02 08:00"), merged=T("2026-11-03 08:00"))
+    session.commit()
+    assert _lines(session, p.id) is None  # no files: the provider's total stands
+    src = PullRequestFile(pull_request_id=p.id, path="src/a.py", additions=10, deletions=2)
+    lock = PullRequestFile(pull_request_id=p.id, path="yarn.lock", additions=500, deletions=9)
+    session.add_all([src, lock])
+    session.flush()
+    assert _lines(session, p.id) == 12
+    src.generated = True
+    session.flush()
+    assert _lines(session, p.id) == 0
+    session.delete(src)
+    session.delete(lock)
+    session.commit()
+    assert _lines(session, p.id) is None
+
+
+def _record(
+    number: int, author: str, *reviews: ReviewRecord, files: tuple[FileRecord, ...] = ()
+) -> PullRequestRecord:
     at = T("2026-11-02 08:00")
     return PullRequestRecord(
         number=number,
@@ -128,6 +168,7 @@ def _record(number: int, author: str, *reviews: ReviewRecord) -> PullRequestReco
         deletions=1,
         changed_files=1,
         reviews=reviews,
+        files=files,
     )
 
 
@@ -159,6 +200,17 @@ def test_the_store_writes_keep_it_whatever_order_reviews_arrive_in(session: Sess
     # the PR delivered again without reviews keeps them (reviews are never removed)
     upsert_pull_requests(session, rid, [_record(1, "alice")])
     assert _stored(session, pid) == (T("2026-11-02 10:00"), "carol", None, None)
+    # its files: counted outside the default ignored paths; a delivery with files replaces
+    upsert_pull_requests(
+        session,
+        rid,
+        [_record(1, "alice", files=(FileRecord("src/a.py", 3, 4), FileRecord("go.sum", 80, 2)))],
+    )
+    assert _lines(session, pid) == 7
+    upsert_pull_requests(session, rid, [_record(1, "alice")])  # no files: kept
+    assert _lines(session, pid) == 7
+    upsert_pull_requests(session, rid, [_record(1, "alice", files=(FileRecord("b.py", 1, 1),))])
+    assert _lines(session, pid) == 2
     # carol turns out to be its author: bob's review (its approval dismissed) is the first
     upsert_pull_requests(session, rid, [_record(1, "CAROL")])
     assert _stored(session, pid) == (T("2026-11-02 12:00"), "bob", None, None)
@@ -167,14 +219,17 @@ def test_the_store_writes_keep_it_whatever_order_reviews_arrive_in(session: Sess
 # --- the numbers: the same as reading the reviews ---------------------------------------------
 
 
-@pytest.mark.parametrize("own", [(), ("bob", "q*")])
-def test_every_pr_fact_equals_the_rule_over_its_reviews(session: Session, own: tuple[str, ...]):
-    """Random reviews (authors, bots by flag and by pattern, pending, dismissed, ties), for a
-    team under the default bot rule and one with bot patterns of its own: each merged PR's
-    first review and approval in the engine are the rule's over its stored reviews."""
+@pytest.mark.parametrize(("own", "paths"), [((), ()), (("bob", "q*"), ("docs/**",))])
+def test_every_pr_fact_equals_the_rules_over_its_reviews_and_files(
+    session: Session, own: tuple[str, ...], paths: tuple[str, ...]
+):
+    """Random reviews (authors, bots by flag and by pattern, pending, dismissed, ties) and
+    files, for a team under the default bot rule and paths and one with its own: each merged
+    PR's first review, approval and size in the engine are the rules' over its stored rows."""
     rng = random.Random(20261203)
     setup_team(session)
-    team = TeamConfig(name="payments", repos=("acme/api",), exclude_authors=own)
+    team = TeamConfig(name="payments", repos=("acme/api",), exclude_authors=own, ignore_paths=paths)
+    files = ["src/a.py", "docs/x.md", "poetry.lock", "vendor/lib/x.go", "web/app.min.js"]
     people = ["alice", "bob", "carol", "Quinn", "dependabot[bot]", "copilot-x", "ALICE"]
     start = T("2026-11-02 08:00")
     bots = BotFilter(team.bot_patterns)
@@ -192,6 +247,7 @@ def test_every_pr_fact_equals_the_rule_over_its_reviews(session: Session, own: t
             session,
             number=n,
             author=author,
+            files=[(f, rng.randint(0, 50), rng.randint(0, 9)) for f in files if rng.random() < 0.5],
             created=created,
             merged=created + timedelta(days=2),
             reviews=reviews,  # type: ignore[arg-type]
@@ -199,14 +255,18 @@ def test_every_pr_fact_equals_the_rule_over_its_reviews(session: Session, own: t
     session.commit()
     eng = engine(session, team)
     prs = eng.merged_prs(period("2026-11"))
-    assert len(prs) == humans and humans >= 60
+    assert len(prs) == humans and humans >= 50
     authors = {p.id: (p.author or "").lower() for p in prs}
     expected = first_reviews(q.review_rows(session, q.pr_ids(sorted(authors))), authors, bots)
+    ids = q.pr_ids(sorted(authors))
+    sizes = counted_lines(q.file_rows(session, ids), PathFilter(team.path_patterns))
     none = FirstReviews()
     for p in prs:
         want = expected.get(p.id, none)
         assert (p.first_review, p.approved) == (want.review_at, want.approval_at), p.number
+        assert p.size == sizes.get(p.id, 15), p.number  # the factory's total: 10 + 5
     assert any(p.approved for p in prs) and any(p.first_review is None for p in prs)
+    assert len({p.size for p in prs}) > 20
 
 
 # --- stores from before the summary ---------------------------------------------------------
@@ -262,16 +322,33 @@ def _check_0013(url: str) -> None:
                         "at": datetime(2026, 11, 2, hour),
                     },
                 )
+            for fid, (pid, path, lines) in enumerate(
+                [(1, "src/a.py", 7), (1, "poetry.lock", 900), (3, "dist/app.js", 5)]
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO pull_request_files (id, pull_request_id, path, additions, "
+                        "deletions, generated) VALUES (:id, :pr, :path, :n, 0, false)"
+                    ),
+                    {"id": fid + 1, "pr": pid, "path": path, "n": lines},
+                )
         upgrade(eng)
-        assert current_revision(eng) == "0013_review_summary"
+        assert current_revision(eng) == "0013_pr_summary"
         with eng.connect() as conn:
             rows = conn.execute(
-                text("SELECT id, first_review_by, first_approval_by FROM pull_requests ORDER BY id")
+                text(
+                    "SELECT id, first_review_by, first_approval_by, counted_lines "
+                    "FROM pull_requests ORDER BY id"
+                )
             ).all()
-        assert [tuple(r) for r in rows] == [(1, "bob", "carol"), (2, None, None), (3, None, None)]
+        assert [tuple(r) for r in rows] == [
+            (1, "bob", "carol", 7),
+            (2, None, None, None),
+            (3, None, None, 0),
+        ]
         command.downgrade(alembic_config(eng), "0012_team_membership")
         cols = {c["name"] for c in inspect(eng).get_columns("pull_requests")}
-        assert not cols & set(review_summary.COLUMNS)
+        assert not cols & set(pr_summary.COLUMNS)
     finally:
         eng.dispose()
 
