@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from bot.ingest.rules import FirstReviews, counted_lines, first_reviews
 from bot.metrics.patterns import BotFilter, PathFilter
 from bot.settings import DEFAULT_EXCLUDE_AUTHORS, DEFAULT_IGNORE_PATHS
+from bot.store import queries as q
 from bot.store.models import PullRequest, PullRequestFile, Review
 
 #: the bot rule of the stored first reviews: the provider's flag and the default patterns
@@ -80,29 +81,10 @@ def summaries(conn: Connection, pr_ids: Iterable[int]) -> dict[int, Summary]:
                 select(PullRequest.id, PullRequest.author_login).where(PullRequest.id.in_(chunk))
             )
         }
-        reviews = conn.execute(
-            select(
-                Review.pull_request_id,
-                Review.author_login,
-                Review.author_is_bot,
-                Review.state,
-                Review.submitted_at,
-                Review.dismissed,
-            )
-            .where(Review.pull_request_id.in_(chunk))
-            .order_by(Review.pull_request_id, Review.submitted_at, Review.id)
+        first = first_reviews(
+            (tuple(r) for r in conn.execute(q.reviews_of(chunk))), authors, DEFAULT_BOTS
         )
-        first = first_reviews((tuple(r) for r in reviews), authors, DEFAULT_BOTS)
-        files = conn.execute(
-            select(
-                PullRequestFile.pull_request_id,
-                PullRequestFile.path,
-                PullRequestFile.additions,
-                PullRequestFile.deletions,
-                PullRequestFile.generated,
-            ).where(PullRequestFile.pull_request_id.in_(chunk))
-        )
-        lines = counted_lines((tuple(r) for r in files), ignored)
+        lines = counted_lines((tuple(r) for r in conn.execute(q.files_of(chunk))), ignored)
         none = FirstReviews()
         for pr in authors:
             out[pr] = Summary(first.get(pr, none), lines.get(pr))

@@ -238,10 +238,10 @@ def pr_rows(session: Session, selection: Selection) -> list[Any]:
     return _tuples(session, q)
 
 
-def review_rows(session: Session, selection: Selection) -> list[Any]:
-    """By PR and submission time (the engine takes a PR's first qualifying review as its
-    earliest: keep the order). Unpacked by position in the engine: keep the column order."""
-    q = (
+def reviews_of(selection: Selection | Sequence[int]) -> Select[Any]:
+    """The submitted reviews of these PRs as ``bot.ingest.rules.first_reviews`` reads them
+    (``ReviewRow``), by PR and submission time: keep the order and the columns."""
+    return (
         select(
             Review.pull_request_id,
             Review.author_login,
@@ -257,19 +257,28 @@ def review_rows(session: Session, selection: Selection) -> list[Any]:
         )
         .order_by(Review.pull_request_id, Review.submitted_at, Review.id)
     )
-    return _tuples(session, q)
 
 
-def file_rows(session: Session, selection: Selection) -> list[Any]:
-    """Unpacked by position in the engine: keep the column order."""
-    q = select(
+def review_rows(session: Session, selection: Selection) -> list[Any]:
+    """``reviews_of`` the selection (the engine takes a PR's first qualifying review as its
+    earliest)."""
+    return _tuples(session, reviews_of(selection))
+
+
+def files_of(selection: Selection | Sequence[int]) -> Select[Any]:
+    """The file rows of these PRs as ``bot.ingest.rules.counted_lines`` reads them
+    (``FileRow``): keep the columns."""
+    return select(
         PullRequestFile.pull_request_id,
         PullRequestFile.path,
         PullRequestFile.additions,
         PullRequestFile.deletions,
         PullRequestFile.generated,
     ).where(PullRequestFile.pull_request_id.in_(selection))
-    return _tuples(session, q)
+
+
+def file_rows(session: Session, selection: Selection) -> list[Any]:
+    return _tuples(session, files_of(selection))
 
 
 def deployment_rows(
