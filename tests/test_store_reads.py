@@ -13,7 +13,13 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from bot.metrics.engine import with_deployed_or_size
-from bot.metrics.lagging import ContainedPR, DeploymentFacts, IncidentFacts, attribute_failures
+from bot.metrics.lagging import (
+    ContainedPR,
+    DeploymentFacts,
+    IncidentFacts,
+    RevertFacts,
+    attribute_failures,
+)
 from bot.metrics.timeline import PRFacts
 from bot.settings import TeamConfig
 from bot.store import queries as q
@@ -286,3 +292,90 @@ def test_incident_shas_name_the_deployment_that_first_shipped_them(sha: str):
     incident = IncidentFacts(9, t0 + timedelta(days=1), None, commit_sha=sha)
     got = attribute_failures(deps, [incident], [], contained, timedelta(hours=72))
     assert got.incident_deployment.get(9) == _brute_force_target(deps, contained, sha.lower())
+
+
+def test_failure_attribution_reads_only_the_contained_prs_the_rules_look_for(session: Session):
+    """Reverts (by title and by revert branch) and incidents naming merge SHAs (a prefix in
+    upper case, a longer SHA, a SHA no PR has): the engine reads only the contained PRs they
+    name, and attributes exactly as the rules do over every contained PR."""
+    team = setup_team(session, TeamConfig(name="payments", repos=("acme/api",)))
+    t0 = T("2026-11-02 08:00")
+    shas = ["abc1234" + "0" * 33, "def5678" + "1" * 33, "0123456" + "2" * 33]
+    prs = []
+    for n in range(1, 31):
+        sha = shas[n % 3] if n <= 3 else f"{n:040x}"
+        prs.append(
+            pr(
+                session,
+                number=n,
+                title=f"Change {n}",
+                created=t0 + timedelta(hours=n),
+                merged=t0 + timedelta(hours=n + 1),
+                merge_sha=sha,
+            )
+        )
+    deps = []
+    for k in range(6):  # five PRs per deployment
+        dep = deployment(session, sha=f"{k + 100:040x}", finished=t0 + timedelta(hours=6 + 5 * k))
+        contain(session, dep, *prs[5 * k : 5 * k + 5])
+        deps.append(dep)
+    # reverts: of "Change 8" by title, of #12 by GitHub's revert branch
+    pr(
+        session,
+        number=40,
+        title='Revert "Change 8"',
+        created=t0 + timedelta(hours=30),
+        merged=t0 + timedelta(hours=31),
+    )
+    pr(
+        session,
+        number=41,
+        title="Back out the cache",
+        created=t0 + timedelta(hours=30),
+        merged=t0 + timedelta(hours=32),
+        head_branch="revert-12-cache",
+    )
+    tid = team_id(session)
+    incident(session, tid, started=t0 + timedelta(hours=40), resolved=None, sha="DEF5678")
+    incident(session, tid, started=t0 + timedelta(hours=41), resolved=None, sha=shas[0] + "ff")
+    incident(session, tid, started=t0 + timedelta(hours=42), resolved=None, sha="9999999")
+    session.commit()
+
+    eng = engine(session, team)
+    eng.prefetch([period("2026-W45"), period("2026-W46")])
+    reads = _statements(session, lambda: eng._attribution)
+    contents = [r for r in reads if "deployment_pull_requests" in r and "title" in r]
+    assert contents, reads
+    got = eng._attribution
+
+    # the rules over every contained PR
+    runs = eng._runs
+    every = q.contained_rows(
+        session,
+        [d.id for d in runs],
+        titles=[p.title for p in prs],
+        numbers=[],
+        shas=[],
+    )
+    assert len(every) == 30
+    contained: dict[int, list[ContainedPR]] = {}
+    for dep_id, title, merge_sha, number in every:
+        contained.setdefault(dep_id, []).append(ContainedPR(title, merge_sha, number))
+    reverts = [
+        RevertFacts(r.repository_id, r.title, r.merged_at, r.head_branch)
+        for r in q.revert_rows(
+            session, eng.repo_ids, t0 - timedelta(days=30), t0 + timedelta(days=30)
+        )
+    ]
+    want = attribute_failures(runs, eng._incidents, reverts, contained, eng.window)
+    assert got == want
+    assert set(got.failed) == {deps[0].id, deps[1].id, deps[2].id}  # SHAs and both reverts
+    # what was read: the named PRs only (2 reverted, 3 named by SHA), not all 30
+    named = q.contained_rows(
+        session,
+        [d.id for d in runs],
+        titles=["Change 8"],
+        numbers=[12],
+        shas=["def5678", shas[0] + "ff", "9999999"],
+    )
+    assert sorted(r[3] for r in named) == [1, 3, 8, 12]

@@ -352,11 +352,14 @@ class TeamEngine:
             else []
         )
         ok = [d for d in runs if d.succeeded]
-        needs_contents = bool(reverts) or any(i.commit_sha for i in incidents)
+        # only the contained PRs the reverts and incidents name can change an attribution
+        named = lagging.named_in_contents(incidents, reverts)
         contained: dict[int, list[lagging.ContainedPR]] = defaultdict(list)
-        if needs_contents and ok:
+        if named and ok:
             ContainedPR = lagging.ContainedPR
-            for deployment_id, title, merge_sha, number in q.contained_rows(s, [d.id for d in ok]):
+            for deployment_id, title, merge_sha, number in q.contained_rows(
+                s, [d.id for d in ok], titles=named.titles, numbers=named.numbers, shas=named.shas
+            ):
                 contained[deployment_id].append(ContainedPR(title, merge_sha, number))
         self._attribution_v = lagging.attribute_failures(
             ok, incidents, reverts, contained, self.window

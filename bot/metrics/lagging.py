@@ -187,6 +187,33 @@ def lead_time(
 # --- failure attribution --------------------------------------------------------------------
 
 
+#: the shortest commit SHA an incident names a deployment by
+MIN_SHA = 7
+
+
+@dataclass(frozen=True)
+class Named:
+    """What the failure rules look for among the PRs deployments contain: the titles and
+    numbers reverts name, and the commit SHAs (lower case) incidents name. A contained PR
+    matching none of them changes no attribution, so only those need reading."""
+
+    titles: frozenset[str]
+    numbers: frozenset[int]
+    shas: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.titles or self.numbers or self.shas)
+
+
+def named_in_contents(incidents: Iterable[IncidentFacts], reverts: Iterable[RevertFacts]) -> Named:
+    titles = {t for rv in reverts if (t := rv.reverted_title) is not None}
+    numbers = {n for rv in reverts if (n := rv.reverted_number) is not None}
+    shas = {
+        i.commit_sha.lower() for i in incidents if i.commit_sha and len(i.commit_sha) >= MIN_SHA
+    }
+    return Named(frozenset(titles), frozenset(numbers), frozenset(shas))
+
+
 @dataclass(frozen=True)
 class Attribution:
     """Why deployments failed, and which deployment each incident is attributed to."""
@@ -249,7 +276,7 @@ def attribute_failures(
             target: int | None = None
             if inc.deployment_id is not None and inc.deployment_id in by_id:
                 target = inc.deployment_id
-            elif inc.commit_sha and len(inc.commit_sha) >= 7:
+            elif inc.commit_sha and len(inc.commit_sha) >= MIN_SHA:
                 sha = inc.commit_sha.lower()
                 hits = shipped(sha)
                 if hits:

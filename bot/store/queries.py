@@ -4,11 +4,11 @@ along the indexes declared in ``bot.store.models``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Select, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, DateTime, Select, and_, func, literal, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.models import (
@@ -306,10 +306,32 @@ def deployment_rows(
     return _rows(session, q)
 
 
-def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]:
-    """(deployment id, PR title, merge SHA, PR number) for the PRs the deployments contain."""
+def contained_rows(
+    session: Session,
+    deployment_ids: Sequence[int],
+    *,
+    titles: Collection[str],
+    numbers: Collection[int],
+    shas: Collection[str],
+) -> list[Any]:
+    """(deployment id, PR title, merge SHA, PR number) for the PRs the deployments contain
+    that the failure rules look for (``bot.metrics.lagging.Named``): with one of ``titles``
+    or ``numbers``, or whose merge SHA, in lower case, begins with one of ``shas`` (lower
+    case) or is the beginning of one. The others change no failure attribution: filtering
+    them in the database spares reading every deployed PR's title."""
     out: list[Any] = []
     ids = list(deployment_ids)
+    named: list[ColumnElement[bool]] = []
+    if titles:
+        named.append(PullRequest.title.in_(sorted(titles)))
+    if numbers:
+        named.append(PullRequest.number.in_(sorted(numbers)))
+    merge_sha = func.lower(PullRequest.merge_commit_sha)
+    for sha in sorted(shas):
+        named.append(func.substr(merge_sha, 1, len(sha)) == sha)
+        named.append(func.substr(literal(sha), 1, func.length(merge_sha)) == merge_sha)
+    if not named:
+        return []
     for i in range(0, len(ids), 900):
         chunk = ids[i : i + 900]
         q = (
@@ -320,7 +342,7 @@ def contained_rows(session: Session, deployment_ids: Sequence[int]) -> list[Any]
                 PullRequest.number,
             )
             .join(PullRequest, PullRequest.id == DeploymentPullRequest.pull_request_id)
-            .where(DeploymentPullRequest.deployment_id.in_(chunk))
+            .where(DeploymentPullRequest.deployment_id.in_(chunk), or_(*named))
         )
         out.extend(_rows(session, q))
     return out
