@@ -358,7 +358,12 @@ class TeamEngine:
         if named and ok:
             ContainedPR = lagging.ContainedPR
             for deployment_id, title, merge_sha, number in q.contained_rows(
-                s, [d.id for d in ok], titles=named.titles, numbers=named.numbers, shas=named.shas
+                s,
+                [d.id for d in ok],
+                titles=named.titles,
+                numbers=named.numbers,
+                shas=named.shas,
+                min_sha=lagging.MIN_SHA,
             ):
                 contained[deployment_id].append(ContainedPR(title, merge_sha, number))
         self._attribution_v = lagging.attribute_failures(

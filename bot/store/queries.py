@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, DateTime, Select, and_, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, DateTime, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.models import (
@@ -313,12 +313,15 @@ def contained_rows(
     titles: Collection[str],
     numbers: Collection[int],
     shas: Collection[str],
+    min_sha: int = 7,
 ) -> list[Any]:
     """(deployment id, PR title, merge SHA, PR number) for the PRs the deployments contain
-    that the failure rules look for (``bot.metrics.lagging.Named``): with one of ``titles``
-    or ``numbers``, or whose merge SHA, in lower case, begins with one of ``shas`` (lower
-    case) or is the beginning of one. The others change no failure attribution: filtering
-    them in the database spares reading every deployed PR's title."""
+    that the failure rules may look for (``bot.metrics.lagging.Named``): with one of
+    ``titles`` or ``numbers``, or whose merge SHA may begin one of ``shas`` (lower case, of
+    ``min_sha`` characters at least) or begin with one: its first ``min_sha`` characters in
+    lower case are one's, or it is shorter. The rules themselves match the rows read; the
+    others change no failure attribution: filtering them in the database spares reading
+    every deployed PR's title (one prefix per row, not a comparison per SHA)."""
     out: list[Any] = []
     ids = list(deployment_ids)
     named: list[ColumnElement[bool]] = []
@@ -326,10 +329,12 @@ def contained_rows(
         named.append(PullRequest.title.in_(sorted(titles)))
     if numbers:
         named.append(PullRequest.number.in_(sorted(numbers)))
-    merge_sha = func.lower(PullRequest.merge_commit_sha)
-    for sha in sorted(shas):
-        named.append(func.substr(merge_sha, 1, len(sha)) == sha)
-        named.append(func.substr(literal(sha), 1, func.length(merge_sha)) == merge_sha)
+    if shas:
+        stored = PullRequest.merge_commit_sha
+        named.append(
+            func.substr(func.lower(stored), 1, min_sha).in_(sorted({s[:min_sha] for s in shas}))
+        )
+        named.append(func.length(stored) < min_sha)
     if not named:
         return []
     for i in range(0, len(ids), 900):
