@@ -410,7 +410,7 @@ class TeamEngine:
         position (``bot.store.queries`` order)."""
         rows = []
         bots, is_excluded = self.bots, self.is_excluded
-        for r in q.pr_rows(self.session, selection):
+        for r in q.pr_rows(self.session, selection, reviewers=self._own_bots):
             if bots(r[4], r[5]):
                 continue
             if is_excluded(r[0], r[13]):

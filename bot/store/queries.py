@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, DateTime, Select, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, DateTime, Select, and_, func, null, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.models import (
@@ -205,11 +205,12 @@ def first_deployment_rows(
     return _tuples(session, q)
 
 
-def pr_rows(session: Session, selection: Selection) -> list[Any]:
+def pr_rows(session: Session, selection: Selection, reviewers: bool = True) -> list[Any]:
     """Merged PRs of the selection, by merge time, with the first review, approval and
     counted lines the store keeps with them (``bot.store.pr_summary``; their first production
-    deployments come from ``first_deployment_rows``). The engine unpacks the rows by position:
-    keep the column order."""
+    deployments come from ``first_deployment_rows``). Without ``reviewers`` the first
+    reviewer's and approver's logins are NULL (only a team with bot patterns of its own reads
+    them). The engine unpacks the rows by position: keep the column order."""
     q = (
         select(
             PullRequest.id,
@@ -227,9 +228,9 @@ def pr_rows(session: Session, selection: Selection) -> list[Any]:
             PullRequest.deletions,
             PullRequest.labels,
             PullRequest.first_review_at,
-            PullRequest.first_review_by,
+            PullRequest.first_review_by if reviewers else null(),
             PullRequest.first_approval_at,
-            PullRequest.first_approval_by,
+            PullRequest.first_approval_by if reviewers else null(),
             PullRequest.counted_lines,
         )
         .where(PullRequest.id.in_(selection), PullRequest.merged_at.is_not(None))
