@@ -204,6 +204,26 @@ def test_lagging_kpis_load_deployments_and_then_every_population(session: Sessio
     assert eng.value("cycle-time", w45).n == 1
 
 
+def test_lead_time_reads_again_only_the_deployed_prs_merged_before_the_span(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+):
+    """Lead time alone still reads the span's merged PRs first and reuses them: only the PR
+    merged before the span (b, in October) is read by id."""
+    team = _team_with_history(session)
+    eng = engine(session, team)
+    asked: list[list[int]] = []
+    real = q.pr_ids
+
+    def pr_ids(ids: Any) -> Any:
+        asked.append(list(ids))
+        return real(ids)
+
+    monkeypatch.setattr(q, "pr_ids", pr_ids)
+    assert eng.value("lead-time", period("2026-W45")).n == 2
+    b = session.scalar(text("SELECT id FROM pull_requests WHERE number = 2"))
+    assert asked == [[b]]
+
+
 def test_a_pr_counts_for_lead_time_where_its_first_production_deployment_finished(
     session: Session,
 ):

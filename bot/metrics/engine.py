@@ -254,6 +254,7 @@ class TeamEngine:
         name their PRs and each one's first deployment; the merged PRs among them are reused,
         and only the others (merged before the span, or into another branch) are read.
         """
+        self._need("merged")
         if not self.repo_ids:
             self._deployed = _Sorted([], _DEPLOYED)
             return
