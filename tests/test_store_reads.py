@@ -399,3 +399,27 @@ def test_failure_attribution_reads_only_the_contained_prs_the_rules_look_for(ses
         shas=["def5678", shas[0] + "ff", "9999999"],
     )
     assert sorted(r[3] for r in named) == [1, 3, 8, 12]
+
+
+def test_lead_time_counts_only_merged_prs_of_the_teams_repositories_a_deployment_links(
+    session: Session,
+):
+    """The span's deployed PRs are read without a look-up of each PR: a link the commit-graph
+    walk would never write (an open PR, another repository's PR) still counts for nothing."""
+    setup_team(session, TeamConfig(name="web", repos=("acme/web",)))
+    team = setup_team(session, TeamConfig(name="payments", repos=("acme/api",)))
+    merged = pr(session, number=1, created=T("2026-11-02 08:00"), merged=T("2026-11-02 10:00"))
+    still_open = pr(session, number=2, created=T("2026-11-02 08:00"), merged=None)
+    elsewhere = pr(
+        session,
+        number=3,
+        created=T("2026-11-02 08:00"),
+        merged=T("2026-11-02 09:00"),
+        repository="acme/web",
+    )
+    dep = deployment(session, sha="a" * 40, finished=T("2026-11-03 08:00"))
+    contain(session, dep, merged, still_open, elsewhere)
+    eng = engine(session, team)
+    w45 = period("2026-W45")
+    assert [p.number for p in eng.deployed_prs(w45)] == [1]
+    assert eng.value("lead-time", w45).n == 1

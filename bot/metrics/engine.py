@@ -410,9 +410,9 @@ class TeamEngine:
         patterns name the stored reviewer (``_recheck_reviews``). Rows are unpacked by
         position (``bot.store.queries`` order)."""
         rows = []
-        bots, is_excluded = self.bots, self.is_excluded
+        bots, is_excluded, repos = self.bots, self.is_excluded, self.repos
         for r in q.pr_rows(self.session, selection, reviewers=self._own_bots):
-            if bots(r[4], r[5]):
+            if bots(r[4], r[5]) or r[1] not in repos:  # only the team's repositories' PRs
                 continue
             if is_excluded(r[0], r[13]):
                 if excluded is not None:
