@@ -5,6 +5,7 @@ files, whatever the team's bot rule and ignored paths."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import datetime, timedelta
 
@@ -362,3 +363,13 @@ if PG_URL.startswith("postgres"):
     def test_0013_computes_the_summary_of_every_stored_pr_postgres():
         with _pg_schema_url() as url:
             _check_0013(url)
+
+
+def test_the_default_rules_the_stored_summary_follows_are_the_ones_it_was_computed_with():
+    """Stores hold summaries computed under these defaults (migration 0013). Changing either
+    tuple makes them stale: add a migration that calls ``pr_summary.refresh_all`` again, then
+    update the fingerprint here."""
+    fingerprint = hashlib.sha256(
+        repr((pr_summary.DEFAULT_BOTS.patterns, pr_summary.DEFAULT_PATHS)).encode()
+    ).hexdigest()[:16]
+    assert fingerprint == "b5afa69039af4dad"
