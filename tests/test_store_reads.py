@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot.metrics.engine import with_deployed_or_size
 from bot.metrics.lagging import (
+    MIN_SHA,
     ContainedPR,
     DeploymentFacts,
     IncidentFacts,
@@ -376,6 +377,7 @@ def test_failure_attribution_reads_only_the_contained_prs_the_rules_look_for(ses
         titles=[p.title for p in prs],
         numbers=[],
         shas=[],
+        min_sha=MIN_SHA,
     )
     assert len(every) == 30
     contained: dict[int, list[ContainedPR]] = {}
@@ -397,6 +399,7 @@ def test_failure_attribution_reads_only_the_contained_prs_the_rules_look_for(ses
         titles=["Change 8"],
         numbers=[12],
         shas=["def5678", shas[0] + "ff", "9999999"],
+        min_sha=MIN_SHA,
     )
     assert sorted(r[3] for r in named) == [1, 3, 8, 12]
 

@@ -495,8 +495,6 @@ class TeamEngine:
         if not called:
             return {}
         ids = [r[0] for r in rows if r[15] in called or r[17] in called]
-        if not ids:
-            return {}
         authors = {r[0]: (r[4] or "").lower() for r in rows}
         found: dict[int, FirstReviews] = {pr: FirstReviews() for pr in ids}
         for i in range(0, len(ids), 5000):
@@ -535,14 +533,14 @@ class TeamEngine:
         return self._sizes()
 
     def _sizes(self) -> dict[int, int]:
-        """For a team with ``ignore_paths`` of its own: the counted lines of the loaded merged
-        PRs that have file rows (the others keep their totals), from their files. Only PR size
-        needs them: loaded on first use. (Under the default paths each PR's size is the one
-        the store keeps, set when the PRs are read.)"""
+        """For a team with ``ignore_paths`` of its own (``_sized_prs`` asks only then): the
+        counted lines of the loaded merged PRs that have file rows (the others keep their
+        totals), from their files. Only PR size needs them: loaded on first use. (Under the
+        default paths each PR's size is the one the store keeps, set when the PRs are read.)"""
         if self._sized is None:
             self._sized = (
                 counted_lines(q.file_rows(self.session, self._selection), self.paths)
-                if self._selection is not None and self._own_paths
+                if self._selection is not None
                 else {}
             )
         return self._sized

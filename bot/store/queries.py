@@ -318,7 +318,7 @@ def contained_rows(
     titles: Collection[str],
     numbers: Collection[int],
     shas: Collection[str],
-    min_sha: int = 7,
+    min_sha: int,
 ) -> list[Any]:
     """(deployment id, PR title, merge SHA, PR number) for the PRs the deployments contain
     that the failure rules may look for (``bot.metrics.lagging.Named``): with one of
