@@ -36,8 +36,14 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -92,20 +98,33 @@ def _init(database_url: str, config: Config, links: Links) -> None:
     tune_gc()
 
 
-def service(voice: type[Voice]) -> ChatService:
-    """In a worker: the core answering in ``voice`` (one per platform, made on first use,
-    all on the worker's one engine), as of the moment the serving process passed."""
+def sessions() -> sessionmaker[Session]:
+    """In a worker: the sessions of the worker's one engine (made on first use)."""
     global _factory
-    from bot.chat.service import ChatService
     from bot.store.session import make_engine, session_factory
 
     assert _setup is not None, "worker not initialised"
-    database_url, config, links = _setup
     if _factory is None:
-        _factory = session_factory(make_engine(database_url))
+        _factory = session_factory(make_engine(_setup[0]))
+    return _factory
+
+
+def now() -> datetime:
+    """In a worker: the moment the serving process passed with the work being computed."""
+    return _clock()
+
+
+def service(voice: type[Voice]) -> ChatService:
+    """In a worker: the core answering in ``voice`` (one per platform, made on first use,
+    all on the worker's one engine), as of the moment the serving process passed."""
+    from bot.chat.service import ChatService
+
+    assert _setup is not None, "worker not initialised"
+    _database_url, config, links = _setup
+    factory = sessions()
     if voice.platform not in _services:
         _services[voice.platform] = ChatService(
-            _factory, config, _clock, voice(), teams_stored=True, links=links
+            factory, config, _clock, voice(), teams_stored=True, links=links
         )
         tune_gc(refreeze=True)  # freeze what answering imported and built
     return _services[voice.platform]
@@ -202,6 +221,60 @@ class ReportWorkers:
         work, never refused)."""
         result: T = self._submit(_run, (fn, args, now), bounded=False).result(timeout=TIMEOUT)
         return result
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        now: datetime,
+        items: Sequence[tuple[Any, ...]],
+        *,
+        keep_going: Callable[[], bool] | None = None,
+    ) -> list[T | BaseException]:
+        """``fn(*args)`` for every ``args`` of ``items`` in the workers as of ``now``, side by
+        side, waiting for all: each result in the order of ``items``, or the exception its
+        computation raised (a computation not started because ``keep_going`` said no, or
+        that took longer than ``TIMEOUT``, gives a :class:`TimeoutError`).
+
+        At most one computation per worker process is in flight at a time, so a command
+        arriving meanwhile waits for at most one of them before a worker takes it (the
+        workers take work in order of submission). Never refused as busy. ``keep_going`` is
+        asked after each result (a scheduler renews its lease there); False stops submitting.
+        """
+        results: list[T | BaseException] = [
+            TimeoutError("not computed: the batch stopped first") for _ in items
+        ]
+        queue = iter(enumerate(items))
+        pending: dict[Future[Any], int] = {}
+        stopped = False
+
+        def fill() -> None:
+            while not stopped and len(pending) < self.count:
+                nxt = next(queue, None)
+                if nxt is None:
+                    return
+                i, args = nxt
+                pending[self._submit(_run, (fn, args, now), bounded=False)] = i
+
+        fill()
+        while pending:
+            done, _ = wait(pending, timeout=TIMEOUT, return_when=FIRST_COMPLETED)
+            if not done:
+                for fut in pending:
+                    fut.cancel()
+                log.warning(
+                    "%d computations in the report workers took over %.0f s; left",
+                    len(pending),
+                    TIMEOUT,
+                )
+                break
+            for fut in done:
+                i = pending.pop(fut)
+                exc = fut.exception() if not fut.cancelled() else TimeoutError("cancelled")
+                results[i] = exc if exc is not None else fut.result()
+            if not stopped and keep_going is not None and not keep_going():
+                stopped = True
+            fill()
+        return results
 
     @property
     def waiting(self) -> int:

@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +39,9 @@ from bot.scheduler.teams_poster import TeamsPoster
 from bot.settings import Config, Settings, TeamConfig, chat_platforms, parse_duration
 from bot.store import subscriptions as subs
 from bot.store.session import utc
+
+if TYPE_CHECKING:
+    from bot.chat.workers import ReportWorkers
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -143,6 +147,7 @@ def make_service(
     config: Callable[[], Config],
     *,
     options: SchedulerOptions | None = None,
+    workers: ReportWorkers | None = None,
 ) -> SchedulerService:
     return SchedulerService(
         settings,
@@ -150,15 +155,20 @@ def make_service(
         config,
         make_posters(settings, factory),
         options=options or options_from_env(),
+        workers=workers,
     )
 
 
 def start_in_background(
-    settings: Settings, factory: sessionmaker[Session], config: Callable[[], Config]
+    settings: Settings,
+    factory: sessionmaker[Session],
+    config: Callable[[], Config],
+    workers: ReportWorkers | None = None,
 ) -> Callable[[], None]:
-    """The scheduler in a background thread of ``kpibot run``; returns its stop function."""
+    """The scheduler in a background thread of ``kpibot run``; returns its stop function.
+    ``workers``: the chat apps' report worker processes, which compute a pass's digests."""
     config()  # fail early on a broken kpibot.yml
-    service = make_service(settings, factory, _cached(config))
+    service = make_service(settings, factory, _cached(config), workers=workers)
     service.run(blocking=False)
     log.info("scheduler started in the background (holder %s)", service.holder)
     return service.stop
@@ -170,9 +180,33 @@ def run_blocking(
     config: Callable[[], Config],
     out: Callable[[str], None],
 ) -> int:
-    """``kpibot run --mode scheduler``: the scheduler alone, until SIGTERM or Ctrl+C."""
-    config()
-    service = make_service(settings, factory, _cached(config))
+    """``kpibot run --mode scheduler``: the scheduler alone, until SIGTERM or Ctrl+C. With
+    more than one core it starts report worker processes of its own (one per core), which
+    compute a pass's digests side by side."""
+    from bot.chat.workers import ReportWorkers, default_count
+
+    cached = _cached(config)
+    cached()
+    workers = (
+        ReportWorkers(settings.database_url, cached(), default_count(), Links.of(settings))
+        if default_count() > 1
+        else None
+    )
+    try:
+        return _run_blocking(settings, factory, cached, out, workers)
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _run_blocking(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    config: Callable[[], Config],
+    out: Callable[[str], None],
+    workers: ReportWorkers | None,
+) -> int:
+    service = make_service(settings, factory, config, workers=workers)
     opts = service.options
     sync = "off" if opts.sync_every is None else f"every {_span(opts.sync_every)}"
     out(

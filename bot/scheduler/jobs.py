@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +46,9 @@ from bot.store import digest_runs
 from bot.store import subscriptions as subs
 from bot.store.models import ActionItem, DigestRun, ReminderRun, Team
 from bot.store.session import aware, utc
+
+if TYPE_CHECKING:
+    from bot.chat.workers import ReportWorkers
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -113,6 +116,15 @@ def build_digest(
     return build_monthly(engine, period, now_naive)
 
 
+def digest_in_worker(team: TeamConfig, kind: str, period: Period) -> WeeklyDigest | MonthlyDigest:
+    """In a report worker process: :func:`build_digest` on the worker's store, as of the
+    moment the scheduler passed (``ReportWorkers.map``)."""
+    from bot.chat import workers
+
+    with workers.sessions()() as session:
+        return build_digest(session, team, kind, period, workers.now())
+
+
 def render_digest(
     session: Session,
     team: TeamConfig,
@@ -174,9 +186,13 @@ class DigestJobs:
         options: SchedulerOptions | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         links: Links = GITHUB_COM,
+        workers: ReportWorkers | None = None,
     ) -> None:
         self.factory = factory
         self.links = links
+        # the report worker processes of ``kpibot run``: a pass's digests are computed there
+        # side by side (see ``_compute_ahead``); without them, one after the other here
+        self.workers = workers
         self._config = config
         # one poster per platform; a single poster serves its own platform
         self.posters: dict[str, Poster] = (
@@ -242,15 +258,67 @@ class DigestJobs:
                 due.append((sub, team, fire, sched.period(fire, team.zone)))
             with self.factory() as s:
                 settled = digest_runs.settled_keys(s, [d[0].id for d in due])
+            due = [d for d in due if (d[0].id, d[3].key) not in settled]
             renders = _Renders()
             out: list[Outcome] = []
+            if not self._compute_ahead(due, now, renders):
+                return out  # another process is active now
             for sub, team, fire, period in due:
-                if (sub.id, period.key) in settled:
-                    continue
                 if out and not self._alive():
                     break
                 out.append(self._one(sub, team, fire, period, now, renders))
             return out
+
+    def _compute_ahead(
+        self,
+        due: list[tuple[subs.Subscription, TeamConfig, datetime, Period]],
+        now: datetime,
+        renders: _Renders,
+    ) -> bool:
+        """Compute the pass's digests in the report worker processes side by side (one per
+        team, kind and period, as ``_message`` shares them), before the posts: a pass of many
+        teams takes the time of the slowest worker's share instead of the sum. A digest that
+        fails there is computed again here when it is posted (and fails there as it would).
+        False when the lease was lost meanwhile: the pass stops."""
+        if self.workers is None:
+            return True
+        wanted: dict[tuple[str, str, str, str], tuple[TeamConfig, str, Period]] = {}
+        for sub, team, fire, period in due:
+            if now - fire > self.options.grace or sub.platform not in self.posters:
+                continue  # settled without posting, or not posted by this process
+            wanted.setdefault(("", team.name, sub.kind, period.key), (team, sub.kind, period))
+        if len(wanted) < 2:
+            return True  # one digest: no faster in a worker than here
+        alive = True
+
+        def keep_going() -> bool:
+            nonlocal alive
+            alive = self._alive()
+            return alive
+
+        t0 = time.monotonic()
+        results = self.workers.map(
+            digest_in_worker, now, list(wanted.values()), keep_going=keep_going
+        )
+        log.info(
+            "computed %d digests in %d report worker processes in %.1f s",
+            len(wanted),
+            self.workers.count,
+            time.monotonic() - t0,
+        )
+        failed = 0
+        for key, result in zip(wanted, results, strict=True):
+            if isinstance(result, BaseException):
+                failed += 1
+            else:
+                renders.digests[key] = result
+        if failed and alive:
+            log.warning(
+                "%d of %d digests failed in the report workers; computing them here",
+                failed,
+                len(wanted),
+            )
+        return alive
 
     def _alive(self) -> bool:
         if self.keep_alive is None or self.keep_alive():

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -40,6 +40,9 @@ from bot.scheduler.posting import Poster
 from bot.settings import Config, Settings
 from bot.store import subscriptions as subs
 
+if TYPE_CHECKING:
+    from bot.chat.workers import ReportWorkers
+
 log = logging.getLogger("kpibot.scheduler")
 
 
@@ -54,6 +57,7 @@ class SchedulerService:
         options: SchedulerOptions | None = None,
         clock: Clock = system_clock,
         holder: str | None = None,
+        workers: ReportWorkers | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or SchedulerOptions()
@@ -67,6 +71,7 @@ class SchedulerService:
             holder=self.holder,
             options=self.options,
             links=Links.of(settings),
+            workers=workers,
         )
         self.jobs.keep_alive = lambda: self.lease.acquire(self.clock())
         self.alerts = AlertJobs(

@@ -28,6 +28,7 @@ from bot.metrics import registry
 from bot.runtime import tune_gc
 
 if TYPE_CHECKING:
+    from bot.chat.workers import ReportWorkers
     from bot.metrics.periods import Period
     from bot.settings import Config, Settings, TeamConfig
 
@@ -563,14 +564,17 @@ def _listen(http_app: Any, host: str, port: int, *, threads: int, connection_lim
     raise KpibotError(problem)
 
 
-def start_background(ctx: Context, args: argparse.Namespace) -> list[Callable[[], None]]:
+def start_background(
+    ctx: Context, args: argparse.Namespace, workers: ReportWorkers | None = None
+) -> list[Callable[[], None]]:
     """Start the services that run beside the Slack app in ``kpibot run`` (the scheduler,
-    unless --no-scheduler); returns their stop functions, called in reverse order on exit."""
+    unless --no-scheduler, computing its digests in the chat apps' report ``workers``);
+    returns their stop functions, called in reverse order on exit."""
     stops: list[Callable[[], None]] = []
     if not args.no_scheduler:
         from bot.scheduler.commands import start_in_background
 
-        stops.append(start_in_background(ctx.settings, ctx.factory, ctx.config))
+        stops.append(start_in_background(ctx.settings, ctx.factory, ctx.config, workers))
     return stops
 
 
@@ -624,7 +628,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
         )
         workers.warm_up()
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # how platforms stop
-    stops = start_background(ctx, args)
+    stops = start_background(ctx, args, workers)
     try:
         if mode == "http":
             from bot.surfaces.http import plain_http_app, slack_http_app

@@ -1,0 +1,291 @@
+"""A scheduler pass computes its digests in the report worker processes side by side, and
+``ReportWorkers.map``, which does it, keeps the chat commands' reports from waiting behind a
+whole pass."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.chat.workers import ReportWorkers
+from bot.scheduler.jobs import DigestJobs, SchedulerOptions, render_digest
+from bot.settings import Config, load_config
+from bot.store.session import make_engine, session_factory
+from bot.store.teams import sync_teams
+from bot.surfaces.cli import main
+from tests.fakes.slack import BOT_TOKEN
+from tests.scheduler_fakes import SchedulerSlack, poster_for, runs, subscribe
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # Monday: every weekly digest is due
+
+
+@pytest.fixture
+def demo(tmp_path, db_url, monkeypatch, capsys):
+    """The demo organisation (several teams with history), subscribed weekly and monthly."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("KPIBOT_CONFIG", str(tmp_path / "kpibot.yml"))
+    assert main(["demo", "--as-of", "2026-11-20"]) == 0
+    capsys.readouterr()
+    config = load_config(tmp_path / "kpibot.yml")
+    eng = make_engine(db_url)
+    f = session_factory(eng)
+    with f() as s:
+        ids = sync_teams(s, config)
+        s.commit()
+    before = NOW - timedelta(days=60)
+    for n, team in enumerate(config.teams):
+        subscribe(f, ids[team.name], f"C0WEEK{n:03d}", "weekly", before)
+        subscribe(f, ids[team.name], f"C0MON{n:04d}", "monthly", before)
+        # a second channel of the same team shares the computed digest
+        subscribe(f, ids[team.name], f"C0TWO{n:04d}", "weekly", before)
+    yield f, config
+    eng.dispose()
+
+
+def _posted(slack: SchedulerSlack) -> dict[str, dict[str, object]]:
+    """channel -> the digest message posted there (text and blocks)."""
+    return {
+        m["channel"]: {"text": m["text"], "blocks": m["blocks"]}
+        for m in slack.posts()
+        if str(((m.get("metadata") or {}).get("event_payload") or {}).get("key")).startswith(
+            "digest:"
+        )
+    }
+
+
+def test_a_pass_computes_its_digests_in_the_workers_and_posts_what_one_process_would(
+    demo, db_url, caplog
+):
+    f, config = demo
+    caplog.set_level(logging.INFO, logger="kpibot.scheduler")
+    workers = ReportWorkers(db_url, config, 2)
+    workers.warm_up()  # both processes ready, so that both take a share
+    try:
+        with SchedulerSlack() as slack:
+            jobs = DigestJobs(
+                f,
+                config,
+                poster_for(slack),
+                options=SchedulerOptions(grace=timedelta(days=40)),
+                workers=workers,
+            )
+            outcomes = jobs.run_due(NOW)
+            n_subs = 3 * len(config.teams)
+            assert [o.status for o in outcomes] == ["posted"] * n_subs
+            # one computation per team and kind (the second weekly channel shares it), all in
+            # the worker processes, none here
+            assert sum(workers.computed_in.values()) == 2 * len(config.teams)
+            assert os.getpid() not in workers.computed_in
+            assert len(workers.computed_in) == 2  # both processes took a share
+            posted = _posted(slack)
+            assert len(posted) == n_subs
+            # exactly what computing them here gives
+            for o in outcomes:
+                team = config.team(o.team)
+                sched = jobs.schedule_of(
+                    next(s for s in _subs(f) if s.id == o.subscription_id), team
+                )
+                period = sched.period(sched.latest_fire(NOW, team.zone), team.zone)
+                with f() as s:
+                    here = render_digest(s, team, o.kind, period, NOW)
+                assert json.dumps(posted[o.channel], sort_keys=True) == json.dumps(
+                    {"text": here["text"], "blocks": here["blocks"]}, sort_keys=True
+                )
+            # exactly once: the next pass posts nothing and computes nothing
+            assert jobs.run_due(NOW + timedelta(minutes=1)) == []
+            assert sum(workers.computed_in.values()) == 2 * len(config.teams)
+    finally:
+        workers.close()
+    assert {r.status for r in runs(f)} == {"posted"}
+    assert any("report worker processes" in r.getMessage() for r in caplog.records)
+
+
+def _subs(f):
+    from bot.store import subscriptions as subs
+
+    with f() as s:
+        return subs.active_subscriptions(s)
+
+
+def test_digests_the_workers_cannot_compute_are_computed_in_the_scheduler(demo, tmp_path, caplog):
+    """Workers on a store they cannot read: every digest fails there, and the pass computes
+    each again itself, posting all of them once."""
+    f, config = demo
+    caplog.set_level(logging.WARNING, logger="kpibot.scheduler")
+    broken = f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}"
+    workers = ReportWorkers(broken, config, 2)
+    try:
+        with SchedulerSlack() as slack:
+            jobs = DigestJobs(
+                f,
+                config,
+                poster_for(slack),
+                options=SchedulerOptions(grace=timedelta(days=40)),
+                workers=workers,
+            )
+            outcomes = jobs.run_due(NOW)
+            assert [o.status for o in outcomes] == ["posted"] * (3 * len(config.teams))
+            assert len(slack.keys()) == 3 * len(config.teams)
+    finally:
+        workers.close()
+    n = 2 * len(config.teams)
+    assert any(
+        f"{n} of {n} digests failed in the report workers" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_a_pass_stops_computing_when_another_scheduler_took_the_lease(demo, db_url):
+    f, config = demo
+    workers = ReportWorkers(db_url, config, 1)
+    try:
+        with SchedulerSlack() as slack:
+            jobs = DigestJobs(
+                f,
+                config,
+                poster_for(slack),
+                options=SchedulerOptions(grace=timedelta(days=40)),
+                workers=workers,
+            )
+            asked: list[int] = []
+
+            def lost() -> bool:
+                asked.append(1)
+                return False
+
+            jobs.keep_alive = lost
+            assert jobs.run_due(NOW) == []
+            assert slack.keys() == []
+            # one computation, then the lease was asked and found lost: no more
+            assert sum(workers.computed_in.values()) == 1 and len(asked) == 1
+    finally:
+        workers.close()
+
+
+# ------------------------------------------------------------------ ReportWorkers.map
+
+
+@pytest.fixture
+def pool(db_url):
+    workers = ReportWorkers(db_url, Config(()), 2)
+    workers.warm_up()
+    yield workers
+    workers.close()
+
+
+def test_map_gives_each_result_or_exception_in_order(pool):
+    now = datetime.now(UTC)
+    out = pool.map(int, now, [("1",), ("x",), ("30",), ("0x1f", 16)])
+    assert out[0] == 1 and out[2] == 30 and out[3] == 31
+    assert isinstance(out[1], ValueError) and "'x'" in str(out[1])
+    assert pool.map(int, now, []) == []
+
+
+def test_a_command_during_a_batch_waits_for_one_computation_not_the_batch(pool):
+    now = datetime.now(UTC)
+    batch: list[object] = []
+    started = threading.Event()
+
+    def run_batch() -> None:
+        started.set()
+        batch.extend(pool.map(time.sleep, now, [(0.4,)] * 10))  # 2 s of work on 2 processes
+
+    t = threading.Thread(target=run_batch)
+    t0 = time.monotonic()
+    t.start()
+    started.wait()
+    time.sleep(0.2)
+    asked = time.monotonic()
+    answer = pool.submit(os.getpid, now).result(timeout=10)
+    waited = time.monotonic() - asked
+    t.join(timeout=30)
+    total = time.monotonic() - t0
+    assert answer in pool.computed_in
+    assert batch == [None] * 10
+    # it waited for a worker to finish its current computation (0.4 s), not for the 8 left
+    assert waited < 0.8 < total, (waited, total)
+
+
+def test_map_stops_submitting_when_told(pool):
+    now = datetime.now(UTC)
+    calls: list[int] = []
+
+    def keep_going() -> bool:
+        calls.append(1)
+        return False
+
+    out = pool.map(time.sleep, now, [(0.1,)] * 8, keep_going=keep_going)
+    done = [r for r in out if r is None]
+    left = [r for r in out if isinstance(r, TimeoutError)]
+    # the two in flight when it was told finish; nothing else starts
+    assert 1 <= len(done) <= 2 and len(done) + len(left) == 8
+    assert len(calls) == 1  # asked once: after it said no, nothing more to ask
+
+
+def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db_url):
+    """``kpibot run --mode scheduler`` as a user runs it: two teams due at once, computed in
+    the worker processes it starts (the log says so), each posted once."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_scheduler_cli import _due_now_schedule, _week_key
+
+    path = tmp_path / "kpibot.yml"
+    path.write_text(
+        "teams:\n"
+        "  - name: ops\n    timezone: UTC\n    repos: [acme/ops]\n"
+        "  - name: web\n    timezone: UTC\n    repos: [acme/web]\n"
+    )
+    eng = make_engine(db_url)
+    f = session_factory(eng)
+    with f() as s:
+        ids = sync_teams(s, load_config(path))
+        s.commit()
+    when = _due_now_schedule()
+    before = datetime.now(UTC) - timedelta(days=8)
+    sids = [
+        subscribe(f, ids["ops"], "C0OPS0001", "weekly", before, schedule=when),
+        subscribe(f, ids["web"], "C0WEB0001", "weekly", before, schedule=when),
+    ]
+    with SchedulerSlack() as slack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KPIBOT_"))}
+        env.update(
+            DATABASE_URL=db_url,
+            KPIBOT_CONFIG=str(path),
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_API_URL=slack.api_url,
+            KPIBOT_SYNC_INTERVAL="off",
+            KPIBOT_LOG_LEVEL="INFO",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--mode", "scheduler"],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while len(slack.keys()) < 2:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    out, err = proc.communicate()
+                    raise AssertionError(f"not both posted:\n{out}\n{err[-4000:]}")
+                time.sleep(0.2)
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        keys = slack.keys()
+    eng.dispose()
+    assert proc.returncode == 0, err
+    assert sorted(keys) == sorted(f"digest:{sid}:{_week_key(when)}" for sid in sids)
+    if (os.cpu_count() or 1) > 1:
+        assert "computed 2 digests in" in err and "report worker processes" in err, err
