@@ -60,6 +60,8 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Connection, Engine, Table, func, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bot.chat import workers  # noqa: E402
+from bot.chat.workers import ReportWorkers, default_count  # noqa: E402
 from bot.ingest.rules import FirstReviews, ReviewRow, counted_lines, first_reviews  # noqa: E402
 from bot.metrics.engine import TeamEngine  # noqa: E402
 from bot.metrics.patterns import PathFilter  # noqa: E402
@@ -1086,6 +1088,36 @@ def all_teams(
     return time.perf_counter() - t0, cards, with_data
 
 
+def team_cards(team: TeamConfig, period: Period) -> tuple[int, int]:
+    """In a report worker process: every KPI of one team, one engine for all (as
+    :func:`all_teams` computes each team). Returns (cards, cards with data)."""
+    cards = with_data = 0
+    with workers.sessions()() as session:
+        engine = TeamEngine(session, team)
+        for spec in METRICS:
+            card = build_card(engine, spec.id, period)
+            cards += 1
+            with_data += card.status != "no data"
+    return cards, with_data
+
+
+def all_teams_in_workers(
+    pool: ReportWorkers, configs: Sequence[TeamConfig], period_for: PeriodFor
+) -> tuple[float, int, int]:
+    """:func:`all_teams` in the report worker processes side by side, as the scheduler
+    computes a pass's digests (``ReportWorkers.map``, one team per computation)."""
+    t0 = time.perf_counter()
+    results = pool.map(team_cards, ANCHOR, [(tc, period_for(tc.zone)) for tc in configs])
+    seconds = time.perf_counter() - t0
+    cards = with_data = 0
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+        cards += r[0]
+        with_data += r[1]
+    return seconds, cards, with_data
+
+
 def profile(title: str, fn: Callable[[], object]) -> None:
     prof = cProfile.Profile()
     prof.enable()
@@ -1118,6 +1150,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="print a cProfile of the slowest report and of the all-teams pass",
     )
     ap.add_argument(
+        "--workers",
+        type=int,
+        default=default_count(),
+        help="report worker processes of the side-by-side pass (default: one per core, "
+        "%(default)s here, as kpibot run starts)",
+    )
+    ap.add_argument(
         "--monorepo",
         action="store_true",
         help="one repository shared by every team, each team defined by its paths",
@@ -1125,6 +1164,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.teams < 1 or args.prs < 1 or args.deployments < 0 or args.incidents < 0:
         ap.error("--teams and --prs must be positive, --deployments and --incidents >= 0")
+    if args.workers < 1:
+        ap.error("--workers must be at least 1")
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     return args
@@ -1212,12 +1253,31 @@ def measure(args: argparse.Namespace, store: BenchStore) -> int:
     )
     singles = single_reports(factory, team, args.repeat)
 
-    print(f"\n2) Every KPI of all {len(configs)} teams (one TeamEngine per team)")
+    print(f"\n2) Every KPI of all {len(configs)} teams (one TeamEngine per team), in this process")
     totals: list[tuple[str, float]] = []
     for label, period_for in PERIODS:
         seconds, cards, with_data = all_teams(factory, configs, period_for)
         print(f"    {label:<20} {seconds:7.2f} s   {cards} cards, {with_data} with data")
         totals.append((label, seconds))
+
+    pool = ReportWorkers(store.url, Config(tuple(configs)), args.workers)
+    try:
+        pool.warm_up()
+        # each process's first report pays its imports and connection (not measured): as in
+        # ``kpibot run``, whose workers have answered commands before a scheduler pass
+        pool.map(team_cards, ANCHOR, [(configs[-1], PERIODS[0][1](configs[-1].zone))] * pool.count)
+        print(
+            f"\n3) The same in {pool.count} report worker processes side by side (as the "
+            "scheduler computes a pass's digests)"
+        )
+        parallel: list[tuple[str, float]] = []
+        for label, period_for in PERIODS:
+            seconds, cards, with_data = all_teams_in_workers(pool, configs, period_for)
+            print(f"    {label:<20} {seconds:7.2f} s   {cards} cards, {with_data} with data")
+            parallel.append((label, seconds))
+        worker_rss = children_peak_rss_mb()
+    finally:
+        pool.close()
 
     if args.profile:
         label, metric_id, _ = max(singles, key=lambda r: r[2])
@@ -1243,9 +1303,24 @@ def measure(args: argparse.Namespace, store: BenchStore) -> int:
         )
     for label, seconds in totals:
         figures.append(
-            Figure(f"all KPIs x all {len(configs)} teams ({label})", seconds, "s", all_target)
+            Figure(
+                f"all KPIs x all {len(configs)} teams ({label}), one process",
+                seconds,
+                "s",
+                all_target,
+            )
+        )
+    for label, seconds in parallel:
+        figures.append(
+            Figure(
+                f"all KPIs x all {len(configs)} teams ({label}), {args.workers} workers",
+                seconds,
+                "s",
+                all_target,
+            )
         )
     figures.append(Figure("peak memory of this process (ru_maxrss)", peak_rss_mb(), "MB", 500))
+    figures.append(Figure("peak memory of a report worker (ru_maxrss)", worker_rss, "MB", 500))
     engine.dispose()
 
     print(benchdb.speed_line("\nMachine speed after the reports"))
