@@ -426,3 +426,39 @@ def test_lead_time_counts_only_merged_prs_of_the_teams_repositories_a_deployment
     w45 = period("2026-W45")
     assert [p.number for p in eng.deployed_prs(w45)] == [1]
     assert eng.value("lead-time", w45).n == 1
+
+
+def test_pr_rows_of_a_selection_of_the_prs_themselves_read_them_without_a_look_up(
+    session: Session,
+):
+    """``pr_rows`` applies a selection of ``pull_requests.id`` from ``pull_requests`` alone
+    (``merged_pr_ids``, ids) as its own WHERE clause, not as ``id IN (subquery)``: the same
+    rows, one index range instead of a primary-key look-up per PR. Selections of other
+    tables or joins stay subqueries."""
+    from sqlalchemy import select
+
+    from bot.store.models import PullRequest
+
+    _team_with_history(session)
+    pr(session, number=3, created=T("2026-11-05 08:00"), merged=None)  # open: never a row
+    session.commit()
+    start, end = datetime(2026, 9, 1), datetime(2026, 12, 1)
+    repo = session.scalar(select(PullRequest.repository_id))
+    assert repo is not None
+    own = q.merged_pr_ids([repo], start, end)
+    all_ids = select(PullRequest.id).where(PullRequest.number > 0)
+    for selection, expected in ((own, 2), (all_ids, 2)):
+        reads = _statements(session, lambda s=selection: q.pr_rows(session, s))
+        assert len(reads) == 1 and reads[0].count("FROM pull_requests") == 1, reads
+        flat = q.pr_rows(session, selection)
+        # DISTINCT keeps the same selection a subquery
+        nested = q.pr_rows(session, selection.distinct())
+        assert [tuple(r) for r in flat] == [tuple(r) for r in nested] and len(flat) == expected
+    # a selection through another table is kept as a subquery
+    tid = team_id(session)
+    other = q.team_merged_pr_ids(tid, start, end)
+    reads = _statements(session, lambda: q.pr_rows(session, other))
+    assert "IN (SELECT team_pull_requests.pull_request_id" in " ".join(reads).replace("\n", " ")
+    for kept in (own.limit(1), own.distinct()):
+        reads = _statements(session, lambda k=kept: q.pr_rows(session, k))
+        assert reads[0].count("FROM pull_requests") == 2, reads
