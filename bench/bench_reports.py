@@ -17,7 +17,9 @@
    memory does not count towards the report process's peak.
 2. Measures one ``build_card`` per KPI for the busiest team (a fresh ``TeamEngine`` per KPI),
    for the last 28 days and the last complete month; every KPI of every team (one engine per
-   team, as a digest does); and the peak resident memory of the measuring process.
+   team, as a digest does), in this process and then in ``--workers`` report worker processes
+   side by side (``ReportWorkers.map``, as a scheduler pass computes its digests); and the
+   peak resident memory of the measuring process and of the largest worker.
    Each figure is printed with its target and PASS/FAIL; the exit status is 1 when one fails.
 
 ``--profile`` prints a cProfile of the slowest single report and of the all-teams pass.
