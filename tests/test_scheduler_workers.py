@@ -289,3 +289,74 @@ def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db
     assert sorted(keys) == sorted(f"digest:{sid}:{_week_key(when)}" for sid in sids)
     if (os.cpu_count() or 1) > 1:
         assert "computed 2 digests in" in err and "report worker processes" in err, err
+
+
+# ------------------------------------------------------------------ threshold alerts
+
+
+def _alert_rows(f) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    from sqlalchemy import select
+
+    from bot.store.models import AlertEvent, AlertState
+
+    with f() as s:
+        states = [
+            (r.team_id, r.kpi, r.status, r.crossed_at, r.evaluated_at)
+            for r in s.scalars(select(AlertState).order_by(AlertState.team_id, AlertState.kpi))
+        ]
+        events = [
+            (r.team_id, r.kpi, r.evaluated_at, r.crossing, r.value, r.n)
+            for r in s.scalars(select(AlertEvent).order_by(AlertEvent.team_id, AlertEvent.kpi))
+        ]
+    return states, events
+
+
+def test_the_teams_due_at_once_are_evaluated_in_the_workers_as_one_process_would(demo, db_url):
+    """Every demo team alerting on two KPIs, all due at once: the evaluations are computed in
+    the worker processes, one team per computation, and the states (and crossings) stored
+    are exactly those of an evaluation in one process."""
+    from sqlalchemy import delete
+
+    from bot.scheduler.alerts import AlertJobs
+    from bot.store.models import AlertEvent, AlertState
+
+    f, config = demo
+    from dataclasses import replace
+
+    teams = tuple(
+        replace(t, alerts={"cycle-time": True, "review-coverage": True}) for t in config.teams
+    )
+    alerting = Config(teams)
+    later = NOW + timedelta(days=1)  # 09:00 of every team's zone within a day of it
+
+    def evaluate(workers: ReportWorkers | None) -> int:
+        jobs = AlertJobs(
+            f,
+            alerting,
+            {},
+            holder="test",
+            grace=timedelta(days=1),
+            claim_ttl=timedelta(minutes=10),
+            history_margin=timedelta(hours=1),
+            workers=workers,
+        )
+        return jobs.evaluate(later)
+
+    pool = ReportWorkers(db_url, alerting, 2)
+    try:
+        found = evaluate(pool)
+        assert sum(pool.computed_in.values()) == len(teams)
+        assert os.getpid() not in pool.computed_in
+        in_workers = _alert_rows(f)
+        assert len(in_workers[0]) == 2 * len(teams)
+        # stored once: evaluating again the same day computes and stores nothing
+        assert evaluate(pool) == 0 and sum(pool.computed_in.values()) == len(teams)
+        assert _alert_rows(f) == in_workers
+    finally:
+        pool.close()
+    with f() as s:
+        s.execute(delete(AlertEvent))
+        s.execute(delete(AlertState))
+        s.commit()
+    assert evaluate(None) == found
+    assert _alert_rows(f) == in_workers

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -46,6 +46,9 @@ from bot.store import alerts as store
 from bot.store import channels, digest_runs
 from bot.store.models import AlertDelivery, AlertEvent, Team
 from bot.store.session import aware
+
+if TYPE_CHECKING:
+    from bot.chat.workers import ReportWorkers
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -188,8 +191,12 @@ class AlertJobs:
         claim_ttl: timedelta,
         history_margin: timedelta,
         at: DailyTime | None = None,
+        workers: ReportWorkers | None = None,
     ) -> None:
         self.factory = factory
+        # the report worker processes of ``kpibot run``: the teams due at once are evaluated
+        # there side by side (``_compute_ahead``); without them, one after the other here
+        self.workers = workers
         self._config = config
         self.posters = posters
         self.holder = holder
@@ -212,24 +219,71 @@ class AlertJobs:
     def evaluate(self, now: datetime) -> int:
         """Run the evaluations due at ``now``; returns the crossings stored to be sent."""
         found = 0
+        due: list[tuple[TeamConfig, int, datetime, list[str]]] = []
         for team, team_id, fire in daily_due(self.factory, self.config, self.at, now, self.grace):
             with self.factory() as s:
-                kpis = store.enabled(team.alerts, store.chat_settings(s, team_id))
+                kpis = [
+                    kpi
+                    for kpi in store.enabled(team.alerts, store.chat_settings(s, team_id))
+                    if not _evaluated(store.state(s, team_id, kpi), fire)
+                ]
+            if kpis:
+                due.append((team, team_id, fire, kpis))
+        ahead = self._compute_ahead(due, now)
+        for team, team_id, fire, kpis in due:
             for kpi in kpis:
                 try:
-                    found += self._evaluate(team, team_id, kpi, fire)
+                    found += self._evaluate(team, team_id, kpi, fire, ahead.get((team_id, kpi)))
                 except KpibotError as exc:
                     log.warning("alert on %s of %s not evaluated: %s", kpi, team.name, exc)
         return found
 
-    def _evaluate(self, team: TeamConfig, team_id: int, kpi: str, fire: datetime) -> int:
+    def _compute_ahead(
+        self, due: list[tuple[TeamConfig, int, datetime, list[str]]], now: datetime
+    ) -> dict[tuple[int, str], reports.Evaluation]:
+        """The evaluations of the teams due at once, computed in the report worker processes
+        side by side (one team, all its KPIs, per computation); the rule is then stepped and
+        stored here, in order. What the workers cannot compute is computed here (and a KPI
+        that cannot be evaluated is logged there, as before)."""
+        if self.workers is None or len(due) < 2:
+            return {}
+        results = self.workers.map(
+            evaluations_in_worker, now, [(team, kpis, fire) for team, _, fire, kpis in due]
+        )
+        out: dict[tuple[int, str], reports.Evaluation] = {}
+        failed = 0
+        for (_, team_id, _, kpis), result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                failed += 1
+                continue
+            for kpi in kpis:
+                if kpi in result:
+                    out[team_id, kpi] = result[kpi]
+        if failed:
+            log.warning(
+                "the alerts of %d of %d teams failed in the report workers; evaluating them here",
+                failed,
+                len(due),
+            )
+        return out
+
+    def _evaluate(
+        self,
+        team: TeamConfig,
+        team_id: int,
+        kpi: str,
+        fire: datetime,
+        ev: reports.Evaluation | None = None,
+    ) -> int:
+        """Step the rule with the evaluation of ``kpi`` at ``fire`` (``ev``, computed ahead,
+        or computed here) and store it, unless that evaluation is stored already."""
+        target = team.target_for(kpi)
         with self.factory() as s:
             before = store.state(s, team_id, kpi)
-            if before.evaluated_at is not None and before.evaluated_at >= fire:
+            if _evaluated(before, fire):
                 return 0
-            target = team.target_for(kpi)
-            engine = TeamEngine(s, team)
-            ev = reports.evaluate(engine, kpi, [fire], target)[0]
+            if ev is None:
+                ev = reports.evaluate(TeamEngine(s, team), kpi, [fire], target)[0]
         after, crossing = rule.step(before.state, ev.seen, fire)
         sent = None
         if crossing is not None and crossing.sent:
@@ -311,6 +365,29 @@ class AlertJobs:
             team.timezone,
             basis,
         )
+
+
+def _evaluated(stored: store.Stored, fire: datetime) -> bool:
+    """Whether the evaluation due at ``fire`` is stored already (at most once a day)."""
+    return stored.evaluated_at is not None and stored.evaluated_at >= fire
+
+
+def evaluations_in_worker(
+    team: TeamConfig, kpis: list[str], fire: datetime
+) -> dict[str, reports.Evaluation]:
+    """In a report worker process: the evaluation at ``fire`` of each of the team's ``kpis``
+    with one engine (``ReportWorkers.map``); a KPI that cannot be evaluated is left out."""
+    from bot.chat import workers
+
+    out: dict[str, reports.Evaluation] = {}
+    with workers.sessions()() as session:
+        engine = TeamEngine(session, team)
+        for kpi in kpis:
+            try:
+                out[kpi] = reports.evaluate(engine, kpi, [fire], team.target_for(kpi))[0]
+            except KpibotError:
+                continue  # evaluated again by the scheduler, which logs why it cannot
+    return out
 
 
 def _rollup_line(alert: reports.Alert) -> str:

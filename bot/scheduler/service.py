@@ -82,6 +82,7 @@ class SchedulerService:
             grace=self.options.grace,
             claim_ttl=self.options.claim_ttl,
             history_margin=self.options.history_margin,
+            workers=workers,
         )
         self.agreements = AgreementJobs(
             factory,
