@@ -99,8 +99,10 @@ class BenchStore:
             if self.is_sqlite:
                 return int(conn.execute(text("PRAGMA user_version")).scalar_one())
             comment = conn.execute(
-                text("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace "
-                     "WHERE nspname = :s"),
+                text(
+                    "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace "
+                    "WHERE nspname = :s"
+                ),
                 {"s": self.schema},
             ).scalar_one_or_none()
         return int(comment) if comment and str(comment).isdigit() else 0

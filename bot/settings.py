@@ -1169,6 +1169,7 @@ class _Checker:
             )
             self.add(key, f"unknown metric '{key.value}' in {where}.{hint}")
             return None
+
     def agreements(self, node: yaml.Node, label: str) -> Agreements | None:
         """``agreements: {first_review_within: 4h, pr_size_under: 400, open_pr_idle_for: 3d}``;
         every problem on its line."""

@@ -148,9 +148,7 @@ def test_another_workspaces_person_cannot_change_an_item(kpi, db_url):
     kpi.slack.wait_for("chat.postMessage")
     item = _items(db_url)[0]
     kpi.slack.add_user("U0GUESTADMIN", admin=True, team=PARTNER)
-    _r, url = kpi.click(
-        "item_done", f"{item.id}|open", user="U0GUESTADMIN", workspace=PARTNER
-    )
+    _r, url = kpi.click("item_done", f"{item.id}|open", user="U0GUESTADMIN", workspace=PARTNER)
     assert "another organisation" in kpi.answer(url).text_of()
     assert _items(db_url)[0].completed_on is None
 
@@ -183,9 +181,7 @@ def test_only_the_mapper_an_admin_or_a_lead_may_remap_a_channel(kpi, db_url):
     assert _mapping(db_url, OTHER) == mapped
     assert "now belongs to *payments*" in _text(kpi, "team set payments", channel=OTHER)
     kpi.slack.add_user("U0ADMIN", admin=True)
-    assert "now belongs to *mobile*" in _text(
-        kpi, "team set mobile", channel=OTHER, user="U0ADMIN"
-    )
+    assert "now belongs to *mobile*" in _text(kpi, "team set mobile", channel=OTHER, user="U0ADMIN")
     assert _mapping(db_url, OTHER) == (mapped[0], "U0ADMIN")
 
 

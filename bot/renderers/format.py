@@ -492,6 +492,8 @@ def day_list(moments: Sequence[datetime], timezone: str) -> str:
     """``Oct 2, Oct 20, Nov 14`` in the team's zone."""
     zone = ZoneInfo(timezone)
     return ", ".join(f"{m.astimezone(zone):%b} {m.astimezone(zone).day}" for m in moments)
+
+
 def as_of(t: datetime | None) -> str:
     """A report's freshness: "data as of 2026-11-20 09:00 UTC" (METRICS.md, Freshness)."""
     if t is None:
