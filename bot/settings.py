@@ -86,6 +86,7 @@ class Settings:
     opsgenie_api_url: str = "https://api.opsgenie.com"
     http_threads: int = 64  # HTTP mode: requests served at once
     http_connections: int = 500  # HTTP mode: open connections before new ones wait
+    report_workers: int | None = None  # report worker processes; None: one per core
     teams_app_id: str | None = None
     teams_app_password: str | None = None
     teams_tenant_id: str | None = None  # set: only this tenant may use the bot
@@ -166,6 +167,7 @@ ENV_NAMES = {
     "opsgenie_api_url": "OPSGENIE_API_URL",
     "http_threads": "KPIBOT_HTTP_THREADS",
     "http_connections": "KPIBOT_HTTP_CONNECTIONS",
+    "report_workers": "KPIBOT_REPORT_WORKERS",
     "teams_app_id": "TEAMS_APP_ID",
     "teams_app_password": "TEAMS_APP_PASSWORD",
     "teams_tenant_id": "TEAMS_TENANT_ID",
@@ -175,7 +177,7 @@ ENV_NAMES = {
     "teams_admins": "TEAMS_ADMINS",
     "public_url": "KPIBOT_PUBLIC_URL",
 }
-COUNT_LIMITS = {"http_threads": 1000, "http_connections": 10_000}
+COUNT_LIMITS = {"http_threads": 1000, "http_connections": 10_000, "report_workers": 64}
 TEAMS_URLS = {
     "teams_api_url": DEFAULT_TEAMS_API_URL,
     "teams_openid_url": DEFAULT_TEAMS_OPENID_URL,

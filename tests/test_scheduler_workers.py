@@ -228,9 +228,11 @@ def test_map_stops_submitting_when_told(pool):
     assert len(calls) == 1  # asked once: after it said no, nothing more to ask
 
 
-def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db_url):
+@pytest.mark.parametrize("count", ["2", "1"])
+def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db_url, count):
     """``kpibot run --mode scheduler`` as a user runs it: two teams due at once, computed in
-    the worker processes it starts (the log says so), each posted once."""
+    the worker processes it starts (the log says so), each posted once; with
+    ``KPIBOT_REPORT_WORKERS=1`` it starts none and computes them itself."""
     import signal
     import subprocess
     import sys
@@ -263,6 +265,7 @@ def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db
             SLACK_API_URL=slack.api_url,
             KPIBOT_SYNC_INTERVAL="off",
             KPIBOT_LOG_LEVEL="INFO",
+            KPIBOT_REPORT_WORKERS=count,
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--mode", "scheduler"],
@@ -287,8 +290,28 @@ def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db
     eng.dispose()
     assert proc.returncode == 0, err
     assert sorted(keys) == sorted(f"digest:{sid}:{_week_key(when)}" for sid in sids)
-    if (os.cpu_count() or 1) > 1:
-        assert "computed 2 digests in" in err and "report worker processes" in err, err
+    if count == "2":
+        assert "computed 2 digests in 2 report worker processes" in err, err
+    else:
+        assert "report worker" not in err, err
+
+
+def test_the_number_of_report_workers_from_the_environment():
+    from bot.chat.workers import default_count
+    from bot.errors import ConfigError
+    from bot.settings import Settings, load_env_settings
+
+    s = load_env_settings({"KPIBOT_REPORT_WORKERS": "3"}, dotenv_path=None)
+    assert s.report_workers == 3 and default_count(s) == 3
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert Settings().report_workers is None and default_count(Settings()) == cores
+    for raw in ("0", "many", "65"):
+        with pytest.raises(ConfigError) as exc:
+            load_env_settings({"KPIBOT_REPORT_WORKERS": raw}, dotenv_path=None)
+        assert (
+            str(exc.value)
+            == f"KPIBOT_REPORT_WORKERS must be a whole number from 1 to 64, not '{raw}'"
+        )
 
 
 # ------------------------------------------------------------------ threshold alerts

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.renderers.mrkdwn import GITHUB_COM, Links
 from bot.runtime import tune_gc
-from bot.settings import Config
+from bot.settings import Config, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -149,7 +149,13 @@ def _run(fn: Callable[..., Any], args: tuple[Any, ...], now: datetime) -> tuple[
 T = TypeVar("T")
 
 
-def default_count() -> int:
+def default_count(settings: Settings | None = None) -> int:
+    """The number of report worker processes: ``KPIBOT_REPORT_WORKERS`` when set, else one
+    per core this process may run on (a container's CPU set, not the host's cores)."""
+    if settings is not None and settings.report_workers:
+        return settings.report_workers
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
 
 

@@ -181,15 +181,16 @@ def run_blocking(
     out: Callable[[str], None],
 ) -> int:
     """``kpibot run --mode scheduler``: the scheduler alone, until SIGTERM or Ctrl+C. With
-    more than one core it starts report worker processes of its own (one per core), which
-    compute a pass's digests side by side."""
+    more than one core (or ``KPIBOT_REPORT_WORKERS`` above 1) it starts report worker
+    processes of its own, which compute a pass's digests and alert evaluations side by side."""
     from bot.chat.workers import ReportWorkers, default_count
 
     cached = _cached(config)
     cached()
+    count = default_count(settings)
     workers = (
-        ReportWorkers(settings.database_url, cached(), default_count(), Links.of(settings))
-        if default_count() > 1
+        ReportWorkers(settings.database_url, cached(), count, Links.of(settings))
+        if count > 1
         else None
     )
     try:

@@ -618,13 +618,13 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if slack:
         from bot.slack.app import create_app
 
-        kpi = create_app(settings, mode=mode, report_workers=default_count())
+        kpi = create_app(settings, mode=mode, report_workers=default_count(settings))
         workers = kpi.workers
     elif teams:  # no Slack app to share its report workers: Teams starts its own
         from bot.renderers.mrkdwn import Links
 
         workers = ReportWorkers(
-            settings.database_url, ctx.config(), default_count(), Links.of(settings)
+            settings.database_url, ctx.config(), default_count(settings), Links.of(settings)
         )
         workers.warm_up()
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # how platforms stop
