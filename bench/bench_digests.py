@@ -9,8 +9,10 @@
    digest and half to the monthly lagging one, with action items for every team.
 3. Renders every digest those subscriptions are due (the scheduler renders a team's digest once
    per period and shares it between its channels), then runs the scheduler's whole pass
-   (claims, rendering, posting to a loopback fake Slack, recording) and prints both times, the
-   slowest digest, the largest message and the peak memory. Exit status 1 when a target fails.
+   (claims, rendering, posting to a loopback fake Slack, recording), then the same pass again
+   with the digests computed in ``--workers`` report worker processes side by side (as
+   ``kpibot run`` computes them), and prints the times, the slowest digest, the largest
+   message and the peak memory. Exit status 1 when a target fails.
 
 The subscriptions, action items and digest runs it adds are removed again at the end.
 """
@@ -35,8 +37,14 @@ import benchdb  # noqa: E402
 from sqlalchemy import delete, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from bot.chat.workers import ReportWorkers, default_count  # noqa: E402
 from bot.metrics.periods import Period  # noqa: E402
-from bot.scheduler.jobs import DigestJobs, SchedulerOptions, render_digest  # noqa: E402
+from bot.scheduler.jobs import (  # noqa: E402
+    DigestJobs,
+    SchedulerOptions,
+    digest_in_worker,
+    render_digest,
+)
 from bot.scheduler.posting import RetryPolicy, SlackPoster  # noqa: E402
 from bot.settings import Config, TeamConfig  # noqa: E402
 from bot.store import subscriptions as subs  # noqa: E402
@@ -58,9 +66,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--deployments", type=int, default=20_000)
     ap.add_argument("--incidents", type=int, default=2_000)
     ap.add_argument("--subscriptions", type=int, default=500)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=default_count(),
+        help="report worker processes of the third pass (default: one per core, %(default)s)",
+    )
     args = ap.parse_args(argv)
-    if args.subscriptions < 1 or args.teams < 1:
-        ap.error("--subscriptions and --teams must be positive")
+    if args.subscriptions < 1 or args.teams < 1 or args.workers < 1:
+        ap.error("--subscriptions, --teams and --workers must be positive")
     return args
 
 
@@ -188,6 +202,31 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
             )
             again = jobs.run_due(NOW + timedelta(minutes=1))
             print(f"   a second pass right after posts {len(again)} (exactly once)")
+
+            # 3) the same pass with the digests computed in report worker processes side by
+            #    side, as kpibot run (and --mode scheduler) computes them
+            with factory() as s:
+                s.execute(delete(DigestRun).where(DigestRun.subscription_id.in_(sub_ids)))
+                s.commit()
+            pool = ReportWorkers(store.url, config, args.workers)
+            try:
+                pool.warm_up()
+                # each process's first digest pays its imports, the chart library's too (not
+                # measured: kpibot run's workers are warm by the time a pass is due)
+                monthly = [v for v in distinct.values() if v[1] == "monthly"]
+                warm = [(monthly or list(distinct.values()))[0]] * pool.count
+                pool.map(digest_in_worker, NOW, warm)
+                jobs_w = DigestJobs(factory, config, poster, options=options, workers=pool)
+                t0 = time.perf_counter()
+                outcomes_w = jobs_w.run_due(NOW)
+                workers_s = time.perf_counter() - t0
+            finally:
+                pool.close()
+            posted_w = sum(o.status == "posted" for o in outcomes_w)
+            print(
+                f"3) the same pass, digests computed in {pool.count} report worker processes: "
+                f"{posted_w} of {len(outcomes_w)} posted in {workers_s:.2f} s"
+            )
     finally:
         with factory() as s:
             clean(s)
@@ -195,9 +234,10 @@ def measure(args: argparse.Namespace, store: benchdb.BenchStore) -> int:
     figures = [
         br.Figure("render every digest due (500 subscriptions)", render_s, "s", 60),
         br.Figure("scheduler pass incl. posting and recording", pass_s, "s", 60),
+        br.Figure(f"the same pass, digests in {args.workers} report workers", workers_s, "s", 60),
         br.Figure("peak memory of this process (ru_maxrss)", br.peak_rss_mb(), "MB", 500),
     ]
-    ok = posted == len(sub_ids) and not again
+    ok = posted == len(sub_ids) == posted_w and not again
     print("\nSummary (targets for a 2-core machine)")
     for f in figures:
         print(f.line())

@@ -61,10 +61,17 @@ def _posted(slack: SchedulerSlack) -> dict[str, dict[str, object]]:
 
 
 def test_a_pass_computes_its_digests_in_the_workers_and_posts_what_one_process_would(
-    demo, db_url, caplog
+    demo, db_url, caplog, monkeypatch
 ):
     f, config = demo
     caplog.set_level(logging.INFO, logger="kpibot.scheduler")
+    from bot.scheduler import jobs as jobs_module
+
+    drawn_here: list[object] = []
+    real_charts = jobs_module.digest_charts
+    monkeypatch.setattr(
+        jobs_module, "digest_charts", lambda d: drawn_here.append(d) or real_charts(d)
+    )
     workers = ReportWorkers(db_url, config, 2)
     workers.warm_up()  # both processes ready, so that both take a share
     try:
@@ -98,6 +105,11 @@ def test_a_pass_computes_its_digests_in_the_workers_and_posts_what_one_process_w
                 assert json.dumps(posted[o.channel], sort_keys=True) == json.dumps(
                     {"text": here["text"], "blocks": here["blocks"]}, sort_keys=True
                 )
+            # the monthly digests' charts were drawn in the workers and posted in each thread
+            monthly = [o for o in outcomes if o.kind == "monthly"]
+            assert len(slack.calls_to("files.completeUploadExternal")) == len(monthly) > 0
+            assert all(bytes(b).startswith(b"\x89PNG") for b in slack.uploads.values())
+            assert drawn_here == []  # none drawn in the scheduler's process
             # exactly once: the next pass posts nothing and computes nothing
             assert jobs.run_due(NOW + timedelta(minutes=1)) == []
             assert sum(workers.computed_in.values()) == 2 * len(config.teams)

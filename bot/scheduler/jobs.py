@@ -116,13 +116,16 @@ def build_digest(
     return build_monthly(engine, period, now_naive)
 
 
-def digest_in_worker(team: TeamConfig, kind: str, period: Period) -> WeeklyDigest | MonthlyDigest:
+def digest_in_worker(
+    team: TeamConfig, kind: str, period: Period
+) -> tuple[WeeklyDigest | MonthlyDigest, tuple[Upload, ...]]:
     """In a report worker process: :func:`build_digest` on the worker's store, as of the
-    moment the scheduler passed (``ReportWorkers.map``)."""
+    moment the scheduler passed (``ReportWorkers.map``), with its charts drawn."""
     from bot.chat import workers
 
     with workers.sessions()() as session:
-        return build_digest(session, team, kind, period, workers.now())
+        digest = build_digest(session, team, kind, period, workers.now())
+    return digest, digest_charts(digest)
 
 
 def render_digest(
@@ -275,9 +278,10 @@ class DigestJobs:
         now: datetime,
         renders: _Renders,
     ) -> bool:
-        """Compute the pass's digests in the report worker processes side by side (one per
-        team, kind and period, as ``_message`` shares them), before the posts: a pass of many
-        teams takes the time of the slowest worker's share instead of the sum. A digest that
+        """Compute the pass's digests and draw their charts in the report worker processes
+        side by side (one per team, kind and period, as ``_message`` shares them), before the
+        posts: a pass of many teams takes the time of the slowest worker's share instead of
+        the sum, and none of it runs in the process serving the chat apps. A digest that
         fails there is computed again here when it is posted (and fails there as it would).
         False when the lease was lost meanwhile: the pass stops."""
         if self.workers is None:
@@ -311,7 +315,7 @@ class DigestJobs:
             if isinstance(result, BaseException):
                 failed += 1
             else:
-                renders.digests[key] = result
+                renders.digests[key], renders.charts[key] = result
         if failed and alive:
             log.warning(
                 "%d of %d digests failed in the report workers; computing them here",
