@@ -245,7 +245,7 @@ class AlertJobs:
         side by side (one team, all its KPIs, per computation); the rule is then stepped and
         stored here, in order. What the workers cannot compute is computed here (and a KPI
         that cannot be evaluated is logged there, as before)."""
-        if self.workers is None or len(due) < 2:
+        if self.workers is None or not due:
             return {}
         results = self.workers.map(
             evaluations_in_worker, now, [(team, kpis, fire) for team, _, fire, kpis in due]

@@ -291,8 +291,10 @@ class DigestJobs:
             if now - fire > self.options.grace or sub.platform not in self.posters:
                 continue  # settled without posting, or not posted by this process
             wanted.setdefault(("", team.name, sub.kind, period.key), (team, sub.kind, period))
-        if len(wanted) < 2:
-            return True  # one digest: no faster in a worker than here
+        if not wanted:
+            return True
+        # even one: a digest computed here would hold the interpreter of the process that
+        # acknowledges the chat platforms for its whole computation
         alive = True
 
         def keep_going() -> bool:
