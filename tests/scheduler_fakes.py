@@ -5,9 +5,14 @@ between Slack accepting a message and the process recording it)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -196,3 +201,54 @@ def offline_posters() -> dict[str, Poster]:
             Connector("app-id", "app-password", f"{nowhere}/token"), service_url=nowhere
         ),
     }
+
+
+# --- the scheduler as a user runs it -----------------------------------------------------------
+
+
+def scheduler_env(db_url: str, slack: FakeSlack, config: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``kpibot run --mode scheduler`` process posting to ``slack``
+    (none of this process's own Slack or kpibot settings)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KPIBOT_"))}
+    env.update(
+        DATABASE_URL=db_url,
+        KPIBOT_CONFIG=str(config),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_API_URL=slack.api_url,
+        **extra,
+    )
+    return env
+
+
+def start_scheduler(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """``kpibot run --mode scheduler`` in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--mode", "scheduler"],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def run_scheduler_until_posted(
+    env: dict[str, str], cwd: Path, slack: SchedulerSlack, posts: int, timeout: float = 60
+) -> tuple[int, str, str]:
+    """Run ``kpibot run --mode scheduler`` until ``slack`` keeps ``posts`` messages, then stop
+    it as a platform does (SIGTERM); (exit code, stdout, stderr)."""
+    proc = start_scheduler(env, cwd)
+    try:
+        deadline = time.monotonic() + timeout
+        while len(slack.keys()) < posts:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(
+                    f"the scheduler posted {len(slack.keys())} of {posts}:\n{out}\n{err[-4000:]}"
+                )
+            time.sleep(0.2)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err

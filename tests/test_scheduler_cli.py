@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +17,13 @@ from bot.store.models import DigestRun, DigestSubscription, SchedulerLease
 from bot.store.session import make_engine, session_factory
 from bot.surfaces.cli import main
 from tests.fakes.slack import BOT_TOKEN
-from tests.scheduler_fakes import SchedulerSlack, setup_org, subscribe
+from tests.scheduler_fakes import (
+    SchedulerSlack,
+    run_scheduler_until_posted,
+    scheduler_env,
+    setup_org,
+    subscribe,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-11-20T12:00:00Z"
@@ -236,33 +238,9 @@ def test_run_mode_scheduler_posts_a_due_digest_and_stops_cleanly(tmp_path, db_ur
         f, ids["ops"], "C0OPS0001", "weekly", datetime.now(UTC) - timedelta(days=8),
         schedule=when,
     )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KPIBOT_"))}
-    env.update(
-        DATABASE_URL=db_url,
-        KPIBOT_CONFIG=str(path),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_API_URL=slack.api_url,
-        KPIBOT_SYNC_INTERVAL="off",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--mode", "scheduler"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not slack.posted.wait(0.2):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                out, err = proc.communicate()
-                raise AssertionError(f"the scheduler posted nothing:\n{out}\n{err[-4000:]}")
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    env = scheduler_env(db_url, slack, path, KPIBOT_SYNC_INTERVAL="off")
+    code, out, err = run_scheduler_until_posted(env, tmp_path, slack, 1)
+    assert code == 0, err
     assert "kpibot scheduler" in out and "stopped" in out
     assert slack.keys() == [f"digest:{sid}:{_week_key(when)}"]
     with f() as s:

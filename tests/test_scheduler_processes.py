@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,8 +15,7 @@ from bot.settings import load_config
 from bot.store.models import DigestRun, SchedulerLease
 from bot.store.session import session_factory
 from tests.fakes.server import FakeResponse
-from tests.fakes.slack import BOT_TOKEN
-from tests.scheduler_fakes import SchedulerSlack, runs, setup_org, subscribe
+from tests.scheduler_fakes import SchedulerSlack, runs, scheduler_env, setup_org, subscribe
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """\
@@ -33,16 +31,7 @@ BEFORE = datetime(2026, 10, 20, 12, tzinfo=UTC)
 
 
 def _env(db_url: str, slack: SchedulerSlack, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KPIBOT_"))}
-    env.update(
-        DATABASE_URL=db_url,
-        KPIBOT_CONFIG=str(config),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_API_URL=slack.api_url,
-        PYTHONPATH=str(ROOT),
-        KPIBOT_LOG_LEVEL="INFO",
-    )
-    return env
+    return scheduler_env(db_url, slack, config, PYTHONPATH=str(ROOT), KPIBOT_LOG_LEVEL="INFO")
 
 
 @pytest.fixture

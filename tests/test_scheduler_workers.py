@@ -19,8 +19,14 @@ from bot.settings import Config, load_config
 from bot.store.session import make_engine, session_factory
 from bot.store.teams import sync_teams
 from bot.surfaces.cli import main
-from tests.fakes.slack import BOT_TOKEN
-from tests.scheduler_fakes import SchedulerSlack, poster_for, runs, subscribe
+from tests.scheduler_fakes import (
+    SchedulerSlack,
+    poster_for,
+    run_scheduler_until_posted,
+    runs,
+    scheduler_env,
+    subscribe,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # Monday: every weekly digest is due
 
@@ -47,6 +53,17 @@ def demo(tmp_path, db_url, monkeypatch, capsys):
         subscribe(f, ids[team.name], f"C0TWO{n:04d}", "weekly", before)
     yield f, config
     eng.dispose()
+
+
+def _jobs(f, config: Config, slack: SchedulerSlack, workers: ReportWorkers) -> DigestJobs:
+    """The scheduler's digest jobs with every demo subscription due at ``NOW``."""
+    return DigestJobs(
+        f,
+        config,
+        poster_for(slack),
+        options=SchedulerOptions(grace=timedelta(days=40)),
+        workers=workers,
+    )
 
 
 def _posted(slack: SchedulerSlack) -> dict[str, dict[str, object]]:
@@ -76,13 +93,7 @@ def test_a_pass_computes_its_digests_in_the_workers_and_posts_what_one_process_w
     workers.warm_up()  # both processes ready, so that both take a share
     try:
         with SchedulerSlack() as slack:
-            jobs = DigestJobs(
-                f,
-                config,
-                poster_for(slack),
-                options=SchedulerOptions(grace=timedelta(days=40)),
-                workers=workers,
-            )
+            jobs = _jobs(f, config, slack, workers)
             outcomes = jobs.run_due(NOW)
             n_subs = 3 * len(config.teams)
             assert [o.status for o in outcomes] == ["posted"] * n_subs
@@ -135,13 +146,7 @@ def test_digests_the_workers_cannot_compute_are_computed_in_the_scheduler(demo, 
     workers = ReportWorkers(broken, config, 2)
     try:
         with SchedulerSlack() as slack:
-            jobs = DigestJobs(
-                f,
-                config,
-                poster_for(slack),
-                options=SchedulerOptions(grace=timedelta(days=40)),
-                workers=workers,
-            )
+            jobs = _jobs(f, config, slack, workers)
             outcomes = jobs.run_due(NOW)
             assert [o.status for o in outcomes] == ["posted"] * (3 * len(config.teams))
             assert len(slack.keys()) == 3 * len(config.teams)
@@ -158,13 +163,7 @@ def test_a_pass_stops_computing_when_another_scheduler_took_the_lease(demo, db_u
     workers = ReportWorkers(db_url, config, 1)
     try:
         with SchedulerSlack() as slack:
-            jobs = DigestJobs(
-                f,
-                config,
-                poster_for(slack),
-                options=SchedulerOptions(grace=timedelta(days=40)),
-                workers=workers,
-            )
+            jobs = _jobs(f, config, slack, workers)
             asked: list[int] = []
 
             def lost() -> bool:
@@ -245,9 +244,6 @@ def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db
     """``kpibot run --mode scheduler`` as a user runs it: two teams due at once, computed in
     the worker processes it starts (the log says so), each posted once; with
     ``KPIBOT_REPORT_WORKERS=1`` it starts none and computes them itself."""
-    import signal
-    import subprocess
-    import sys
 
     from tests.test_scheduler_cli import _due_now_schedule, _week_key
 
@@ -269,38 +265,18 @@ def test_scheduler_mode_computes_a_pass_in_its_own_worker_processes(tmp_path, db
         subscribe(f, ids["web"], "C0WEB0001", "weekly", before, schedule=when),
     ]
     with SchedulerSlack() as slack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KPIBOT_"))}
-        env.update(
-            DATABASE_URL=db_url,
-            KPIBOT_CONFIG=str(path),
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_API_URL=slack.api_url,
+        env = scheduler_env(
+            db_url,
+            slack,
+            path,
             KPIBOT_SYNC_INTERVAL="off",
             KPIBOT_LOG_LEVEL="INFO",
             KPIBOT_REPORT_WORKERS=count,
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--mode", "scheduler"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 90
-            while len(slack.keys()) < 2:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    out, err = proc.communicate()
-                    raise AssertionError(f"not both posted:\n{out}\n{err[-4000:]}")
-                time.sleep(0.2)
-            time.sleep(0.2)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        code, _, err = run_scheduler_until_posted(env, tmp_path, slack, 2, timeout=90)
         keys = slack.keys()
     eng.dispose()
-    assert proc.returncode == 0, err
+    assert code == 0, err
     assert sorted(keys) == sorted(f"digest:{sid}:{_week_key(when)}" for sid in sids)
     if count == "2":
         assert "computed 2 digests in 2 report worker processes" in err, err
