@@ -371,3 +371,71 @@ def test_the_teams_due_at_once_are_evaluated_in_the_workers_as_one_process_would
         s.commit()
     assert evaluate(None) == found
     assert _alert_rows(f) == in_workers
+
+
+# ------------------------------------------------------------------ working agreements
+
+
+def _breach_rows(f) -> list[tuple[object, ...]]:
+    from sqlalchemy import select
+
+    from bot.store.models import AgreementBreach
+
+    with f() as s:
+        return [
+            (r.team_id, r.pull_request_id, r.agreement, r.since, r.seen_at, r.status, r.resolved_at)
+            for r in s.scalars(
+                select(AgreementBreach).order_by(
+                    AgreementBreach.team_id,
+                    AgreementBreach.pull_request_id,
+                    AgreementBreach.agreement,
+                )
+            )
+        ]
+
+
+def test_the_teams_agreements_are_checked_in_the_workers_as_one_process_would(demo, db_url):
+    """Every demo team with the three agreements: a pass checks each team in the worker
+    processes (one team per computation; the breaches stored there), and the breaches are
+    exactly those a check in one process stores. After a sync every team is checked there
+    again."""
+    from dataclasses import replace
+
+    from sqlalchemy import delete
+
+    from bot.scheduler.agreements import AgreementJobs
+    from bot.settings import Agreements
+    from bot.store.models import AgreementBreach
+
+    f, config = demo
+    agreed = Config(
+        tuple(
+            replace(
+                t,
+                agreements=Agreements(
+                    first_review_within=4 * 3600, pr_size_under=400, open_pr_idle_for=3 * 86400
+                ),
+            )
+            for t in config.teams
+        )
+    )
+    pool = ReportWorkers(db_url, agreed, 2)
+    try:
+        jobs = AgreementJobs(f, agreed, {}, workers=pool)
+        jobs.run_due(NOW)
+        assert sum(pool.computed_in.values()) == len(agreed.teams)
+        assert os.getpid() not in pool.computed_in
+        in_workers = _breach_rows(f)
+        assert in_workers, "the demo has PRs in breach"
+        jobs.run_due(NOW + timedelta(minutes=5))  # checked 5 minutes ago: not again
+        assert sum(pool.computed_in.values()) == len(agreed.teams)
+        jobs.check_all(NOW + timedelta(minutes=6))  # after a sync: every team, there
+        assert sum(pool.computed_in.values()) == 2 * len(agreed.teams)
+        assert _breach_rows(f) == in_workers
+    finally:
+        pool.close()
+    with f() as s:
+        s.execute(delete(AgreementBreach))
+        s.commit()
+    AgreementJobs(f, agreed, {}).run_due(NOW)
+    assert _breach_rows(f) == in_workers

@@ -4,7 +4,8 @@ daily roll-up (09:00 team time) of what is still open.
 :class:`AgreementJobs` works for a given ``now`` (tests drive it with a simulated clock):
 
 - every ``check_every`` (15 minutes) it checks each team's agreements
-  (:func:`bot.reports.agreements.check_team`; the sync and the webhooks check too);
+  (:func:`bot.reports.agreements.check_team`; the sync and the webhooks check too), in the
+  report worker processes side by side when it has them;
 - each pass announces the team's new breaches in one message per conversation of the team
   (the conversations mapped to it, subscribed for it, and its ``channel`` in kpibot.yml),
   each PR at most once per agreement: the breaches are claimed under one notice key, the
@@ -21,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +45,9 @@ from bot.store import agreements as store
 from bot.store import channels, population
 from bot.store.models import Team
 from bot.store.session import utc
+
+if TYPE_CHECKING:
+    from bot.chat.workers import ReportWorkers
 
 log = logging.getLogger("kpibot.scheduler")
 
@@ -72,8 +77,12 @@ class AgreementJobs:
         rollup_time: DailyTime | None = None,
         grace: timedelta = timedelta(hours=12),
         monotonic: Callable[[], float] = time.monotonic,
+        workers: ReportWorkers | None = None,
     ) -> None:
         self.factory = factory
+        # the report worker processes of ``kpibot run``: the teams due for a check are
+        # checked there side by side (``_check_ahead``); without them, one after the other
+        self.workers = workers
         self._config = config
         self.posters = posters
         self.links = links
@@ -97,10 +106,11 @@ class AgreementJobs:
     def run_due(self, now: datetime) -> None:
         """One pass: check the teams whose last check is ``check_every`` old, announce new
         breaches, post due roll-ups."""
-        for team, team_id in self._teams():
+        teams = self._teams()
+        self._check_ahead([t for t, _ in teams if self._check_due(t, now)], now)
+        for team, team_id in teams:
             try:
-                last = self._checked.get(team.name)
-                if last is None or now - last >= self.check_every:
+                if self._check_due(team, now):  # not checked in the workers: here
                     self.check(team, now)
                 self.announce(team, team_id, now)
                 self.rollup(team, team_id, now)
@@ -109,8 +119,29 @@ class AgreementJobs:
 
     def check_all(self, now: datetime) -> None:
         """Check every team now (after a sync)."""
-        for team, _ in self._teams():
-            self.check(team, now)
+        teams = [t for t, _ in self._teams()]
+        done = self._check_ahead(teams, now)
+        for team in teams:
+            if team.name not in done:
+                self.check(team, now)
+
+    def _check_due(self, team: TeamConfig, now: datetime) -> bool:
+        last = self._checked.get(team.name)
+        return last is None or now - last >= self.check_every
+
+    def _check_ahead(self, teams: list[TeamConfig], now: datetime) -> set[str]:
+        """Check ``teams`` in the report worker processes side by side (each check stores
+        its breaches there); returns the names of the teams checked. The others (no workers,
+        or a check that failed there) are checked here, which logs why one cannot be."""
+        if self.workers is None or not teams:
+            return set()
+        results = self.workers.map(check_in_worker, now, [(t, utc(now)) for t in teams])
+        done = set()
+        for team, result in zip(teams, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._checked[team.name] = now
+                done.add(team.name)
+        return done
 
     def check(self, team: TeamConfig, now: datetime) -> list[Breach]:
         try:
@@ -296,6 +327,17 @@ class AgreementJobs:
                     budget.rolled_up(s, folded_ids, now)
                     s.commit()
         return posts
+
+
+def check_in_worker(team: TeamConfig, now: datetime) -> int:
+    """In a report worker process: :func:`check_team` on the worker's store, committed;
+    returns how many breaches hold (``ReportWorkers.map``)."""
+    from bot.chat import workers
+
+    with workers.sessions()() as session:
+        found = check_team(session, team, now)
+        session.commit()
+    return len(found)
 
 
 def _summary(team: TeamConfig, items: list[Breach]) -> str:

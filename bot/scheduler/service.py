@@ -91,6 +91,7 @@ class SchedulerService:
             links=Links.of(settings),
             rollup_time=self.options.reminder_time,
             grace=self.options.grace,
+            workers=workers,
         )
         self.factory = factory
         self.scheduler: BaseScheduler | None = None
