@@ -223,6 +223,18 @@ def test_a_command_during_a_batch_waits_for_one_computation_not_the_batch(pool):
     assert waited < 0.8 < total, (waited, total)
 
 
+def test_a_batch_leaves_the_estimate_commands_are_admitted_by(pool):
+    """A digest takes several cards' time: the batch's computations occupy the workers but
+    do not move the mean time of a report that commands are admitted (or answered busy) by."""
+    from bot.chat.workers import FIRST_ESTIMATE
+
+    now = datetime.now(UTC)
+    assert pool.map(time.sleep, now, [(0.6,)] * 2) == [None, None]
+    assert pool.seconds_per_report == FIRST_ESTIMATE
+    pool.submit(time.sleep, now, 0.6).result(timeout=10)  # a command's report counts
+    assert pool.seconds_per_report > FIRST_ESTIMATE
+
+
 def test_map_stops_submitting_when_told(pool):
     now = datetime.now(UTC)
     calls: list[int] = []

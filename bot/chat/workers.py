@@ -199,6 +199,9 @@ class ReportWorkers:
         self.answer_budget = answer_budget
         self.seconds_per_report = FIRST_ESTIMATE  # moving mean of the reports' compute times
         self.computed_in: Counter[int] = Counter()
+        # the futures of ``map``'s computations: they occupy the workers like any report, but
+        # a digest takes several cards' time, so they stay out of ``seconds_per_report``
+        self._batch: set[Future[Any]] = set()
         self._delivery = ThreadPoolExecutor(
             max_workers=DELIVERY_THREADS, thread_name_prefix="kpibot-report"
         )
@@ -259,7 +262,7 @@ class ReportWorkers:
                 if nxt is None:
                     return
                 i, args = nxt
-                pending[self._submit(_run, (fn, args, now), bounded=False)] = i
+                pending[self._submit(_run, (fn, args, now), bounded=False, batch=True)] = i
 
         fill()
         while pending:
@@ -289,7 +292,12 @@ class ReportWorkers:
             return max(0, self._in_flight - self.count)
 
     def _submit(
-        self, fn: Callable[..., tuple[int, float, Any]], args: tuple[Any, ...], *, bounded: bool
+        self,
+        fn: Callable[..., tuple[int, float, Any]],
+        args: tuple[Any, ...],
+        *,
+        bounded: bool,
+        batch: bool = False,
     ) -> Future[Any]:
         with self._lock:
             waiting = max(0, self._in_flight - self.count)
@@ -317,12 +325,16 @@ class ReportWorkers:
                 )
             self._in_flight += 1
         outer: Future[Any] = Future()
+        if batch:
+            with self._lock:
+                self._batch.add(outer)
         outer.add_done_callback(self._release)
         self._attempt(outer, fn, args, retry=True)
         return outer
 
-    def _release(self, _done: Future[Any]) -> None:
+    def _release(self, done: Future[Any]) -> None:
         with self._lock:
+            self._batch.discard(done)
             self._in_flight -= 1
 
     def _attempt(
@@ -377,7 +389,8 @@ class ReportWorkers:
             pid, seconds, result = inner.result()
             with self._lock:
                 self.computed_in[pid] += 1
-                self.seconds_per_report += 0.2 * (seconds - self.seconds_per_report)
+                if outer not in self._batch:  # a digest or a check is no command's estimate
+                    self.seconds_per_report += 0.2 * (seconds - self.seconds_per_report)
             outer.set_result(result)
 
     def _rebuild(self, broken: ProcessPoolExecutor) -> bool:
