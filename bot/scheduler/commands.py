@@ -166,7 +166,8 @@ def start_in_background(
     workers: ReportWorkers | None = None,
 ) -> Callable[[], None]:
     """The scheduler in a background thread of ``kpibot run``; returns its stop function.
-    ``workers``: the chat apps' report worker processes, which compute a pass's digests."""
+    ``workers``: the chat apps' report worker processes, which compute a pass's digests,
+    alert evaluations and agreement checks."""
     config()  # fail early on a broken kpibot.yml
     service = make_service(settings, factory, _cached(config), workers=workers)
     service.run(blocking=False)
@@ -182,47 +183,36 @@ def run_blocking(
 ) -> int:
     """``kpibot run --mode scheduler``: the scheduler alone, until SIGTERM or Ctrl+C. With
     more than one core (or ``KPIBOT_REPORT_WORKERS`` above 1) it starts report worker
-    processes of its own, which compute a pass's digests and alert evaluations side by side."""
+    processes of its own, which compute a pass's digests, alert evaluations and agreement
+    checks side by side."""
     from bot.chat.workers import ReportWorkers, default_count
 
     cached = _cached(config)
-    cached()
+    cfg = cached()  # fail early on a broken kpibot.yml
     count = default_count(settings)
     workers = (
-        ReportWorkers(settings.database_url, cached(), count, Links.of(settings))
-        if count > 1
-        else None
+        ReportWorkers(settings.database_url, cfg, count, Links.of(settings)) if count > 1 else None
     )
     try:
-        return _run_blocking(settings, factory, cached, out, workers)
+        service = make_service(settings, factory, cached, workers=workers)
+        opts = service.options
+        sync = "off" if opts.sync_every is None else f"every {_span(opts.sync_every)}"
+        out(
+            f"kpibot scheduler {service.holder}: digests and reminders (grace "
+            f"{_span(opts.grace)}), sync {sync}; press Ctrl+C to stop"
+        )
+
+        def _term(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(0)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _term)
+        service.run(blocking=True)
+        out("kpibot scheduler stopped")
+        return 0
     finally:
         if workers is not None:
             workers.close()
-
-
-def _run_blocking(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    config: Callable[[], Config],
-    out: Callable[[str], None],
-    workers: ReportWorkers | None,
-) -> int:
-    service = make_service(settings, factory, config, workers=workers)
-    opts = service.options
-    sync = "off" if opts.sync_every is None else f"every {_span(opts.sync_every)}"
-    out(
-        f"kpibot scheduler {service.holder}: digests and reminders (grace "
-        f"{_span(opts.grace)}), sync {sync}; press Ctrl+C to stop"
-    )
-
-    def _term(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _term)
-    service.run(blocking=True)
-    out("kpibot scheduler stopped")
-    return 0
 
 
 def _cached(config: Callable[[], Config]) -> Callable[[], Config]:

@@ -288,7 +288,7 @@ class DigestJobs:
             return True
         wanted: dict[tuple[str, str, str, str], tuple[TeamConfig, str, Period]] = {}
         for sub, team, fire, period in due:
-            if now - fire > self.options.grace or sub.platform not in self.posters:
+            if self._past_grace(fire, now) or sub.platform not in self.posters:
                 continue  # settled without posting, or not posted by this process
             wanted.setdefault(("", team.name, sub.kind, period.key), (team, sub.kind, period))
         if not wanted:
@@ -326,6 +326,11 @@ class DigestJobs:
             )
         return alive
 
+    def _past_grace(self, fire: datetime, now: datetime) -> bool:
+        """Whether a digest due at ``fire`` is too late to post at ``now`` (it is settled
+        without posting: skipped, or found where an earlier attempt posted it)."""
+        return now - fire > self.options.grace
+
     def _alive(self) -> bool:
         if self.keep_alive is None or self.keep_alive():
             return True
@@ -342,7 +347,7 @@ class DigestJobs:
         renders: _Renders,
     ) -> Outcome:
         late = now - fire
-        if late > self.options.grace:
+        if self._past_grace(fire, now):
             with self.factory() as s:
                 run = digest_runs.digest_run(s, sub.id, period.key)
             if run is None:
