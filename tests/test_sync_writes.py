@@ -90,6 +90,46 @@ def test_pull_requests_reviews_files_are_upserted_once(session):
     assert [tuple(s) for s in states] == [("r1", "DISMISSED", True), ("r2", "APPROVED", False)]
 
 
+def test_a_page_read_before_a_newer_event_does_not_overwrite_it(session):
+    """The rule of ``bot.ingest.rules.pull_request_delivery_wins`` holds for the sync's
+    batched writes as for a webhook's: an older page of a PR stored after a newer event
+    changes nothing but what no payload takes away."""
+    rid = writes.upsert_repository(session, "acme/api")
+    newer = pr(3, title="retitled after the merge", updated_at=T0.replace(hour=14))
+    (pid,) = writes.upsert_pull_requests(session, rid, [newer]).values()
+    older = pr(
+        3,
+        title="PR 3",
+        state="open",
+        merged_at=None,
+        closed_at=None,
+        merge_commit_sha=None,
+        updated_at=T0.replace(hour=11),
+        ready_at=T0.replace(hour=9, minute=30),
+        was_draft=True,
+    )
+    writes.upsert_pull_requests(session, rid, [older])
+    session.commit()
+    session.expire_all()
+    row = session.get(PullRequest, pid)
+    assert row is not None
+    assert (row.title, row.state, row.merged_at, row.updated_at) == (
+        "retitled after the merge",
+        "merged",
+        T0.replace(hour=12),
+        T0.replace(hour=14),
+    )
+    assert (row.ready_at, row.was_draft) == (T0.replace(hour=9, minute=30), True)
+    # a newer page takes over again, a merge time it lacks included (never undone)
+    writes.upsert_pull_requests(
+        session, rid, [pr(3, title="final", merged_at=None, updated_at=T0.replace(hour=15))]
+    )
+    session.commit()
+    session.expire_all()
+    row = session.get(PullRequest, pid)
+    assert row is not None and (row.title, row.merged_at) == ("final", T0.replace(hour=12))
+
+
 def test_deployments_commits_and_derive(session):
     rid = writes.upsert_repository(session, "acme/api")
     a, b, c = "a" * 40, "b" * 40, "c" * 40

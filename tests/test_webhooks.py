@@ -299,6 +299,104 @@ def test_github_pull_request_and_reviews(server, session):
     assert (review.state, review.dismissed) == ("DISMISSED", True)
 
 
+def _pr_event(name: str, **changes: Any) -> bytes:
+    """An octokit ``pull_request`` example with its pull request's fields changed."""
+    body = json.loads(octokit(f"pull_request/{name}.payload.json"))
+    body["pull_request"].update(changes)
+    return json.dumps(body).encode()
+
+
+MERGED = {
+    "state": "closed",
+    "merged": True,
+    "merged_at": "2019-05-15T16:00:00Z",
+    "closed_at": "2019-05-15T16:00:00Z",
+    "updated_at": "2019-05-15T16:00:00Z",
+    "merge_commit_sha": "c4295bd74fb0f4fda03689c3df3f2803b658fd85",
+    "title": "Merged title",
+}
+
+
+def _pr(session) -> PullRequest:
+    session.expire_all()
+    return session.scalars(select(PullRequest)).one()
+
+
+def test_late_pull_request_events_never_unmerge_or_reopen(server, session):
+    """GitHub delivers events out of order and redelivers old ones: an older payload stored
+    after a newer one changes nothing but what no payload takes away (the earliest
+    ready-for-review time); one of the same second never moves the PR back."""
+    assert gh(server, "pull_request", _pr_event("closed", **MERGED)).json()["stored"]
+    merged = _pr(session)
+    assert (merged.state, merged.merged_at.isoformat()) == ("merged", "2019-05-15T16:00:00")
+    # an older "synchronize" (open, no merge, 15:20:33) and "ready_for_review" (15:21:18)
+    for late in ("synchronize", "ready_for_review"):
+        r = gh(server, "pull_request", octokit(f"pull_request/{late}.payload.json"))
+        assert r.status_code == 200, r.text
+    pr = _pr(session)
+    assert (pr.state, pr.title, pr.merge_commit_sha) == (
+        "merged",
+        "Merged title",
+        MERGED["merge_commit_sha"],
+    )
+    assert (pr.merged_at.isoformat(), pr.updated_at.isoformat()) == (
+        "2019-05-15T16:00:00",
+        "2019-05-15T16:00:00",
+    )
+    assert pr.ready_at is not None and pr.ready_at.isoformat() == "2019-05-15T15:21:18"
+    # a label added in the second of the merge, delivered after it: still merged
+    same_second = _pr_event("labeled", updated_at=MERGED["updated_at"], title="Labelled")
+    gh(server, "pull_request", same_second)
+    assert (_pr(session).state, _pr(session).merged_at) == ("merged", merged.merged_at)
+    # a newer payload still changes what it may (a retitle after the merge)
+    gh(
+        server,
+        "pull_request",
+        _pr_event(
+            "closed", **{**MERGED, "title": "Retitled", "updated_at": "2019-05-16T08:00:00Z"}
+        ),
+    )
+    pr = _pr(session)
+    assert (pr.state, pr.title, pr.merged_at) == ("merged", "Retitled", merged.merged_at)
+
+
+def test_a_pull_request_reopened_later_is_open_again_but_not_by_an_older_open(server, session):
+    closed = {
+        "state": "closed",
+        "closed_at": "2019-05-15T16:00:00Z",
+        "updated_at": "2019-05-15T16:00:00Z",
+    }
+    gh(server, "pull_request", _pr_event("closed", **closed))
+    gh(server, "pull_request", octokit("pull_request/opened.payload.json"))  # 15:20:33, late
+    assert (_pr(session).state, _pr(session).closed_at.isoformat()) == (
+        "closed",
+        "2019-05-15T16:00:00",
+    )
+    gh(server, "pull_request", _pr_event("reopened", updated_at="2019-05-15T17:00:00Z"))
+    assert (_pr(session).state, _pr(session).closed_at) == ("open", None)
+    gh(server, "pull_request", _pr_event("closed", **closed))  # the close, redelivered
+    assert _pr(session).state == "open"
+
+
+def test_a_late_review_event_does_not_undo_its_dismissal(server, session):
+    from bot.store.models import PullRequest as PR
+
+    submitted = json.loads(octokit("pull_request_review/submitted.payload.json"))
+    submitted["review"]["state"] = "approved"
+    submitted["review"]["user"]["login"] = "a-reviewer"  # not the PR's author
+    approved = json.dumps(submitted).encode()
+    dismissed = octokit("pull_request_review/dismissed.payload.json")
+    assert json.loads(dismissed)["review"]["id"] == submitted["review"]["id"]
+    gh(server, "pull_request_review", approved)
+    assert _pr(session).first_approval_at is not None
+    gh(server, "pull_request_review", dismissed)
+    gh(server, "pull_request_review", approved)  # the approval, delivered late
+    session.expire_all()
+    review = session.scalars(select(Review)).one()
+    assert (review.state, review.dismissed) == ("DISMISSED", True)
+    assert session.scalars(select(PR.first_approval_at)).one() is None
+
+
 def test_github_review_before_its_pull_request(server, session):
     r = gh(server, "pull_request_review", octokit("pull_request_review/submitted.payload.json"))
     assert r.status_code == 200

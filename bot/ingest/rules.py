@@ -39,7 +39,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_
+from sqlalchemy import ColumnElement, and_, case, not_, or_
 
 from bot.metrics.patterns import PathFilter
 from bot.settings import GitHubDeployments, GitHubIssueIncidents, TeamConfig, WorkflowDeployments
@@ -313,6 +313,43 @@ def earliest(a: Any, b: Any) -> ColumnElement[Any]:
     """SQL: the earlier of two nullable times (NULL only when both are); a pull request's
     ready-for-review time is the earliest one any delivery or page told."""
     return case((a.is_(None), b), (b.is_(None), a), (a < b, a), else_=b)
+
+
+def _pr_progress(state: Any) -> ColumnElement[int]:
+    """How far along a pull request's state is: open, then closed, then merged."""
+    return case((state == "merged", 2), (state == "closed", 1), else_=0)
+
+
+def pull_request_delivery_wins(stored: Any, incoming: Any) -> ColumnElement[bool]:
+    """SQL: True when an incoming payload of a stored pull request (a webhook event, a sync
+    page, the pull request a review event carries) may replace its state.
+
+    It may when it is newer (``updated_at``), or as new and no further back (open, closed,
+    merged: a label added as the PR merges is an event of the same second, and the two arrive
+    in either order). GitHub delivers events out of order and redelivers old ones on request:
+    an older ``synchronize`` delivered after the merge must not reopen or unmerge the PR, nor
+    a sync page read just before a newer event was stored. A row or payload without an update
+    time wins (nothing to order it by). What no payload takes away, whichever wins: the
+    earliest ready-for-review time, the first commit, having been a draft, and the merge time
+    (a winning payload without one keeps the stored one: a merge is never undone).
+    """
+    return or_(
+        stored.updated_at.is_(None),
+        incoming.updated_at.is_(None),
+        incoming.updated_at > stored.updated_at,
+        and_(
+            incoming.updated_at == stored.updated_at,
+            _pr_progress(incoming.state) >= _pr_progress(stored.state),
+        ),
+    )
+
+
+def review_delivery_wins(stored: Any, incoming: Any) -> ColumnElement[bool]:
+    """SQL: True when an incoming payload of a stored review may replace it: a dismissal is
+    final (GitHub cannot undo one), so a dismissed review takes nothing but another
+    dismissal; a ``submitted`` or ``edited`` event delivered after the ``dismissed`` one
+    does not bring the approval back."""
+    return or_(not_(stored.dismissed), incoming.dismissed)
 
 
 #: (pull request id, reviewer's login, provider says bot, state, submitted at, dismissed): a

@@ -52,15 +52,21 @@ a stored merged PR or new commit, is marked for ``bot.store.derive`` to recomput
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.ingest.rules import deployment_delivery_wins, earliest, incident_resolution
+from bot.ingest.rules import (
+    deployment_delivery_wins,
+    earliest,
+    incident_resolution,
+    pull_request_delivery_wins,
+    review_delivery_wins,
+)
 from bot.store import pr_summary
 from bot.store.models import (
     Commit,
@@ -165,14 +171,20 @@ def _upsert(
     rows: Sequence[dict[str, Any]],
     keys: Sequence[str],
     extra_set: dict[str, Any] | None = None,
+    wins: Callable[[Any, Any], ColumnElement[bool]] | None = None,
 ) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE every other given column."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other given column; with ``wins`` (a
+    rule of ``bot.ingest.rules`` over the stored and the incoming row) a stored row takes an
+    incoming value only where the rule holds. ``extra_set`` columns follow their own rules."""
     if not rows:
         return
     for chunk in _chunks(rows):
         stmt = _insert(session, table).values(list(chunk))
         cols = [c for c in chunk[0] if c not in keys]
         set_: dict[str, Any] = {c: stmt.excluded[c] for c in cols}
+        if wins is not None:
+            takes = wins(table.c, stmt.excluded)
+            set_ = {c: case((takes, value), else_=table.c[c]) for c, value in set_.items()}
         if extra_set:
             set_.update({k: v(stmt) if callable(v) else v for k, v in extra_set.items()})
         if set_:
@@ -291,7 +303,18 @@ def upsert_pull_requests(
                 stmt.excluded.first_commit_at, stored.first_commit_at
             ),
             "was_draft": lambda stmt: or_(stored.was_draft, stmt.excluded.was_draft),
+            # a merge is never undone: a winning payload without a merge time keeps it
+            "merged_at": lambda stmt: case(
+                (
+                    pull_request_delivery_wins(stored, stmt.excluded),
+                    func.coalesce(stmt.excluded.merged_at, stored.merged_at),
+                ),
+                else_=stored.merged_at,
+            ),
         },
+        # an older payload (a late or redelivered event, a page read before a newer event
+        # was stored) changes nothing else
+        wins=pull_request_delivery_wins,
     )
     ids: dict[int, int] = {}
     numbers = [r.number for r in prs]
@@ -369,6 +392,7 @@ def _upsert_review_rows(session: Session, rows: Sequence[dict[str, Any]]) -> Non
         table,
         _dedupe(rows, KEYS["reviews"]),
         KEYS["reviews"],
+        wins=review_delivery_wins,  # a dismissal is final
     )
 
 
