@@ -139,33 +139,21 @@ def main() -> int:
         cwd = Path(tmp)
         env = user_environment(None if store.is_sqlite else store.url)
         run_once([*kpibot, "demo", "--as-of", AS_OF], cwd, env)
-        url = store.url
         py = sys.executable
+
+        def timed(label: str, cmd: list[str]) -> Timing:
+            return measure(label, cmd, cwd, env, args.runs)
+
         print(f"start-up on {store.label}; {args.runs} runs each after one uncounted run")
         timings = [
-            measure("interpreter (python -c pass)", [py, "-c", "pass"], cwd, env, args.runs),
-            measure(
+            timed("interpreter (python -c pass)", [py, "-c", "pass"]),
+            timed(
                 "floor: SQLAlchemy ORM import, connect, one query",
-                [py, "-c", orm_floor_code(url)],
-                cwd,
-                env,
-                args.runs,
+                [py, "-c", orm_floor_code(store.url)],
             ),
-            measure(
-                "import pydantic, yaml, dotenv",
-                [py, "-c", "import pydantic, yaml, dotenv"],
-                cwd,
-                env,
-                args.runs,
-            ),
-            measure("kpibot --help", [*kpibot, "--help"], cwd, env, args.runs),
-            measure(
-                "kpibot report cycle-time",
-                [*kpibot, "report", "cycle-time"],
-                cwd,
-                env,
-                args.runs,
-            ),
+            timed("import pydantic, yaml, dotenv", [py, "-c", "import pydantic, yaml, dotenv"]),
+            timed("kpibot --help", [*kpibot, "--help"]),
+            timed("kpibot report cycle-time", [*kpibot, "report", "cycle-time"]),
         ]
     width = max(len(t.label) for t in timings)
     print(f"{'':{width}}  wall best  wall p50  cpu best")

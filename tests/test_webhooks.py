@@ -379,8 +379,6 @@ def test_a_pull_request_reopened_later_is_open_again_but_not_by_an_older_open(se
 
 
 def test_a_late_review_event_does_not_undo_its_dismissal(server, session):
-    from bot.store.models import PullRequest as PR
-
     submitted = json.loads(octokit("pull_request_review/submitted.payload.json"))
     submitted["review"]["state"] = "approved"
     submitted["review"]["user"]["login"] = "a-reviewer"  # not the PR's author
@@ -394,7 +392,7 @@ def test_a_late_review_event_does_not_undo_its_dismissal(server, session):
     session.expire_all()
     review = session.scalars(select(Review)).one()
     assert (review.state, review.dismissed) == ("DISMISSED", True)
-    assert session.scalars(select(PR.first_approval_at)).one() is None
+    assert _pr(session).first_approval_at is None
 
 
 def test_github_review_before_its_pull_request(server, session):
